@@ -1,0 +1,62 @@
+// The storage backend: the only door between bobsled and the disk. Two implementations
+// share this interface: real files (file-storage.ts) and a seeded simulated disk
+// (sim-storage.ts) that can lose, tear and reorder unsynced writes.
+//
+// Every name is relative to the database folder and uses '/' separators ("log",
+// "blobs/42"). Implementations reject names that escape the folder.
+// Errors: operations reject with the typed errors of ../errors.ts (IoError, DiskFullError,
+// PermissionError, ...) carrying the OS error as `cause`; never with a bare string.
+
+/** What the caller wants from openFile. */
+export type OpenMode =
+  /** Existing file, read only. ENOENT → rejects with IoError whose syscallCode is 'ENOENT'. */
+  | 'read'
+  /** Existing file, read and write. */
+  | 'readwrite'
+  /** New file only (O_CREAT|O_EXCL, mode 0600 unless the storage was given another mode). */
+  | 'create'
+  /** Create if missing, else open read-write. */
+  | 'createOrOpen'
+
+export interface StorageFile {
+  readonly name: string
+  /** Reads up to `length` bytes at `position`; returns the count (short only at end of file). */
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>
+  /** Writes all `length` bytes at `position`, looping on short writes. */
+  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void>
+  /** fdatasync: every write that completed before this call began is durable when it resolves. */
+  datasync(): Promise<void>
+  /** Sets the size; bytes past the old end read as zeros. Not durable until datasync. */
+  truncate(sizeBytes: number): Promise<void>
+  size(): Promise<number>
+  close(): Promise<void>
+}
+
+/** Held while a database is open; release() lets the next opener in. */
+export interface StorageLock {
+  release(): Promise<void>
+}
+
+export interface Storage {
+  /** Human-readable location, for error messages. */
+  readonly location: string
+  /** Creates the database folder (0700) if missing and syncs its parent. Idempotent. */
+  ensureRoot(): Promise<void>
+  openFile(name: string, mode: OpenMode): Promise<StorageFile>
+  exists(name: string): Promise<boolean>
+  /** Names of the entries of a folder ('' is the database folder), sorted. */
+  list(dir: string): Promise<string[]>
+  /** Creates a sub-folder (0700); no error if it exists. Not durable until syncDir(parent). */
+  mkdir(name: string): Promise<void>
+  /** Atomic replace. Not durable until syncDir of the folder. */
+  rename(from: string, to: string): Promise<void>
+  /** Not durable until syncDir of the folder. */
+  unlink(name: string): Promise<void>
+  /** Makes creates, renames and unlinks inside the folder durable ('' = database folder). */
+  syncDir(dir: string): Promise<void>
+  /**
+   * Takes the exclusive lock on the database folder, or rejects with DatabaseLockedError
+   * (holder in this process or another). A holder killed with SIGKILL never blocks this.
+   */
+  lock(): Promise<StorageLock>
+}

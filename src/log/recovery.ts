@@ -1,0 +1,331 @@
+// Recovery: from the bytes of the log file to a trusted end of the log. This is the one
+// place that decides what on disk is believed; docs/RECOVERY.md explains it in prose.
+//
+// Decision table (evaluated in this order):
+//
+// | situation                                                        | decision                                   |
+// |------------------------------------------------------------------|--------------------------------------------|
+// | slot header: CRC ok, but other log id / segment size / version   | CorruptionError (foreign or mixed segment) |
+// | two slots claim the same segment LSN                             | CorruptionError                            |
+// | slot header fails its CRC (zeroed, never written, or torn)       | slot is not part of the log                |
+// | gap in segment LSNs at g, some later segment exists, g ≤ witness | CorruptionError (a durable segment lost)   |
+// | gap at g above the witness                                       | log ends at g; later segments are stale    |
+// | message invalid at LSN x ≤ witness                               | CorruptionError (damage below the witness) |
+// | message invalid at LSN x > witness                               | torn tail: the log ends at x               |
+// | Cap, or red zone reached                                         | continue with the next segment             |
+// | batch manifest whose last byte lies at or past the end           | log ends at the manifest (batch dropped)   |
+// | end of log below the witness                                     | CorruptionError                            |
+//
+// The witness is the highest stable LSN recorded durably: every segment header carries the
+// public stable LSN of its opening, Witness messages carry it mid-segment, and a clean close
+// writes one last Witness. Only bytes above it may be treated as a torn tail.
+//
+// After deciding, recovery makes the on-disk state match the decision before any new write:
+// the rest of the end segment and every slot outside the log are zeroed (when not already
+// zero) and datasynced, so stale messages can never be read as part of a later log.
+
+import { CorruptionError } from '../errors.js'
+import type { StorageFile } from '../io/storage.js'
+import { assert } from '../util/assert.js'
+import type { Conf } from './conf.js'
+import type { Failpoints } from './failpoints.js'
+import {
+  BLOB_POINTER_BODY_BYTES,
+  decodeSegmentHeader,
+  FORMAT_VERSION,
+  MessageKind,
+  RED_ZONE_BYTES,
+  readU64,
+  SEGMENT_HEADER_BYTES,
+  U64_BODY_BYTES,
+} from './format.js'
+import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
+
+export interface SegmentSlot {
+  baseLsn: number
+  slot: number
+}
+
+export interface RecoveredBlob {
+  id: number
+  lsn: number
+}
+
+export interface RecoveredLog {
+  /** LSN of the next byte to write; every byte below it is durable and valid. */
+  nextLsn: number
+  /** Segments of the log in LSN order (the last may be the active one). */
+  segments: SegmentSlot[]
+  /** Slots not holding any segment of the log (all zero on disk after recovery). */
+  freeSlots: number[]
+  slotCount: number
+  /** Highest durably witnessed stable LSN. */
+  witnessLsn: number
+  /** True when nextLsn lies inside the last segment with room for more messages. */
+  continuesLastSegment: boolean
+  blobs: RecoveredBlob[]
+  records: number
+  recordBytes: number
+  /** Segments zeroed or rewritten because they lay beyond the end. */
+  zeroedSlots: number
+}
+
+interface SlotInfo {
+  slot: number
+  baseLsn: number
+  maxStableLsn: number
+}
+
+export async function recoverLog(
+  file: StorageFile,
+  fileLabel: string,
+  conf: Conf,
+  failpoints: Failpoints,
+): Promise<RecoveredLog> {
+  const S = conf.segmentBytes
+  const size = await file.size()
+  const slotCount = Math.floor(size / S) + (size % S >= SEGMENT_HEADER_BYTES ? 1 : 0)
+
+  // 1. Header scan.
+  const headers = await readHeaders(file, slotCount, S)
+  const valid: SlotInfo[] = []
+  const invalidSlots: number[] = []
+  for (let slot = 0; slot < slotCount; slot++) {
+    const check = decodeSegmentHeader(headers, slot * SEGMENT_HEADER_BYTES)
+    if (!check.ok) {
+      invalidSlots.push(slot)
+      continue
+    }
+    const h = check.header
+    const where = { file: fileLabel, offset: slot * S }
+    if (h.logId !== conf.logId) throw new CorruptionError(`segment slot ${slot} belongs to another log`, where)
+    if (h.segmentBytes !== S || h.formatVersion !== FORMAT_VERSION || h.baseLsn % S !== 0) {
+      throw new CorruptionError(`segment slot ${slot} has a header that does not match conf`, where)
+    }
+    valid.push({ slot, baseLsn: h.baseLsn, maxStableLsn: h.maxStableLsn })
+  }
+  valid.sort((a, b) => a.baseLsn - b.baseLsn)
+  let witness = -1
+  for (let i = 0; i < valid.length; i++) {
+    const v = valid[i] as SlotInfo
+    if (i > 0 && (valid[i - 1] as SlotInfo).baseLsn === v.baseLsn) {
+      throw new CorruptionError(`two segment slots claim LSN ${v.baseLsn}`, { file: fileLabel, lsn: v.baseLsn })
+    }
+    witness = Math.max(witness, v.maxStableLsn)
+  }
+
+  // 2. The chain of consecutive segments; a gap below the witness is a lost durable segment.
+  const chain: SlotInfo[] = []
+  const stale: number[] = []
+  for (const v of valid) {
+    const prev = chain[chain.length - 1]
+    if (stale.length === 0 && (prev === undefined || v.baseLsn === prev.baseLsn + S)) {
+      chain.push(v)
+      continue
+    }
+    if (stale.length === 0 && prev !== undefined && prev.baseLsn + S <= witness) {
+      const gap = prev.baseLsn + S
+      throw new CorruptionError(`segment at LSN ${gap} is missing below the durable witness ${witness}`, {
+        file: fileLabel,
+        lsn: gap,
+      })
+    }
+    stale.push(v.slot)
+  }
+
+  // 3. Message scan, with read-ahead of the next segment.
+  const msg = newParsedMessage()
+  const blobs: RecoveredBlob[] = []
+  let records = 0
+  let recordBytes = 0
+  let end = chain.length === 0 ? 0 : (chain[0] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
+  let endChainIndex = chain.length - 1
+  let endsInside = false
+  let endImage: Uint8Array | undefined
+  let endAt = 0
+  // The last manifest seen and the counters before it, for cutting a torn batch.
+  let manifest: { lsn: number; peg: number; records: number; recordBytes: number; blobs: number } | undefined
+  let next = chain.length > 0 ? readSegment(file, (chain[0] as SlotInfo).slot, S) : undefined
+  scan: for (let i = 0; i < chain.length; i++) {
+    const seg = chain[i] as SlotInfo
+    const image = await (next as Promise<Uint8Array>)
+    next = i + 1 < chain.length ? readSegment(file, (chain[i + 1] as SlotInfo).slot, S) : undefined
+    const segmentNumber = seg.baseLsn / S
+    let at = SEGMENT_HEADER_BYTES
+    for (;;) {
+      const r = parseMessage(image, at, S, S, segmentNumber, msg)
+      if (r === Parse.EndOfSegment) {
+        end = seg.baseLsn + S
+        break
+      }
+      const lsn = seg.baseLsn + at
+      if (r === Parse.Corrupt) {
+        if (lsn <= witness) {
+          throw new CorruptionError(
+            `log damaged at LSN ${lsn} (${lastCorruptReason}), below the durable witness ${witness}`,
+            { file: fileLabel, offset: seg.slot * S + at, lsn },
+          )
+        }
+        end = lsn
+        endChainIndex = i
+        endsInside = true
+        endImage = image
+        endAt = at
+        for (let j = i + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
+        chain.length = i + 1
+        break scan
+      }
+      const body = at + msg.headerBytes
+      switch (msg.kind) {
+        case MessageKind.Record:
+          records++
+          recordBytes += msg.bodyBytes
+          break
+        case MessageKind.BlobPointer:
+          if (msg.bodyBytes !== BLOB_POINTER_BODY_BYTES || readU64(image, body) < 0) {
+            throw new CorruptionError(`malformed blob pointer at LSN ${lsn}`, { file: fileLabel, lsn })
+          }
+          blobs.push({ id: readU64(image, body), lsn })
+          records++
+          recordBytes += readU64(image, body + 8)
+          break
+        case MessageKind.Witness: {
+          const w = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
+          if (w < 0 || w - 1 >= lsn) throw new CorruptionError(`malformed witness at LSN ${lsn}`, { file: fileLabel, lsn })
+          witness = Math.max(witness, w - 1)
+          break
+        }
+        case MessageKind.BatchManifest: {
+          const peg = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
+          if (peg < lsn) throw new CorruptionError(`malformed batch manifest at LSN ${lsn}`, { file: fileLabel, lsn })
+          manifest = { lsn, peg, records, recordBytes, blobs: blobs.length }
+          break
+        }
+        default:
+          // Canceled: a reservation that was aborted; skipped.
+          break
+      }
+      at += msg.totalBytes
+      end = seg.baseLsn + at
+      if (i === chain.length - 1) {
+        endImage = image
+        endAt = at
+      }
+    }
+  }
+  if (!endsInside && chain.length > 0) {
+    // The scan ran off the last segment cleanly (after a Cap or in the red zone) or ended
+    // in unwritten space; either way `end` is where the next message goes.
+    endChainIndex = chain.length - 1
+  }
+
+  // 4. A batch that is not wholly inside the log is dropped, with everything after it.
+  if (manifest !== undefined && manifest.peg >= end) {
+    end = manifest.lsn
+    records = manifest.records
+    recordBytes = manifest.recordBytes
+    blobs.length = manifest.blobs
+    const segIndex = chain.findIndex((s) => s.baseLsn <= end && end < s.baseLsn + S)
+    assert(segIndex >= 0, 'a manifest lies inside the chain')
+    for (let j = segIndex + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
+    chain.length = segIndex + 1
+    endChainIndex = segIndex
+    endImage = await readSegment(file, (chain[segIndex] as SlotInfo).slot, S)
+    endAt = end - (chain[segIndex] as SlotInfo).baseLsn
+  }
+  if (end <= witness) {
+    throw new CorruptionError(`the log ends at LSN ${end}, below its durable witness ${witness}`, {
+      file: fileLabel,
+      lsn: end,
+    })
+  }
+
+  // 5. Make the disk match the decision before anything new is written.
+  let zeroedSlots = 0
+  let wrote = false
+  const lastSeg = chain[endChainIndex]
+  let continuesLastSegment = false
+  if (lastSeg !== undefined && endImage !== undefined) {
+    const inSegment = end - lastSeg.baseLsn
+    continuesLastSegment = inSegment < S - RED_ZONE_BYTES && inSegment === endAt
+    if (inSegment < S && !isZero(endImage, inSegment, S)) {
+      failpoints.hit('recovery zero')
+      const zeros = new Uint8Array(S - inSegment)
+      await file.write(zeros, 0, zeros.length, lastSeg.slot * S + inSegment)
+      wrote = true
+    }
+  }
+  const live = new Set(chain.map((c) => c.slot))
+  const freeSlots: number[] = []
+  const outside = [...stale, ...invalidSlots].sort((a, b) => a - b)
+  for (const slot of outside) {
+    if (live.has(slot)) continue
+    freeSlots.push(slot)
+    const image = await readSegment(file, slot, S)
+    if (!isZero(image, 0, S)) {
+      failpoints.hit('recovery zero')
+      await file.write(new Uint8Array(S), 0, S, slot * S)
+      zeroedSlots++
+      wrote = true
+    }
+  }
+  if (size > slotCount * S) {
+    // A partial slot too short to hold a header: torn file growth.
+    await file.truncate(slotCount * S)
+    wrote = true
+  }
+  if (wrote) await file.datasync()
+
+  return {
+    nextLsn: end,
+    segments: chain.map((c) => ({ baseLsn: c.baseLsn, slot: c.slot })),
+    freeSlots,
+    slotCount,
+    witnessLsn: witness,
+    continuesLastSegment,
+    blobs,
+    records,
+    recordBytes,
+    zeroedSlots,
+  }
+}
+
+async function readHeaders(file: StorageFile, slotCount: number, S: number): Promise<Uint8Array> {
+  const all = new Uint8Array(slotCount * SEGMENT_HEADER_BYTES)
+  const parallel = 16
+  for (let first = 0; first < slotCount; first += parallel) {
+    const reads: Promise<number>[] = []
+    for (let slot = first; slot < Math.min(slotCount, first + parallel); slot++) {
+      reads.push(file.read(all, slot * SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES, slot * S))
+    }
+    await Promise.all(reads)
+  }
+  return all
+}
+
+/** Reads a whole slot; bytes past the end of the file read as zeros. */
+export async function readSegment(file: StorageFile, slot: number, S: number): Promise<Uint8Array> {
+  const image = new Uint8Array(S)
+  let got = 0
+  while (got < S) {
+    const n = await file.read(image, got, S - got, slot * S + got)
+    if (n === 0) break
+    got += n
+  }
+  return image
+}
+
+function isZero(b: Uint8Array, from: number, to: number): boolean {
+  // Word-at-a-time where alignment allows; recovery calls this on whole segments.
+  let i = from
+  while (i < to && (b.byteOffset + i) % 4 !== 0) if (b[i++] !== 0) return false
+  const words = Math.floor((to - i) / 4)
+  if (words > 0) {
+    const w = new Uint32Array(b.buffer, b.byteOffset + i, words)
+    for (let k = 0; k < words; k++) if (w[k] !== 0) return false
+    i += words * 4
+  }
+  while (i < to) if (b[i++] !== 0) return false
+  return true
+}
+
