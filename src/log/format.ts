@@ -239,6 +239,8 @@ export interface SegmentHeader {
   baseLsn: number
   /** Public stable LSN when the segment was opened (-1: none): the durable witness. */
   maxStableLsn: number
+  /** LSN where the log started when this segment was opened (raised by truncateBefore). */
+  firstLsn: number
   segmentBytes: number
   logId: number
   formatVersion: number
@@ -253,6 +255,7 @@ export function encodeSegmentHeader(buf: Uint8Array, at: number, h: SegmentHeade
   writeU64(buf, at + 16, h.baseLsn)
   writeU64(buf, at + 24, h.maxStableLsn + 1)
   writeU64(buf, at + 32, h.logId)
+  writeU64(buf, at + 40, h.firstLsn)
   writeU32(buf, at, (crc32(buf, at + 4, at + SEGMENT_HEADER_BYTES) ^ CRC_XOR) >>> 0)
 }
 
@@ -274,9 +277,12 @@ export function decodeSegmentHeader(buf: Uint8Array, at: number): SegmentHeaderC
   const baseLsn = readU64(buf, at + 16)
   const stablePlusOne = readU64(buf, at + 24)
   const logId = readU64(buf, at + 32)
-  if (baseLsn < 0 || stablePlusOne < 0 || logId < 0) return { ok: false, reason: 'field' }
+  const firstLsn = readU64(buf, at + 40)
+  if (baseLsn < 0 || stablePlusOne < 0 || logId < 0 || firstLsn < 0 || firstLsn > baseLsn) {
+    return { ok: false, reason: 'field' }
+  }
   return {
     ok: true,
-    header: { baseLsn, maxStableLsn: stablePlusOne - 1, segmentBytes, logId, formatVersion },
+    header: { baseLsn, maxStableLsn: stablePlusOne - 1, firstLsn, segmentBytes, logId, formatVersion },
   }
 }

@@ -171,6 +171,8 @@ export class Log {
   private readonly liveSegments = new Map<number, SegmentLife>()
   private readonly blobsBySegment = new Map<number, number[]>()
   private nextBlobId: number
+  /** Where the log begins; recorded in every new segment header. */
+  private firstLsn: number
   private truncation: Promise<void> = Promise.resolve()
   private flushTimer: NodeJS.Timeout | undefined
   // Scratch results of reserveMessage(), to keep the append path free of allocations.
@@ -263,6 +265,7 @@ export class Log {
     this.synced = new StabilityIntervals(startLsn - 1)
     this.maxReserved = startLsn - 1
     this.lastWitness = recovered.witnessLsn
+    this.firstLsn = recovered.firstLsn
     this.freeSlots = [...recovered.freeSlots]
     this.slotCount = recovered.slotCount
     for (const s of recovered.segments) {
@@ -595,11 +598,19 @@ export class Log {
     if (!Number.isSafeInteger(lsn) || lsn < 0) throw new InvalidArgumentError('truncateBefore() takes an LSN')
     const run = async (): Promise<void> => {
       const S = this.segmentBytes
+      const stable = this.synced.publishedLsn
+      const drop = this.order.filter((base) => base + S - 1 < lsn && base + S - 1 <= stable && base !== this.cur.seg.baseLsn)
+      if (drop.length === 0 || this.poisonError !== undefined) return
+      // First make the new start durable in a segment header, so that recovery after a crash
+      // in the middle of zeroing knows the low segments were dropped, not lost.
+      this.firstLsn = (drop[drop.length - 1] as number) + S
+      const b = this.cur
+      if (b.base === 0 && offsetOf(b.header) === SEGMENT_HEADER_BYTES) this.encodeHeader(b.seg)
+      else this.seal(true)
+      this.appendWitness()
+      await this.flush()
       const zeros = new Uint8Array(S)
-      while (this.order.length > 0) {
-        const base = this.order[0] as number
-        const last = base + S - 1
-        if (last >= lsn || last > this.synced.publishedLsn || base === this.cur.seg.baseLsn) break
+      for (const base of drop) {
         const slot = this.slotOf.get(base) as number
         try {
           this.failpoints.hit('segment zero')
@@ -609,7 +620,7 @@ export class Log {
           this.poison(e, 'zeroing a truncated segment')
           throw this.poisonError
         }
-        this.order.shift()
+        this.order.splice(this.order.indexOf(base), 1)
         this.slotOf.delete(base)
         insertSorted(this.freeSlots, slot)
         const blobs = this.blobsBySegment.get(base)
@@ -722,20 +733,26 @@ export class Log {
       slot,
       writesInFlight: 0,
     }
-    const stable = this.synced.publishedLsn
-    encodeSegmentHeader(seg.buf, 0, {
-      baseLsn,
-      maxStableLsn: stable,
-      segmentBytes: S,
-      logId: this.conf.logId,
-      formatVersion: FORMAT_VERSION,
-    })
-    this.lastWitness = Math.max(this.lastWitness, stable)
+    this.encodeHeader(seg)
     this.slotOf.set(baseLsn, slot)
     this.order.push(baseLsn)
     this.liveSegments.set(baseLsn, seg)
     this.stats.segmentsOpened++
     return { seg, base: 0, header: withOffset(EMPTY_HEADER, SEGMENT_HEADER_BYTES) }
+  }
+
+  /** Writes the segment header into the segment's memory; it goes to disk with the first write. */
+  private encodeHeader(seg: SegmentLife): void {
+    const stable = this.synced.publishedLsn
+    encodeSegmentHeader(seg.buf, 0, {
+      baseLsn: seg.baseLsn,
+      maxStableLsn: stable,
+      firstLsn: this.firstLsn,
+      segmentBytes: this.segmentBytes,
+      logId: this.conf.logId,
+      formatVersion: FORMAT_VERSION,
+    })
+    this.lastWitness = Math.max(this.lastWitness, stable)
   }
 
   /**

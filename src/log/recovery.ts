@@ -8,7 +8,8 @@
 // | slot header: CRC ok, but other log id / segment size / version   | CorruptionError (foreign or mixed segment) |
 // | two slots claim the same segment LSN                             | CorruptionError                            |
 // | slot header fails its CRC (zeroed, never written, or torn)       | slot is not part of the log                |
-// | gap in segment LSNs at g, some later segment exists, g ≤ witness | CorruptionError (a durable segment lost)   |
+// | segment below the log start (highest first LSN of all headers)   | truncation remnant: stale                  |
+// | gap in segment LSNs at g (from the log start on), g ≤ witness    | CorruptionError (a durable segment lost)   |
 // | gap at g above the witness                                       | log ends at g; later segments are stale    |
 // | message invalid at LSN x ≤ witness                               | CorruptionError (damage below the witness) |
 // | message invalid at LSN x > witness                               | torn tail: the log ends at x               |
@@ -52,6 +53,8 @@ export interface RecoveredBlob {
 }
 
 export interface RecoveredLog {
+  /** Where the log begins (raised by truncateBefore). */
+  firstLsn: number
   /** LSN of the next byte to write; every byte below it is durable and valid. */
   nextLsn: number
   /** Segments of the log in LSN order (the last may be the active one). */
@@ -74,6 +77,7 @@ interface SlotInfo {
   slot: number
   baseLsn: number
   maxStableLsn: number
+  firstLsn: number
 }
 
 export async function recoverLog(
@@ -102,33 +106,44 @@ export async function recoverLog(
     if (h.segmentBytes !== S || h.formatVersion !== FORMAT_VERSION || h.baseLsn % S !== 0) {
       throw new CorruptionError(`segment slot ${slot} has a header that does not match conf`, where)
     }
-    valid.push({ slot, baseLsn: h.baseLsn, maxStableLsn: h.maxStableLsn })
+    valid.push({ slot, baseLsn: h.baseLsn, maxStableLsn: h.maxStableLsn, firstLsn: h.firstLsn })
   }
   valid.sort((a, b) => a.baseLsn - b.baseLsn)
   let witness = -1
+  let logStart = 0
   for (let i = 0; i < valid.length; i++) {
     const v = valid[i] as SlotInfo
     if (i > 0 && (valid[i - 1] as SlotInfo).baseLsn === v.baseLsn) {
       throw new CorruptionError(`two segment slots claim LSN ${v.baseLsn}`, { file: fileLabel, lsn: v.baseLsn })
     }
     witness = Math.max(witness, v.maxStableLsn)
+    logStart = Math.max(logStart, v.firstLsn)
   }
 
-  // 2. The chain of consecutive segments; a gap below the witness is a lost durable segment.
+  // 2. The chain of consecutive segments from the log's start. Segments below the start
+  // are remnants of a truncation; a gap at or below the witness is a lost durable segment;
+  // a gap above it means nothing from there on was ever stable.
   const chain: SlotInfo[] = []
   const stale: number[] = []
+  let gapAt: number | undefined
   for (const v of valid) {
-    const prev = chain[chain.length - 1]
-    if (stale.length === 0 && (prev === undefined || v.baseLsn === prev.baseLsn + S)) {
-      chain.push(v)
+    if (v.baseLsn < logStart) {
+      stale.push(v.slot)
       continue
     }
-    if (stale.length === 0 && prev !== undefined && prev.baseLsn + S <= witness) {
-      const gap = prev.baseLsn + S
-      throw new CorruptionError(`segment at LSN ${gap} is missing below the durable witness ${witness}`, {
-        file: fileLabel,
-        lsn: gap,
-      })
+    if (gapAt === undefined) {
+      const expected = chain.length === 0 ? logStart : (chain[chain.length - 1] as SlotInfo).baseLsn + S
+      if (v.baseLsn === expected) {
+        chain.push(v)
+        continue
+      }
+      if (expected <= witness) {
+        throw new CorruptionError(`segment at LSN ${expected} is missing below the durable witness ${witness}`, {
+          file: fileLabel,
+          lsn: expected,
+        })
+      }
+      gapAt = expected
     }
     stale.push(v.slot)
   }
@@ -138,7 +153,7 @@ export async function recoverLog(
   const blobs: RecoveredBlob[] = []
   let records = 0
   let recordBytes = 0
-  let end = chain.length === 0 ? 0 : (chain[0] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
+  let end = chain.length === 0 ? logStart : (chain[0] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
   let endChainIndex = chain.length - 1
   let endsInside = false
   let endImage: Uint8Array | undefined
@@ -150,6 +165,8 @@ export async function recoverLog(
     const seg = chain[i] as SlotInfo
     const image = await (next as Promise<Uint8Array>)
     next = i + 1 < chain.length ? readSegment(file, (chain[i + 1] as SlotInfo).slot, S) : undefined
+    // A read-ahead left behind by a throw below must not become an unhandled rejection.
+    next?.catch(() => {})
     const segmentNumber = seg.baseLsn / S
     let at = SEGMENT_HEADER_BYTES
     for (;;) {
@@ -277,6 +294,7 @@ export async function recoverLog(
   if (wrote) await file.datasync()
 
   return {
+    firstLsn: logStart,
     nextLsn: end,
     segments: chain.map((c) => ({ baseLsn: c.baseLsn, slot: c.slot })),
     freeSlots,
