@@ -4,7 +4,7 @@
 // pointer never became durable) are removed at recovery. docs/FORMAT.md, "Blob files".
 
 import { CorruptionError, wrapIoError } from '../errors.js'
-import type { Storage } from '../io/storage.js'
+import type { Storage } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
 import type { Failpoints } from './failpoints.js'
 import { readU32, readU64, writeU32, writeU64 } from './format.js'

@@ -2,7 +2,7 @@
 // (temp file, datasync, rename, directory sync), read at every open. docs/FORMAT.md, "conf".
 
 import { CorruptionError, NotADatabaseError, VersionError } from '../errors.js'
-import type { Storage } from '../io/storage.js'
+import type { Storage } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
 import { FORMAT_VERSION, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, readU32, readU64, writeU32, writeU64 } from './format.js'
 

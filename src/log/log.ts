@@ -16,8 +16,7 @@ import {
   type StorageError,
   wrapIoError,
 } from '../errors.js'
-import { FileStorage } from '../io/file-storage.js'
-import type { Storage, StorageFile, StorageLock } from '../io/storage.js'
+import { FileStorage, type Storage, type StorageFile, type StorageLock } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import { asLsn, type Lsn } from '../util/brand.js'
 import { type BlobRef, BLOB_DIR, blobName, parseBlobName, readBlob, writeBlob } from './blob.js'
@@ -447,6 +446,7 @@ export class Log {
 
   /** Everything reserved before this call is durable when it resolves; returns that LSN. */
   async flush(): Promise<Lsn> {
+    if (this.isClosed) throw new ClosedError()
     const target = this.maxReserved
     await this.makeStable(target)
     return asLsn(target)

@@ -26,7 +26,7 @@
 // zero) and datasynced, so stale messages can never be read as part of a later log.
 
 import { CorruptionError } from '../errors.js'
-import type { StorageFile } from '../io/storage.js'
+import type { StorageFile } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import type { Conf } from './conf.js'
 import type { Failpoints } from './failpoints.js'
