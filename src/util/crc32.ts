@@ -1,28 +1,59 @@
 import * as zlib from 'node:zlib'
 
-// CRC-32 (IEEE, as zlib). zlib.crc32 is native on Node >= 20.15; the table is the fallback.
+// CRC-32 (IEEE, as zlib). Small inputs use slicing-by-16 in JS: for a 100-byte message it
+// is about twice as fast as a call into zlib.crc32, whose fixed cost dominates there.
+// Large inputs use zlib.crc32 (native on Node ≥ 20.15) when present.
 type Crc32 = (data: Uint8Array, start: number, end: number, previous?: number) => number
 
-const TABLE = (() => {
-  const t = new Uint32Array(256)
+// 16 tables of 256 entries; table t maps a byte to its CRC contribution t bytes further on.
+// Int32Array: V8 keeps the values as small integers, which is faster than Uint32Array here.
+const T = (() => {
+  const t = new Int32Array(256 * 16)
   for (let i = 0; i < 256; i++) {
     let c = i
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    t[i] = c >>> 0
+    t[i] = c
+  }
+  for (let i = 0; i < 256; i++) {
+    for (let k = 1; k < 16; k++) {
+      const p = t[(k - 1) * 256 + i] as number
+      t[k * 256 + i] = (p >>> 8) ^ (t[p & 0xff] as number)
+    }
   }
   return t
 })()
 
-export const crc32Table: Crc32 = (data, start, end, previous = 0) => {
-  let c = (previous ^ 0xffffffff) >>> 0
-  for (let i = start; i < end; i++) c = (TABLE[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
+export const crc32Table: Crc32 = (d, start, end, previous = 0) => {
+  let c = ~previous
+  let i = start
+  const end16 = start + ((end - start) & ~15)
+  for (; i < end16; i += 16) {
+    c =
+      (T[3840 + (((d[i] as number) ^ c) & 0xff)] as number) ^
+      (T[3584 + (((d[i + 1] as number) ^ (c >>> 8)) & 0xff)] as number) ^
+      (T[3328 + (((d[i + 2] as number) ^ (c >>> 16)) & 0xff)] as number) ^
+      (T[3072 + (((d[i + 3] as number) ^ (c >>> 24)) & 0xff)] as number) ^
+      (T[2816 + (d[i + 4] as number)] as number) ^
+      (T[2560 + (d[i + 5] as number)] as number) ^
+      (T[2304 + (d[i + 6] as number)] as number) ^
+      (T[2048 + (d[i + 7] as number)] as number) ^
+      (T[1792 + (d[i + 8] as number)] as number) ^
+      (T[1536 + (d[i + 9] as number)] as number) ^
+      (T[1280 + (d[i + 10] as number)] as number) ^
+      (T[1024 + (d[i + 11] as number)] as number) ^
+      (T[768 + (d[i + 12] as number)] as number) ^
+      (T[512 + (d[i + 13] as number)] as number) ^
+      (T[256 + (d[i + 14] as number)] as number) ^
+      (T[d[i + 15] as number] as number)
+  }
+  for (; i < end; i++) c = (T[(c ^ (d[i] as number)) & 0xff] as number) ^ (c >>> 8)
+  return ~c >>> 0
 }
 
 const native = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32
 
-// Below this size the call into C costs more than the table loop.
-const NATIVE_MIN_BYTES = 48
+// Above this size the native call's fixed cost is paid back.
+const NATIVE_MIN_BYTES = 512
 
 export const crc32: Crc32 =
   native === undefined
