@@ -59,6 +59,8 @@ export class StabilityIntervals {
     assert(lo <= hi, `range [${lo}, ${hi}] is empty`)
     assert(lo > this.contiguous, `range [${lo}, ${hi}] overlaps the done prefix ${this.contiguous}`)
     if (lo === this.contiguous + 1) {
+      const r = this.ranges
+      assert(r.length === 0 || (r[0] as number) > hi, `range [${lo}, ${hi}] overlaps a done range`)
       this.contiguous = hi
       this.absorbRanges()
     } else {
