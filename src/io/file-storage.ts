@@ -1,0 +1,323 @@
+// Storage over real files (fs.promises FileHandles). Names are resolved against the real
+// path of the database folder, fixed once, so a later symlink swap of a parent can't move
+// the database; files are opened with O_NOFOLLOW so a symlink planted inside the folder is
+// refused instead of followed (reliability-regimen §6.1).
+
+import { constants as C } from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import * as path from 'node:path'
+import { errnoCode, InvalidArgumentError, IoError, NotADatabaseError, wrapIoError } from '../errors.js'
+import { syncDirectory } from './dir-sync.js'
+import { lockFolder } from './folder-lock.js'
+import { checkIoRange, checkSize, splitName } from './names.js'
+import type { OpenMode, Storage, StorageFile, StorageLock } from './storage.js'
+
+export interface FileStorageOptions {
+  /** Mode of every file created, whatever the umask. Default 0o600. */
+  fileMode?: number
+  /** Mode of the database folder and sub-folders created, whatever the umask. Default 0o700. */
+  dirMode?: number
+}
+
+const O_NOFOLLOW = C.O_NOFOLLOW ?? 0
+// Opening a FIFO planted in the folder would block forever without O_NONBLOCK; on regular
+// files it changes nothing.
+const O_NONBLOCK = C.O_NONBLOCK ?? 0
+const O_DIRECTORY = C.O_DIRECTORY ?? 0
+// createOrOpen races a concurrent unlink at most this often before giving up.
+const CREATE_OR_OPEN_ATTEMPTS = 3
+
+function checkMode(what: string, mode: number): number {
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new InvalidArgumentError(`${what} must be a permission mode in 0..0o777, got ${mode}`)
+  }
+  return mode
+}
+
+export class FileStorage implements Storage {
+  readonly location: string
+  private readonly fileMode: number
+  private readonly dirMode: number
+  private realRoot: string | undefined
+
+  constructor(rootPath: string, options: FileStorageOptions = {}) {
+    if (typeof rootPath !== 'string' || rootPath === '') {
+      throw new InvalidArgumentError('the database path must be a non-empty string')
+    }
+    this.location = path.resolve(rootPath)
+    this.fileMode = checkMode('fileMode', options.fileMode ?? 0o600)
+    this.dirMode = checkMode('dirMode', options.dirMode ?? 0o700)
+  }
+
+  private async root(): Promise<string> {
+    if (this.realRoot !== undefined) return this.realRoot
+    try {
+      this.realRoot = await fsp.realpath(this.location)
+    } catch (e) {
+      throw wrapIoError(e, 'resolve database folder', this.location)
+    }
+    return this.realRoot
+  }
+
+  private async pathOf(name: string, allowRoot = false): Promise<string> {
+    const parts = splitName(name, allowRoot)
+    return path.join(await this.root(), ...parts)
+  }
+
+  async ensureRoot(): Promise<void> {
+    const root = this.location
+    let isPresent = true
+    try {
+      const st = await fsp.stat(root)
+      if (!st.isDirectory()) {
+        throw new NotADatabaseError(`${root} exists and is not a folder`, { file: root })
+      }
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT') throw wrapIoError(e, 'inspect database folder', root)
+      isPresent = false
+    }
+    if (!isPresent) {
+      let firstCreated: string | undefined
+      try {
+        firstCreated = await fsp.mkdir(root, { recursive: true, mode: this.dirMode })
+        // mkdir's mode is masked by the umask; the folder's mode must not depend on it.
+        if (firstCreated !== undefined) await fsp.chmod(root, this.dirMode)
+      } catch (e) {
+        throw wrapIoError(e, 'create database folder', root)
+      }
+      if (firstCreated !== undefined) {
+        // Each new entry lives in its parent; sync from the top created folder down.
+        const parents: string[] = []
+        for (let dir = root; ; dir = path.dirname(dir)) {
+          parents.push(path.dirname(dir))
+          if (dir === firstCreated || path.dirname(dir) === dir) break
+        }
+        for (const parent of parents.reverse()) await syncDirectory(parent, parent, false)
+      }
+    }
+    this.realRoot = undefined
+    await this.root()
+  }
+
+  async openFile(name: string, mode: OpenMode): Promise<StorageFile> {
+    const p = await this.pathOf(name)
+    switch (mode) {
+      case 'read':
+        return this.openExisting(name, p, C.O_RDONLY)
+      case 'readwrite':
+        return this.openExisting(name, p, C.O_RDWR)
+      case 'create':
+        return this.openNew(name, p)
+      case 'createOrOpen':
+        // O_CREAT without O_EXCL can't tell whether it created the file, and only a file
+        // it created may be chmod-ed; so try the exclusive create first.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await this.openNew(name, p)
+          } catch (e) {
+            if (!(e instanceof IoError && e.syscallCode === 'EEXIST')) throw e
+          }
+          try {
+            return await this.openExisting(name, p, C.O_RDWR)
+          } catch (e) {
+            if (!(e instanceof IoError && e.syscallCode === 'ENOENT') || attempt >= CREATE_OR_OPEN_ATTEMPTS) {
+              throw e
+            }
+          }
+        }
+      default:
+        throw new InvalidArgumentError(`unknown open mode ${JSON.stringify(mode)}`)
+    }
+  }
+
+  private async openExisting(name: string, p: string, access: number): Promise<StorageFile> {
+    let handle: fsp.FileHandle
+    try {
+      handle = await fsp.open(p, access | O_NOFOLLOW | O_NONBLOCK)
+    } catch (e) {
+      throw wrapIoError(e, 'open', name)
+    }
+    await this.checkRegular(name, handle, undefined)
+    return new RealFile(name, handle)
+  }
+
+  private async openNew(name: string, p: string): Promise<StorageFile> {
+    let handle: fsp.FileHandle
+    try {
+      handle = await fsp.open(p, C.O_RDWR | C.O_CREAT | C.O_EXCL | O_NOFOLLOW | O_NONBLOCK, this.fileMode)
+    } catch (e) {
+      throw wrapIoError(e, 'create', name)
+    }
+    await this.checkRegular(name, handle, this.fileMode)
+    return new RealFile(name, handle)
+  }
+
+  /** Refuses folders, FIFOs and devices; fixes the mode of a file we just created. */
+  private async checkRegular(
+    name: string,
+    handle: fsp.FileHandle,
+    newMode: number | undefined,
+  ): Promise<void> {
+    try {
+      const st = await handle.stat()
+      if (!st.isFile()) throw new IoError(`${name} in ${this.location} is not a regular file`, { file: name })
+      if (newMode !== undefined && (st.mode & 0o777) !== newMode) await handle.chmod(newMode)
+    } catch (e) {
+      await handle.close().catch(() => {})
+      throw wrapIoError(e, 'open', name)
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const p = await this.pathOf(name)
+    try {
+      await fsp.lstat(p)
+      return true
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return false
+      throw wrapIoError(e, 'stat', name)
+    }
+  }
+
+  async list(dir: string): Promise<string[]> {
+    const p = await this.pathOf(dir, true)
+    try {
+      return (await fsp.readdir(p)).sort()
+    } catch (e) {
+      throw wrapIoError(e, 'list', dir === '' ? this.location : dir)
+    }
+  }
+
+  async mkdir(name: string): Promise<void> {
+    const p = await this.pathOf(name)
+    try {
+      await fsp.mkdir(p, { mode: this.dirMode })
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') {
+        const st = await fsp.lstat(p).catch(() => undefined)
+        if (st?.isDirectory()) return
+      }
+      throw wrapIoError(e, 'mkdir', name)
+    }
+    // fchmod through an O_NOFOLLOW handle: a chmod by path could follow a symlink swapped in.
+    let handle: fsp.FileHandle | undefined
+    try {
+      handle = await fsp.open(p, C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+      await handle.chmod(this.dirMode)
+      await handle.close()
+    } catch (e) {
+      await handle?.close().catch(() => {})
+      throw wrapIoError(e, 'mkdir', name)
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const a = await this.pathOf(from)
+    const b = await this.pathOf(to)
+    try {
+      await fsp.rename(a, b)
+    } catch (e) {
+      throw wrapIoError(e, `rename to ${to}`, from)
+    }
+  }
+
+  async unlink(name: string): Promise<void> {
+    const p = await this.pathOf(name)
+    try {
+      await fsp.unlink(p)
+    } catch (e) {
+      throw wrapIoError(e, 'unlink', name)
+    }
+  }
+
+  async syncDir(dir: string): Promise<void> {
+    const p = await this.pathOf(dir, true)
+    await syncDirectory(p, dir === '' ? this.location : dir, dir !== '')
+  }
+
+  async lock(): Promise<StorageLock> {
+    return lockFolder(await this.root(), this.fileMode)
+  }
+}
+
+class RealFile implements StorageFile {
+  private isClosed = false
+
+  constructor(
+    readonly name: string,
+    private readonly handle: fsp.FileHandle,
+  ) {}
+
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    checkIoRange(buffer, offset, length, position)
+    let done = 0
+    // pread may return short before the end of file (signals, network file systems); the
+    // contract promises a short count only at the end.
+    while (done < length) {
+      let n: number
+      try {
+        n = (await this.handle.read(buffer, offset + done, length - done, position + done)).bytesRead
+      } catch (e) {
+        throw wrapIoError(e, 'read', this.name)
+      }
+      if (n === 0) break
+      done += n
+    }
+    return done
+  }
+
+  async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    checkIoRange(buffer, offset, length, position)
+    let done = 0
+    while (done < length) {
+      let n: number
+      try {
+        n = (await this.handle.write(buffer, offset + done, length - done, position + done)).bytesWritten
+      } catch (e) {
+        throw wrapIoError(e, 'write', this.name)
+      }
+      // A write that stores nothing would loop forever; a real disk says why with an errno.
+      if (n === 0) {
+        throw new IoError(`write (${this.name}) stored 0 of ${length - done} bytes at ${position + done}`, {
+          file: this.name,
+        })
+      }
+      done += n
+    }
+  }
+
+  async datasync(): Promise<void> {
+    try {
+      await this.handle.datasync()
+    } catch (e) {
+      throw wrapIoError(e, 'datasync', this.name)
+    }
+  }
+
+  async truncate(sizeBytes: number): Promise<void> {
+    checkSize(sizeBytes)
+    try {
+      await this.handle.truncate(sizeBytes)
+    } catch (e) {
+      throw wrapIoError(e, 'truncate', this.name)
+    }
+  }
+
+  async size(): Promise<number> {
+    try {
+      return (await this.handle.stat()).size
+    } catch (e) {
+      throw wrapIoError(e, 'stat', this.name)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return
+    this.isClosed = true
+    try {
+      await this.handle.close()
+    } catch (e) {
+      throw wrapIoError(e, 'close', this.name)
+    }
+  }
+}

@@ -1,0 +1,603 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import {
+  DatabaseLockedError,
+  DiskFullError,
+  InvalidArgumentError,
+  IoError,
+  NotADatabaseError,
+} from '../../src/errors.js'
+import { type OpKind, SimDisk, type Storage, type StorageFile } from '../../src/io/index.js'
+import { Prng } from '../../src/util/prng.js'
+
+const fill = (len: number, byte: number) => new Uint8Array(len).fill(byte)
+const pattern = (len: number, seed: number) =>
+  Uint8Array.from({ length: len }, (_, i) => ((i * 7 + seed) % 251) + 1)
+
+async function readAll(f: StorageFile): Promise<Uint8Array> {
+  const size = await f.size()
+  const buf = new Uint8Array(size)
+  assert.equal(await f.read(buf, 0, size, 0), size)
+  return buf
+}
+
+async function freshDb(seed: number, extra: Partial<ConstructorParameters<typeof SimDisk>[0]> = {}) {
+  const disk = new SimDisk({ seed, ...extra })
+  const s = disk.storage()
+  await s.ensureRoot()
+  return { disk, s }
+}
+
+/** A durable file 'log' holding `base`, then `unsynced` writes issued and completed. */
+async function logWithPending(seed: number, base: Uint8Array, unsynced: Array<[Uint8Array, number]>) {
+  const { disk, s } = await freshDb(seed)
+  const f = await s.openFile('log', 'create')
+  await f.write(base, 0, base.length, 0)
+  await f.datasync()
+  await s.syncDir('')
+  for (const [b, pos] of unsynced) await f.write(b, 0, b.length, pos)
+  return { disk, s, f }
+}
+
+describe('SimDisk: crash keeps only what the model allows', () => {
+  test('datasynced writes always survive; unsynced ones survive whole, torn or not at all', async () => {
+    const A = fill(1000, 0xa1)
+    const B = fill(1500, 0xb2)
+    const C = fill(100, 0xc3)
+    let sawBWhole = 0
+    let sawBGone = 0
+    let sawSizeWithoutContent = 0
+    for (let seed = 0; seed < 150; seed++) {
+      const { disk } = await logWithPending(seed, A, [
+        [B, 1000],
+        [C, 200],
+      ])
+      const after = disk.crash()
+      const img = after.readFileSync('db/log')
+      const msg = `seed=${seed}`
+      assert.ok(img.length >= 1000 && img.length <= 2500, `${msg} size ${img.length}`)
+      for (let i = 0; i < 1000; i++) {
+        const inC = i >= 200 && i < 300
+        const ok = img[i] === 0xa1 || (inC && (img[i] === 0xc3 || img[i] === 0))
+        assert.ok(ok, `${msg} byte ${i} = ${img[i]}`)
+      }
+      for (let i = 1000; i < img.length; i++) assert.ok(img[i] === 0xb2 || img[i] === 0, `${msg} byte ${i}`)
+      const tail = img.subarray(1000)
+      if (tail.length === 1500 && tail.every((b) => b === 0xb2)) sawBWhole++
+      if (img.length === 1000) sawBGone++
+      if (tail.length === 1500 && tail.every((b) => b === 0)) sawSizeWithoutContent++
+    }
+    assert.ok(sawBWhole > 0, 'some crash kept the unsynced write')
+    assert.ok(sawBGone > 0, 'some crash lost it')
+    assert.ok(sawSizeWithoutContent > 0, 'some crash kept the size but not the content')
+  })
+
+  test('after datasync and syncDir nothing is pending and every crash keeps everything', async () => {
+    for (let seed = 0; seed < 40; seed++) {
+      const { disk, s, f } = await logWithPending(seed, fill(10, 1), [[pattern(3000, seed), 700]])
+      await f.truncate(2000)
+      await f.datasync()
+      await s.mkdir('blobs')
+      const b = await s.openFile('blobs/1', 'create')
+      await b.write(pattern(50, 9), 0, 50, 0)
+      await b.datasync()
+      await s.syncDir('blobs')
+      await s.syncDir('')
+      assert.deepEqual(disk.pendingCount(), { data: 0, dir: 0 })
+      const expected = disk.readFileSync('db/log')
+      const after = disk.crash()
+      assert.deepEqual(after.readFileSync('db/log'), expected, `seed=${seed}`)
+      assert.deepEqual(after.readFileSync('db/blobs/1'), pattern(50, 9), `seed=${seed}`)
+    }
+  })
+
+  test('the same crash seed gives the same image; other seeds differ', async () => {
+    const images = new Map<number, string>()
+    for (const crashSeed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const runs: string[] = []
+      for (let repeat = 0; repeat < 2; repeat++) {
+        const { disk } = await logWithPending(99, fill(4096, 1), [
+          [pattern(5000, 3), 1000],
+          [pattern(700, 4), 3900],
+          [pattern(100, 5), 9000],
+        ])
+        const img = disk.crash({ seed: crashSeed }).readFileSync('db/log')
+        runs.push(Buffer.from(img).toString('hex'))
+      }
+      assert.equal(runs[0], runs[1], `crash seed ${crashSeed} replays`)
+      images.set(crashSeed, runs[0] as string)
+    }
+    assert.ok(new Set(images.values()).size > 1, 'different crash seeds give different images')
+  })
+
+  test('a torn write leaves each sector old, new or zero, and bytes outside it untouched', async () => {
+    const OLD = 0x11
+    const NEW = 0x22
+    let mixed = 0
+    for (let seed = 0; seed < 120; seed++) {
+      // Unaligned on both ends: sectors 1..8 are touched, bytes 0..699 and 4801.. are not.
+      const { disk } = await logWithPending(seed, fill(6000, OLD), [[fill(4100, NEW), 700]])
+      const img = disk.crash({ seed: seed * 3 + 1 }).readFileSync('db/log')
+      assert.equal(img.length, 6000)
+      for (let i = 0; i < 700; i++) assert.equal(img[i], OLD, `seed=${seed} byte ${i} before the write`)
+      for (let i = 4800; i < 6000; i++) assert.equal(img[i], OLD, `seed=${seed} byte ${i} after the write`)
+      const kinds = new Set<string>()
+      for (let sector = 1; sector <= 9; sector++) {
+        const from = Math.max(700, sector * 512)
+        const to = Math.min(4800, (sector + 1) * 512)
+        const part = img.subarray(from, to)
+        const v = part[0]
+        assert.ok(v === OLD || v === NEW || v === 0, `seed=${seed} sector ${sector} holds ${v}`)
+        assert.ok(
+          part.every((b) => b === v),
+          `seed=${seed} sector ${sector} is not uniform`,
+        )
+        kinds.add(String(v))
+      }
+      if (kinds.size > 1) mixed++
+    }
+    assert.ok(mixed > 0, 'some crash tore the write')
+  })
+
+  test('without reordering the kept writes are a prefix in completion order', async () => {
+    let sawMiddle = 0
+    for (let seed = 0; seed < 60; seed++) {
+      const writes: Array<[Uint8Array, number]> = []
+      for (let i = 0; i < 8; i++) writes.push([fill(512, i + 1), i * 512])
+      const { disk } = await logWithPending(seed, fill(4096, 0xee), writes)
+      const img = disk.crash({ tornWrites: false, reorder: false }).readFileSync('db/log')
+      const kept = [...Array(8).keys()].map((i) => img[i * 512] === i + 1)
+      const firstLost = kept.indexOf(false)
+      if (firstLost >= 0)
+        assert.ok(
+          kept.slice(firstLost).every((k) => !k),
+          `seed=${seed} kept ${kept}`,
+        )
+      if (firstLost > 0) sawMiddle++
+    }
+    assert.ok(sawMiddle > 0)
+  })
+
+  test('writes still in flight at the crash may land, torn or whole', async () => {
+    let landed = 0
+    let inFlight = 0
+    for (let seed = 0; seed < 40; seed++) {
+      const { disk, s } = await freshDb(seed, { latency: 5 })
+      const f = await s.openFile('log', 'create')
+      await f.datasync()
+      await s.syncDir('')
+      const p = f.write(fill(2048, 7), 0, 2048, 0)
+      // With zero latency turns the write has already completed and is merely pending.
+      const isInFlight = disk.pendingCount().data === 0
+      const after = disk.crash({ seed })
+      const img = after.readFileSync('db/log')
+      for (const b of img) assert.ok(b === 7 || b === 0)
+      if (isInFlight) {
+        await assert.rejects(p, IoError)
+        inFlight++
+        if (img.some((b) => b === 7)) landed++
+      } else await p
+    }
+    assert.ok(inFlight > 0 && landed > 0, `${landed} of ${inFlight} in-flight writes landed`)
+  })
+})
+
+describe('SimDisk: folder entries', () => {
+  test('a create without syncDir vanishes for some seeds; with syncDir it always survives', async () => {
+    let vanished = 0
+    let survived = 0
+    for (let seed = 0; seed < 60; seed++) {
+      for (const isDirSynced of [false, true]) {
+        const { disk, s } = await freshDb(seed)
+        const f = await s.openFile('seg', 'create')
+        await f.write(fill(100, 5), 0, 100, 0)
+        await f.datasync()
+        if (isDirSynced) await s.syncDir('')
+        const after = disk.crash()
+        const exists = after.existsSync('db/seg')
+        if (isDirSynced) {
+          assert.ok(exists, `seed=${seed}`)
+          assert.deepEqual(after.readFileSync('db/seg'), fill(100, 5))
+        } else if (exists) survived++
+        else vanished++
+        assert.ok(after.existsSync('db'), 'ensureRoot synced the root entry')
+      }
+    }
+    assert.ok(vanished > 0 && survived > 0, `vanished ${vanished} survived ${survived}`)
+  })
+
+  test('rename over a file: old or new name state until syncDir, then the new one', async () => {
+    const seen = new Set<string>()
+    for (let seed = 0; seed < 60; seed++) {
+      for (const isDirSynced of [false, true]) {
+        const { disk, s } = await freshDb(seed)
+        for (const [name, byte] of [
+          ['conf', 1],
+          ['conf.tmp', 2],
+        ] as const) {
+          const f = await s.openFile(name, 'create')
+          await f.write(fill(10, byte), 0, 10, 0)
+          await f.datasync()
+          await f.close()
+        }
+        await s.syncDir('')
+        await s.rename('conf.tmp', 'conf')
+        if (isDirSynced) await s.syncDir('')
+        const after = disk.crash()
+        const names = after.listSync('db').join(',')
+        const conf = after.readFileSync('db/conf')[0]
+        if (isDirSynced) {
+          assert.equal(names, 'conf')
+          assert.equal(conf, 2)
+        } else {
+          assert.ok(
+            (names === 'conf,conf.tmp' && conf === 1) || (names === 'conf' && conf === 2),
+            `seed=${seed} ${names} ${conf}`,
+          )
+          seen.add(names)
+        }
+      }
+    }
+    assert.equal(seen.size, 2, 'both outcomes occur')
+  })
+
+  test('a file in a folder whose own entry is not durable vanishes with it', async () => {
+    let vanished = 0
+    for (let seed = 0; seed < 40; seed++) {
+      const { disk, s } = await freshDb(seed)
+      await s.mkdir('blobs')
+      const f = await s.openFile('blobs/1', 'create')
+      await f.write(fill(10, 1), 0, 10, 0)
+      await f.datasync()
+      await s.syncDir('blobs')
+      const after = disk.crash()
+      if (!after.existsSync('db/blobs')) {
+        assert.equal(after.existsSync('db/blobs/1'), false)
+        vanished++
+      } else assert.deepEqual(after.readFileSync('db/blobs/1'), fill(10, 1))
+    }
+    assert.ok(vanished > 0)
+  })
+
+  test('unsynced unlink may revert', async () => {
+    const seen = new Set<boolean>()
+    for (let seed = 0; seed < 30; seed++) {
+      const { disk, s } = await freshDb(seed)
+      await (await s.openFile('old', 'create')).close()
+      await s.syncDir('')
+      await s.unlink('old')
+      assert.equal(await s.exists('old'), false)
+      seen.add(disk.crash().existsSync('db/old'))
+    }
+    assert.deepEqual([...seen].sort(), [false, true])
+  })
+})
+
+describe('SimDisk: faults', () => {
+  const kinds: OpKind[] = [
+    'open',
+    'read',
+    'write',
+    'datasync',
+    'truncate',
+    'rename',
+    'unlink',
+    'syncDir',
+    'mkdir',
+    'close',
+    'list',
+    'stat',
+  ]
+
+  /** Issues op number i of `kind`, using the files prepared by `prepare`. */
+  async function doOp(kind: OpKind, s: Storage, files: StorageFile[], i: number): Promise<unknown> {
+    const f = files[0] as StorageFile
+    switch (kind) {
+      case 'open':
+        return s.openFile('f0', 'readwrite')
+      case 'read':
+        return f.read(new Uint8Array(4), 0, 4, 0)
+      case 'write':
+        return f.write(fill(4, 1), 0, 4, 0)
+      case 'datasync':
+        return f.datasync()
+      case 'truncate':
+        return f.truncate(2)
+      case 'rename':
+        return s.rename(`f${i}`, `r${i}`)
+      case 'unlink':
+        return s.unlink(`f${i}`)
+      case 'syncDir':
+        return s.syncDir('')
+      case 'mkdir':
+        return s.mkdir(`d${i}`)
+      case 'close':
+        return (files[i] as StorageFile).close()
+      case 'list':
+        return s.list('')
+      case 'stat':
+        return s.exists('f0')
+    }
+  }
+
+  async function prepare(seed: number) {
+    const { disk, s } = await freshDb(seed)
+    const files: StorageFile[] = []
+    for (let i = 0; i < 4; i++) {
+      const f = await s.openFile(`f${i}`, 'create')
+      await f.write(fill(8, 1), 0, 8, 0)
+      files.push(f)
+    }
+    return { disk, s, files }
+  }
+
+  for (const kind of kinds) {
+    test(`failAt rejects the Nth ${kind} with a typed error, once or persistently`, async () => {
+      for (const persistent of [false, true]) {
+        const { disk, s, files } = await prepare(7)
+        disk.setFaults({ failAt: { op: 1, kinds: [kind], persistent } })
+        disk.setTracing(true)
+        await doOp(kind, s, files, 0)
+        await assert.rejects(doOp(kind, s, files, 1), (e) => {
+          assert.ok(e instanceof IoError, String(e))
+          assert.equal(e.syscallCode, 'EIO')
+          assert.match(e.message, /seed=7/)
+          return true
+        })
+        const third = doOp(kind, s, files, 2)
+        if (persistent) await assert.rejects(third, IoError)
+        else await third
+        const failed = disk.trace.filter((r) => !r.ok)
+        assert.equal(failed[0]?.kind, kind)
+        assert.equal(failed.length, persistent ? 2 : 1)
+      }
+    })
+  }
+
+  test('failAt without kinds counts every op; ENOSPC and EFBIG are DiskFullError', async () => {
+    const { disk, s } = await freshDb(3)
+    const f = await s.openFile('x', 'create')
+    disk.setFaults({ failAt: { op: 2, code: 'ENOSPC' } })
+    await f.write(fill(1, 1), 0, 1, 0)
+    await f.size()
+    await assert.rejects(f.datasync(), (e) => e instanceof DiskFullError && /seed=3/.test(e.message))
+    disk.setFaults({ failAt: { op: 0, kinds: ['write'], code: 'EFBIG' } })
+    await assert.rejects(
+      f.write(fill(1, 1), 0, 1, 0),
+      (e) => e instanceof DiskFullError && e.syscallCode === 'EFBIG',
+    )
+    disk.setFaults({ failAt: undefined })
+    await f.write(fill(1, 1), 0, 1, 0)
+  })
+
+  test('enospcAfterBytes: a straddling write stores a prefix, then DiskFullError', async () => {
+    const { s } = await freshDb(4, { enospcAfterBytes: 1000 })
+    const f = await s.openFile('log', 'create')
+    await f.write(fill(600, 1), 0, 600, 0)
+    await assert.rejects(f.write(fill(600, 2), 0, 600, 600), (e) => {
+      assert.ok(e instanceof DiskFullError, String(e))
+      assert.equal(e.syscallCode, 'ENOSPC')
+      assert.match(e.message, /seed=4/)
+      return true
+    })
+    assert.equal(await f.size(), 1000, 'the short prefix reached the file')
+    const img = await readAll(f)
+    assert.ok(img.subarray(600).every((b) => b === 2))
+  })
+
+  test('short writes are looped and never visible to callers', async () => {
+    let primitives = 0
+    for (let seed = 0; seed < 20; seed++) {
+      const { disk, s } = await freshDb(seed, { shortWrites: true, trace: true })
+      const f = await s.openFile('log', 'create')
+      const data = pattern(10_000, seed)
+      await f.write(data, 0, data.length, 0)
+      await f.write(data, 5, 100, 20_000)
+      assert.equal(await f.size(), 20_100)
+      const img = await readAll(f)
+      assert.deepEqual(img.subarray(0, 10_000), data, `seed=${seed}`)
+      assert.deepEqual(img.subarray(20_000), data.subarray(5, 105), `seed=${seed}`)
+      primitives += disk.trace.filter((r) => r.kind === 'write').length
+    }
+    assert.ok(primitives > 40, `the primitive was short sometimes (${primitives} calls for 40 writes)`)
+  })
+
+  test('latency reorders completions: a later write can complete first', async () => {
+    let reordered = 0
+    for (let seed = 0; seed < 20; seed++) {
+      const { disk, s } = await freshDb(seed, { trace: true })
+      const f = await s.openFile('log', 'create')
+      const order: string[] = []
+      const first = f.write(fill(10, 1), 0, 10, 0).then(() => order.push('first'))
+      const second = f.write(fill(10, 2), 0, 10, 0).then(() => order.push('second'))
+      await Promise.all([first, second])
+      const writes = disk.trace.filter((r) => r.kind === 'write')
+      assert.equal(writes.length, 2)
+      if (order[0] === 'second') {
+        reordered++
+        assert.ok((writes[0]?.op ?? 0) > (writes[1]?.op ?? 0), 'the trace is in completion order')
+        // The later completion wins, as on a real thread pool.
+        assert.equal((await readAll(f))[0], 1)
+      }
+    }
+    assert.ok(reordered > 0 && reordered < 20, `reordered in ${reordered} of 20 seeds`)
+  })
+
+  test('latency off keeps issue order', async () => {
+    const { disk, s } = await freshDb(1, { latency: false, trace: true })
+    const f = await s.openFile('log', 'create')
+    await Promise.all([0, 1, 2, 3, 4].map((i) => f.write(fill(1, i), 0, 1, i)))
+    const ops = disk.trace.filter((r) => r.kind === 'write').map((r) => r.op)
+    assert.deepEqual(
+      ops,
+      [...ops].sort((a, b) => a - b),
+    )
+  })
+
+  test('a datasync covers only writes completed before it began', async () => {
+    let uncovered = 0
+    for (let seed = 0; seed < 30; seed++) {
+      const { disk, s } = await freshDb(seed, { trace: true })
+      const f = await s.openFile('log', 'create')
+      await s.syncDir('')
+      const w = f.write(fill(10, 1), 0, 10, 0)
+      await f.datasync()
+      await w
+      const durable = disk.readFileSync('db/log', 'durable')
+      const wr = disk.trace.find((r) => r.kind === 'write')
+      const sync = disk.trace.find((r) => r.kind === 'datasync')
+      assert.ok(wr && sync)
+      if (wr.end < sync.start) assert.equal(durable.length, 10, `seed=${seed}`)
+      else {
+        assert.equal(durable.length, 0, `seed=${seed}`)
+        uncovered++
+      }
+    }
+    assert.ok(uncovered > 0)
+  })
+
+  test('failed datasync: the data stays in the cache but never becomes durable', async () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const { disk, s } = await freshDb(seed)
+      const f = await s.openFile('log', 'create')
+      await f.write(fill(100, 1), 0, 100, 0)
+      await f.datasync()
+      await s.syncDir('')
+      await f.write(fill(50, 2), 0, 50, 0)
+      disk.setFaults({ failAt: { op: 0, kinds: ['datasync'] } })
+      await assert.rejects(f.datasync(), (e) => e instanceof IoError && e.syscallCode === 'EIO')
+      assert.equal((await readAll(f))[0], 2, 'reads see the new bytes')
+      assert.equal(disk.readFileSync('db/log', 'durable')[0], 1)
+      await f.datasync()
+      assert.equal(
+        disk.readFileSync('db/log', 'durable')[0],
+        1,
+        'the pages were marked clean: a retry does not save them',
+      )
+      assert.equal(disk.crash().readFileSync('db/log')[0], 1, `seed=${seed}`)
+    }
+  })
+
+  test('after a crash the old disk and its open files reject every op', async () => {
+    const { disk, s } = await freshDb(5)
+    const f = await s.openFile('log', 'create')
+    const lock = await s.lock()
+    const next = disk.crash()
+    assert.equal(disk.isDead, true)
+    await assert.rejects(
+      f.write(fill(1, 1), 0, 1, 0),
+      (e) => e instanceof IoError && /seed=5/.test(e.message),
+    )
+    await assert.rejects(f.read(new Uint8Array(1), 0, 1, 0), IoError)
+    await assert.rejects(f.close(), IoError)
+    await assert.rejects(s.list(''), IoError)
+    await assert.rejects(s.openFile('x', 'create'), IoError)
+    await assert.rejects(lock.release(), IoError)
+    assert.throws(() => disk.crash(), IoError)
+    const lock2 = await next.storage().lock()
+    await lock2.release()
+  })
+})
+
+describe('SimDisk: storage contract', () => {
+  test('lock is exclusive per disk and root', async () => {
+    const { disk, s } = await freshDb(1)
+    const l = await s.lock()
+    await assert.rejects(disk.storage('db').lock(), DatabaseLockedError)
+    const other = disk.storage('other')
+    await other.ensureRoot()
+    const l2 = await other.lock()
+    await l.release()
+    const l3 = await s.lock()
+    await l3.release()
+    await l2.release()
+    await assert.rejects(disk.storage('missing').lock(), IoError)
+  })
+
+  test('names are checked like FileStorage; a root that is a file is not a database', async () => {
+    const { disk, s } = await freshDb(1)
+    for (const name of ['../x', '/x', 'a/../b', '', 'a\\b']) {
+      await assert.rejects(s.openFile(name, 'createOrOpen'), InvalidArgumentError)
+    }
+    disk.writeFileRaw('plain', fill(3, 1))
+    await assert.rejects(disk.storage('plain').ensureRoot(), NotADatabaseError)
+    assert.deepEqual(disk.listSync(''), ['db', 'plain'])
+  })
+
+  test('open modes, truncate, rename, list and errors mirror the real disk', async () => {
+    const { s } = await freshDb(2)
+    await assert.rejects(s.openFile('x', 'read'), (e) => e instanceof IoError && e.syscallCode === 'ENOENT')
+    const f = await s.openFile('x', 'createOrOpen')
+    await assert.rejects(s.openFile('x', 'create'), (e) => e instanceof IoError && e.syscallCode === 'EEXIST')
+    await f.write(pattern(100, 1), 0, 100, 50)
+    const back = new Uint8Array(200)
+    assert.equal(await f.read(back, 0, 200, 0), 150)
+    assert.deepEqual(back.subarray(0, 50), new Uint8Array(50))
+    await f.truncate(60)
+    await f.truncate(80)
+    assert.equal(await f.read(back, 0, 200, 0), 80)
+    assert.deepEqual(back.subarray(60, 80), new Uint8Array(20), 'a shrink then grow reads zeros')
+    await f.close()
+    await f.close()
+    const r = await s.openFile('x', 'read')
+    await assert.rejects(
+      r.write(fill(1, 1), 0, 1, 0),
+      (e) => e instanceof IoError && e.syscallCode === 'EBADF',
+    )
+    await s.mkdir('sub')
+    await s.rename('x', 'sub/y')
+    assert.deepEqual(await s.list(''), ['sub'])
+    assert.deepEqual(await s.list('sub'), ['y'])
+    await assert.rejects(s.unlink('sub'), IoError)
+    await assert.rejects(s.list('nope'), (e) => e instanceof IoError && e.syscallCode === 'ENOENT')
+    assert.equal((await readAll(r)).length, 80, 'an open handle follows its file through a rename')
+  })
+
+  test('writeFileRaw plants durable bytes; clone and snapshotDurable are independent', async () => {
+    const { disk, s } = await freshDb(3)
+    disk.writeFileRaw('db/junk', fill(5, 9))
+    assert.deepEqual(disk.readFileSync('db/junk', 'durable'), fill(5, 9))
+    const f = await s.openFile('log', 'create')
+    await f.write(fill(10, 1), 0, 10, 0)
+    const copy = disk.clone()
+    const durable = disk.snapshotDurable()
+    assert.equal(durable.existsSync('db/log'), false, 'the create was not durable')
+    assert.deepEqual(durable.readFileSync('db/junk'), fill(5, 9))
+    assert.deepEqual(copy.readFileSync('db/log'), fill(10, 1))
+    await f.write(fill(10, 2), 0, 10, 0)
+    assert.deepEqual(copy.readFileSync('db/log'), fill(10, 1), 'the clone does not see later writes')
+    assert.deepEqual(copy.pendingCount(), { data: 1, dir: 1 })
+    assert.equal(disk.isDead, false)
+  })
+})
+
+describe('Prng', () => {
+  test('is deterministic per seed and spreads its output', () => {
+    const a = new Prng(42)
+    const b = new Prng(42)
+    const xs = Array.from({ length: 1000 }, () => a.next())
+    assert.deepEqual(
+      xs,
+      Array.from({ length: 1000 }, () => b.next()),
+    )
+    assert.notDeepEqual(
+      xs.slice(0, 10),
+      Array.from(
+        { length: 10 },
+        (
+          (c) => () =>
+            c.next()
+        )(new Prng(43)),
+      ),
+    )
+    const counts = new Array(10).fill(0)
+    const r = new Prng(7)
+    for (let i = 0; i < 10_000; i++) counts[r.int(10)]++
+    for (const c of counts) assert.ok(c > 850 && c < 1150, `bucket count ${c}`)
+    const f = r.float()
+    assert.ok(f >= 0 && f < 1)
+    const c = r.clone()
+    assert.equal(c.next(), r.next())
+    assert.throws(() => r.int(0), RangeError)
+  })
+})
