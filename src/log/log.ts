@@ -103,6 +103,12 @@ interface SegmentLife {
   slot: number
   /** Issued writes of this segment not yet finished; the buffer is dropped when 0 and left. */
   writesInFlight: number
+  /**
+   * Sealed buffers of this segment whose write is not issued yet (open writers, e.g. a
+   * reservation). Their completed records are served from `buf`, so it must stay live
+   * until this is 0 too, even when every issued write has settled.
+   */
+  unissuedBuffers: number
 }
 
 /** One buffer: the region of a segment from `base` on, filled by reservations. */
@@ -281,6 +287,7 @@ export class Log {
         segmentNumber: last.baseLsn / S,
         slot: last.slot,
         writesInFlight: 0,
+        unissuedBuffers: 0,
       }
       this.liveSegments.set(seg.baseLsn, seg)
       this.cur = { seg, base: startLsn - last.baseLsn, header: EMPTY_HEADER }
@@ -561,6 +568,10 @@ export class Log {
       image = live.buf
       slot = live.slot
     } else {
+      // A poisoned instance drops the memory of a segment once its writes settle, failed
+      // ones included: bytes never written are not on disk, and reading the file there would
+      // report an IO failure as corruption. Report the poisoning error instead.
+      if (this.poisonError !== undefined && !this.written.isDone(lsn)) throw this.poisonError
       const s = this.slotOf.get(base)
       if (s === undefined) throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
       slot = s
@@ -732,6 +743,7 @@ export class Log {
       segmentNumber: baseLsn / S,
       slot,
       writesInFlight: 0,
+      unissuedBuffers: 0,
     }
     this.encodeHeader(seg)
     this.slotOf.set(baseLsn, slot)
@@ -772,6 +784,7 @@ export class Log {
     h = markSealed(h)
     if (isMaxedSeal) h = markMaxed(h)
     b.header = h
+    b.seg.unissuedBuffers++
     if (isMaxedSeal) {
       this.cur = this.openSegment(b.seg.baseLsn + S)
       // The padding after `end` is reserved log space: nothing may be placed there.
@@ -787,6 +800,7 @@ export class Log {
     const S = this.segmentBytes
     const h = b.header
     assert(isSealed(h) && writersOf(h) === 0, 'only a sealed buffer without writers is written')
+    b.seg.unissuedBuffers--
     const off = offsetOf(h)
     let length = off
     if (isMaxed(h)) {
@@ -830,7 +844,9 @@ export class Log {
     this.writesInFlight--
     this.bytesInFlight -= length
     seg.writesInFlight--
-    if (seg.writesInFlight === 0 && seg !== this.cur.seg) this.liveSegments.delete(seg.baseLsn)
+    if (seg.writesInFlight === 0 && seg.unissuedBuffers === 0 && seg !== this.cur.seg) {
+      this.liveSegments.delete(seg.baseLsn)
+    }
     if (this.bytesInFlight < this.options.writeHighWaterBytes && this.writableWaiters.length > 0) {
       const ws = this.writableWaiters
       this.writableWaiters = []

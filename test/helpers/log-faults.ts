@@ -49,8 +49,10 @@ export interface ProbeEvent {
  * Wraps the Storage one Log instance runs on. Counts, per instance:
  *  - `syncAfterFailedSync`: datasyncs of a file issued after a datasync of that file failed
  *    in this instance (a retry, which fsyncgate forbids);
- *  - `logIoAfterFailure`: writes or datasyncs of `log` issued after a write or datasync
- *    of `log` failed (sticky failure: nothing more is written or synced).
+ *  - `logIoAfterFailure`: writes or datasyncs of `log` issued after `markPoisoned()` (the
+ *    test calls it when the log poisons itself: from then on nothing is written or synced).
+ *    Counted from the poisoning, not from the failed op: until the log's own callback has
+ *    seen a failure it cannot know of it (and a sync issued then cannot advance stability).
  * `onFailure` runs synchronously when a write or datasync fails, before the log sees it.
  */
 export class ProbeStorage implements Storage {
@@ -66,6 +68,12 @@ export class ProbeStorage implements Storage {
   /** What was issued after a failure, for messages. */
   readonly afterFailure: string[] = []
   private issued = 0
+
+  /** The log instance poisoned itself. */
+  markPoisoned(): void {
+    this.failedLogIo = true
+  }
+
   private failedSync = false
   private readonly failedSyncFiles = new Set<string>()
   private failedLogIo = false
@@ -130,8 +138,7 @@ export class ProbeStorage implements Storage {
     }
     if (isLog && (kind === 'write' || kind === 'datasync') && this.failedLogIo) {
       this.logIoAfterFailure++
-      this.afterFailure.push(`${kind} of log after a failed log write or datasync`)
-      if (process.env.PROBE_DEBUG) console.log(new Error(`${kind} after failure`).stack)
+      this.afterFailure.push(`${kind} of log issued after the log was poisoned`)
     }
     return run().then(
       (v) => {
@@ -144,7 +151,6 @@ export class ProbeStorage implements Storage {
           this.failedSync = true
           this.failedSyncFiles.add(file)
         }
-        if (isLog && (kind === 'write' || kind === 'datasync')) this.failedLogIo = true
         if (kind === 'write' || kind === 'datasync') this.onFailure(kind, file)
         throw e
       },
