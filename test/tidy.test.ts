@@ -46,7 +46,8 @@ test('every source file imports only its own layer or lower ones', () => {
       const to = layerOf(target)
       const toRank = RANK[to]
       if (toRank === undefined) violations.push(`${relative(ROOT, file)} imports unknown ${m[1]}`)
-      else if (toRank > (fromRank as number)) violations.push(`${relative(ROOT, file)} (${from}) imports up into ${to}`)
+      else if (toRank > (fromRank as number))
+        violations.push(`${relative(ROOT, file)} (${from}) imports up into ${to}`)
       else if (from === 'cli' && to !== 'cli' && to !== 'index.ts') {
         violations.push(`${relative(ROOT, file)}: the CLI imports only the public API`)
       }
@@ -57,5 +58,8 @@ test('every source file imports only its own layer or lower ones', () => {
 
 test('no TODO without an issue number', () => {
   const bad = walk(SRC).filter((f) => /TODO(?!\(#\d+\))/.test(readFileSync(f, 'utf8')))
-  assert.deepEqual(bad.map((f) => relative(ROOT, f)), [])
+  assert.deepEqual(
+    bad.map((f) => relative(ROOT, f)),
+    [],
+  )
 })

@@ -16,7 +16,9 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   let log = await Log.open(o.dir)
   const before = log.metrics().recoveredRecords
   const record = new Uint8Array(o.sizeBytes)
-  const bar = showBar ? new SingleBar({ format: 'appending [{bar}] {percentage}% {value}/{total}' }) : undefined
+  const bar = showBar
+    ? new SingleBar({ format: 'appending [{bar}] {percentage}% {value}/{total}' })
+    : undefined
   bar?.start(o.records, 0)
   const t0 = performance.now()
   for (let i = 0; i < o.records; i++) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `bobsled` command. Imports only the public API (src/index.ts).
 
-import { Command, InvalidArgumentError as CliArgumentError } from 'commander'
+import { InvalidArgumentError as CliArgumentError, Command } from 'commander'
 import { runDemo } from './demo.js'
 import { runInfo } from './info.js'
 
@@ -28,7 +28,13 @@ program
   .option('--json', 'print a JSON summary instead of text')
   .option('--no-progress', 'no progress bar')
   .action(async (o) => {
-    await runDemo({ dir: o.dir, records: o.records, sizeBytes: o.size, json: o.json === true, progress: o.progress })
+    await runDemo({
+      dir: o.dir,
+      records: o.records,
+      sizeBytes: o.size,
+      json: o.json === true,
+      progress: o.progress,
+    })
   })
 
 program

@@ -68,7 +68,10 @@ export async function readBlob(storage: Storage, logId: number, ref: BlobRef): P
   } catch (e) {
     const err = wrapIoError(e, 'opening a blob', where)
     if ((err as { syscallCode?: string }).syscallCode === 'ENOENT') {
-      throw new CorruptionError(`blob ${name} named by a durable pointer is missing`, { file: where, cause: e })
+      throw new CorruptionError(`blob ${name} named by a durable pointer is missing`, {
+        file: where,
+        cause: e,
+      })
     }
     throw err
   }

@@ -4,7 +4,15 @@
 import { CorruptionError, NotADatabaseError, VersionError } from '../errors.js'
 import type { Storage } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
-import { FORMAT_VERSION, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, readU32, readU64, writeU32, writeU64 } from './format.js'
+import {
+  FORMAT_VERSION,
+  MAX_SEGMENT_BYTES,
+  MIN_SEGMENT_BYTES,
+  readU32,
+  readU64,
+  writeU32,
+  writeU64,
+} from './format.js'
 
 export const CONF_NAME = 'conf'
 const CONF_TMP = 'conf.tmp'
@@ -35,11 +43,15 @@ export function decodeConf(b: Uint8Array, file: string): Conf {
   if (b.length < MAGIC.length || !MAGIC.every((x, i) => b[i] === x)) {
     throw new NotADatabaseError(`${file} is not a bobsled conf file`, { file })
   }
-  if (b.length !== CONF_BYTES) throw new CorruptionError(`${file} has ${b.length} bytes, expected ${CONF_BYTES}`, { file })
-  if (readU32(b, 60) !== crc32(b, 0, 60)) throw new CorruptionError(`${file} failed its CRC`, { file, offset: 60 })
+  if (b.length !== CONF_BYTES)
+    throw new CorruptionError(`${file} has ${b.length} bytes, expected ${CONF_BYTES}`, { file })
+  if (readU32(b, 60) !== crc32(b, 0, 60))
+    throw new CorruptionError(`${file} failed its CRC`, { file, offset: 60 })
   const formatVersion = (b[8] as number) | ((b[9] as number) << 8)
   if (formatVersion !== FORMAT_VERSION) {
-    throw new VersionError(`${file} has format version ${formatVersion}; this build reads version ${FORMAT_VERSION}`)
+    throw new VersionError(
+      `${file} has format version ${formatVersion}; this build reads version ${FORMAT_VERSION}`,
+    )
   }
   const segmentBytes = readU32(b, 12)
   const logId = readU64(b, 16)

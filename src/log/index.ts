@@ -1,5 +1,5 @@
 // The log layer's public face: other layers import only this file.
-export { Failpoints, type FailpointName } from './failpoints.js'
+export { type FailpointName, Failpoints } from './failpoints.js'
 export { DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES } from './format.js'
 export { Log, type LogOptions, type LogRecord, type Reservation } from './log.js'
 export type { LogMetrics } from './metrics.js'

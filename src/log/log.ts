@@ -19,7 +19,8 @@ import {
 import { FileStorage, type Storage, type StorageFile, type StorageLock } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import { asLsn, type Lsn } from '../util/brand.js'
-import { type BlobRef, BLOB_DIR, blobName, parseBlobName, readBlob, writeBlob } from './blob.js'
+import { BLOB_DIR, type BlobRef, blobName, parseBlobName, readBlob, writeBlob } from './blob.js'
+import { readCloseWitness, WITNESS_NAME, writeCloseWitness } from './close-witness.js'
 import { type Conf, readConf, writeConf } from './conf.js'
 import { Failpoints } from './failpoints.js'
 import {
@@ -61,6 +62,7 @@ import { bump, emptyMetrics, type LogMetrics } from './metrics.js'
 import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
 import { recoverLog } from './recovery.js'
 import { StabilityIntervals } from './stability.js'
+import { TAIL_JOURNAL } from './tail-journal.js'
 import { LsnWaiters } from './waiters.js'
 
 export const LOG_FILE = 'log'
@@ -131,7 +133,15 @@ const DEFAULT_FLUSH_EVERY_MS = 500
 const DEFAULT_HIGH_WATER_BYTES = 64 * 1024 * 1024
 const DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 const DEFAULT_MAX_BATCH_RECORDS = 100_000
-const LOG_OWNED_NAMES = new Set([LOG_FILE, 'conf', 'conf.tmp', BLOB_DIR, 'LOCK'])
+const LOG_OWNED_NAMES = new Set([
+  LOG_FILE,
+  'conf',
+  'conf.tmp',
+  WITNESS_NAME,
+  `${WITNESS_NAME}.tmp`,
+  BLOB_DIR,
+  'LOCK',
+])
 
 export class Log {
   readonly failpoints: Failpoints
@@ -220,7 +230,15 @@ export class Log {
       file = await storage.openFile(LOG_FILE, 'createOrOpen')
       await storage.mkdir(BLOB_DIR)
       await storage.syncDir('')
-      const recovered = await recoverLog(file, `${storage.location}/${LOG_FILE}`, conf, failpoints)
+      const closeWitness = await readCloseWitness(storage, conf.logId)
+      const recovered = await recoverLog(
+        storage,
+        file,
+        `${storage.location}/${LOG_FILE}`,
+        conf,
+        failpoints,
+        closeWitness,
+      )
       const log = new Log(path, storage, file, lock, conf, failpoints, options, recovered)
       await log.collectOrphanBlobs(recovered.blobs.map((b) => b.id))
       log.stats.recoveryMs = performance.now() - t0
@@ -430,7 +448,9 @@ export class Log {
     if (lsn <= this.synced.publishedLsn) return Promise.resolve()
     if (this.isClosed) return Promise.reject(new ClosedError())
     if (!Number.isSafeInteger(lsn) || lsn > this.maxReserved) {
-      return Promise.reject(new InvalidArgumentError(`LSN ${lsn} has not been reserved (last is ${this.maxReserved})`))
+      return Promise.reject(
+        new InvalidArgumentError(`LSN ${lsn} has not been reserved (last is ${this.maxReserved})`),
+      )
     }
     const p = this.stableWaiters.wait(lsn)
     this.ensureWriteIssued(lsn)
@@ -444,7 +464,9 @@ export class Log {
     if (lsn <= this.written.publishedLsn) return Promise.resolve()
     if (this.isClosed) return Promise.reject(new ClosedError())
     if (!Number.isSafeInteger(lsn) || lsn > this.maxReserved) {
-      return Promise.reject(new InvalidArgumentError(`LSN ${lsn} has not been reserved (last is ${this.maxReserved})`))
+      return Promise.reject(
+        new InvalidArgumentError(`LSN ${lsn} has not been reserved (last is ${this.maxReserved})`),
+      )
     }
     const p = this.writtenWaiters.wait(lsn)
     this.ensureWriteIssued(lsn)
@@ -534,7 +556,12 @@ export class Log {
         const bodyAt = at + msg.headerBytes
         if (lsn >= from) {
           if (msg.kind === MessageKind.Record) {
-            yield { lsn: asLsn(lsn), id: msg.id, data: image.subarray(bodyAt, bodyAt + msg.bodyBytes), isBlob: false }
+            yield {
+              lsn: asLsn(lsn),
+              id: msg.id,
+              data: image.subarray(bodyAt, bodyAt + msg.bodyBytes),
+              isBlob: false,
+            }
           } else if (msg.kind === MessageKind.BlobPointer) {
             const data = await readBlob(this.storage, this.conf.logId, {
               id: readU64(image, bodyAt),
@@ -577,16 +604,20 @@ export class Log {
       slot = s
       image = new Uint8Array(S)
       await this.readFully(image, slot * S)
-      if (this.slotOf.get(base) !== slot) throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+      if (this.slotOf.get(base) !== slot)
+        throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
     }
     const msg = newParsedMessage()
     const r = parseMessage(image, at, S, S, base / S, msg)
     if (r !== Parse.Ok || (msg.kind !== MessageKind.Record && msg.kind !== MessageKind.BlobPointer)) {
-      throw new CorruptionError(`no valid record at LSN ${lsn}: ${r === Parse.Corrupt ? lastCorruptReason : 'not a record'}`, {
-        file: `${this.location}/${LOG_FILE}`,
-        offset: slot * S + at,
-        lsn,
-      })
+      throw new CorruptionError(
+        `no valid record at LSN ${lsn}: ${r === Parse.Corrupt ? lastCorruptReason : 'not a record'}`,
+        {
+          file: `${this.location}/${LOG_FILE}`,
+          offset: slot * S + at,
+          lsn,
+        },
+      )
     }
     const bodyAt = at + msg.headerBytes
     if (msg.kind === MessageKind.Record) {
@@ -610,7 +641,9 @@ export class Log {
     const run = async (): Promise<void> => {
       const S = this.segmentBytes
       const stable = this.synced.publishedLsn
-      const drop = this.order.filter((base) => base + S - 1 < lsn && base + S - 1 <= stable && base !== this.cur.seg.baseLsn)
+      const drop = this.order.filter(
+        (base) => base + S - 1 < lsn && base + S - 1 <= stable && base !== this.cur.seg.baseLsn,
+      )
       if (drop.length === 0 || this.poisonError !== undefined) return
       // First make the new start durable in a segment header, so that recovery after a crash
       // in the middle of zeroing knows the low segments were dropped, not lost.
@@ -622,6 +655,7 @@ export class Log {
       await this.flush()
       const zeros = new Uint8Array(S)
       for (const base of drop) {
+        if (this.poisonError !== undefined) throw this.poisonError
         const slot = this.slotOf.get(base) as number
         try {
           this.failpoints.hit('segment zero')
@@ -657,10 +691,19 @@ export class Log {
       if (this.poisonError === undefined) {
         await this.truncation.catch(() => {})
         await this.flush()
-        // A closing witness lets recovery tell damage from a torn tail for every byte.
+        // A closing Witness message, and the witness file that recovery reads before it
+        // scans, let recovery tell damage from a torn tail for every byte of the log.
         if (this.poisonError === undefined && this.synced.publishedLsn > this.lastWitness) {
           this.appendWitness()
           await this.flush()
+        }
+        if (this.poisonError === undefined) {
+          try {
+            await writeCloseWitness(this.storage, this.conf.logId, this.synced.publishedLsn)
+          } catch (e) {
+            this.poison(e, 'writing the close witness')
+            throw this.poisonError
+          }
         }
       }
     } finally {

@@ -26,7 +26,7 @@
 // zero) and datasynced, so stale messages can never be read as part of a later log.
 
 import { CorruptionError } from '../errors.js'
-import type { StorageFile } from '../io/index.js'
+import type { Storage, StorageFile } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import type { Conf } from './conf.js'
 import type { Failpoints } from './failpoints.js'
@@ -41,6 +41,7 @@ import {
   U64_BODY_BYTES,
 } from './format.js'
 import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
+import { type Extent, replayTailJournal, TAIL_JOURNAL, writeTailJournal } from './tail-journal.js'
 
 export interface SegmentSlot {
   baseLsn: number
@@ -81,12 +82,16 @@ interface SlotInfo {
 }
 
 export async function recoverLog(
+  storage: Storage,
   file: StorageFile,
   fileLabel: string,
   conf: Conf,
   failpoints: Failpoints,
+  closeWitness = -1,
 ): Promise<RecoveredLog> {
   const S = conf.segmentBytes
+  // 0. Finish a tail rewrite that a power cut interrupted (tail-journal.ts).
+  await replayTailJournal(storage, file, conf.logId)
   const size = await file.size()
   const slotCount = Math.floor(size / S) + (size % S >= SEGMENT_HEADER_BYTES ? 1 : 0)
 
@@ -102,19 +107,24 @@ export async function recoverLog(
     }
     const h = check.header
     const where = { file: fileLabel, offset: slot * S }
-    if (h.logId !== conf.logId) throw new CorruptionError(`segment slot ${slot} belongs to another log`, where)
+    if (h.logId !== conf.logId)
+      throw new CorruptionError(`segment slot ${slot} belongs to another log`, where)
     if (h.segmentBytes !== S || h.formatVersion !== FORMAT_VERSION || h.baseLsn % S !== 0) {
       throw new CorruptionError(`segment slot ${slot} has a header that does not match conf`, where)
     }
     valid.push({ slot, baseLsn: h.baseLsn, maxStableLsn: h.maxStableLsn, firstLsn: h.firstLsn })
   }
   valid.sort((a, b) => a.baseLsn - b.baseLsn)
-  let witness = -1
+  // The stable LSN of the last clean close, read before any scanning (close-witness.ts).
+  let witness = closeWitness
   let logStart = 0
   for (let i = 0; i < valid.length; i++) {
     const v = valid[i] as SlotInfo
     if (i > 0 && (valid[i - 1] as SlotInfo).baseLsn === v.baseLsn) {
-      throw new CorruptionError(`two segment slots claim LSN ${v.baseLsn}`, { file: fileLabel, lsn: v.baseLsn })
+      throw new CorruptionError(`two segment slots claim LSN ${v.baseLsn}`, {
+        file: fileLabel,
+        lsn: v.baseLsn,
+      })
     }
     witness = Math.max(witness, v.maxStableLsn)
     logStart = Math.max(logStart, v.firstLsn)
@@ -138,10 +148,13 @@ export async function recoverLog(
         continue
       }
       if (expected <= witness) {
-        throw new CorruptionError(`segment at LSN ${expected} is missing below the durable witness ${witness}`, {
-          file: fileLabel,
-          lsn: expected,
-        })
+        throw new CorruptionError(
+          `segment at LSN ${expected} is missing below the durable witness ${witness}`,
+          {
+            file: fileLabel,
+            lsn: expected,
+          },
+        )
       }
       gapAt = expected
     }
@@ -177,10 +190,17 @@ export async function recoverLog(
       }
       const lsn = seg.baseLsn + at
       if (r === Parse.Corrupt) {
+        const reason = lastCorruptReason
+        // A Witness written after the damage proves the damaged bytes were durable.
+        witness = Math.max(witness, laterWitness(image, at + 1, S, segmentNumber, seg.baseLsn))
         if (lsn <= witness) {
           throw new CorruptionError(
-            `log damaged at LSN ${lsn} (${lastCorruptReason}), below the durable witness ${witness}`,
-            { file: fileLabel, offset: seg.slot * S + at, lsn },
+            `log damaged at LSN ${lsn} (${reason}), below the durable witness ${witness}`,
+            {
+              file: fileLabel,
+              offset: seg.slot * S + at,
+              lsn,
+            },
           )
         }
         end = lsn
@@ -208,13 +228,15 @@ export async function recoverLog(
           break
         case MessageKind.Witness: {
           const w = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
-          if (w < 0 || w - 1 >= lsn) throw new CorruptionError(`malformed witness at LSN ${lsn}`, { file: fileLabel, lsn })
+          if (w < 0 || w - 1 >= lsn)
+            throw new CorruptionError(`malformed witness at LSN ${lsn}`, { file: fileLabel, lsn })
           witness = Math.max(witness, w - 1)
           break
         }
         case MessageKind.BatchManifest: {
           const peg = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
-          if (peg < lsn) throw new CorruptionError(`malformed batch manifest at LSN ${lsn}`, { file: fileLabel, lsn })
+          if (peg < lsn)
+            throw new CorruptionError(`malformed batch manifest at LSN ${lsn}`, { file: fileLabel, lsn })
           manifest = { lsn, peg, records, recordBytes, blobs: blobs.length }
           break
         }
@@ -272,6 +294,28 @@ export async function recoverLog(
       wrote = true
     }
   }
+  // fsyncgate: bytes above the witness may sit in the page cache after a failed datasync
+  // that marked them clean without storing them. Writing them again makes the datasync
+  // below cover them, so nothing this recovery accepts can vanish at the next power cut.
+  // Their copy goes to the tail journal first: a torn rewrite must not damage bytes that
+  // were durable already.
+  const tail: Extent[] = []
+  for (const seg of chain) {
+    const lo = Math.max(witness + 1, seg.baseLsn)
+    const hi = Math.min(end, seg.baseLsn + S)
+    if (lo >= hi) continue
+    const image = seg === lastSeg && endImage !== undefined ? endImage : await readSegment(file, seg.slot, S)
+    tail.push({
+      position: seg.slot * S + (lo - seg.baseLsn),
+      bytes: image.subarray(lo - seg.baseLsn, hi - seg.baseLsn),
+    })
+  }
+  if (tail.length > 0) {
+    failpoints.hit('recovery zero')
+    await writeTailJournal(storage, conf.logId, tail)
+    for (const e of tail) await file.write(e.bytes, 0, e.bytes.length, e.position)
+    wrote = true
+  }
   const live = new Set(chain.map((c) => c.slot))
   const freeSlots: number[] = []
   const outside = [...stale, ...invalidSlots].sort((a, b) => a - b)
@@ -292,6 +336,10 @@ export async function recoverLog(
     wrote = true
   }
   if (wrote) await file.datasync()
+  if (tail.length > 0) {
+    await storage.unlink(TAIL_JOURNAL)
+    await storage.syncDir('')
+  }
 
   return {
     firstLsn: logStart,
@@ -306,6 +354,30 @@ export async function recoverLog(
     recordBytes,
     zeroedSlots,
   }
+}
+
+/**
+ * Looks past damage at in-segment offset `from` for a valid Witness message of the same
+ * segment life and returns the stable LSN it records (-1 if none). Only valid messages
+ * count: kind, segment number, bounds and CRC all check.
+ */
+function laterWitness(
+  image: Uint8Array,
+  from: number,
+  S: number,
+  segmentNumber: number,
+  baseLsn: number,
+): number {
+  const msg = newParsedMessage()
+  let best = -1
+  for (let at = Math.max(from, SEGMENT_HEADER_BYTES); at <= S - RED_ZONE_BYTES - 1; at++) {
+    if (image[at + 4] !== MessageKind.Witness) continue
+    if (parseMessage(image, at, S, S, segmentNumber, msg) !== Parse.Ok || msg.bodyBytes !== U64_BODY_BYTES)
+      continue
+    const w = readU64(image, at + msg.headerBytes) - 1
+    if (w >= -1 && w < baseLsn + at) best = Math.max(best, w)
+  }
+  return best
 }
 
 async function readHeaders(file: StorageFile, slotCount: number, S: number): Promise<Uint8Array> {
@@ -346,4 +418,3 @@ function isZero(b: Uint8Array, from: number, to: number): boolean {
   while (i < to) if (b[i++] !== 0) return false
   return true
 }
-

@@ -3,7 +3,12 @@
 
 const HEADER = 12
 
-export function encodeRecord(seq: number, indexInBatch: number, batchSize: number, padBytes: number): Uint8Array {
+export function encodeRecord(
+  seq: number,
+  indexInBatch: number,
+  batchSize: number,
+  padBytes: number,
+): Uint8Array {
   const b = new Uint8Array(HEADER + padBytes)
   const v = new DataView(b.buffer)
   v.setUint32(0, seq)
@@ -42,8 +47,10 @@ export function checkPrefix(records: Uint8Array[]): { count: number } | { violat
   let expect = 0
   for (let i = 0; i < records.length; i++) {
     const d = decodeRecord(records[i] as Uint8Array)
-    if (d === undefined) return { violation: `record ${i} is not a record that was written (phantom or torn)` }
-    if (d.seq !== expect) return { violation: `record ${i} has seq ${d.seq}, expected ${expect} (not a prefix)` }
+    if (d === undefined)
+      return { violation: `record ${i} is not a record that was written (phantom or torn)` }
+    if (d.seq !== expect)
+      return { violation: `record ${i} has seq ${d.seq}, expected ${expect} (not a prefix)` }
     if (d.indexInBatch === 0 && d.batchSize > 1 && i + d.batchSize > records.length) {
       return { violation: `batch at seq ${d.seq} of ${d.batchSize} records is torn` }
     }

@@ -93,7 +93,9 @@ test(`SIGKILL loop: ${CYCLES} kills, no acknowledged record lost, always a prefi
       }
       if (check.count <= maxAcked) {
         lost++
-        assert.fail(`cycle ${cycle} seed=${seed}: acknowledged seq ${maxAcked} lost (recovered ${check.count})`)
+        assert.fail(
+          `cycle ${cycle} seed=${seed}: acknowledged seq ${maxAcked} lost (recovered ${check.count})`,
+        )
       }
       // Records past the recovered prefix were never acknowledged; the next child reuses them.
       count = check.count

@@ -255,12 +255,7 @@ test(`${FLIPS} random single-bit flips in log, conf and blob: typed error or exa
   assert.ok(r.counts.detected > FLIPS / 3, `seed=${SEED}: most flips land in checked bytes and are detected`)
 })
 
-const KNOWN_WITNESS_GAP =
-  'KNOWN BUG: recovery only knows witnesses it has read before the damage; a cleanly closed log keeps its last witness at its end, so damage (or a cut) before it reads as a torn tail. See the report.'
-
-test(`${FLIPS} random single-bit flips: none truncates the cleanly closed log silently`, {
-  todo: KNOWN_WITNESS_GAP,
-}, async () => {
+test(`${FLIPS} random single-bit flips: none truncates the cleanly closed log silently`, async () => {
   const r = await runFlips()
   assert.deepEqual(
     r.truncated.slice(0, 12),
@@ -302,7 +297,7 @@ function slotCount(files: Files): number {
   return Math.ceil((files.get('log') as Uint8Array).length / SEGMENT_BYTES)
 }
 
-/** Damaged images of the catalogue: outcome per case, checked strictly and (todo) for refusal. */
+/** Damaged images of the catalogue: outcome per case, checked strictly and for refusal. */
 interface CaseOutcome {
   what: string
   o: Outcome
@@ -369,9 +364,7 @@ test('zeroed or junk 512 B sectors, the log cut at every 512 B boundary: typed e
   assert.deepEqual(bad, [], `seed=${SEED}`)
 })
 
-test('zeroed or junk sectors and cuts inside witnessed data are CorruptionError, never a silent truncation', {
-  todo: KNOWN_WITNESS_GAP,
-}, async () => {
+test('zeroed or junk sectors and cuts inside witnessed data are CorruptionError, never a silent truncation', async () => {
   const bad = (await runCatalogue()).filter((c) => c.mustRefuse && c.o.kind !== 'detected')
   assert.deepEqual(
     bad.map((c) => `${c.what}: ${c.o.kind} ${'detail' in c.o ? c.o.detail : ''}`),

@@ -84,7 +84,7 @@ describe('append, flush, reopen', () => {
       got.map((r) => r.data.length),
       sizes,
     )
-    got.forEach((r, i) => assert.ok(r.data.every((b) => b === (i & 0xff))))
+    for (const [i, r] of got.entries()) assert.ok(r.data.every((b) => b === (i & 0xff)))
     await log.close()
   })
 
@@ -119,9 +119,15 @@ describe('reads', () => {
     log.append(enc('a'))
     await log.flush()
     log.append(enc('b'))
-    assert.deepEqual((await all(log)).map((r) => dec(r.data)), ['a'])
+    assert.deepEqual(
+      (await all(log)).map((r) => dec(r.data)),
+      ['a'],
+    )
     await log.flush()
-    assert.deepEqual((await all(log)).map((r) => dec(r.data)), ['a', 'b'])
+    assert.deepEqual(
+      (await all(log)).map((r) => dec(r.data)),
+      ['a', 'b'],
+    )
     await log.close()
   })
 })
@@ -184,7 +190,10 @@ describe('batches, blobs, reservations', () => {
     await log.flush()
     await log.close()
     log = await Log.open(dir, { flushEveryMs: 0 })
-    assert.deepEqual((await all(log)).map((r) => dec(r.data)), ['hello'])
+    assert.deepEqual(
+      (await all(log)).map((r) => dec(r.data)),
+      ['hello'],
+    )
     await log.close()
   })
 })
@@ -205,7 +214,10 @@ describe('truncation', () => {
     // New segments take the freed slots instead of growing the file.
     for (let i = 0; i < 100; i++) log.append(new Uint8Array(60).fill(7))
     await log.flush()
-    assert.ok(statSync(join(dir, 'log')).size <= Math.ceil(sizeAfterTruncate / 1024) * 1024, 'the file did not grow')
+    assert.ok(
+      statSync(join(dir, 'log')).size <= Math.ceil(sizeAfterTruncate / 1024) * 1024,
+      'the file did not grow',
+    )
     await log.close()
     log = await Log.open(dir, { flushEveryMs: 0 })
     const again = await all(log)
@@ -287,7 +299,10 @@ describe('misuse and limits', () => {
       () => log.reserve(log.maxInlineBytes + 1),
     ]
     for (const f of bad) {
-      assert.throws(f, (e) => (e instanceof InvalidArgumentError || e instanceof LimitError) && isBobsledError(e))
+      assert.throws(
+        f,
+        (e) => (e instanceof InvalidArgumentError || e instanceof LimitError) && isBobsledError(e),
+      )
     }
     await assert.rejects(log.appendLarge(new Uint8Array(10), -3), InvalidArgumentError)
     await assert.rejects(log.makeStable(before + 1000), InvalidArgumentError)

@@ -74,7 +74,12 @@ async function readAll(log: Log): Promise<Uint8Array[]> {
 }
 
 async function openOn(disk: SimDisk, options: { unsafeAckBeforeSync?: boolean } = {}): Promise<Log> {
-  return Log.open('db', { storage: disk.storage('db'), segmentBytes: SEGMENT_BYTES, flushEveryMs: 0, ...options })
+  return Log.open('db', {
+    storage: disk.storage('db'),
+    segmentBytes: SEGMENT_BYTES,
+    flushEveryMs: 0,
+    ...options,
+  })
 }
 
 /** Cuts the power after `turns` turns of the event loop. */
@@ -97,7 +102,8 @@ export async function runSeed(seed: number, unsafeAckBeforeSync = false): Promis
     const log = await openOn(disk, { unsafeAckBeforeSync })
     const before = checkPrefix(await readAll(log))
     if ('violation' in before) return { acked: w.acked, recovered: -1, violation: before.violation }
-    if (before.count <= w.acked) return { acked: w.acked, recovered: before.count, violation: 'acknowledged record lost' }
+    if (before.count <= w.acked)
+      return { acked: w.acked, recovered: before.count, violation: 'acknowledged record lost' }
     w.seq = before.count
     // The workload runs while the power cut is scheduled a random number of turns ahead.
     const running = workload(log, rng, w, 20 + rng.int(200))
@@ -168,6 +174,9 @@ test('mutation check: acknowledging before the datasync is caught by the power-l
     else if (o.violation !== undefined) lost++
   }
   const caught = lost + failedReopens
-  console.log(`RELIABILITY log-power-loss-mutation seeds=${seeds.length} caught=${caught} acked_lost=${lost} failed_reopens=${failedReopens}`)
-  if (process.env.BOBSLED_SEED === undefined) assert.ok(caught > 0, 'the harness cannot fail: it missed unsynced acks')
+  console.log(
+    `RELIABILITY log-power-loss-mutation seeds=${seeds.length} caught=${caught} acked_lost=${lost} failed_reopens=${failedReopens}`,
+  )
+  if (process.env.BOBSLED_SEED === undefined)
+    assert.ok(caught > 0, 'the harness cannot fail: it missed unsynced acks')
 })
