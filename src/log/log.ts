@@ -165,6 +165,8 @@ export class Log {
   /** Written ranges not yet covered by a datasync, as [lo, hi] pairs. */
   private unsynced: number[] = []
   private syncInFlight = false
+  /** Set for two event-loop turns after a sync released several writers (see kickSync). */
+  private syncHold = false
   private writesInFlight = 0
   private bytesInFlight = 0
   private sealScheduled = false
@@ -924,13 +926,14 @@ export class Log {
     this.sealScheduled = true
     // Idle: seal now (after this tick's other appends). Busy: wait one turn of the event
     // loop so that every writer woken by the last sync joins this write.
-    if (this.writesInFlight === 0 && !this.syncInFlight) queueMicrotask(this.sealTask)
+    if (this.writesInFlight === 0 && !this.syncInFlight && !this.syncHold) queueMicrotask(this.sealTask)
     else setImmediate(this.sealTask)
   }
 
   /** Group commit: one datasync in flight, started only when someone waits for stability. */
   private kickSync(): void {
-    if (this.poisonError !== undefined || this.syncInFlight || this.unsynced.length === 0) return
+    if (this.poisonError !== undefined || this.syncInFlight || this.syncHold || this.unsynced.length === 0)
+      return
     if (this.stableWaiters.size === 0) return
     const ranges = this.unsynced
     this.unsynced = []
@@ -960,8 +963,23 @@ export class Log {
           stable = this.synced.markDone(lo, hi)
         }
         bump(this.stats.bytesPerSync, bytes)
-        bump(this.stats.waitersPerSync, this.stableWaiters.releaseUpTo(stable))
-        this.kickSync()
+        const released = this.stableWaiters.releaseUpTo(stable)
+        bump(this.stats.waitersPerSync, released)
+        if (released > 1) {
+          // Several writers just woke and will append again within a few promise hops.
+          // Hold the next seal and sync for two turns of the event loop so they all join
+          // one write and one sync, instead of splitting into two half-size groups that
+          // then alternate forever.
+          this.syncHold = true
+          setImmediate(() =>
+            setImmediate(() => {
+              this.syncHold = false
+              this.kickSync()
+            }),
+          )
+        } else {
+          this.kickSync()
+        }
       },
       (e) => {
         this.syncInFlight = false

@@ -74,6 +74,8 @@ export interface RecoveredLog {
   zeroedSlots: number
 }
 
+const READ_AHEAD = 4
+
 interface SlotInfo {
   slot: number
   baseLsn: number
@@ -173,13 +175,23 @@ export async function recoverLog(
   let endAt = 0
   // The last manifest seen and the counters before it, for cutting a torn batch.
   let manifest: { lsn: number; peg: number; records: number; recordBytes: number; blobs: number } | undefined
-  let next = chain.length > 0 ? readSegment(file, (chain[0] as SlotInfo).slot, S) : undefined
+  // Reads run READ_AHEAD segments ahead of the scan, into a small ring of buffers (a fresh
+  // zeroed segment buffer per read costs more than the read itself from the page cache).
+  const ring = Array.from({ length: Math.min(chain.length, READ_AHEAD + 1) }, () => new Uint8Array(S))
+  const reads: Array<Promise<Uint8Array> | undefined> = []
+  const issue = (k: number): void => {
+    if (k >= chain.length) return
+    const p = readSegmentInto(file, (chain[k] as SlotInfo).slot, S, ring[k % ring.length] as Uint8Array)
+    // A read-ahead left behind by a throw below must not become an unhandled rejection.
+    p.catch(() => {})
+    reads[k] = p
+  }
+  for (let k = 0; k < READ_AHEAD; k++) issue(k)
   scan: for (let i = 0; i < chain.length; i++) {
     const seg = chain[i] as SlotInfo
-    const image = await (next as Promise<Uint8Array>)
-    next = i + 1 < chain.length ? readSegment(file, (chain[i + 1] as SlotInfo).slot, S) : undefined
-    // A read-ahead left behind by a throw below must not become an unhandled rejection.
-    next?.catch(() => {})
+    const image = await (reads[i] as Promise<Uint8Array>)
+    reads[i] = undefined
+    issue(i + READ_AHEAD)
     const segmentNumber = seg.baseLsn / S
     let at = SEGMENT_HEADER_BYTES
     for (;;) {
@@ -394,14 +406,23 @@ async function readHeaders(file: StorageFile, slotCount: number, S: number): Pro
 }
 
 /** Reads a whole slot; bytes past the end of the file read as zeros. */
-export async function readSegment(file: StorageFile, slot: number, S: number): Promise<Uint8Array> {
-  const image = new Uint8Array(S)
+export function readSegment(file: StorageFile, slot: number, S: number): Promise<Uint8Array> {
+  return readSegmentInto(file, slot, S, new Uint8Array(S))
+}
+
+async function readSegmentInto(
+  file: StorageFile,
+  slot: number,
+  S: number,
+  image: Uint8Array,
+): Promise<Uint8Array> {
   let got = 0
   while (got < S) {
     const n = await file.read(image, got, S - got, slot * S + got)
     if (n === 0) break
     got += n
   }
+  image.fill(0, got)
   return image
 }
 
