@@ -139,6 +139,7 @@ const LOG_OWNED_NAMES = new Set([
   'conf.tmp',
   WITNESS_NAME,
   `${WITNESS_NAME}.tmp`,
+  TAIL_JOURNAL,
   BLOB_DIR,
   'LOCK',
 ])
