@@ -82,6 +82,11 @@ export interface LogOptions {
   maxBatchRecords?: number
   failpoints?: Failpoints
   /**
+   * Check the CRC of every record at open. By default open checks only the bytes above the
+   * durable witness (the unwitnessed tail); older records are checked whenever they are read.
+   */
+  verifyOnOpen?: boolean
+  /**
    * TEST ONLY — a mutation switch that acknowledges writes without a datasync. The crash
    * tests turn it on to prove they can fail. Never use it otherwise.
    */
@@ -155,7 +160,9 @@ export class Log {
   private readonly file: StorageFile
   private readonly lockHandle: StorageLock
   private readonly conf: Conf
-  private readonly options: Required<Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes'>>
+  private readonly options: Required<
+    Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes' | 'verifyOnOpen'>
+  >
   private readonly stats: LogMetrics = emptyMetrics()
 
   private cur: IoBuf
@@ -241,6 +248,7 @@ export class Log {
         conf,
         failpoints,
         closeWitness,
+        options.verifyOnOpen === true,
       )
       const log = new Log(path, storage, file, lock, conf, failpoints, options, recovered)
       await log.collectOrphanBlobs(recovered.blobs.map((b) => b.id))

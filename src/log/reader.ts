@@ -33,7 +33,7 @@ export let lastCorruptReason = ''
  * Validates the message starting at in-segment offset `at` of `segment` (an image of the
  * segment whose byte 0 is the segment's byte 0). Bytes at or past `limit` are treated as
  * unavailable. Checks, in order: room for a header, header decodes, kind known, body fits
- * the segment, segment number, CRC.
+ * the segment, segment number, CRC (for Record and Canceled messages only if `checkCrc`).
  */
 export function parseMessage(
   segment: Uint8Array,
@@ -42,6 +42,7 @@ export function parseMessage(
   segmentBytes: number,
   segmentNumber: number,
   out: ParsedMessage,
+  checkCrc = true,
 ): Parse {
   if (at < SEGMENT_HEADER_BYTES) {
     lastCorruptReason = 'message inside the segment header'
@@ -70,7 +71,10 @@ export function parseMessage(
     lastCorruptReason = `segment number ${out.segmentNumber}, expected ${segmentNumber}`
     return Parse.Corrupt
   }
-  if (readU32(segment, at) !== messageCrc(segment, at, total)) {
+  // Recovery may skip the CRC of plain records it trusts (below the durable witness): they
+  // are checked when read. Messages that steer recovery are always checked.
+  const mustCheck = checkCrc || (out.kind !== MessageKind.Record && out.kind !== MessageKind.Canceled)
+  if (mustCheck && readU32(segment, at) !== messageCrc(segment, at, total)) {
     lastCorruptReason = 'CRC mismatch'
     return Parse.Corrupt
   }
