@@ -1,7 +1,7 @@
 // The bytes of the log file, its segment headers and its messages.
 // docs/FORMAT.md is the normative description; keep the two in step.
 
-import { crc32 } from '../util/crc32.js'
+import { crc32, crc32Words } from '../util/crc32.js'
 
 export const FORMAT_VERSION = 1
 
@@ -190,12 +190,13 @@ export function writeMessageHeader(
 }
 
 /** CRC of a message: bytes 4..end (kind, header varints, body), inverted. */
-export function messageCrc(buf: Uint8Array, at: number, totalBytes: number): number {
-  return (crc32(buf, at + 4, at + totalBytes) ^ CRC_XOR) >>> 0
+export function messageCrc(buf: Uint8Array, at: number, totalBytes: number, words?: Int32Array): number {
+  return (crc32Words(buf, words, at + 4, at + totalBytes) ^ CRC_XOR) >>> 0
 }
 
-export function stampMessageCrc(buf: Uint8Array, at: number, totalBytes: number): void {
-  writeU32(buf, at, messageCrc(buf, at, totalBytes))
+/** `words`: wordsOf(buf) when buf starts its ArrayBuffer (faster CRC), else undefined. */
+export function stampMessageCrc(buf: Uint8Array, at: number, totalBytes: number, words?: Int32Array): void {
+  writeU32(buf, at, messageCrc(buf, at, totalBytes, words))
 }
 
 export interface DecodedHeader {

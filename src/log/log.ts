@@ -19,6 +19,7 @@ import {
 import { FileStorage, type Storage, type StorageFile, type StorageLock } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import { asLsn, type Lsn } from '../util/brand.js'
+import { wordsOf } from '../util/crc32.js'
 import { BLOB_DIR, type BlobRef, blobName, parseBlobName, readBlob, writeBlob } from './blob.js'
 import { readCloseWitness, WITNESS_NAME, writeCloseWitness } from './close-witness.js'
 import { type Conf, readConf, writeConf } from './conf.js'
@@ -40,6 +41,7 @@ import {
   SEGMENT_HEADER_BYTES,
   stampMessageCrc,
   U64_BODY_BYTES,
+  varintBytes,
   writeMessageHeader,
   writeU32,
   writeU64,
@@ -105,8 +107,12 @@ export interface LogRecord {
 /** The memory of one segment life, shared by every IoBuf that continues inside it. */
 interface SegmentLife {
   buf: Uint8Array
+  /** Int32 view of `buf` for the word-wise CRC. */
+  words: Int32Array | undefined
   baseLsn: number
   segmentNumber: number
+  /** Bytes of the segment number as a varint (every message header repeats it). */
+  segmentNumberBytes: number
   slot: number
   /** Issued writes of this segment not yet finished; the buffer is dropped when 0 and left. */
   writesInFlight: number
@@ -310,10 +316,13 @@ export class Log {
     this.nextBlobId = Math.max(0, ...recovered.blobs.map((b) => b.id + 1))
     if (resumes && last !== undefined) {
       // Resume inside the last segment: its header stays; new bytes go after the end.
+      const buf = Buffer.allocUnsafeSlow(S)
       const seg: SegmentLife = {
-        buf: Buffer.allocUnsafeSlow(S),
+        buf,
+        words: wordsOf(buf),
         baseLsn: last.baseLsn,
         segmentNumber: last.baseLsn / S,
+        segmentNumberBytes: varintBytes(last.baseLsn / S),
         slot: last.slot,
         writesInFlight: 0,
         unissuedBuffers: 0,
@@ -332,9 +341,41 @@ export class Log {
    * makeStable(lsn) or flush() resolves. Records over maxInlineBytes need appendLarge().
    */
   append(data: Uint8Array, id = 0): Lsn {
-    this.checkWritable()
-    checkRecord(data, this.maxInlineBytes)
-    checkId(id)
+    if (this.poisonError !== undefined || this.isClosing || this.isClosed) this.checkWritable()
+    if (!(data instanceof Uint8Array) || data.length > this.maxInlineBytes)
+      checkRecord(data, this.maxInlineBytes)
+    if (id !== 0) checkId(id)
+    const len = data.length
+    // Fast path: a synchronous append never leaves a writer open, so it only moves the
+    // offset of the current buffer (the header word's writer count is untouched).
+    const b = this.cur
+    const seg = b.seg
+    const off = offsetOf(b.header)
+    const start = b.base + off
+    const headerBytes = 5 + varintBytes(len) + seg.segmentNumberBytes + varintBytes(id)
+    const total = headerBytes + len
+    const S = this.segmentBytes
+    if (
+      S - start <= RED_ZONE_BYTES ||
+      start + total > S ||
+      (off === 0 && this.synced.publishedLsn > this.lastWitness)
+    ) {
+      return this.appendSlow(data, id)
+    }
+    b.header = bumpOffset(b.header, total)
+    const buf = seg.buf
+    writeMessageHeader(buf, start, MessageKind.Record, len, seg.segmentNumber, id)
+    buf.set(data, start + headerBytes)
+    stampMessageCrc(buf, start, total, seg.words)
+    const lsn = seg.baseLsn + start
+    this.maxReserved = lsn + total - 1
+    this.stats.bytesReserved += total
+    this.stats.recordsAppended++
+    return asLsn(lsn)
+  }
+
+  /** append() when the buffer must be sealed or a witness written first. */
+  private appendSlow(data: Uint8Array, id: number): Lsn {
     const b = this.reserveMessage(MessageKind.Record, data.length, id)
     const at = this.resAt
     const total = this.resHeaderBytes + data.length
@@ -773,7 +814,7 @@ export class Log {
 
   private completeMessage(b: IoBuf, at: number, totalBytes: number, valid: boolean): void {
     if (!valid) b.seg.buf[at + 4] = MessageKind.Canceled
-    stampMessageCrc(b.seg.buf, at, totalBytes)
+    stampMessageCrc(b.seg.buf, at, totalBytes, b.seg.words)
     b.header = decrementWriters(b.header)
     if (isSealed(b.header) && writersOf(b.header) === 0) this.writeOut(b)
   }
@@ -791,10 +832,13 @@ export class Log {
   private openSegment(baseLsn: number): IoBuf {
     const S = this.segmentBytes
     const slot = this.freeSlots.length > 0 ? (this.freeSlots.shift() as number) : this.slotCount++
+    const buf = Buffer.allocUnsafeSlow(S)
     const seg: SegmentLife = {
-      buf: Buffer.allocUnsafeSlow(S),
+      buf,
+      words: wordsOf(buf),
       baseLsn,
       segmentNumber: baseLsn / S,
+      segmentNumberBytes: varintBytes(baseLsn / S),
       slot,
       writesInFlight: 0,
       unissuedBuffers: 0,

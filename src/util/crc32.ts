@@ -63,3 +63,52 @@ export const crc32: Crc32 =
         const view = start === 0 && end === data.length ? data : data.subarray(start, end)
         return native(view, previous) >>> 0
       }
+
+/**
+ * Words of a byte array whose byteOffset is 0, for crc32Words(). Little-endian hosts only
+ * (x86, ARM); on a big-endian host crc32Words falls back to the byte-wise loop.
+ */
+export function wordsOf(bytes: Uint8Array): Int32Array | undefined {
+  if (!LITTLE_ENDIAN || bytes.byteOffset !== 0) return undefined
+  return new Int32Array(bytes.buffer, 0, bytes.buffer.byteLength >> 2)
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+
+/**
+ * crc32 over bytes [start, end) of `d`, reading four bytes at a time through `w` (from
+ * wordsOf(d)) — about a third faster than byte loads for messages of ~100 bytes.
+ */
+export function crc32Words(d: Uint8Array, w: Int32Array | undefined, start: number, end: number): number {
+  if (w === undefined || end - start >= NATIVE_MIN_BYTES) return crc32(d, start, end)
+  let c = -1
+  let i = start
+  while ((i & 3) !== 0 && i < end) c = (T[(c ^ (d[i++] as number)) & 0xff] as number) ^ (c >>> 8)
+  const end16 = i + ((end - i) & ~15)
+  for (; i < end16; i += 16) {
+    const k = i >> 2
+    const a = (w[k] as number) ^ c
+    const b = w[k + 1] as number
+    const x = w[k + 2] as number
+    const y = w[k + 3] as number
+    c =
+      (T[3840 + (a & 0xff)] as number) ^
+      (T[3584 + ((a >>> 8) & 0xff)] as number) ^
+      (T[3328 + ((a >>> 16) & 0xff)] as number) ^
+      (T[3072 + (a >>> 24)] as number) ^
+      (T[2816 + (b & 0xff)] as number) ^
+      (T[2560 + ((b >>> 8) & 0xff)] as number) ^
+      (T[2304 + ((b >>> 16) & 0xff)] as number) ^
+      (T[2048 + (b >>> 24)] as number) ^
+      (T[1792 + (x & 0xff)] as number) ^
+      (T[1536 + ((x >>> 8) & 0xff)] as number) ^
+      (T[1280 + ((x >>> 16) & 0xff)] as number) ^
+      (T[1024 + (x >>> 24)] as number) ^
+      (T[768 + (y & 0xff)] as number) ^
+      (T[512 + ((y >>> 8) & 0xff)] as number) ^
+      (T[256 + ((y >>> 16) & 0xff)] as number) ^
+      (T[y >>> 24] as number)
+  }
+  for (; i < end; i++) c = (T[(c ^ (d[i] as number)) & 0xff] as number) ^ (c >>> 8)
+  return ~c >>> 0
+}

@@ -53,3 +53,17 @@ test('chaining: crc(a ++ b) = crc(b, crc(a))', () => {
     }),
   )
 })
+
+test('the word-wise CRC equals the byte-wise one at every alignment', async () => {
+  const { crc32Words, wordsOf } = await import('../../src/util/crc32.js')
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.nat(), fc.nat(), (src, a, b) => {
+      const d = new Uint8Array(src.length)
+      d.set(src)
+      const start = a % d.length
+      const end = start + (b % (d.length - start + 1))
+      assert.equal(crc32Words(d, wordsOf(d), start, end), crc32Table(d, start, end))
+    }),
+    { numRuns: 1000 },
+  )
+})
