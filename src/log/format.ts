@@ -287,27 +287,3 @@ export function decodeSegmentHeader(buf: Uint8Array, at: number): SegmentHeaderC
     header: { baseLsn, maxStableLsn: stablePlusOne - 1, firstLsn, segmentBytes, logId, formatVersion },
   }
 }
-
-const walkScratch: DecodedHeader = { kind: 0, bodyBytes: 0, segmentNumber: 0, id: 0, headerBytes: 0 }
-
-/**
- * Stamps the CRC of every message in [from, to) of a buffer being sealed: appends leave
- * the CRC for this walk, which may run on the checksum worker (checksum-worker.ts).
- * Returns false if the region does not parse into whole messages (a bug).
- */
-export function stampMessageCrcs(
-  buf: Uint8Array,
-  words: Int32Array | undefined,
-  from: number,
-  to: number,
-): boolean {
-  let at = from
-  while (at < to) {
-    if (!decodeMessageHeader(buf, at, to, walkScratch)) return false
-    const total = walkScratch.headerBytes + walkScratch.bodyBytes
-    if (at + total > to) return false
-    stampMessageCrc(buf, at, total, words)
-    at += total
-  }
-  return at === to
-}

@@ -21,14 +21,12 @@ import { assert } from '../util/assert.js'
 import { asLsn, type Lsn } from '../util/brand.js'
 import { wordsOf } from '../util/crc32.js'
 import { BLOB_DIR, type BlobRef, blobName, parseBlobName, readBlob, writeBlob } from './blob.js'
-import { Checksummer } from './checksum-worker.js'
 import { readCloseWitness, WITNESS_NAME, writeCloseWitness } from './close-witness.js'
 import { type Conf, readConf, writeConf } from './conf.js'
 import { Failpoints } from './failpoints.js'
 import {
   BLOB_POINTER_BODY_BYTES,
   DEFAULT_SEGMENT_BYTES,
-  decodeMessageHeader,
   decodeSegmentHeader,
   encodeSegmentHeader,
   FORMAT_VERSION,
@@ -42,7 +40,6 @@ import {
   readU64,
   SEGMENT_HEADER_BYTES,
   stampMessageCrc,
-  stampMessageCrcs,
   U64_BODY_BYTES,
   varintBytes,
   writeMessageHeader,
@@ -86,12 +83,6 @@ export interface LogOptions {
   /** Most records in one appendBatch(). Default 100,000. */
   maxBatchRecords?: number
   failpoints?: Failpoints
-  /**
-   * Stamp the CRCs of large sealed buffers on a worker thread (default true), so bulk
-   * appends only copy bytes on the main thread. Small, latency-bound writes never wait
-   * for the worker.
-   */
-  checksumWorker?: boolean
   /**
    * Check the CRC of every record at open. By default open checks only the bytes above the
    * durable witness (the unwitnessed tail); older records are checked whenever they are read.
@@ -150,8 +141,6 @@ export interface Reservation {
 }
 
 const DEFAULT_FLUSH_EVERY_MS = 500
-/** Sealed regions at least this large get their CRCs from the checksum worker. */
-const OFFLOAD_MIN_BYTES = 64 * 1024
 const DEFAULT_HIGH_WATER_BYTES = 64 * 1024 * 1024
 const DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 const DEFAULT_MAX_BATCH_RECORDS = 100_000
@@ -178,14 +167,9 @@ export class Log {
   private readonly lockHandle: StorageLock
   private readonly conf: Conf
   private readonly options: Required<
-    Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes' | 'verifyOnOpen' | 'checksumWorker'>
+    Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes' | 'verifyOnOpen'>
   >
   private readonly stats: LogMetrics = emptyMetrics()
-  /** Appends leave their CRC to the seal-time walk (see writeOut). */
-  private readonly deferCrc: boolean
-  private checksummer: Checksummer | undefined
-  /** LSNs of reservations handed out by reserve() and not yet completed or aborted. */
-  private readonly openReservations = new Set<number>()
 
   private cur: IoBuf
   /** Last byte reserved so far (-1: nothing). */
@@ -311,7 +295,6 @@ export class Log {
       maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
       unsafeAckBeforeSync: options.unsafeAckBeforeSync ?? false,
     }
-    this.deferCrc = options.checksumWorker !== false
     const S = conf.segmentBytes
     const last = recovered.segments[recovered.segments.length - 1]
     const resumes = recovered.continuesLastSegment && last !== undefined
@@ -383,7 +366,7 @@ export class Log {
     const buf = seg.buf
     writeMessageHeader(buf, start, MessageKind.Record, len, seg.segmentNumber, id)
     buf.set(data, start + headerBytes)
-    if (!this.deferCrc) stampMessageCrc(buf, start, total, seg.words)
+    stampMessageCrc(buf, start, total, seg.words)
     const lsn = seg.baseLsn + start
     this.maxReserved = lsn + total - 1
     this.stats.bytesReserved += total
@@ -491,12 +474,10 @@ export class Log {
     const bodyStart = at + this.resHeaderBytes
     b.seg.buf.fill(0, bodyStart, at + total)
     const lsn = asLsn(this.resLsnOf(b, at))
-    this.openReservations.add(lsn)
     let done = false
     const finish = (valid: boolean): void => {
       if (done) throw new InvalidArgumentError('this reservation was already completed or aborted')
       done = true
-      this.openReservations.delete(lsn)
       this.completeMessage(b, at, total, valid)
       if (valid) this.stats.recordsAppended++
     }
@@ -663,16 +644,8 @@ export class Log {
     let image: Uint8Array
     let slot: number
     if (live !== undefined && !this.written.isDone(lsn)) {
-      if (this.openReservations.has(lsn))
-        throw new InvalidArgumentError(`the record at LSN ${lsn} is not complete`)
       image = live.buf
       slot = live.slot
-      // Its CRC may still be waiting for the seal-time walk: stamp it (the same bytes the
-      // walk would write) so the read checks the record like any other.
-      const h = newParsedMessage()
-      if (this.deferCrc && decodeMessageHeader(image, at, S, h) && at + h.headerBytes + h.bodyBytes <= S) {
-        stampMessageCrc(image, at, h.headerBytes + h.bodyBytes, live.words)
-      }
     } else {
       // A poisoned instance drops the memory of a segment once its writes settle, failed
       // ones included: bytes never written are not on disk, and reading the file there would
@@ -787,7 +760,6 @@ export class Log {
       }
     } finally {
       await this.allWritesSettled()
-      await this.checksummer?.close()
       this.isClosed = true
       this.stableWaiters.rejectAll(new ClosedError())
       this.writtenWaiters.rejectAll(new ClosedError())
@@ -951,55 +923,13 @@ export class Log {
       this.poison(e, 'writing the log')
       return
     }
-    const seg = b.seg
     this.writesInFlight++
     this.bytesInFlight += length
-    seg.writesInFlight++
+    b.seg.writesInFlight++
     this.stats.writes++
     this.stats.bytesWritten += length
-    // Appends left their CRCs to this walk. Large buffers (bulk appends) go to the worker;
-    // small ones, which someone is usually waiting for, are stamped here at once.
-    const from = b.base === 0 ? SEGMENT_HEADER_BYTES : b.base
-    const to = b.base + off
-    if (this.deferCrc && to > from) {
-      if (to - from >= OFFLOAD_MIN_BYTES) {
-        this.checksummer ??= new Checksummer()
-        // A real copy in its own ArrayBuffer (Buffer#slice would be a view, and moving its
-        // ArrayBuffer to the worker would detach the whole segment).
-        const copy = new Uint8Array(length)
-        copy.set(seg.buf.subarray(b.base, b.base + length))
-        this.checksummer.stamp(copy, from - b.base, to - b.base).then(
-          (stamped) => this.issueWrite(seg, stamped, 0, length, b.base, lo, hi),
-          (e) => {
-            this.writeSettled(seg, length)
-            this.poison(e, 'checksumming the log')
-          },
-        )
-        return
-      }
-      assert(stampMessageCrcs(seg.buf, seg.words, from, to), 'a sealed buffer holds whole messages')
-    }
-    this.issueWrite(seg, seg.buf, b.base, length, b.base, lo, hi)
-  }
-
-  /**
-   * Writes `length` bytes of `bytes` from `offset` to in-segment offset `base` of the
-   * segment's slot; the write is already counted in flight.
-   */
-  private issueWrite(
-    seg: SegmentLife,
-    bytes: Uint8Array,
-    offset: number,
-    length: number,
-    base: number,
-    lo: number,
-    hi: number,
-  ): void {
-    if (this.poisonError !== undefined) {
-      this.writeSettled(seg, length)
-      return
-    }
-    this.file.write(bytes, offset, length, seg.slot * this.segmentBytes + base).then(
+    const seg = b.seg
+    this.file.write(seg.buf, b.base, length, seg.slot * S + b.base).then(
       () => this.onWritten(seg, lo, hi, length),
       (e) => {
         this.writeSettled(seg, length)
