@@ -99,6 +99,33 @@ describe('append, flush, reopen', () => {
   })
 })
 
+describe('bulk', () => {
+  test('bulk appends over several segments read back from memory, disk and a verified reopen', async () => {
+    const dir = tempDir()
+    let log = await Log.open(dir, { flushEveryMs: 0 })
+    const lsns: number[] = []
+    for (let i = 0; i < 30_000; i++) lsns.push(log.append(new Uint8Array(100).fill(i & 0xff), i))
+    // Not yet written: served from memory.
+    const early = await log.read(lsns[29_999] as number)
+    assert.equal(early.id, 29_999)
+    await log.flush()
+    for (const i of [0, 12_345, 29_999]) {
+      const r = await log.read(lsns[i] as number)
+      assert.equal(r.id, i)
+      assert.ok(r.data.every((b) => b === (i & 0xff)))
+    }
+    await log.close()
+    log = await Log.open(dir, { flushEveryMs: 0, verifyOnOpen: true })
+    let n = 0
+    for await (const r of log.iterFrom(0)) {
+      assert.equal(r.id, n)
+      n++
+    }
+    assert.equal(n, 30_000)
+    await log.close()
+  })
+})
+
 describe('reads', () => {
   test('read() serves data not yet written from memory, and from disk afterwards', async () => {
     const dir = tempDir()
