@@ -141,6 +141,7 @@ export interface Reservation {
 }
 
 const DEFAULT_FLUSH_EVERY_MS = 500
+const MAX_SYNC_DEFERRALS = 4
 const DEFAULT_HIGH_WATER_BYTES = 64 * 1024 * 1024
 const DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 const DEFAULT_MAX_BATCH_RECORDS = 100_000
@@ -179,6 +180,8 @@ export class Log {
   /** Written ranges not yet covered by a datasync, as [lo, hi] pairs. */
   private unsynced: number[] = []
   private syncInFlight = false
+  /** Syncs put off in a row because writes were still finishing (see kickSync). */
+  private syncDeferrals = 0
   /** Set for two event-loop turns after a sync released several writers (see kickSync). */
   private syncHold = false
   private writesInFlight = 0
@@ -988,6 +991,14 @@ export class Log {
     if (this.poisonError !== undefined || this.syncInFlight || this.syncHold || this.unsynced.length === 0)
       return
     if (this.stableWaiters.size === 0) return
+    // A sync covers only writes already finished. While others are about to finish (a
+    // group split over two segments, say) wait for them, a few times at most, rather than
+    // spend a whole sync on part of the group: each finishing write calls kickSync again.
+    if (this.writesInFlight > 0 && this.syncDeferrals < MAX_SYNC_DEFERRALS) {
+      this.syncDeferrals++
+      return
+    }
+    this.syncDeferrals = 0
     const ranges = this.unsynced
     this.unsynced = []
     this.syncInFlight = true
