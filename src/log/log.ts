@@ -34,6 +34,7 @@ import {
   MAX_SEGMENT_BYTES,
   MessageKind,
   MIN_SEGMENT_BYTES,
+  messageCrc,
   messageHeaderBytes,
   RED_ZONE_BYTES,
   readU32,
@@ -45,6 +46,7 @@ import {
   writeMessageHeader,
   writeU32,
   writeU64,
+  writeVarint,
 } from './format.js'
 import {
   bumpOffset,
@@ -365,16 +367,29 @@ export class Log {
     ) {
       return this.appendSlow(data, id)
     }
-    b.header = bumpOffset(b.header, total)
+    // start + total ≤ S < 2^24 was checked above: the offset cannot overflow its field.
+    b.header += total
     const buf = seg.buf
-    writeMessageHeader(buf, start, MessageKind.Record, len, seg.segmentNumber, id)
-    buf.set(data, start + headerBytes)
-    stampMessageCrc(buf, start, total, seg.words)
+    // The header of docs/FORMAT.md, written inline: one-byte varints are the common case.
+    buf[start + 4] = MessageKind.Record
+    let p = start + 5
+    if (len <= 240) buf[p++] = len
+    else p += writeVarint(buf, p, len)
+    if (seg.segmentNumber <= 240) buf[p++] = seg.segmentNumber
+    else p += writeVarint(buf, p, seg.segmentNumber)
+    if (id <= 240) buf[p++] = id
+    else p += writeVarint(buf, p, id)
+    buf.set(data, p)
+    const crc = messageCrc(buf, start, total, seg.words)
+    buf[start] = crc
+    buf[start + 1] = crc >>> 8
+    buf[start + 2] = crc >>> 16
+    buf[start + 3] = crc >>> 24
     const lsn = seg.baseLsn + start
     this.maxReserved = lsn + total - 1
     this.stats.bytesReserved += total
     this.stats.recordsAppended++
-    return asLsn(lsn)
+    return lsn as Lsn
   }
 
   /** append() when the buffer must be sealed or a witness written first. */
