@@ -578,6 +578,17 @@ export class Log {
     return asLsn(this.maxReserved)
   }
 
+  /**
+   * Where byte `lsn` lives in the log file (a byte offset), or undefined when its segment
+   * is not part of the log (truncated, or not opened yet). For tools and protocol monitors.
+   */
+  positionOf(lsn: number): number | undefined {
+    const S = this.segmentBytes
+    const base = Math.floor(lsn / S) * S
+    const slot = this.slotOf.get(base)
+    return slot === undefined ? undefined : slot * S + (lsn - base)
+  }
+
   /** The error that poisoned this instance, if any. */
   get failure(): StorageError | undefined {
     return this.poisonError
