@@ -60,7 +60,11 @@ export const crc32: Crc32 =
     ? crc32Table
     : (data, start, end, previous = 0) => {
         if (end - start < NATIVE_MIN_BYTES) return crc32Table(data, start, end, previous)
-        const view = start === 0 && end === data.length ? data : data.subarray(start, end)
+        // A plain Uint8Array view: Buffer#subarray costs ~300 ns (it builds a FastBuffer).
+        const view =
+          start === 0 && end === data.length
+            ? data
+            : new Uint8Array(data.buffer, data.byteOffset + start, end - start)
         return native(view, previous) >>> 0
       }
 
