@@ -182,6 +182,8 @@ export class Log {
   /** Written ranges not yet covered by a datasync, as [lo, hi] pairs. */
   private unsynced: number[] = []
   private syncInFlight = false
+  /** Reservations from reserve() not yet completed or aborted. */
+  private openReservations = 0
   /** Syncs put off in a row because writes were still finishing (see kickSync). */
   private syncDeferrals = 0
   /** Set for two event-loop turns after a sync released several writers (see kickSync). */
@@ -493,9 +495,11 @@ export class Log {
     b.seg.buf.fill(0, bodyStart, at + total)
     const lsn = asLsn(this.resLsnOf(b, at))
     let done = false
+    this.openReservations++
     const finish = (valid: boolean): void => {
       if (done) throw new InvalidArgumentError('this reservation was already completed or aborted')
       done = true
+      this.openReservations--
       this.completeMessage(b, at, total, valid)
       if (valid) this.stats.recordsAppended++
     }
@@ -766,6 +770,12 @@ export class Log {
   /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
   async close(): Promise<void> {
     if (this.isClosed || this.isClosing) return
+    if (this.openReservations > 0) {
+      // Their buffers cannot be written until they complete: the final flush would wait forever.
+      throw new InvalidArgumentError(
+        `complete or abort the ${this.openReservations} open reservation(s) before close()`,
+      )
+    }
     this.isClosing = true
     if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
     try {

@@ -214,6 +214,10 @@ describe('batches, blobs, reservations', () => {
     b.abort()
     a.complete()
     assert.throws(() => a.complete(), InvalidArgumentError)
+    // close() refuses while a reservation is open instead of waiting for it forever.
+    const open = log.reserve(1)
+    await assert.rejects(log.close(), InvalidArgumentError)
+    open.abort()
     await log.flush()
     await log.close()
     log = await Log.open(dir, { flushEveryMs: 0 })
