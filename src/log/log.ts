@@ -182,6 +182,7 @@ export class Log {
   /** Written ranges not yet covered by a datasync, as [lo, hi] pairs. */
   private unsynced: number[] = []
   private syncInFlight = false
+  private readonly blobWrites = new Set<Promise<BlobRef>>()
   /** Reservations from reserve() not yet completed or aborted. */
   private openReservations = 0
   /** Syncs put off in a row because writes were still finishing (see kickSync). */
@@ -456,11 +457,16 @@ export class Log {
     if (data.length <= this.maxInlineBytes) return this.append(data, id)
     const blobId = this.nextBlobId++
     let ref: BlobRef
+    const writing = writeBlob(this.storage, this.conf.logId, blobId, data, this.failpoints)
+    // close() waits for blob files being written, so none is written after the unlock.
+    this.blobWrites.add(writing)
     try {
-      ref = await writeBlob(this.storage, this.conf.logId, blobId, data, this.failpoints)
+      ref = await writing
     } catch (e) {
       this.poison(e, 'writing a blob')
       throw this.poisonError
+    } finally {
+      this.blobWrites.delete(writing)
     }
     this.checkWritable()
     const b = this.reserveMessage(MessageKind.BlobPointer, BLOB_POINTER_BODY_BYTES, id)
@@ -778,6 +784,7 @@ export class Log {
     }
     this.isClosing = true
     if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
+    await Promise.allSettled([...this.blobWrites])
     try {
       if (this.poisonError === undefined) {
         await this.truncation.catch(() => {})
