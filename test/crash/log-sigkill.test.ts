@@ -16,7 +16,7 @@ import { checkPrefix } from './log-records.js'
 
 const CHILD = fileURLToPath(new URL('./log-writer-child.js', import.meta.url))
 const soak = process.env.BOBSLED_SOAK === '1'
-const CYCLES = soak ? 1000 : 40
+const CYCLES = soak ? 5000 : 150
 const SEGMENT_BYTES = 16 * 1024
 
 interface CycleResult {
@@ -71,15 +71,27 @@ async function readAll(dir: string): Promise<Uint8Array[]> {
   return out
 }
 
+// A fresh log every CYCLES_PER_LOG kills keeps each reopen cheap; the crash history of
+// one log still spans many kills.
+const CYCLES_PER_LOG = 25
+
 test(`SIGKILL loop: ${CYCLES} kills, no acknowledged record lost, always a prefix`, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bobsled-sigkill-'))
+  let dir = mkdtempSync(join(tmpdir(), 'bobsled-sigkill-'))
   const baseSeed = Number(process.env.BOBSLED_SEED ?? Date.now() % 1_000_000)
   let maxAcked = -1
   let count = 0
   let lost = 0
+  let total = 0
   let nonPrefix = 0
   try {
     for (let cycle = 0; cycle < CYCLES; cycle++) {
+      if (cycle > 0 && cycle % CYCLES_PER_LOG === 0) {
+        rmSync(dir, { recursive: true, force: true })
+        dir = mkdtempSync(join(tmpdir(), 'bobsled-sigkill-'))
+        maxAcked = -1
+        total += count
+        count = 0
+      }
       const seed = baseSeed + cycle
       const early = seed % 10 === 0
       const delay = early ? seed % 15 : 20 + ((seed * 7919) % 200)
@@ -101,7 +113,7 @@ test(`SIGKILL loop: ${CYCLES} kills, no acknowledged record lost, always a prefi
       count = check.count
     }
     console.log(
-      `RELIABILITY log-sigkill cycles=${CYCLES} records=${count} acked_lost=${lost} non_prefix=${nonPrefix} seed=${baseSeed}`,
+      `RELIABILITY log-sigkill cycles=${CYCLES} records=${total + count} acked_lost=${lost} non_prefix=${nonPrefix} seed=${baseSeed}`,
     )
     assert.ok(count > 0, 'the children appended something')
   } finally {
