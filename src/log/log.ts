@@ -751,6 +751,8 @@ export class Log {
         try {
           this.failpoints.hit('segment zero')
           await this.file.write(zeros, 0, S, slot * S)
+          // A datasync of the log may have failed meanwhile: never sync again in this instance.
+          if (this.poisonError !== undefined) throw this.poisonError
           await this.file.datasync()
         } catch (e) {
           this.poison(e, 'zeroing a truncated segment')
