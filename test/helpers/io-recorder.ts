@@ -12,14 +12,16 @@
 // Op numbers come from `disk.opCount` read just before a call that issues exactly one op
 // synchronously; the proxy checks that and throws if the SimDisk ever stops doing so.
 
-import type { OpenMode, SimDisk, Storage, StorageFile, StorageLock, TraceRecord } from '../../src/io/index.js'
+import type { OpenMode, SimDisk, Storage, StorageFile, TraceRecord } from '../../src/io/index.js'
 
 export interface RecorderOptions {
   /** Mutation switch: syncDir of these folders resolves without doing anything. */
   skipSyncDir?: readonly string[]
 }
 
-export class RecordingStorage implements Storage {
+import { ForwardingStorage } from './forwarding-storage.js'
+
+export class RecordingStorage extends ForwardingStorage {
   /** The bytes each write op stored, by SimDisk op number. */
   readonly writeBytes = new Map<number, Uint8Array>()
   /** For each file op (write, datasync, truncate, read, close), the op number of its open. */
@@ -29,12 +31,10 @@ export class RecordingStorage implements Storage {
 
   constructor(
     readonly disk: SimDisk,
-    private readonly inner: Storage,
+    inner: Storage,
     private readonly options: RecorderOptions = {},
-  ) {}
-
-  get location(): string {
-    return this.inner.location
+  ) {
+    super(inner)
   }
 
   /** The logical clock now: the end tick of the last completed op (-1 before any). */
@@ -55,45 +55,17 @@ export class RecordingStorage implements Storage {
     return { op, result }
   }
 
-  ensureRoot(): Promise<void> {
-    return this.inner.ensureRoot()
-  }
-
-  async openFile(name: string, mode: OpenMode): Promise<StorageFile> {
+  override async openFile(name: string, mode: OpenMode): Promise<StorageFile> {
     const { op, result } = this.oneOp(`open ${name}`, () => this.inner.openFile(name, mode))
     return this.wrap(await result, op)
   }
 
-  exists(name: string): Promise<boolean> {
-    return this.inner.exists(name)
-  }
-
-  list(dir: string): Promise<string[]> {
-    return this.inner.list(dir)
-  }
-
-  mkdir(name: string): Promise<void> {
-    return this.inner.mkdir(name)
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to)
-  }
-
-  unlink(name: string): Promise<void> {
-    return this.inner.unlink(name)
-  }
-
-  syncDir(dir: string): Promise<void> {
+  override syncDir(dir: string): Promise<void> {
     if (this.options.skipSyncDir?.includes(dir) === true) {
       this.skippedSyncDirs++
       return Promise.resolve()
     }
     return this.inner.syncDir(dir)
-  }
-
-  lock(): Promise<StorageLock> {
-    return this.inner.lock()
   }
 
   private wrap(f: StorageFile, openOp: number): StorageFile {

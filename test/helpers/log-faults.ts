@@ -3,7 +3,7 @@
 // record sequences that may start above 0 (after truncateBefore), and a timeout wrapper.
 
 import { isBobsledError } from '../../src/errors.js'
-import type { Storage, StorageFile, StorageLock } from '../../src/io/index.js'
+import type { Storage, StorageFile } from '../../src/io/index.js'
 import { mixSeed } from '../../src/util/prng.js'
 import { decodeRecord } from '../crash/log-records.js'
 
@@ -54,8 +54,9 @@ export interface ProbeEvent {
  *    Counted from the poisoning, not from the failed op: until the log's own callback has
  *    seen a failure it cannot know of it (and a sync issued then cannot advance stability).
  * `onFailure` runs synchronously when a write or datasync fails, before the log sees it.
- */
-export class ProbeStorage implements Storage {
+ */ import { ForwardingStorage } from './forwarding-storage.js'
+
+export class ProbeStorage extends ForwardingStorage {
   readonly events: ProbeEvent[] = []
   syncAfterFailedSync = 0
   /**
@@ -79,49 +80,19 @@ export class ProbeStorage implements Storage {
   private failedLogIo = false
 
   constructor(
-    private readonly inner: Storage,
+    inner: Storage,
     private readonly onFailure: (kind: string, file: string) => void = () => {},
-  ) {}
-
-  get location(): string {
-    return this.inner.location
+  ) {
+    super(inner)
   }
 
-  ensureRoot(): Promise<void> {
-    return this.inner.ensureRoot()
-  }
-
-  async openFile(name: string, mode: Parameters<Storage['openFile']>[1]): Promise<StorageFile> {
+  override async openFile(name: string, mode: Parameters<Storage['openFile']>[1]): Promise<StorageFile> {
     const f = await this.inner.openFile(name, mode)
     return this.wrap(f, name)
   }
 
-  exists(name: string): Promise<boolean> {
-    return this.inner.exists(name)
-  }
-
-  list(dir: string): Promise<string[]> {
-    return this.inner.list(dir)
-  }
-
-  mkdir(name: string): Promise<void> {
-    return this.inner.mkdir(name)
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to)
-  }
-
-  unlink(name: string): Promise<void> {
-    return this.inner.unlink(name)
-  }
-
-  syncDir(dir: string): Promise<void> {
+  override syncDir(dir: string): Promise<void> {
     return this.watch('syncDir', dir || '.', () => this.inner.syncDir(dir))
-  }
-
-  lock(): Promise<StorageLock> {
-    return this.inner.lock()
   }
 
   private watch<T>(kind: ProbeEvent['kind'], file: string, run: () => Promise<T>): Promise<T> {
