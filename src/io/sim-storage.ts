@@ -193,14 +193,15 @@ interface Inode {
   pending: DataOp[]
 }
 
-type Entry = { type: 'file'; ino: number } | { type: 'dir'; id: number }
+/** A directory entry of the model; exported for the crash-state explorer's own replays. */
+export type Entry = { type: 'file'; ino: number } | { type: 'dir'; id: number }
 
-type DirOp =
+export type DirOp =
   | { seq: number; dir: number; kind: 'set'; name: string; entry: Entry }
   | { seq: number; dir: number; kind: 'delete'; name: string }
   | { seq: number; dir: number; kind: 'rename'; from: string; to: string; entry: Entry }
 
-type Dirs = Map<number, Map<string, Entry>>
+export type Dirs = Map<number, Map<string, Entry>>
 
 interface InflightWrite {
   ino: number
@@ -236,7 +237,7 @@ interface RunOptions<T> {
 
 const ROOT_DIR = 0
 
-function applyDirOp(dirs: Dirs, op: DirOp): void {
+export function applyDirOp(dirs: Dirs, op: DirOp): void {
   let entries = dirs.get(op.dir)
   if (entries === undefined) {
     entries = new Map()
@@ -250,7 +251,7 @@ function applyDirOp(dirs: Dirs, op: DirOp): void {
   }
 }
 
-function cloneDirs(dirs: Dirs): Dirs {
+export function cloneDirs(dirs: Dirs): Dirs {
   const copy: Dirs = new Map()
   for (const [id, entries] of dirs) copy.set(id, new Map(entries))
   return copy

@@ -35,6 +35,13 @@
 import { createHash } from 'node:crypto'
 import type { TraceRecord } from '../../src/io/index.js'
 import { SimDisk } from '../../src/io/index.js'
+import {
+  applyDirOp,
+  cloneDirs,
+  type Dirs,
+  type Entry,
+  type DirOp as SimDirOp,
+} from '../../src/io/sim-storage.js'
 import { Log } from '../../src/log/index.js'
 import { mixSeed, Prng } from '../../src/util/prng.js'
 import { decodeRecord, encodeRecord } from '../crash/log-records.js'
@@ -262,9 +269,6 @@ export function randomWorkload(seed: number): Workload {
 
 // ---- the file-system model --------------------------------------------------------------
 
-type Entry = { type: 'file'; ino: number } | { type: 'dir'; id: number }
-type Dirs = Map<number, Map<string, Entry>>
-
 interface DataOp {
   op: number
   /** Completion tick; in-flight writes sort after every completed op. */
@@ -276,10 +280,7 @@ interface DataOp {
   size: number
 }
 
-type DirOp =
-  | { op: number; seq: number; dir: number; kind: 'set'; name: string; entry: Entry }
-  | { op: number; seq: number; dir: number; kind: 'delete'; name: string }
-  | { op: number; seq: number; dir: number; kind: 'rename'; from: string; to: string; entry: Entry }
+type DirOp = SimDirOp & { op: number }
 
 type Candidate = { data: DataOp } | { dir: DirOp }
 
@@ -317,26 +318,6 @@ class Image {
   copy(): Uint8Array {
     return this.bytes.slice(0, this.size)
   }
-}
-
-function applyDirOp(dirs: Dirs, op: DirOp): void {
-  let entries = dirs.get(op.dir)
-  if (entries === undefined) {
-    entries = new Map()
-    dirs.set(op.dir, entries)
-  }
-  if (op.kind === 'set') entries.set(op.name, op.entry)
-  else if (op.kind === 'delete') entries.delete(op.name)
-  else {
-    entries.delete(op.from)
-    entries.set(op.to, op.entry)
-  }
-}
-
-function cloneDirs(dirs: Dirs): Dirs {
-  const c: Dirs = new Map()
-  for (const [id, e] of dirs) c.set(id, new Map(e))
-  return c
 }
 
 function partsOf(path: string): string[] {
