@@ -1,0 +1,73 @@
+// The contract between the page cache and the layers above it (tree/). The tree codes
+// against this interface only, so it can be tested over an in-memory store and run over
+// the real page cache unchanged.
+//
+// Model: a page is a base plus delta fragments on the log. In memory a page is always
+// materialised (the codec applies deltas at page-in), never a chain. Every write is
+// synchronous: it updates the in-memory page and the page table and reserves its log
+// record in one step, so a reader never sees half an operation. The returned LSN can be
+// awaited with makeStable() for durability.
+
+import type { Lsn } from '../util/brand.js'
+
+/** A page id: a safe integer ≥ 0. Ids are dense; freed ids are reused. */
+export type PageId = number
+
+/** How the page cache turns log bytes into the upper layer's in-memory page and back. */
+export interface PageCodec<T> {
+  /** Builds the in-memory page from its base bytes and its deltas in LSN order. */
+  materialize(base: Uint8Array, deltas: readonly Uint8Array[]): T
+  /** The bytes of a consolidated base for `page` (used to consolidate and to relocate). */
+  encode(page: T): Uint8Array
+  /** Approximate bytes of memory `page` holds, for the byte-bounded LRU. */
+  memoryBytes(page: T): number
+}
+
+/** One write of an atomic batch. */
+export type PageWrite<T> =
+  | { kind: 'replace'; pid: PageId; page: T; bytes?: Uint8Array }
+  | { kind: 'link'; pid: PageId; delta: Uint8Array; page: T }
+  | { kind: 'free'; pid: PageId }
+
+export interface PageStore<T> {
+  /**
+   * Reserves a page id (a freed one first). Nothing is logged until the first replace();
+   * an id allocated but never written is free again after a restart.
+   */
+  allocate(): PageId
+  /** The page, paged in from the log if needed; undefined when the id is free. */
+  get(pid: PageId): Promise<T | undefined>
+  /** The page if it is in memory now (no IO), else undefined. */
+  peek(pid: PageId): T | undefined
+  /**
+   * Writes a consolidated base. `bytes` defaults to codec.encode(page). The page must fit
+   * inline: at most `maxPageBytes` encoded bytes, else LimitError before any change.
+   */
+  replace(pid: PageId, page: T, bytes?: Uint8Array): Lsn
+  /**
+   * Appends a delta; `page` is the in-memory page with the delta applied. The store may
+   * consolidate instead (write a base) when the page's delta chain is long.
+   */
+  link(pid: PageId, delta: Uint8Array, page: T): Lsn
+  /** Frees the page; its id can be allocated again. */
+  free(pid: PageId): Lsn
+  /**
+   * Applies every write or none, also after any crash. Returns the batch's last LSN.
+   * Invalid writes throw before any change.
+   */
+  writeBatch(writes: readonly PageWrite<T>[]): Lsn
+  /** Largest encoded page or delta a single write accepts. */
+  readonly maxPageBytes: number
+  /** Everything written before the call is on disk when this resolves. */
+  flush(): Promise<Lsn>
+  /** Resolves when every byte up to `lsn` is on disk. */
+  makeStable(lsn: number): Promise<void>
+  /** Backpressure: resolves when the write queue is below its high-water mark. */
+  whenWritable(): Promise<void>
+  /** Highest LSN known to be on disk (-1: none). */
+  readonly stableLsn: Lsn
+  /** Ids that hold a page now (for verification tools and tests). */
+  pageIds(): Iterable<PageId>
+  /** Flushes, checkpoints, releases the folder. */
+  close(): Promise<void>
+}
