@@ -211,7 +211,7 @@ export class Log {
   private readonly blobsBySegment = new Map<number, number[]>()
   private nextBlobId: number
   /** Where the log begins; recorded in every new segment header. */
-  private firstLsn: number
+  private firstLsn_: number
   private truncation: Promise<void> = Promise.resolve()
   private flushTimer: NodeJS.Timeout | undefined
   // Scratch results of reserveMessage(), to keep the append path free of allocations.
@@ -313,7 +313,7 @@ export class Log {
     this.synced = new StabilityIntervals(startLsn - 1)
     this.maxReserved = startLsn - 1
     this.lastWitness = recovered.witnessLsn
-    this.firstLsn = recovered.firstLsn
+    this.firstLsn_ = recovered.firstLsn
     this.freeSlots = [...recovered.freeSlots]
     this.slotCount = recovered.slotCount
     for (const s of recovered.segments) {
@@ -588,6 +588,21 @@ export class Log {
     return asLsn(this.maxReserved)
   }
 
+  /** Where the log begins: records below it were dropped by truncateBefore(). */
+  get firstLsn(): Lsn {
+    return asLsn(this.firstLsn_)
+  }
+
+  /** Base LSNs of the segments the log holds now, ascending (the last one is being written). */
+  segmentBases(): readonly number[] {
+    return this.order.slice()
+  }
+
+  /** Slots the log file spans (free ones included): its size is this × segmentBytes. */
+  get fileSlots(): number {
+    return this.slotCount
+  }
+
   /**
    * Where byte `lsn` lives in the log file (a byte offset), or undefined when its segment
    * is not part of the log (truncated, or not opened yet). For tools and protocol monitors.
@@ -738,7 +753,7 @@ export class Log {
       if (drop.length === 0 || this.poisonError !== undefined) return
       // First make the new start durable in a segment header, so that recovery after a crash
       // in the middle of zeroing knows the low segments were dropped, not lost.
-      this.firstLsn = (drop[drop.length - 1] as number) + S
+      this.firstLsn_ = (drop[drop.length - 1] as number) + S
       const b = this.cur
       if (b.base === 0 && offsetOf(b.header) === SEGMENT_HEADER_BYTES) this.encodeHeader(b.seg)
       else this.seal(true)
@@ -905,7 +920,7 @@ export class Log {
     encodeSegmentHeader(seg.buf, 0, {
       baseLsn: seg.baseLsn,
       maxStableLsn: stable,
-      firstLsn: this.firstLsn,
+      firstLsn: this.firstLsn_,
       segmentBytes: this.segmentBytes,
       logId: this.conf.logId,
       formatVersion: FORMAT_VERSION,
