@@ -408,9 +408,9 @@ export class Log {
 
   /**
    * Appends records that recover all together or not at all, without blocking other writers.
-   * Returns the LSN of the last record.
+   * Returns the LSN of the last record; `lsnsOut`, when given, receives every record's LSN.
    */
-  appendBatch(records: readonly Uint8Array[], id = 0): Lsn {
+  appendBatch(records: readonly Uint8Array[], id = 0, lsnsOut?: number[]): Lsn {
     this.checkWritable()
     if (!Array.isArray(records)) throw new InvalidArgumentError('appendBatch() takes an array of Uint8Array')
     if (records.length === 0) throw new InvalidArgumentError('appendBatch() needs at least one record')
@@ -419,7 +419,11 @@ export class Log {
     }
     for (const r of records) checkRecord(r, this.maxInlineBytes)
     checkId(id)
-    if (records.length === 1) return this.append(records[0] as Uint8Array, id)
+    if (records.length === 1) {
+      const lsn = this.append(records[0] as Uint8Array, id)
+      lsnsOut?.push(lsn)
+      return lsn
+    }
     // The manifest stays reserved (an open writer) while the records are reserved, so no
     // part of the batch can be written before the manifest knows where the batch ends.
     const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
@@ -433,6 +437,7 @@ export class Log {
       b.seg.buf.set(r, at + this.resHeaderBytes)
       this.completeMessage(b, at, this.resHeaderBytes + r.length, true)
       lastLsn = this.resLsnOf(b, at)
+      lsnsOut?.push(lastLsn)
     }
     const peg = this.maxReserved
     writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
@@ -586,6 +591,11 @@ export class Log {
   /** Last byte reserved so far. */
   get maxReservedLsn(): Lsn {
     return asLsn(this.maxReserved)
+  }
+
+  /** The random id of this log: files that name another id belong to another database. */
+  get logId(): number {
+    return this.conf.logId
   }
 
   /** Where the log begins: records below it were dropped by truncateBefore(). */

@@ -1,0 +1,988 @@
+// Pages on the log (digest §6): the page table maps each page id to its fragments on the
+// log (a base and the deltas since), a byte-bounded LRU keeps materialised pages in
+// memory, cleaning relocates live pages out of the log's head, and checkpoints of the
+// page table keep open time independent of the database's size.
+//
+// Everything a write changes (page table, LRU, segment accounting) changes in the same
+// synchronous step that reserves its log record, so a reader never sees half a write and
+// accounting never lags the log. Page-ins are the only awaits on the read path; a page-in
+// that raced a write or a relocation is dropped and retried from the page table.
+
+import {
+  ClosedError,
+  CorruptionError,
+  InvalidArgumentError,
+  InvariantError,
+  LimitError,
+  StorageError,
+  wrapIoError,
+} from '../errors.js'
+import { openStorage, type Storage } from '../io/index.js'
+import { Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
+import { SegmentAccountant } from '../segments/index.js'
+import type { Lsn } from '../util/brand.js'
+import {
+  type Checkpoint,
+  checkpointName,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  isCheckpointTemp,
+  listCheckpoints,
+  readWholeFile,
+  writeCheckpointFile,
+} from './checkpoint.js'
+import type { PageCodec, PageId, PageStore, PageWrite } from './page-store.js'
+import { decodePageRecord, encodePageRecord, PageRecordKind, pageRecordOverhead } from './records.js'
+
+export interface PageCacheOptions extends LogOptions {
+  /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
+  cacheCapacity?: number
+  /** Deltas a page may gather before a write consolidates it into a new base. Default 8. */
+  consolidateAfter?: number
+  /** Log bytes between periodic checkpoints; 0 = only at clean close. Default 64 MiB. */
+  checkpointEveryBytes?: number
+  /** Clean when the log spans more than this × live data. Default 1.3. */
+  cleanAtSpaceRatio?: number
+  /** Cleaning stops once the log is back under this × live data. Default 1.15. */
+  cleanToSpaceRatio?: number
+  /** Relocate live pages out of the log's head (on by default). Tests turn it off. */
+  cleaning?: boolean
+}
+
+export interface PageCacheStats {
+  pages: number
+  residentPages: number
+  cacheBytes: number
+  cacheCapacity: number
+  liveBytes: number
+  liveBlobBytes: number
+  segments: number
+  fileSlots: number
+  segmentBytes: number
+  firstLsn: number
+  stableLsn: number
+  pagesRelocated: number
+  bytesRelocated: number
+  segmentsCleaned: number
+  cleaningPasses: number
+  checkpointsWritten: number
+  lastCheckpointLsn: number
+  recovery: {
+    ms: number
+    checkpoint: string | undefined
+    skippedCheckpoints: string[]
+    replayedRecords: number
+    replayFrom: number
+  }
+  backgroundError: string | undefined
+}
+
+interface PageEntry<T> {
+  /** Fragments on the log as [lsn, bytes, lsn, bytes, ...]; the first is the base. */
+  frags: number[]
+  /** Size of the base's blob file (0 when the base is inline). */
+  blobBytes: number
+  /** Payload bytes of the deltas since the base (a consolidation trigger). */
+  deltaBytes: number
+  baseBytes: number
+  page: T | undefined
+  /** Memory counted in the LRU while resident. */
+  mem: number
+  /** Bumped on every write: a page-in that started before a write must not be installed. */
+  version: number
+}
+
+const DEFAULT_CACHE_CAPACITY = 256 * 1024 * 1024
+const DEFAULT_CONSOLIDATE_AFTER = 8
+const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
+/** Memory of a resident entry beyond what the codec reports (object, map slot, arrays). */
+const ENTRY_MEMORY_BYTES = 160
+/** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
+const MAX_PAGE_IN_ATTEMPTS = 64
+const KEEP_CHECKPOINTS = 2
+
+export class PageCache<T> implements PageStore<T> {
+  readonly maxPageBytes: number
+  private readonly table: Array<PageEntry<T> | undefined> = []
+  private readonly freePids = new Set<number>()
+  private nextPid = 0
+  /** Resident entries, least recently used first (a Map keeps insertion order). */
+  private readonly lru = new Map<number, PageEntry<T>>()
+  private cacheBytes = 0
+  private readonly sa: SegmentAccountant
+  private readonly S: number
+  /** Pages with a large (blob) write in flight: other writes to them must wait. */
+  private readonly busy = new Set<number>()
+  /** In-flight page-ins per segment base: a segment is not dropped under a reader. */
+  private readonly pins = new Map<number, number>()
+  private unpinWaiters: Array<() => void> = []
+  private cleaningRun: Promise<void> | undefined
+  private checkpointRun: Promise<void> | undefined
+  private bytesSinceCheckpoint = 0
+  private timer: NodeJS.Timeout | undefined
+  private closing = false
+  private closed = false
+  private readonly counters = {
+    pagesRelocated: 0,
+    bytesRelocated: 0,
+    segmentsCleaned: 0,
+    cleaningPasses: 0,
+    checkpointsWritten: 0,
+    lastCheckpointLsn: -1,
+  }
+  private backgroundError: unknown
+  private liveBlobBytes = 0
+  private readonly recoveryInfo: PageCacheStats['recovery'] = {
+    ms: 0,
+    checkpoint: undefined,
+    skippedCheckpoints: [],
+    replayedRecords: 0,
+    replayFrom: 0,
+  }
+
+  private constructor(
+    readonly log: Log,
+    private readonly storage: Storage,
+    private readonly codec: PageCodec<T>,
+    private readonly opts: Required<
+      Pick<
+        PageCacheOptions,
+        | 'cacheCapacity'
+        | 'consolidateAfter'
+        | 'checkpointEveryBytes'
+        | 'cleanAtSpaceRatio'
+        | 'cleanToSpaceRatio'
+        | 'cleaning'
+        | 'flushEveryMs'
+      >
+    >,
+  ) {
+    this.S = log.segmentBytes
+    // The largest record body, less the kind byte and the longest page-id varint.
+    this.maxPageBytes = log.maxInlineBytes - 9
+    this.sa = new SegmentAccountant(log.segmentBytes, {
+      cleanAtSpaceRatio: opts.cleanAtSpaceRatio,
+      cleanToSpaceRatio: opts.cleanToSpaceRatio,
+      slackSegments: 2,
+    })
+  }
+
+  static async open<T>(path: string, codec: PageCodec<T>, options: PageCacheOptions = {}): Promise<PageCache<T>> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+    checkCodec(codec)
+    const {
+      cacheCapacity = DEFAULT_CACHE_CAPACITY,
+      consolidateAfter = DEFAULT_CONSOLIDATE_AFTER,
+      checkpointEveryBytes = DEFAULT_CHECKPOINT_EVERY,
+      cleanAtSpaceRatio = 1.3,
+      cleanToSpaceRatio = 1.15,
+      cleaning = true,
+      ...logOptions
+    } = options
+    checkCount('cacheCapacity', cacheCapacity, 0)
+    checkCount('consolidateAfter', consolidateAfter, 0)
+    checkCount('checkpointEveryBytes', checkpointEveryBytes, 0)
+    if (typeof cleaning !== 'boolean') throw new InvalidArgumentError('cleaning must be a boolean')
+    if (
+      typeof cleanAtSpaceRatio !== 'number' ||
+      typeof cleanToSpaceRatio !== 'number' ||
+      !(cleanToSpaceRatio >= 1) ||
+      !(cleanAtSpaceRatio >= cleanToSpaceRatio) ||
+      !Number.isFinite(cleanAtSpaceRatio)
+    ) {
+      throw new InvalidArgumentError('cleanAtSpaceRatio ≥ cleanToSpaceRatio ≥ 1 are required')
+    }
+    const storage = logOptions.storage ?? openStorage(path)
+    const t0 = performance.now()
+    const log = await Log.open(path, { ...logOptions, storage })
+    const pc = new PageCache<T>(log, storage, codec, {
+      cacheCapacity,
+      consolidateAfter,
+      checkpointEveryBytes,
+      cleanAtSpaceRatio,
+      cleanToSpaceRatio,
+      cleaning,
+      flushEveryMs: logOptions.flushEveryMs ?? 500,
+    })
+    try {
+      await pc.recover()
+    } catch (e) {
+      await log.close().catch(() => {})
+      throw wrapIoError(e, `opening the page cache in ${storage.location}`)
+    }
+    pc.recoveryInfo.ms = performance.now() - t0
+    pc.startTimer()
+    return pc
+  }
+
+  // ---- reading ----
+
+  allocate(): PageId {
+    this.checkWritable()
+    for (const pid of this.freePids) {
+      this.freePids.delete(pid)
+      return pid
+    }
+    return this.nextPid++
+  }
+
+  peek(pid: PageId): T | undefined {
+    checkPid(pid)
+    const e = this.table[pid]
+    if (e?.page === undefined) return undefined
+    this.touch(pid, e)
+    return e.page
+  }
+
+  async get(pid: PageId): Promise<T | undefined> {
+    this.checkOpen()
+    checkPid(pid)
+    for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
+      const e = this.table[pid]
+      if (e === undefined) return undefined
+      if (e.page !== undefined) {
+        this.touch(pid, e)
+        return e.page
+      }
+      const version = e.version
+      const frags = e.frags.slice()
+      let page: T
+      try {
+        page = await this.pageIn(pid, frags, e.blobBytes > 0)
+      } catch (err) {
+        // The page moved (relocated, or rewritten and its old segment dropped): the
+        // fragments we read from are gone, so ask the page table again.
+        if (this.table[pid] !== e || e.version !== version) continue
+        throw err
+      }
+      if (this.table[pid] !== e || e.version !== version) continue
+      if (e.page === undefined) this.install(pid, e, page)
+      return e.page
+    }
+    throw new InvariantError(`page ${pid} kept moving during ${MAX_PAGE_IN_ATTEMPTS} page-ins`)
+  }
+
+  /** Reads and materialises the fragments in parallel; every one must be this page's. */
+  private async pageIn(pid: number, frags: readonly number[], _blob: boolean): Promise<T> {
+    const bases = new Set<number>()
+    for (let i = 0; i < frags.length; i += 2) bases.add(this.sa.baseOf(frags[i] as number))
+    for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
+    try {
+      const reads: Promise<LogRecord>[] = []
+      for (let i = 0; i < frags.length; i += 2) reads.push(this.log.read(frags[i] as number))
+      const records = await Promise.all(reads)
+      let base: Uint8Array | undefined
+      const deltas: Uint8Array[] = []
+      for (let i = 0; i < records.length; i++) {
+        const rec = records[i] as LogRecord
+        const r = decodePageRecord(rec.data, rec.lsn)
+        const want = i === 0 ? PageRecordKind.Replace : PageRecordKind.Link
+        if (r.pid !== pid || r.kind !== want) {
+          throw new CorruptionError(`the record at LSN ${rec.lsn} is not fragment ${i} of page ${pid}`, {
+            lsn: rec.lsn,
+          })
+        }
+        if (i === 0) base = r.payload
+        else deltas.push(r.payload)
+      }
+      return this.codec.materialize(base as Uint8Array, deltas)
+    } finally {
+      for (const b of bases) {
+        const n = (this.pins.get(b) ?? 1) - 1
+        if (n === 0) this.pins.delete(b)
+        else this.pins.set(b, n)
+      }
+      if (this.unpinWaiters.length > 0) {
+        const w = this.unpinWaiters
+        this.unpinWaiters = []
+        for (const f of w) f()
+      }
+    }
+  }
+
+  // ---- writing ----
+
+  replace(pid: PageId, page: T, bytes?: Uint8Array): Lsn {
+    this.checkWritable()
+    this.checkWritablePid(pid, true)
+    const body = bytes ?? this.codec.encode(page)
+    checkBytes(body, this.maxPageBytes, 'page')
+    const rec = encodePageRecord(PageRecordKind.Replace, pid, body)
+    const lsn = this.log.append(rec)
+    this.applyReplace(pid, page, lsn, this.recordBytes(lsn, rec.length), body.length, 0)
+    this.afterWrite(rec.length)
+    return lsn
+  }
+
+  link(pid: PageId, delta: Uint8Array, page: T): Lsn {
+    this.checkWritable()
+    this.checkWritablePid(pid, false)
+    checkBytes(delta, this.maxPageBytes, 'delta')
+    const e = this.table[pid] as PageEntry<T>
+    if (this.shouldConsolidate(e, delta.length)) return this.replace(pid, page)
+    const rec = encodePageRecord(PageRecordKind.Link, pid, delta)
+    const lsn = this.log.append(rec)
+    this.applyLink(pid, e, page, lsn, this.recordBytes(lsn, rec.length), delta.length)
+    this.afterWrite(rec.length)
+    return lsn
+  }
+
+  free(pid: PageId): Lsn {
+    this.checkWritable()
+    this.checkWritablePid(pid, false)
+    const rec = encodePageRecord(PageRecordKind.Free, pid)
+    const lsn = this.log.append(rec)
+    this.applyFree(pid)
+    this.afterWrite(rec.length)
+    return lsn
+  }
+
+  writeBatch(writes: readonly PageWrite<T>[]): Lsn {
+    this.checkWritable()
+    if (!Array.isArray(writes) || writes.length === 0) {
+      throw new InvalidArgumentError('writeBatch() takes a non-empty array of writes')
+    }
+    // Check everything and encode before the first byte is reserved: invalid input throws
+    // with nothing changed. Pages written earlier in the batch count as existing.
+    const exists = new Map<number, boolean>()
+    const deltasSoFar = new Map<number, number>()
+    const records: Uint8Array[] = []
+    const plan: Array<{ kind: PageRecordKind; pid: number; page?: T; payload: number }> = []
+    for (const w of writes) {
+      if (w === null || typeof w !== 'object') throw new InvalidArgumentError('a batch write must be an object')
+      checkPid(w.pid)
+      const has = exists.get(w.pid) ?? this.table[w.pid] !== undefined
+      if (w.kind !== 'replace' && !has) {
+        throw new InvalidArgumentError(`page ${w.pid} is free: ${w.kind} needs a written page`)
+      }
+      if (w.kind === 'replace' && !has) this.checkAllocated(w.pid)
+      if (this.busy.has(w.pid)) throw new InvalidArgumentError(`page ${w.pid} has a large write in flight`)
+      if (w.kind === 'replace' || w.kind === 'link') {
+        let kind = w.kind === 'replace' ? PageRecordKind.Replace : PageRecordKind.Link
+        let body: Uint8Array
+        if (w.kind === 'link') {
+          checkBytes(w.delta, this.maxPageBytes, 'delta')
+          const e = this.table[w.pid]
+          const n = deltasSoFar.get(w.pid) ?? (e === undefined || exists.has(w.pid) ? 0 : e.frags.length / 2 - 1)
+          const consolidate =
+            n + 1 > this.opts.consolidateAfter || (e !== undefined && this.shouldConsolidate(e, w.delta.length))
+          if (consolidate) {
+            kind = PageRecordKind.Replace
+            body = this.codec.encode(w.page)
+            deltasSoFar.set(w.pid, 0)
+          } else {
+            body = w.delta
+            deltasSoFar.set(w.pid, n + 1)
+          }
+        } else {
+          body = w.bytes ?? this.codec.encode(w.page)
+          deltasSoFar.set(w.pid, 0)
+        }
+        checkBytes(body, this.maxPageBytes, 'page')
+        records.push(encodePageRecord(kind, w.pid, body))
+        plan.push({ kind, pid: w.pid, page: w.page, payload: body.length })
+        exists.set(w.pid, true)
+      } else if (w.kind === 'free') {
+        records.push(encodePageRecord(PageRecordKind.Free, w.pid))
+        plan.push({ kind: PageRecordKind.Free, pid: w.pid, payload: 0 })
+        exists.set(w.pid, false)
+        deltasSoFar.delete(w.pid)
+      } else {
+        throw new InvalidArgumentError('a batch write kind is replace, link or free')
+      }
+    }
+    const lsns: number[] = []
+    const last = this.log.appendBatch(records, 0, lsns)
+    let bytes = 0
+    for (let i = 0; i < plan.length; i++) {
+      const p = plan[i] as (typeof plan)[number]
+      const lsn = lsns[i] as number
+      const rec = records[i] as Uint8Array
+      bytes += rec.length
+      if (p.kind === PageRecordKind.Replace) {
+        this.freePids.delete(p.pid)
+        this.applyReplace(p.pid, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload, 0)
+      } else if (p.kind === PageRecordKind.Link) {
+        const e = this.table[p.pid] as PageEntry<T>
+        this.applyLink(p.pid, e, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload)
+      } else {
+        this.applyFree(p.pid)
+      }
+    }
+    this.afterWrite(bytes)
+    return last
+  }
+
+  /**
+   * Writes a base of any size up to the log's blob limit: bases over maxPageBytes go to
+   * their own blob file, written and synced before the pointer is logged. Other writes to
+   * the page are refused until this settles (their LSN would come first).
+   */
+  async replaceLarge(pid: PageId, page: T, bytes?: Uint8Array): Promise<Lsn> {
+    this.checkWritable()
+    this.checkWritablePid(pid, true)
+    const body = bytes ?? this.codec.encode(page)
+    if (!(body instanceof Uint8Array)) throw new InvalidArgumentError('page bytes must be a Uint8Array')
+    if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
+    const rec = encodePageRecord(PageRecordKind.Replace, pid, body)
+    this.busy.add(pid)
+    this.freePids.delete(pid)
+    let lsn: Lsn
+    try {
+      lsn = await this.log.appendLarge(rec)
+    } finally {
+      this.busy.delete(pid)
+    }
+    // A pointer record: the blob's bytes live in their own file.
+    this.applyReplace(pid, page, lsn, pointerRecordBytes(lsn, this.S), body.length, rec.length)
+    this.afterWrite(rec.length)
+    return lsn
+  }
+
+  private applyReplace(
+    pid: number,
+    page: T,
+    lsn: number,
+    recordBytes: number,
+    payloadBytes: number,
+    blobBytes: number,
+  ): void {
+    let e = this.table[pid]
+    if (e === undefined) {
+      e = { frags: [], blobBytes: 0, deltaBytes: 0, baseBytes: 0, page: undefined, mem: 0, version: 0 }
+      this.table[pid] = e
+      if (pid >= this.nextPid) this.nextPid = pid + 1
+    } else {
+      this.dropFragments(e)
+    }
+    e.frags = [lsn, recordBytes]
+    e.blobBytes = blobBytes
+    this.liveBlobBytes += blobBytes
+    e.baseBytes = payloadBytes
+    e.deltaBytes = 0
+    e.version++
+    this.sa.added(lsn, recordBytes)
+    this.install(pid, e, page)
+  }
+
+  private applyLink(pid: number, e: PageEntry<T>, page: T, lsn: number, recordBytes: number, payload: number): void {
+    e.frags.push(lsn, recordBytes)
+    e.deltaBytes += payload
+    e.version++
+    this.sa.added(lsn, recordBytes)
+    this.install(pid, e, page)
+  }
+
+  private applyFree(pid: number): void {
+    const e = this.table[pid] as PageEntry<T>
+    this.dropFragments(e)
+    e.version++
+    this.uncache(pid, e)
+    this.table[pid] = undefined
+    this.freePids.add(pid)
+  }
+
+  private dropFragments(e: PageEntry<T>): void {
+    for (let i = 0; i < e.frags.length; i += 2) this.sa.removed(e.frags[i] as number, e.frags[i + 1] as number)
+    this.liveBlobBytes -= e.blobBytes
+    e.frags = []
+  }
+
+  private shouldConsolidate(e: PageEntry<T>, deltaBytes: number): boolean {
+    const deltas = e.frags.length / 2 - 1
+    // Also when the deltas outweigh the base: a page-in would read more than a base.
+    return deltas + 1 > this.opts.consolidateAfter || e.deltaBytes + deltaBytes > Math.max(e.baseBytes, 512)
+  }
+
+  private recordBytes(lsn: number, bodyBytes: number): number {
+    return messageHeaderBytes(bodyBytes, Math.floor(lsn / this.S), 0) + bodyBytes
+  }
+
+  // ---- the LRU ----
+
+  private install(pid: number, e: PageEntry<T>, page: T): void {
+    if (e.page !== undefined) this.cacheBytes -= e.mem
+    this.lru.delete(pid)
+    e.page = page
+    e.mem = this.codec.memoryBytes(page) + ENTRY_MEMORY_BYTES
+    this.cacheBytes += e.mem
+    this.lru.set(pid, e)
+    if (this.cacheBytes > this.opts.cacheCapacity) this.evict(pid)
+  }
+
+  private touch(pid: number, e: PageEntry<T>): void {
+    this.lru.delete(pid)
+    this.lru.set(pid, e)
+  }
+
+  private uncache(pid: number, e: PageEntry<T>): void {
+    if (e.page === undefined) return
+    this.cacheBytes -= e.mem
+    e.page = undefined
+    e.mem = 0
+    this.lru.delete(pid)
+  }
+
+  /** Drops least recently used pages until the cache fits, never the one just used. */
+  private evict(keep: number): void {
+    for (const [pid, e] of this.lru) {
+      if (this.cacheBytes <= this.opts.cacheCapacity) break
+      if (pid === keep) continue
+      this.uncache(pid, e)
+    }
+  }
+
+  // ---- durability ----
+
+  flush(): Promise<Lsn> {
+    this.checkOpen()
+    return this.log.flush()
+  }
+
+  makeStable(lsn: number): Promise<void> {
+    return this.log.makeStable(lsn)
+  }
+
+  whenWritable(): Promise<void> {
+    return this.log.whenWritable()
+  }
+
+  get stableLsn(): Lsn {
+    return this.log.stableLsn
+  }
+
+  *pageIds(): Iterable<PageId> {
+    for (let pid = 0; pid < this.table.length; pid++) if (this.table[pid] !== undefined) yield pid
+  }
+
+  /** The fragments of a page as [lsn, bytes, ...] (for tools and tests). */
+  fragmentsOf(pid: PageId): readonly number[] | undefined {
+    checkPid(pid)
+    return this.table[pid]?.frags.slice()
+  }
+
+  // ---- background work: cleaning and checkpoints ----
+
+  private afterWrite(bytes: number): void {
+    this.bytesSinceCheckpoint += bytes
+    if (this.opts.cleaning && this.cleaningRun === undefined && this.sa.overBudget()) {
+      this.cleaningRun = this.runInBackground(() => this.clean()).finally(() => {
+        this.cleaningRun = undefined
+      })
+    }
+    if (
+      this.opts.checkpointEveryBytes > 0 &&
+      this.checkpointRun === undefined &&
+      this.bytesSinceCheckpoint >= this.opts.checkpointEveryBytes
+    ) {
+      this.checkpoint().catch((e) => {
+        if (!this.closed) this.backgroundError = e
+      })
+    }
+  }
+
+  /** Background work never throws into nowhere: a failure is kept for stats() and tests. */
+  private runInBackground(task: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(task).catch((e) => {
+      if (!this.closed) this.backgroundError = e
+    })
+  }
+
+  private startTimer(): void {
+    if (this.opts.flushEveryMs <= 0) return
+    this.timer = setInterval(() => this.afterWrite(0), this.opts.flushEveryMs)
+    this.timer.unref()
+  }
+
+  /** Runs one cleaning pass now (tests and tools); resolves when the log is within budget. */
+  async cleanNow(): Promise<void> {
+    this.checkWritable()
+    while (this.cleaningRun !== undefined) await this.cleaningRun
+    this.cleaningRun = this.clean().finally(() => {
+      this.cleaningRun = undefined
+    })
+    await this.cleaningRun
+  }
+
+  /**
+   * Relocates the live pages of the oldest segments to the tip, makes the copies durable,
+   * then drops the emptied segments. Frees only from the head (segments/accountant.ts says
+   * why), as many segments per pass as bring the log back under its space budget.
+   */
+  private async clean(): Promise<void> {
+    while (!this.closing && this.log.failure === undefined) {
+      this.trackLogSegments()
+      const picked = this.sa.pickForCleaning()
+      if (picked.length === 0) return
+      this.counters.cleaningPasses++
+      const end = (picked[picked.length - 1]?.base as number) + this.S
+      for (const s of picked) await this.drain(s.base)
+      if (this.closing) return
+      // The copies must be durable before the originals can go.
+      await this.log.flush()
+      await this.waitUnpinned(end)
+      await this.log.truncateBefore(end)
+      this.trackLogSegments()
+      let freed = 0
+      for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
+      this.counters.segmentsCleaned += freed
+      // The head could not be dropped yet (e.g. it is the segment being written): stop
+      // rather than spin; the next write or timer tick tries again.
+      if (freed === 0) return
+    }
+  }
+
+  /** Relocates every page that still has a fragment in the segment at `base`. */
+  private async drain(base: number): Promise<void> {
+    const end = base + this.S
+    for await (const rec of this.log.iterFrom(base)) {
+      if (rec.lsn >= end || this.closing) break
+      const r = decodePageRecord(rec.data, rec.lsn)
+      if (r.kind === PageRecordKind.Free) continue
+      await this.relocate(r.pid, end)
+    }
+    // A safety net: anything still accounted to the segment (the scan cannot miss a
+    // fragment, but accounting is what decides that the slot may go).
+    if ((this.sa.get(base)?.liveFragments ?? 0) > 0) {
+      for (let pid = 0; pid < this.table.length && !this.closing; pid++) await this.relocate(pid, end)
+    }
+  }
+
+  /** Rewrites page `pid` as a new base at the tip if any fragment of it lies below `end`. */
+  private async relocate(pid: number, end: number): Promise<void> {
+    for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
+      const e = this.table[pid]
+      if (e === undefined || (e.frags[0] as number) >= end) return
+      while (this.busy.has(pid)) await new Promise((r) => setImmediate(r))
+      const version = e.version
+      const page = await this.get(pid)
+      if (this.closing || this.log.failure !== undefined) return
+      if (this.table[pid] !== e || e.version !== version || page === undefined) continue
+      const bytes = this.codec.encode(page)
+      if (bytes.length > this.maxPageBytes) await this.replaceLarge(pid, page, bytes)
+      else this.replace(pid, page, bytes)
+      this.counters.pagesRelocated++
+      this.counters.bytesRelocated += bytes.length
+      return
+    }
+    throw new InvariantError(`page ${pid} could not be relocated`)
+  }
+
+  /** Keeps the accountant's segment list equal to the log's, and states current. */
+  private trackLogSegments(): void {
+    const bases = this.log.segmentBases()
+    const current = bases[bases.length - 1] ?? -1
+    const inLog = new Set(bases)
+    for (const s of this.sa.segments()) if (!inLog.has(s.base)) this.sa.freed(s.base)
+    for (const b of bases) this.sa.track(b, 'active')
+    this.sa.stabilize(this.log.stableLsn, current)
+  }
+
+  private waitUnpinned(below: number): Promise<void> {
+    const pinnedBelow = (): boolean => {
+      for (const b of this.pins.keys()) if (b < below) return true
+      return false
+    }
+    if (!pinnedBelow()) return Promise.resolve()
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (pinnedBelow()) this.unpinWaiters.push(check)
+        else resolve()
+      }
+      this.unpinWaiters.push(check)
+    })
+  }
+
+  /**
+   * Writes a checkpoint of the page table as of now. The table is encoded in one
+   * synchronous step (a consistent cut at `replayFrom`), then written once every record
+   * below the cut is durable.
+   */
+  checkpoint(): Promise<void> {
+    this.checkOpen()
+    if (this.checkpointRun !== undefined) return this.checkpointRun
+    const replayFrom = this.log.maxReservedLsn + 1
+    const bytes = encodeCheckpoint(this.log.logId, replayFrom, this.nextPid, (emit) => {
+      for (let pid = 0; pid < this.table.length; pid++) {
+        const e = this.table[pid]
+        if (e !== undefined) emit(pid, e.frags, e.blobBytes)
+      }
+    })
+    this.bytesSinceCheckpoint = 0
+    const run = async (): Promise<void> => {
+      if (replayFrom > 0) await this.log.makeStable(replayFrom - 1)
+      const name = checkpointName(replayFrom)
+      await writeCheckpointFile(this.storage, name, bytes)
+      this.counters.checkpointsWritten++
+      this.counters.lastCheckpointLsn = replayFrom
+      const old = (await listCheckpoints(this.storage)).slice(KEEP_CHECKPOINTS)
+      for (const n of old) await this.storage.unlink(n)
+      if (old.length > 0) await this.storage.syncDir('')
+    }
+    this.checkpointRun = run().finally(() => {
+      this.checkpointRun = undefined
+    })
+    return this.checkpointRun
+  }
+
+  // ---- recovery ----
+
+  /**
+   * Rebuilds the page table: the newest usable checkpoint, then the log from its cut (or
+   * from the log's start). Writes nothing, so recovering twice gives the same state.
+   */
+  private async recover(): Promise<void> {
+    for (const n of await this.storage.list('')) {
+      if (isCheckpointTemp(n)) await this.storage.unlink(n).catch(() => {})
+    }
+    const end = this.log.maxReservedLsn + 1
+    for (const name of await listCheckpoints(this.storage)) {
+      let ck: Checkpoint | string
+      try {
+        ck = decodeCheckpoint(await readWholeFile(this.storage, name), this.log.logId, name)
+      } catch (e) {
+        if (!(e instanceof StorageError)) throw e
+        ck = `unreadable: ${e.message}`
+      }
+      if (typeof ck !== 'string' && ck.replayFrom > end) ck = 'cut lies beyond the end of the log'
+      if (typeof ck === 'string') {
+        this.recoveryInfo.skippedCheckpoints.push(`${name}: ${ck}`)
+        continue
+      }
+      try {
+        await this.replayFrom(ck)
+        this.recoveryInfo.checkpoint = name
+        return
+      } catch (e) {
+        if (!(e instanceof CheckpointMismatch)) throw e
+        this.recoveryInfo.skippedCheckpoints.push(`${name}: ${e.message}`)
+        this.resetTable()
+      }
+    }
+    await this.replayFrom(undefined)
+  }
+
+  private resetTable(): void {
+    this.table.length = 0
+    this.freePids.clear()
+    this.nextPid = 0
+    this.liveBlobBytes = 0
+    this.recoveryInfo.replayedRecords = 0
+  }
+
+  private async replayFrom(ck: Checkpoint | undefined): Promise<void> {
+    const first = this.log.firstLsn
+    if (ck !== undefined) {
+      for (const p of ck.pages) {
+        this.table[p.pid] = {
+          frags: p.frags,
+          blobBytes: p.blobBytes,
+          deltaBytes: 0,
+          baseBytes: 0,
+          page: undefined,
+          mem: 0,
+          version: 0,
+        }
+      }
+      this.nextPid = ck.nextPid
+    }
+    const from = Math.max(ck?.replayFrom ?? 0, first)
+    this.recoveryInfo.replayFrom = from
+    for await (const rec of this.log.iterFrom(from)) {
+      this.recoveryInfo.replayedRecords++
+      const r = decodePageRecord(rec.data, rec.lsn)
+      const size = rec.isBlob ? pointerRecordBytes(rec.lsn, this.S) : this.recordBytes(rec.lsn, rec.data.length)
+      if (r.pid >= this.nextPid) this.nextPid = r.pid + 1
+      const e = this.table[r.pid]
+      if (r.kind === PageRecordKind.Replace) {
+        this.table[r.pid] = {
+          frags: [rec.lsn, size],
+          blobBytes: rec.isBlob ? rec.data.length : 0,
+          deltaBytes: 0,
+          baseBytes: r.payload.length,
+          page: undefined,
+          mem: 0,
+          version: 0,
+        }
+      } else if (r.kind === PageRecordKind.Link) {
+        // A delta whose base was dropped with the log's head belongs to a page that was
+        // relocated later in the log; the relocated base ahead supersedes it.
+        if (e !== undefined) {
+          e.frags.push(rec.lsn, size)
+          e.deltaBytes += r.payload.length
+        }
+      } else {
+        this.table[r.pid] = undefined
+      }
+    }
+    // Pages whose base lies below the log's start lost their Free record with the head:
+    // cleaning relocates every live page before it drops a segment, so a base down there
+    // belongs to a page that was freed.
+    const bases = new Set(this.log.segmentBases())
+    for (let pid = 0; pid < this.table.length; pid++) {
+      const e = this.table[pid]
+      if (e === undefined) continue
+      if ((e.frags[0] as number) < first) {
+        this.table[pid] = undefined
+        continue
+      }
+      for (let i = 0; i < e.frags.length; i += 2) {
+        if (!bases.has(this.sa.baseOf(e.frags[i] as number))) {
+          throw new CheckpointMismatch(
+            `checkpoint names page ${pid} at LSN ${e.frags[i]}, in no segment of the log`,
+            { lsn: e.frags[i] as number },
+          )
+        }
+      }
+    }
+    // Only the segment being written takes new fragments; stabilize() catches the others
+    // up once the log says they are durable.
+    const order = this.log.segmentBases()
+    for (const b of order) this.sa.track(b, b === order[order.length - 1] ? 'active' : 'inactive')
+    for (let pid = 0; pid < this.nextPid; pid++) {
+      const e = this.table[pid]
+      if (e === undefined) {
+        this.freePids.add(pid)
+        continue
+      }
+      this.liveBlobBytes += e.blobBytes
+      for (let i = 0; i < e.frags.length; i += 2) this.sa.added(e.frags[i] as number, e.frags[i + 1] as number, true)
+    }
+    this.trackLogSegments()
+  }
+
+  // ---- lifecycle ----
+
+  stats(): PageCacheStats {
+    return {
+      pages: this.countPages(),
+      residentPages: this.lru.size,
+      cacheBytes: this.cacheBytes,
+      cacheCapacity: this.opts.cacheCapacity,
+      liveBytes: this.sa.liveBytes,
+      liveBlobBytes: this.liveBlobBytes,
+      segments: this.sa.segmentCount,
+      fileSlots: this.log.fileSlots,
+      segmentBytes: this.S,
+      firstLsn: this.log.firstLsn,
+      stableLsn: this.log.stableLsn,
+      ...this.counters,
+      recovery: structuredClone(this.recoveryInfo),
+      backgroundError: this.backgroundError === undefined ? undefined : String(this.backgroundError),
+    }
+  }
+
+  /** Segment states and live bytes, oldest first (for tools and the invariant monitor). */
+  segments(): Array<{ base: number; state: string; liveBytes: number; liveFragments: number }> {
+    this.trackLogSegments()
+    return this.sa.segments().map((s) => ({ ...s }))
+  }
+
+  /** Bytes of every file of the database: log, blobs, checkpoints. */
+  async sizeOnDisk(): Promise<number> {
+    this.checkOpen()
+    let total = 0
+    const sizeOf = async (name: string): Promise<number> => {
+      const f = await this.storage.openFile(name, 'read')
+      try {
+        return await f.size()
+      } finally {
+        await f.close()
+      }
+    }
+    for (const n of await this.storage.list('')) {
+      if (n === 'blobs' || n === 'LOCK') continue
+      total += await sizeOf(n).catch(() => 0)
+    }
+    for (const n of await this.storage.list('blobs').catch(() => [] as string[])) {
+      total += await sizeOf(`blobs/${n}`).catch(() => 0)
+    }
+    return total
+  }
+
+  private countPages(): number {
+    let n = 0
+    for (const e of this.table) if (e !== undefined) n++
+    return n
+  }
+
+  /** Finishes cleaning, writes a checkpoint, closes the log and releases the folder. */
+  async close(): Promise<void> {
+    if (this.closed || this.closing) return
+    this.closing = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    try {
+      await this.cleaningRun
+      await this.checkpointRun?.catch(() => {})
+      if (this.log.failure === undefined) await this.checkpoint()
+    } finally {
+      this.closed = true
+      await this.log.close()
+    }
+  }
+
+  // ---- checks ----
+
+  private checkOpen(): void {
+    if (this.closed) throw new ClosedError('the page cache is closed')
+  }
+
+  private checkWritable(): void {
+    if (this.closed || this.closing) throw new ClosedError('the page cache is closed')
+    const f = this.log.failure
+    if (f !== undefined) throw f
+  }
+
+  private checkAllocated(pid: number): void {
+    if (pid >= this.nextPid || this.freePids.has(pid)) {
+      throw new InvalidArgumentError(`page ${pid} was not allocated`)
+    }
+  }
+
+  private checkWritablePid(pid: number, mayBeNew: boolean): void {
+    checkPid(pid)
+    if (this.busy.has(pid)) throw new InvalidArgumentError(`page ${pid} has a large write in flight`)
+    if (this.table[pid] === undefined) {
+      if (!mayBeNew) throw new InvalidArgumentError(`page ${pid} is free`)
+      this.checkAllocated(pid)
+    }
+  }
+}
+
+/** The checkpoint disagrees with the log: open falls back to an older one or a full scan. */
+class CheckpointMismatch extends CorruptionError {}
+
+function pointerRecordBytes(lsn: number, S: number): number {
+  // A blob pointer body is 20 bytes (docs/FORMAT.md).
+  return messageHeaderBytes(20, Math.floor(lsn / S), 0) + 20
+}
+
+function checkPid(pid: unknown): asserts pid is number {
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid < 0) {
+    throw new InvalidArgumentError('a page id is a non-negative safe integer')
+  }
+}
+
+function checkBytes(b: unknown, max: number, what: string): asserts b is Uint8Array {
+  if (!(b instanceof Uint8Array)) throw new InvalidArgumentError(`${what} bytes must be a Uint8Array`)
+  if (b.byteLength > max) throw new LimitError(`${what} size`, max, b.byteLength)
+}
+
+function checkCount(name: string, v: unknown, min: number): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`)
+  }
+}
+
+function checkCodec(c: unknown): void {
+  const codec = c as Partial<PageCodec<unknown>> | null
+  if (
+    codec === null ||
+    typeof codec !== 'object' ||
+    typeof codec.materialize !== 'function' ||
+    typeof codec.encode !== 'function' ||
+    typeof codec.memoryBytes !== 'function'
+  ) {
+    throw new InvalidArgumentError('a page codec needs materialize, encode and memoryBytes')
+  }
+}

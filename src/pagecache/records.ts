@@ -1,0 +1,51 @@
+// The page cache's records inside log messages (docs/FORMAT.md, "Page records"):
+// one kind byte, the page id as a varint, then the payload (a base or a delta; nothing
+// for Free). The page id lives in the body, not in the log's id field, so the records of
+// an atomic batch (one log id for all) can name different pages.
+
+import { CorruptionError } from '../errors.js'
+import { readVarint, varintBytes, writeVarint } from '../log/index.js'
+
+export const enum PageRecordKind {
+  Replace = 1,
+  Link = 2,
+  Free = 3,
+}
+
+export function encodePageRecord(kind: PageRecordKind, pid: number, payload?: Uint8Array): Uint8Array {
+  const n = payload === undefined ? 0 : payload.length
+  const out = new Uint8Array(1 + varintBytes(pid) + n)
+  out[0] = kind
+  const at = 1 + writeVarint(out, 1, pid)
+  if (payload !== undefined) out.set(payload, at)
+  return out
+}
+
+/** Bytes a record adds around its payload. */
+export function pageRecordOverhead(pid: number): number {
+  return 1 + varintBytes(pid)
+}
+
+export interface PageRecord {
+  kind: PageRecordKind
+  pid: number
+  payload: Uint8Array
+}
+
+const scratch = { bytes: 0 }
+
+/**
+ * Parses a record. The log already checked its CRC; a record that still does not parse
+ * was written by something else, which is corruption, not a reason to guess.
+ */
+export function decodePageRecord(data: Uint8Array, lsn: number): PageRecord {
+  const kind = data[0]
+  const pid = readVarint(data, 1, data.length, scratch)
+  if (
+    (kind !== PageRecordKind.Replace && kind !== PageRecordKind.Link && kind !== PageRecordKind.Free) ||
+    pid < 0
+  ) {
+    throw new CorruptionError(`the record at LSN ${lsn} is not a page record`, { lsn })
+  }
+  return { kind, pid, payload: data.subarray(1 + scratch.bytes) }
+}

@@ -1,0 +1,196 @@
+// The page cache over real files: writes read back after a real reopen, consolidation,
+// the byte-bounded LRU, cleaning within the space budget, checkpoints and their fallbacks.
+
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+import { test } from 'node:test'
+import { InvalidArgumentError, LimitError } from '../../src/errors.js'
+import { PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
+import { deltaOf, type ListPage, listCodec } from '../helpers/list-codec.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+const open = (dir: string, o: PageCacheOptions = {}): Promise<PageCache<ListPage>> =>
+  PageCache.open(dir, listCodec, { flushEveryMs: 0, segmentBytes: 4096, ...o })
+
+test('pages written, linked and freed read back after a reopen', async () => {
+  const dir = (await tempDir('pc-basic')).path
+  let pc = await open(dir)
+  const a = pc.allocate()
+  const b = pc.allocate()
+  pc.replace(a, { items: ['x'] })
+  pc.link(a, deltaOf('y'), { items: ['x', 'y'] })
+  pc.replace(b, { items: ['b'] })
+  pc.free(b)
+  assert.deepEqual((await pc.get(a))?.items, ['x', 'y'])
+  assert.equal(await pc.get(b), undefined)
+  await pc.close()
+  pc = await open(dir)
+  assert.deepEqual((await pc.get(a))?.items, ['x', 'y'])
+  assert.equal(await pc.get(b), undefined)
+  // The freed id comes back first.
+  assert.equal(pc.allocate(), b)
+  await pc.close()
+})
+
+test('a page consolidates into a new base after consolidateAfter deltas', async () => {
+  const dir = (await tempDir('pc-consolidate')).path
+  const pc = await open(dir, { consolidateAfter: 3 })
+  const p = pc.allocate()
+  const page: ListPage = { items: ['a'.repeat(600)] }
+  pc.replace(p, page)
+  for (let i = 0; i < 10; i++) {
+    page.items.push(`d${i}`)
+    pc.link(p, deltaOf(`d${i}`), { items: [...page.items] })
+    assert.ok((pc.fragmentsOf(p)?.length as number) / 2 <= 4, 'at most base + 3 deltas')
+  }
+  await pc.close()
+  const again = await open(dir)
+  assert.deepEqual((await again.get(p))?.items, page.items)
+  await again.close()
+})
+
+test('bad arguments get typed errors and change nothing', async () => {
+  const dir = (await tempDir('pc-args')).path
+  const pc = await open(dir)
+  assert.throws(() => pc.replace(7, { items: [] }), InvalidArgumentError) // never allocated
+  const p = pc.allocate()
+  assert.throws(() => pc.link(p, deltaOf('x'), { items: ['x'] }), InvalidArgumentError) // no base yet
+  assert.throws(() => pc.replace(p, { items: [] }, new Uint8Array(pc.maxPageBytes + 1)), LimitError)
+  assert.throws(() => pc.replace(-1, { items: [] }), InvalidArgumentError)
+  assert.throws(
+    () =>
+      pc.writeBatch([
+        { kind: 'replace', pid: p, page: { items: ['ok'] } },
+        { kind: 'link', pid: 99, delta: deltaOf('z'), page: { items: [] } },
+      ]),
+    InvalidArgumentError,
+  )
+  assert.equal(await pc.get(p), undefined, 'the failed batch wrote nothing')
+  assert.deepEqual([...pc.pageIds()], [])
+  await pc.close()
+})
+
+test('an atomic batch writes pages of several ids', async () => {
+  const dir = (await tempDir('pc-batch')).path
+  let pc = await open(dir)
+  const a = pc.allocate()
+  const b = pc.allocate()
+  pc.replace(a, { items: ['a'] })
+  pc.writeBatch([
+    { kind: 'link', pid: a, delta: deltaOf('a2'), page: { items: ['a', 'a2'] } },
+    { kind: 'replace', pid: b, page: { items: ['b'] } },
+    { kind: 'link', pid: b, delta: deltaOf('b2'), page: { items: ['b', 'b2'] } },
+  ])
+  await pc.close()
+  pc = await open(dir)
+  assert.deepEqual((await pc.get(a))?.items, ['a', 'a2'])
+  assert.deepEqual((await pc.get(b))?.items, ['b', 'b2'])
+  await pc.close()
+})
+
+test('the LRU keeps cache bytes within cacheCapacity and pages come back from the log', async () => {
+  const dir = (await tempDir('pc-lru')).path
+  const pc = await open(dir, { cacheCapacity: 20_000, segmentBytes: 64 * 1024 })
+  const pids: number[] = []
+  for (let i = 0; i < 200; i++) {
+    const p = pc.allocate()
+    pids.push(p)
+    pc.replace(p, { items: [`page-${i}-${'x'.repeat(200)}`] })
+    assert.ok(pc.stats().cacheBytes <= 20_000 + 1000, `cache bytes ${pc.stats().cacheBytes}`)
+  }
+  assert.ok(pc.stats().residentPages < 200)
+  for (let i = 0; i < 200; i++) {
+    assert.deepEqual((await pc.get(pids[i] as number))?.items, [`page-${i}-${'x'.repeat(200)}`])
+  }
+  assert.ok(pc.stats().cacheBytes <= 21_000)
+  await pc.close()
+})
+
+test('overwriting every page 10× keeps the files within 1.5 × live + 2 segments', async () => {
+  const dir = (await tempDir('pc-space')).path
+  const S = 4096
+  let pc = await open(dir, { segmentBytes: S, checkpointEveryBytes: 64 * 1024 })
+  const pids: number[] = []
+  for (let i = 0; i < 100; i++) pids.push(pc.allocate())
+  for (let round = 0; round < 10; round++) {
+    for (const [i, p] of pids.entries()) pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+    await pc.flush()
+  }
+  await pc.cleanNow()
+  const st = pc.stats()
+  assert.equal(st.backgroundError, undefined)
+  const disk = await pc.sizeOnDisk()
+  const budget = 1.5 * st.liveBytes + 2 * S
+  assert.ok(disk <= budget + 16 * 1024, `disk ${disk} vs budget ${budget} (checkpoints included)`)
+  assert.ok(st.segmentsCleaned > 0)
+  await pc.close()
+  pc = await open(dir)
+  for (const [i, p] of pids.entries()) assert.deepEqual((await pc.get(p))?.items, [`r9-p${i}-${'v'.repeat(60)}`])
+  await pc.close()
+})
+
+test('reopen uses the checkpoint; a damaged newest checkpoint falls back, temp files are ignored', async () => {
+  const dir = (await tempDir('pc-ckpt')).path
+  let pc = await open(dir, { segmentBytes: 64 * 1024 })
+  const pids: number[] = []
+  for (let i = 0; i < 300; i++) {
+    const p = pc.allocate()
+    pids.push(p)
+    pc.replace(p, { items: [`v${i}`] })
+  }
+  await pc.checkpoint()
+  for (let i = 0; i < 10; i++) pc.link(pids[i] as number, deltaOf('late'), { items: [`v${i}`, 'late'] })
+  await pc.close()
+  pc = await open(dir)
+  let st = pc.stats()
+  assert.ok(st.recovery.checkpoint !== undefined)
+  assert.equal(st.recovery.replayedRecords, 0, 'a clean close leaves nothing to replay')
+  const frags1 = pids.map((p) => pc.fragmentsOf(p))
+  await pc.close()
+  // Damage the newest checkpoint and leave a torn temp file: open still succeeds.
+  const names = (await fs.readdir(dir)).filter((n) => n.startsWith('checkpoint-')).sort()
+  const newest = names[names.length - 1] as string
+  const f = await fs.open(path.join(dir, newest), 'r+')
+  await f.write(Buffer.from([0xff, 0xee]), 0, 2, 70)
+  await f.close()
+  await fs.writeFile(path.join(dir, `${newest.replace(/.$/, 'f')}.tmp`), 'torn')
+  pc = await open(dir)
+  st = pc.stats()
+  assert.equal(st.recovery.skippedCheckpoints.length, 1, JSON.stringify(st.recovery))
+  assert.deepEqual(
+    pids.map((p) => pc.fragmentsOf(p)),
+    frags1,
+    'same page table from the older checkpoint plus replay',
+  )
+  for (let i = 0; i < 300; i++) {
+    assert.deepEqual((await pc.get(pids[i] as number))?.items, i < 10 ? [`v${i}`, 'late'] : [`v${i}`])
+  }
+  await pc.close()
+  assert.equal((await fs.readdir(dir)).filter((n) => n.endsWith('.tmp')).length, 0)
+})
+
+test('large pages go to blob files, which cleaning removes once replaced', async () => {
+  const dir = (await tempDir('pc-blob')).path
+  const S = 4096
+  let pc = await open(dir, { segmentBytes: S })
+  const p = pc.allocate()
+  const big = { items: ['B'.repeat(5000)] }
+  await pc.replaceLarge(p, big)
+  assert.equal((await fs.readdir(path.join(dir, 'blobs'))).length, 1)
+  await pc.close()
+  pc = await open(dir)
+  assert.deepEqual(await pc.get(p), big)
+  pc.replace(p, { items: ['small'] })
+  // Push the log forward so the blob's pointer segment gets cleaned.
+  const q = pc.allocate()
+  for (let i = 0; i < 60; i++) pc.replace(q, { items: [`${i}`.repeat(50)] })
+  await pc.flush()
+  await pc.cleanNow()
+  assert.equal(pc.stats().backgroundError, undefined)
+  assert.deepEqual(await fs.readdir(path.join(dir, 'blobs')), [])
+  await pc.close()
+  pc = await open(dir)
+  assert.deepEqual((await pc.get(p))?.items, ['small'])
+  await pc.close()
+})
