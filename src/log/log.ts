@@ -31,9 +31,7 @@ import {
   encodeSegmentHeader,
   FORMAT_VERSION,
   MAX_MESSAGE_HEADER_BYTES,
-  MAX_SEGMENT_BYTES,
   MessageKind,
-  MIN_SEGMENT_BYTES,
   messageCrc,
   messageHeaderBytes,
   RED_ZONE_BYTES,
@@ -67,6 +65,7 @@ import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './read
 import { recoverLog } from './recovery.js'
 import { StabilityIntervals } from './stability.js'
 import { TAIL_JOURNAL } from './tail-journal.js'
+import { checkId, checkRecord, lsnError, validateOptions } from './validate.js'
 import { LsnWaiters } from './waiters.js'
 
 export const LOG_FILE = 'log'
@@ -225,10 +224,11 @@ export class Log {
 
   /** Opens (creating if needed) the log in a folder. Takes the folder's lock. */
   static async open(path: string, options: LogOptions = {}): Promise<Log> {
+    // Every option is checked before the first IO: a refused open creates nothing.
+    validateOptions(options)
     const storage = options.storage ?? new FileStorage(path)
     const failpoints = options.failpoints ?? new Failpoints()
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES
-    validateOptions(options, segmentBytes)
     const t0 = performance.now()
     await storage.ensureRoot()
     const lock = await storage.lock()
@@ -350,10 +350,8 @@ export class Log {
    */
   append(data: Uint8Array, id = 0): Lsn {
     if (this.poisonError !== undefined || this.isClosing || this.isClosed) this.checkWritable()
-    if (!(data instanceof Uint8Array) || data.length > this.maxInlineBytes)
-      checkRecord(data, this.maxInlineBytes)
+    const len = checkRecord(data, this.maxInlineBytes)
     if (id !== 0) checkId(id)
-    const len = data.length
     // Fast path: a synchronous append never leaves a writer open, so it only moves the
     // offset of the current buffer (the header word's writer count is untouched).
     const b = this.cur
@@ -368,7 +366,7 @@ export class Log {
       start + total > S ||
       (off === 0 && this.synced.publishedLsn > this.lastWitness)
     ) {
-      return this.appendSlow(data, id)
+      return this.appendSlow(data, len, id)
     }
     // start + total ≤ S < 2^24 was checked above: the offset cannot overflow its field.
     b.header += total
@@ -396,10 +394,10 @@ export class Log {
   }
 
   /** append() when the buffer must be sealed or a witness written first. */
-  private appendSlow(data: Uint8Array, id: number): Lsn {
-    const b = this.reserveMessage(MessageKind.Record, data.length, id)
+  private appendSlow(data: Uint8Array, len: number, id: number): Lsn {
+    const b = this.reserveMessage(MessageKind.Record, len, id)
     const at = this.resAt
-    const total = this.resHeaderBytes + data.length
+    const total = this.resHeaderBytes + len
     b.seg.buf.set(data, at + this.resHeaderBytes)
     this.completeMessage(b, at, total, true)
     this.stats.recordsAppended++
@@ -417,9 +415,11 @@ export class Log {
     if (records.length > this.options.maxBatchRecords) {
       throw new LimitError('batch record count', this.options.maxBatchRecords, records.length)
     }
-    for (const r of records) checkRecord(r, this.maxInlineBytes)
+    // Checked on a private copy of the list, so what is written is exactly what was checked.
+    const rs = Array.from(records)
+    const lens = rs.map((r) => checkRecord(r, this.maxInlineBytes))
     checkId(id)
-    if (records.length === 1) return this.append(records[0] as Uint8Array, id)
+    if (rs.length === 1) return this.append(rs[0] as Uint8Array, id)
     // The manifest stays reserved (an open writer) while the records are reserved, so no
     // part of the batch can be written before the manifest knows where the batch ends.
     const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
@@ -427,18 +427,19 @@ export class Log {
     const mLsn = this.resLsnOf(m, mAt)
     const mTotal = this.resHeaderBytes + U64_BODY_BYTES
     let lastLsn = mLsn
-    for (const r of records) {
-      const b = this.reserveMessage(MessageKind.Record, r.length, id)
+    for (let i = 0; i < rs.length; i++) {
+      const n = lens[i] as number
+      const b = this.reserveMessage(MessageKind.Record, n, id)
       const at = this.resAt
-      b.seg.buf.set(r, at + this.resHeaderBytes)
-      this.completeMessage(b, at, this.resHeaderBytes + r.length, true)
+      b.seg.buf.set(rs[i] as Uint8Array, at + this.resHeaderBytes)
+      this.completeMessage(b, at, this.resHeaderBytes + n, true)
       lastLsn = this.resLsnOf(b, at)
     }
     const peg = this.maxReserved
     writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
     this.synced.markBatch(mLsn, peg)
     this.completeMessage(m, mAt, mTotal, true)
-    this.stats.recordsAppended += records.length
+    this.stats.recordsAppended += rs.length
     this.stats.batches++
     return asLsn(lastLsn)
   }
@@ -449,15 +450,16 @@ export class Log {
    */
   async appendLarge(data: Uint8Array, id = 0): Promise<Lsn> {
     this.checkWritable()
-    if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('a record must be a Uint8Array')
-    if (data.length > this.options.maxBlobBytes) {
-      throw new LimitError('record size', this.options.maxBlobBytes, data.length)
-    }
+    const len = checkRecord(data, this.options.maxBlobBytes)
     checkId(id)
-    if (data.length <= this.maxInlineBytes) return this.append(data, id)
+    if (len <= this.maxInlineBytes) return this.append(data, id)
+    // The caller may change its buffer while the blob is written: write a private copy, or
+    // the bytes on disk could differ from the CRC taken of them.
+    const copy = new Uint8Array(len)
+    copy.set(data)
     const blobId = this.nextBlobId++
     let ref: BlobRef
-    const writing = writeBlob(this.storage, this.conf.logId, blobId, data, this.failpoints)
+    const writing = writeBlob(this.storage, this.conf.logId, blobId, copy, this.failpoints)
     // close() waits for blob files being written, so none is written after the unlock.
     this.blobWrites.add(writing)
     try {
@@ -525,9 +527,11 @@ export class Log {
   /** Resolves when every byte up to `lsn` is written and synced (contiguously). */
   makeStable(lsn: number): Promise<void> {
     if (this.poisonError !== undefined) return Promise.reject(this.poisonError)
+    const bad = lsnError(lsn, 'makeStable()')
+    if (bad !== undefined) return Promise.reject(bad)
     if (lsn <= this.synced.publishedLsn) return Promise.resolve()
     if (this.isClosed) return Promise.reject(new ClosedError())
-    if (!Number.isSafeInteger(lsn) || lsn > this.maxReserved) {
+    if (lsn > this.maxReserved) {
       return Promise.reject(
         new InvalidArgumentError(`LSN ${lsn} has not been reserved (last is ${this.maxReserved})`),
       )
@@ -541,9 +545,11 @@ export class Log {
   /** Resolves when every byte up to `lsn` is written to the file, maybe not yet synced. */
   makeDurable(lsn: number): Promise<void> {
     if (this.poisonError !== undefined) return Promise.reject(this.poisonError)
+    const bad = lsnError(lsn, 'makeDurable()')
+    if (bad !== undefined) return Promise.reject(bad)
     if (lsn <= this.written.publishedLsn) return Promise.resolve()
     if (this.isClosed) return Promise.reject(new ClosedError())
-    if (!Number.isSafeInteger(lsn) || lsn > this.maxReserved) {
+    if (lsn > this.maxReserved) {
       return Promise.reject(
         new InvalidArgumentError(`LSN ${lsn} has not been reserved (last is ${this.maxReserved})`),
       )
@@ -564,6 +570,7 @@ export class Log {
   /** Resolves when issued-but-unfinished writes fall below the high-water mark. */
   whenWritable(): Promise<void> {
     if (this.poisonError !== undefined) return Promise.reject(this.poisonError)
+    if (this.isClosing || this.isClosed) return Promise.reject(new ClosedError())
     if (this.bytesInFlight < this.options.writeHighWaterBytes) return Promise.resolve()
     const t0 = performance.now()
     this.stats.stalls++
@@ -628,6 +635,8 @@ export class Log {
   /** Stable records with LSN ≥ `from`, in LSN order. Damage in stable data throws CorruptionError. */
   async *iterFrom(from = 0): AsyncGenerator<LogRecord> {
     this.checkOpen()
+    const bad = lsnError(from, 'iterFrom()')
+    if (bad !== undefined) throw bad
     const S = this.segmentBytes
     const bound = this.synced.publishedLsn
     const msg = newParsedMessage()
@@ -688,10 +697,12 @@ export class Log {
    */
   async read(lsn: number): Promise<LogRecord> {
     this.checkOpen()
+    const bad = lsnError(lsn, 'read()')
+    if (bad !== undefined) throw bad
     const S = this.segmentBytes
     const base = Math.floor(lsn / S) * S
     const at = lsn - base
-    if (!Number.isSafeInteger(lsn) || lsn < 0 || lsn > this.maxReserved || at < SEGMENT_HEADER_BYTES) {
+    if (lsn < 0 || lsn > this.maxReserved || at < SEGMENT_HEADER_BYTES) {
       throw new InvalidArgumentError(`no record starts at LSN ${lsn}`)
     }
     const live = this.liveSegments.get(base)
@@ -1198,33 +1209,6 @@ export class Log {
       }
     }
     if (removed > 0) await this.storage.syncDir(BLOB_DIR)
-  }
-}
-
-function validateOptions(o: LogOptions, segmentBytes: number): void {
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('options must be an object')
-  const isPow2 = Number.isSafeInteger(segmentBytes) && (segmentBytes & (segmentBytes - 1)) === 0
-  if (!isPow2 || segmentBytes < MIN_SEGMENT_BYTES || segmentBytes > MAX_SEGMENT_BYTES) {
-    throw new InvalidArgumentError(
-      `segmentBytes must be a power of two from ${MIN_SEGMENT_BYTES} to ${MAX_SEGMENT_BYTES}, got ${segmentBytes}`,
-    )
-  }
-  for (const k of ['flushEveryMs', 'writeHighWaterBytes', 'maxBlobBytes', 'maxBatchRecords'] as const) {
-    const v = o[k]
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) {
-      throw new InvalidArgumentError(`${k} must be a non-negative integer, got ${String(v)}`)
-    }
-  }
-}
-
-function checkRecord(data: unknown, maxBytes: number): asserts data is Uint8Array {
-  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('a record must be a Uint8Array')
-  if (data.length > maxBytes) throw new LimitError('record size', maxBytes, data.length)
-}
-
-function checkId(id: unknown): void {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
-    throw new InvalidArgumentError(`a record id must be a non-negative safe integer, got ${String(id)}`)
   }
 }
 
