@@ -102,6 +102,11 @@ export class SegmentWriter {
   bytesInFlight = 0
   writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
   private settledWaiters: Array<() => void> = []
+  /**
+   * Set while the file is being cut to `slot` slots (truncation.ts): a write at or above
+   * that slot waits for the cut, or the cut could erase it after it landed.
+   */
+  private shrinkFence: { slot: number; cut: Promise<void> } | undefined
   private sealScheduled = false
   // Scratch results of reserveMessage(), to keep the append path free of allocations.
   resAt = 0
@@ -402,7 +407,17 @@ export class SegmentWriter {
     ctx.stats.writes++
     ctx.stats.bytesWritten += length
     const seg = b.seg
-    ctx.file.write(seg.buf, b.base, length, seg.slot * S + b.base).then(
+    const position = seg.slot * S + b.base
+    const fence = this.shrinkFence
+    const writing =
+      fence !== undefined && seg.slot >= fence.slot
+        ? fence.cut.then(() => {
+            // A failed cut poisoned the instance: nothing more is written.
+            if (ctx.poisonError !== undefined) throw ctx.poisonError
+            return ctx.file.write(seg.buf, b.base, length, position)
+          })
+        : ctx.file.write(seg.buf, b.base, length, position)
+    writing.then(
       () => this.onWritten(seg, lo, hi, length),
       (e) => {
         this.writeSettled(seg, length)
@@ -454,6 +469,18 @@ export class SegmentWriter {
     if (this.writesInFlight === 0 && !this.commit.syncInFlight && !this.commit.syncHold)
       queueMicrotask(this.sealTask)
     else setImmediate(this.sealTask)
+  }
+
+  /**
+   * Holds back writes at or above `slot` until `cut` settles (it must never reject). Set
+   * synchronously with the bookkeeping of the cut, before any new segment can take a slot.
+   */
+  fenceWritesFrom(slot: number, cut: Promise<void>): void {
+    const fence = { slot, cut }
+    this.shrinkFence = fence
+    cut.then(() => {
+      if (this.shrinkFence === fence) this.shrinkFence = undefined
+    })
   }
 
   /** Rejects the waiters of written bytes and of write room (poisoning, close). */
