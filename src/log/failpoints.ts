@@ -11,6 +11,7 @@ export type FailpointName =
   | 'blob write'
   | 'blob sync'
   | 'segment zero'
+  | 'segment shrink'
   | 'recovery zero'
   | 'conf write'
 

@@ -1,0 +1,93 @@
+// The log's folder at open: its conf (read, or written for a new log) and the blob files
+// left without a durable pointer. A new log is created only in an empty folder.
+
+import { CorruptionError, NotADatabaseError } from '../errors.js'
+import type { Storage } from '../io/index.js'
+import { BLOB_DIR, parseBlobName } from './blob.js'
+import { WITNESS_NAME } from './close-witness.js'
+import { type Conf, readConf, writeConf } from './conf.js'
+import type { Failpoints } from './failpoints.js'
+import { FORMAT_VERSION } from './format.js'
+import { LOG_FILE } from './log-context.js'
+import { TAIL_JOURNAL } from './tail-journal.js'
+
+const LOG_OWNED_NAMES = new Set([
+  LOG_FILE,
+  'conf',
+  'conf.tmp',
+  WITNESS_NAME,
+  `${WITNESS_NAME}.tmp`,
+  TAIL_JOURNAL,
+  BLOB_DIR,
+  'LOCK',
+])
+
+/** The folder's conf; a new log gets one (segmentBytes, a random log id) written durably. */
+export async function readOrCreateConf(
+  storage: Storage,
+  failpoints: Failpoints,
+  segmentBytes: number,
+): Promise<Conf> {
+  const existing = await readConf(storage)
+  if (existing !== undefined) return existing
+  await refuseForeignFolder(storage)
+  if ((await storage.exists(LOG_FILE)) && (await sizeOf(storage, LOG_FILE)) > 0) {
+    throw new CorruptionError(`${storage.location} has a log file but no conf file`, {
+      file: `${storage.location}/${LOG_FILE}`,
+    })
+  }
+  const conf: Conf = {
+    formatVersion: FORMAT_VERSION,
+    segmentBytes,
+    logId: randomLogId(),
+    createdAtMs: Date.now(),
+  }
+  failpoints.hit('conf write')
+  await writeConf(storage, conf)
+  return conf
+}
+
+/**
+ * Removes blob files no durable pointer names (a crash between blob and pointer). Returns
+ * one past the highest blob id seen, so a new blob never reuses a name.
+ */
+export async function collectOrphanBlobs(storage: Storage, referenced: number[]): Promise<number> {
+  const keep = new Set(referenced)
+  let idEnd = 0
+  let removed = 0
+  for (const name of await storage.list(BLOB_DIR)) {
+    const id = parseBlobName(name)
+    if (id !== undefined) idEnd = Math.max(idEnd, id + 1)
+    if (id === undefined || !keep.has(id)) {
+      await storage.unlink(`${BLOB_DIR}/${name}`)
+      removed++
+    }
+  }
+  if (removed > 0) await storage.syncDir(BLOB_DIR)
+  return idEnd
+}
+
+function randomLogId(): number {
+  const b = new Uint32Array(2)
+  crypto.getRandomValues(b)
+  return ((b[0] as number) & 0x1fffff) * 0x1_0000_0000 + (b[1] as number)
+}
+
+async function sizeOf(storage: Storage, name: string): Promise<number> {
+  const f = await storage.openFile(name, 'read')
+  try {
+    return await f.size()
+  } finally {
+    await f.close()
+  }
+}
+
+/** A new log is only created in an empty folder (or one holding only our own files). */
+async function refuseForeignFolder(storage: Storage): Promise<void> {
+  const foreign = (await storage.list('')).filter((n) => !LOG_OWNED_NAMES.has(n))
+  if (foreign.length > 0) {
+    throw new NotADatabaseError(
+      `${storage.location} is not empty and holds no bobsled database (found ${foreign.slice(0, 3).join(', ')})`,
+    )
+  }
+}

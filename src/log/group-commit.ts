@@ -1,0 +1,116 @@
+// Group commit: one datasync in flight, covering every write that completed before it
+// began; only then does the stable LSN move and do its waiters resolve (docs/DESIGN.md,
+// "Stability and group commit"). A sync starts only when someone waits for stability.
+
+import type { LogContext } from './log-context.js'
+import { bump } from './metrics.js'
+import { StabilityIntervals } from './stability.js'
+import { LsnWaiters } from './waiters.js'
+
+const MAX_SYNC_DEFERRALS = 4
+
+export class GroupCommit {
+  /** Synced bytes; its published LSN is the public stable LSN. */
+  readonly synced: StabilityIntervals
+  readonly stableWaiters = new LsnWaiters()
+  /** True while a datasync is in flight. */
+  syncInFlight = false
+  /** Set for two event-loop turns after a sync released several writers (see kick). */
+  syncHold = false
+  /** Written ranges not yet covered by a datasync, as [lo, hi] pairs. */
+  private unsynced: number[] = []
+  /** Syncs put off in a row because writes were still finishing (see kick). */
+  private syncDeferrals = 0
+
+  constructor(
+    private readonly ctx: LogContext,
+    stableLsn: number,
+    private readonly unsafeAckBeforeSync: boolean,
+    /** Issued writes of the log not yet finished. */
+    private readonly writesInFlight: () => number,
+  ) {
+    this.synced = new StabilityIntervals(stableLsn)
+  }
+
+  get stableLsn(): number {
+    return this.synced.publishedLsn
+  }
+
+  /** A write of [lo, hi] finished: the next datasync covers it. */
+  noteWritten(lo: number, hi: number): void {
+    this.unsynced.push(lo, hi)
+    this.kick()
+  }
+
+  wait(lsn: number): Promise<void> {
+    return this.stableWaiters.wait(lsn)
+  }
+
+  /** Starts a datasync when someone waits, none is in flight and written bytes are unsynced. */
+  kick(): void {
+    const ctx = this.ctx
+    if (ctx.poisonError !== undefined || this.syncInFlight || this.syncHold || this.unsynced.length === 0)
+      return
+    if (this.stableWaiters.size === 0) return
+    // A sync covers only writes already finished. While others are about to finish (a
+    // group split over two segments, say) wait for them, a few times at most, rather than
+    // spend a whole sync on part of the group: each finishing write calls kick again.
+    if (this.writesInFlight() > 0 && this.syncDeferrals < MAX_SYNC_DEFERRALS) {
+      this.syncDeferrals++
+      return
+    }
+    this.syncDeferrals = 0
+    const ranges = this.unsynced
+    this.unsynced = []
+    this.syncInFlight = true
+    const t0 = performance.now()
+    let sync: Promise<void>
+    try {
+      ctx.failpoints.hit('datasync')
+      sync = this.unsafeAckBeforeSync ? Promise.resolve() : ctx.file.datasync()
+    } catch (e) {
+      sync = Promise.reject(e)
+    }
+    sync.then(
+      () => {
+        this.syncInFlight = false
+        if (ctx.poisonError !== undefined) return
+        const stats = ctx.stats
+        const ms = performance.now() - t0
+        stats.syncs++
+        stats.syncMsTotal += ms
+        stats.syncMsMax = Math.max(stats.syncMsMax, ms)
+        let bytes = 0
+        let stable = this.synced.publishedLsn
+        for (let i = 0; i < ranges.length; i += 2) {
+          const lo = ranges[i] as number
+          const hi = ranges[i + 1] as number
+          bytes += hi - lo + 1
+          stable = this.synced.markDone(lo, hi)
+        }
+        bump(stats.bytesPerSync, bytes)
+        const released = this.stableWaiters.releaseUpTo(stable)
+        bump(stats.waitersPerSync, released)
+        if (released > 1) {
+          // Several writers just woke and will append again within a few promise hops.
+          // Hold the next seal and sync for two turns of the event loop so they all join
+          // one write and one sync, instead of splitting into two half-size groups that
+          // then alternate forever.
+          this.syncHold = true
+          setImmediate(() =>
+            setImmediate(() => {
+              this.syncHold = false
+              this.kick()
+            }),
+          )
+        } else {
+          this.kick()
+        }
+      },
+      (e) => {
+        this.syncInFlight = false
+        ctx.poison(e, 'syncing the log')
+      },
+    )
+  }
+}

@@ -1,0 +1,48 @@
+// The public shapes of the log API: options, records and reservations.
+
+import type { Storage } from '../io/index.js'
+import type { Lsn } from '../util/brand.js'
+import type { Failpoints } from './failpoints.js'
+
+export interface LogOptions {
+  /** Storage backend; defaults to real files in the folder given to open(). */
+  storage?: Storage
+  /** Segment size for a new log (power of two, 1 KiB..8 MiB). An existing log keeps its own. */
+  segmentBytes?: number
+  /** Background flush period; 0 turns it off. Default 500. */
+  flushEveryMs?: number
+  /** Bytes of issued but unfinished writes above which whenWritable() makes callers wait. */
+  writeHighWaterBytes?: number
+  /** Largest item appendLarge() accepts. Default 256 MiB. */
+  maxBlobBytes?: number
+  /** Most records in one appendBatch(). Default 100,000. */
+  maxBatchRecords?: number
+  failpoints?: Failpoints
+  /**
+   * Check the CRC of every record at open. By default open checks only the bytes above the
+   * durable witness (the unwitnessed tail); older records are checked whenever they are read.
+   */
+  verifyOnOpen?: boolean
+  /**
+   * TEST ONLY — a mutation switch that acknowledges writes without a datasync. The crash
+   * tests turn it on to prove they can fail. Never use it otherwise.
+   */
+  unsafeAckBeforeSync?: boolean
+}
+
+export interface LogRecord {
+  lsn: Lsn
+  /** The caller's id field (a page id, a stream id, ...). */
+  id: number
+  data: Uint8Array
+  /** True when the record was stored in its own blob file. */
+  isBlob: boolean
+}
+
+/** An open reservation from reserve(): fill `body`, then complete() or abort(). */
+export interface Reservation {
+  readonly lsn: Lsn
+  readonly body: Uint8Array
+  complete(): Lsn
+  abort(): void
+}

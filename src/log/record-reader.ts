@@ -1,0 +1,151 @@
+// The read side of the log: one record by LSN, and stable records in LSN order. Bytes from
+// the file are checked (segment header, CRC, segment number) before they are returned;
+// data not yet written is served from the writer's memory instead. The caller (the Log
+// facade) has checked the instance is open and the LSN is a safe integer.
+
+import { CorruptionError, InvalidArgumentError, wrapIoError } from '../errors.js'
+import type { Storage } from '../io/index.js'
+import { asLsn } from '../util/brand.js'
+import { readBlob } from './blob.js'
+import { decodeSegmentHeader, MessageKind, readU32, readU64, SEGMENT_HEADER_BYTES } from './format.js'
+import type { GroupCommit } from './group-commit.js'
+import type { LogContext } from './log-context.js'
+import type { LogRecord } from './log-types.js'
+import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
+import type { SegmentSlots } from './segment-slots.js'
+import type { SegmentWriter } from './segment-writer.js'
+
+/** The parts of a Log instance reads need. */
+export interface ReadSource {
+  readonly ctx: LogContext
+  readonly storage: Storage
+  readonly slots: SegmentSlots
+  readonly writer: SegmentWriter
+  readonly commit: GroupCommit
+}
+
+async function readFully(ctx: LogContext, into: Uint8Array, position: number): Promise<void> {
+  let got = 0
+  try {
+    while (got < into.length) {
+      const n = await ctx.file.read(into, got, into.length - got, position + got)
+      if (n === 0) break
+      got += n
+    }
+  } catch (e) {
+    throw wrapIoError(e, 'reading the log', ctx.fileLabel)
+  }
+  into.fill(0, got)
+}
+
+function blobOf(src: ReadSource, image: Uint8Array, bodyAt: number): Promise<Uint8Array> {
+  return readBlob(src.storage, src.ctx.conf.logId, {
+    id: readU64(image, bodyAt),
+    sizeBytes: readU64(image, bodyAt + 8),
+    crc: readU32(image, bodyAt + 16),
+  })
+}
+
+/** Stable records with LSN ≥ `from`, in LSN order. Damage in stable data throws CorruptionError. */
+export async function* iterRecords(src: ReadSource, from: number): AsyncGenerator<LogRecord> {
+  const ctx = src.ctx
+  const S = ctx.segmentBytes
+  const bound = src.commit.stableLsn
+  const msg = newParsedMessage()
+  const bases = src.slots.bases().filter((base) => base + S > from && base <= bound)
+  for (const base of bases) {
+    const slot = src.slots.slotAt(base)
+    if (slot === undefined) continue // truncated meanwhile
+    const limit = Math.min(S, bound - base + 1)
+    const image = new Uint8Array(limit)
+    await readFully(ctx, image, slot * S)
+    if (src.slots.slotAt(base) !== slot) continue
+    const h = decodeSegmentHeader(image, 0)
+    if (!h.ok || h.header.baseLsn !== base) {
+      throw new CorruptionError(`segment header of LSN ${base} is damaged`, {
+        file: ctx.fileLabel,
+        offset: slot * S,
+        lsn: base,
+      })
+    }
+    let at = SEGMENT_HEADER_BYTES
+    while (at < limit) {
+      const r = parseMessage(image, at, limit, S, base / S, msg)
+      if (r === Parse.EndOfSegment) break
+      if (r === Parse.Corrupt) {
+        throw new CorruptionError(`stable log data damaged at LSN ${base + at}: ${lastCorruptReason}`, {
+          file: ctx.fileLabel,
+          offset: slot * S + at,
+          lsn: base + at,
+        })
+      }
+      const lsn = base + at
+      const bodyAt = at + msg.headerBytes
+      if (lsn >= from) {
+        if (msg.kind === MessageKind.Record) {
+          yield {
+            lsn: asLsn(lsn),
+            id: msg.id,
+            data: image.subarray(bodyAt, bodyAt + msg.bodyBytes),
+            isBlob: false,
+          }
+        } else if (msg.kind === MessageKind.BlobPointer) {
+          const data = await blobOf(src, image, bodyAt)
+          yield { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
+        }
+      }
+      at += msg.totalBytes
+    }
+  }
+}
+
+/**
+ * Reads the record that starts at `lsn`. Data not yet written is served from memory;
+ * bytes on disk are checked (CRC, segment number) before they are returned.
+ */
+export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecord> {
+  const { ctx, writer } = src
+  const S = ctx.segmentBytes
+  const base = Math.floor(lsn / S) * S
+  const at = lsn - base
+  if (lsn < 0 || lsn > writer.maxReserved || at < SEGMENT_HEADER_BYTES) {
+    throw new InvalidArgumentError(`no record starts at LSN ${lsn}`)
+  }
+  const live = writer.liveSegments.get(base)
+  let image: Uint8Array
+  let slot: number
+  if (live !== undefined && !writer.written.isDone(lsn)) {
+    image = live.buf
+    slot = live.slot
+  } else {
+    // A poisoned instance drops the memory of a segment once its writes settle, failed
+    // ones included: bytes never written are not on disk, and reading the file there would
+    // report an IO failure as corruption. Report the poisoning error instead.
+    if (ctx.poisonError !== undefined && !writer.written.isDone(lsn)) throw ctx.poisonError
+    const s = src.slots.slotAt(base)
+    if (s === undefined) throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+    slot = s
+    image = new Uint8Array(S)
+    await readFully(ctx, image, slot * S)
+    if (src.slots.slotAt(base) !== slot)
+      throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+  }
+  const msg = newParsedMessage()
+  const r = parseMessage(image, at, S, S, base / S, msg)
+  if (r !== Parse.Ok || (msg.kind !== MessageKind.Record && msg.kind !== MessageKind.BlobPointer)) {
+    throw new CorruptionError(
+      `no valid record at LSN ${lsn}: ${r === Parse.Corrupt ? lastCorruptReason : 'not a record'}`,
+      {
+        file: ctx.fileLabel,
+        offset: slot * S + at,
+        lsn,
+      },
+    )
+  }
+  const bodyAt = at + msg.headerBytes
+  if (msg.kind === MessageKind.Record) {
+    return { lsn: asLsn(lsn), id: msg.id, data: image.slice(bodyAt, bodyAt + msg.bodyBytes), isBlob: false }
+  }
+  const data = await blobOf(src, image, bodyAt)
+  return { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
+}

@@ -1,0 +1,100 @@
+// Where each segment of the log lives in the file: base LSN → slot, the bases in LSN order,
+// the free slots and the size of the file in slots. A slot is a `segmentBytes` region of
+// the `log` file; a segment life is one use of a slot (docs/DESIGN.md, "Segment reuse").
+// Also which blob files each segment's pointers name, so truncation can remove them.
+
+import { assert } from '../util/assert.js'
+
+export class SegmentSlots {
+  private readonly slotOf = new Map<number, number>()
+  /** Base LSNs of the segments of the log, ascending; the last one is being written. */
+  private readonly order: number[] = []
+  /** Slots inside the file holding no segment of the log (zero on disk), ascending. */
+  private readonly free: number[]
+  /** Slots the file spans, free ones included. */
+  private count: number
+  private readonly blobsBySegment = new Map<number, number[]>()
+
+  constructor(
+    segments: ReadonlyArray<{ baseLsn: number; slot: number }>,
+    freeSlots: number[],
+    slotCount: number,
+  ) {
+    this.free = [...freeSlots].sort((a, b) => a - b)
+    this.count = slotCount
+    for (const s of segments) {
+      this.slotOf.set(s.baseLsn, s.slot)
+      this.order.push(s.baseLsn)
+    }
+  }
+
+  get slotCount(): number {
+    return this.count
+  }
+
+  bases(): readonly number[] {
+    return this.order.slice()
+  }
+
+  slotAt(baseLsn: number): number | undefined {
+    return this.slotOf.get(baseLsn)
+  }
+
+  /** Takes the lowest free slot (or a new one at the end of the file) for a new segment life. */
+  allocate(baseLsn: number): number {
+    assert(!this.slotOf.has(baseLsn), 'a segment life is opened once')
+    const slot = this.free.length > 0 ? (this.free.shift() as number) : this.count++
+    this.slotOf.set(baseLsn, slot)
+    this.order.push(baseLsn)
+    return slot
+  }
+
+  /** The segment at `baseLsn` leaves the log; its slot (zeroed by the caller) becomes free. */
+  release(baseLsn: number): number {
+    const slot = this.slotOf.get(baseLsn)
+    assert(slot !== undefined, 'only a segment of the log is released')
+    this.order.splice(this.order.indexOf(baseLsn), 1)
+    this.slotOf.delete(baseLsn)
+    let i = this.free.length
+    while (i > 0 && (this.free[i - 1] as number) > slot) i--
+    this.free.splice(i, 0, slot)
+    return slot
+  }
+
+  /**
+   * How many slots the file needs: one past the highest slot in use. Free slots above it
+   * may be cut off the end of the file.
+   */
+  usedSlotCount(): number {
+    let n = this.count
+    let k = this.free.length - 1
+    while (n > 0 && k >= 0 && this.free[k] === n - 1) {
+      n--
+      k--
+    }
+    return n
+  }
+
+  /** The file was cut to `slotCount` slots: forget the free slots beyond it. */
+  shrinkTo(slotCount: number): void {
+    assert(slotCount >= this.usedSlotCount() && slotCount <= this.count, 'only free slots are cut off')
+    while (this.free.length > 0 && (this.free[this.free.length - 1] as number) >= slotCount) this.free.pop()
+    this.count = slotCount
+  }
+
+  noteBlob(segmentBase: number, id: number): void {
+    let list = this.blobsBySegment.get(segmentBase)
+    if (list === undefined) {
+      list = []
+      this.blobsBySegment.set(segmentBase, list)
+    }
+    list.push(id)
+  }
+
+  /** Forgets and returns the blob ids named by pointers in the segment at `segmentBase`. */
+  takeBlobs(segmentBase: number): number[] {
+    const blobs = this.blobsBySegment.get(segmentBase) ?? []
+    this.blobsBySegment.delete(segmentBase)
+    return blobs
+  }
+}

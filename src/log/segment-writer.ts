@@ -1,0 +1,509 @@
+// The write side of the log: IoBufs inside segment lives, reservation → fill → complete,
+// sealing and rolling to the next segment, and the write-out of sealed buffers.
+//
+// Writers reserve a range of the current IoBuf, fill it and complete it in one synchronous
+// step, so the header word needs no CAS (docs/DESIGN.md, "One owner"). A sealed buffer is
+// written with one positional write that is not awaited; writes complete in any order and
+// StabilityIntervals publishes only the contiguous prefix; group-commit.ts makes them stable.
+
+import { assert } from '../util/assert.js'
+import { wordsOf } from '../util/crc32.js'
+import type { BlobRef } from './blob.js'
+import {
+  BLOB_POINTER_BODY_BYTES,
+  encodeSegmentHeader,
+  FORMAT_VERSION,
+  MAX_MESSAGE_HEADER_BYTES,
+  MessageKind,
+  messageCrc,
+  messageHeaderBytes,
+  RED_ZONE_BYTES,
+  SEGMENT_HEADER_BYTES,
+  stampMessageCrc,
+  U64_BODY_BYTES,
+  varintBytes,
+  writeMessageHeader,
+  writeU32,
+  writeU64,
+  writeVarint,
+} from './format.js'
+import type { GroupCommit } from './group-commit.js'
+import {
+  bumpOffset,
+  decrementWriters,
+  EMPTY_HEADER,
+  type HeaderWord,
+  incrementWriters,
+  isMaxed,
+  isSealed,
+  markMaxed,
+  markSealed,
+  offsetOf,
+  withOffset,
+  writersOf,
+} from './header-word.js'
+import type { LogContext } from './log-context.js'
+import type { SegmentSlots } from './segment-slots.js'
+import { StabilityIntervals } from './stability.js'
+import { LsnWaiters } from './waiters.js'
+
+/** The memory of one segment life, shared by every IoBuf that continues inside it. */
+export interface SegmentLife {
+  buf: Uint8Array
+  /** Int32 view of `buf` for the word-wise CRC. */
+  words: Int32Array | undefined
+  baseLsn: number
+  segmentNumber: number
+  /** Bytes of the segment number as a varint (every message header repeats it). */
+  segmentNumberBytes: number
+  slot: number
+  /** Issued writes of this segment not yet finished; the buffer is dropped when 0 and left. */
+  writesInFlight: number
+  /**
+   * Sealed buffers of this segment whose write is not issued yet (open writers, e.g. a
+   * reservation). Their completed records are served from `buf`, so it must stay live
+   * until this is 0 too, even when every issued write has settled.
+   */
+  unissuedBuffers: number
+}
+
+/** One buffer: the region of a segment from `base` on, filled by reservations. */
+export interface IoBuf {
+  seg: SegmentLife
+  /** Offset of this buffer's byte 0 inside the segment. */
+  base: number
+  header: HeaderWord
+}
+
+/** Where the recovered log goes on: a fresh segment, or inside the last recovered one. */
+export interface WriterStart {
+  /** LSN of the next byte to reserve. */
+  startLsn: number
+  /** The last recovered segment when `startLsn` lies inside it (resume), else undefined. */
+  resume: { baseLsn: number; slot: number } | undefined
+  witnessLsn: number
+  firstLsn: number
+}
+
+export class SegmentWriter {
+  cur: IoBuf
+  /** Last byte reserved so far (-1: nothing). */
+  maxReserved: number
+  /** Stable LSN last recorded durably-to-be (segment header or Witness message). */
+  lastWitness: number
+  /** Where the log begins; recorded in every new segment header. */
+  firstLsn: number
+  /** Written bytes (maybe not synced); its published LSN is what makeDurable waits for. */
+  readonly written: StabilityIntervals
+  readonly writtenWaiters = new LsnWaiters()
+  /** Segments whose memory may still be needed to serve reads of unwritten data. */
+  readonly liveSegments = new Map<number, SegmentLife>()
+  writesInFlight = 0
+  bytesInFlight = 0
+  writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
+  private settledWaiters: Array<() => void> = []
+  /**
+   * Set while the file is being cut to `slot` slots (truncation.ts): a write at or above
+   * that slot waits for the cut, or the cut could erase it after it landed.
+   */
+  private shrinkFence: { slot: number; cut: Promise<void> } | undefined
+  private sealScheduled = false
+  // Scratch results of reserveMessage(), to keep the append path free of allocations.
+  resAt = 0
+  resLsn = 0
+  resHeaderBytes = 0
+  private readonly sealTask = (): void => {
+    this.sealScheduled = false
+    if (this.ctx.poisonError === undefined && !this.isClosed()) this.seal(false)
+  }
+
+  constructor(
+    private readonly ctx: LogContext,
+    private readonly commit: GroupCommit,
+    private readonly slots: SegmentSlots,
+    private readonly writeHighWaterBytes: number,
+    private readonly isClosed: () => boolean,
+    start: WriterStart,
+  ) {
+    const { startLsn } = start
+    this.written = new StabilityIntervals(startLsn - 1)
+    this.maxReserved = startLsn - 1
+    this.lastWitness = start.witnessLsn
+    this.firstLsn = start.firstLsn
+    if (start.resume !== undefined) {
+      // Resume inside the last segment: its header stays; new bytes go after the end.
+      const seg = this.newLife(start.resume.baseLsn, start.resume.slot)
+      this.liveSegments.set(seg.baseLsn, seg)
+      this.cur = { seg, base: startLsn - seg.baseLsn, header: EMPTY_HEADER }
+    } else {
+      this.cur = this.openSegment(startLsn)
+    }
+  }
+
+  /**
+   * Appends one checked record of `len` bytes; the caller validated `data` and `id`.
+   * Fast path: a synchronous append never leaves a writer open, so it only moves the
+   * offset of the current buffer (the header word's writer count is untouched).
+   */
+  appendRecord(data: Uint8Array, len: number, id: number): number {
+    const b = this.cur
+    const seg = b.seg
+    const off = offsetOf(b.header)
+    const start = b.base + off
+    const headerBytes = 5 + varintBytes(len) + seg.segmentNumberBytes + varintBytes(id)
+    const total = headerBytes + len
+    const S = this.ctx.segmentBytes
+    if (
+      S - start <= RED_ZONE_BYTES ||
+      start + total > S ||
+      (off === 0 && this.commit.synced.publishedLsn > this.lastWitness)
+    ) {
+      return this.appendSlow(data, len, id)
+    }
+    // start + total ≤ S < 2^24 was checked above: the offset cannot overflow its field.
+    b.header += total
+    const buf = seg.buf
+    // The header of docs/FORMAT.md, written inline: one-byte varints are the common case.
+    buf[start + 4] = MessageKind.Record
+    let p = start + 5
+    if (len <= 240) buf[p++] = len
+    else p += writeVarint(buf, p, len)
+    if (seg.segmentNumber <= 240) buf[p++] = seg.segmentNumber
+    else p += writeVarint(buf, p, seg.segmentNumber)
+    if (id <= 240) buf[p++] = id
+    else p += writeVarint(buf, p, id)
+    buf.set(data, p)
+    const crc = messageCrc(buf, start, total, seg.words)
+    buf[start] = crc
+    buf[start + 1] = crc >>> 8
+    buf[start + 2] = crc >>> 16
+    buf[start + 3] = crc >>> 24
+    const lsn = seg.baseLsn + start
+    this.maxReserved = lsn + total - 1
+    this.ctx.stats.bytesReserved += total
+    this.ctx.stats.recordsAppended++
+    return lsn
+  }
+
+  /**
+   * Appends checked records that recover all together or not at all; returns the LSN of
+   * the last. The manifest stays reserved (an open writer) while the records are reserved,
+   * so no part of the batch can be written before the manifest knows where the batch ends.
+   */
+  appendBatch(records: readonly Uint8Array[], lens: readonly number[], id: number, lsnsOut?: number[]): number {
+    const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
+    const mAt = this.resAt
+    const mLsn = m.seg.baseLsn + mAt
+    const mTotal = this.resHeaderBytes + U64_BODY_BYTES
+    let lastLsn = mLsn
+    for (let i = 0; i < records.length; i++) {
+      const n = lens[i] as number
+      const b = this.reserveMessage(MessageKind.Record, n, id)
+      const at = this.resAt
+      b.seg.buf.set(records[i] as Uint8Array, at + this.resHeaderBytes)
+      this.completeMessage(b, at, this.resHeaderBytes + n, true)
+      lastLsn = b.seg.baseLsn + at
+      lsnsOut?.push(lastLsn)
+    }
+    const peg = this.maxReserved
+    writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
+    this.commit.synced.markBatch(mLsn, peg)
+    this.completeMessage(m, mAt, mTotal, true)
+    this.ctx.stats.recordsAppended += records.length
+    this.ctx.stats.batches++
+    return lastLsn
+  }
+
+  /** Logs the pointer to a blob file already written and synced; returns its LSN. */
+  appendBlobPointer(ref: BlobRef, id: number): number {
+    const b = this.reserveMessage(MessageKind.BlobPointer, BLOB_POINTER_BODY_BYTES, id)
+    const at = this.resAt
+    const body = at + this.resHeaderBytes
+    writeU64(b.seg.buf, body, ref.id)
+    writeU64(b.seg.buf, body + 8, ref.sizeBytes)
+    writeU32(b.seg.buf, body + 16, ref.crc)
+    this.completeMessage(b, at, this.resHeaderBytes + BLOB_POINTER_BODY_BYTES, true)
+    this.slots.noteBlob(b.seg.baseLsn, ref.id)
+    this.ctx.stats.recordsAppended++
+    return b.seg.baseLsn + at
+  }
+
+  /** appendRecord() when the buffer must be sealed or a witness written first. */
+  private appendSlow(data: Uint8Array, len: number, id: number): number {
+    const b = this.reserveMessage(MessageKind.Record, len, id)
+    const at = this.resAt
+    const total = this.resHeaderBytes + len
+    b.seg.buf.set(data, at + this.resHeaderBytes)
+    this.completeMessage(b, at, total, true)
+    this.ctx.stats.recordsAppended++
+    return b.seg.baseLsn + at
+  }
+
+  /**
+   * Claims room for a message in the current buffer, sealing it as maxed when the message
+   * would overflow the segment or start in the red zone. Leaves the position in resAt /
+   * resLsn / resHeaderBytes and returns the buffer with one more open writer.
+   */
+  reserveMessage(kind: MessageKind, bodyBytes: number, id: number): IoBuf {
+    const S = this.ctx.segmentBytes
+    for (;;) {
+      const b = this.cur
+      assert(!isSealed(b.header), 'the current buffer is never sealed')
+      const off = offsetOf(b.header)
+      const start = b.base + off
+      if (off === 0 && kind !== MessageKind.Witness && this.commit.synced.publishedLsn > this.lastWitness) {
+        // First message of a continuation buffer: record how far the log was durable.
+        this.appendWitness()
+        continue
+      }
+      const headerBytes = messageHeaderBytes(bodyBytes, b.seg.segmentNumber, id)
+      const total = headerBytes + bodyBytes
+      if (S - start <= RED_ZONE_BYTES || start + total > S) {
+        assert(
+          start > SEGMENT_HEADER_BYTES || total <= S - SEGMENT_HEADER_BYTES - RED_ZONE_BYTES,
+          'an inline message always fits an empty segment',
+        )
+        this.seal(true)
+        continue
+      }
+      b.header = incrementWriters(bumpOffset(b.header, total))
+      writeMessageHeader(b.seg.buf, start, kind, bodyBytes, b.seg.segmentNumber, id)
+      this.resAt = start
+      this.resLsn = b.seg.baseLsn + start
+      this.resHeaderBytes = headerBytes
+      this.maxReserved = this.resLsn + total - 1
+      this.ctx.stats.bytesReserved += total
+      return b
+    }
+  }
+
+  completeMessage(b: IoBuf, at: number, totalBytes: number, valid: boolean): void {
+    if (!valid) b.seg.buf[at + 4] = MessageKind.Canceled
+    stampMessageCrc(b.seg.buf, at, totalBytes, b.seg.words)
+    b.header = decrementWriters(b.header)
+    if (isSealed(b.header) && writersOf(b.header) === 0) this.writeOut(b)
+  }
+
+  appendWitness(): void {
+    const stable = this.commit.synced.publishedLsn
+    const b = this.reserveMessage(MessageKind.Witness, U64_BODY_BYTES, 0)
+    const at = this.resAt
+    writeU64(b.seg.buf, at + this.resHeaderBytes, stable + 1)
+    this.completeMessage(b, at, this.resHeaderBytes + U64_BODY_BYTES, true)
+    this.lastWitness = stable
+  }
+
+  /**
+   * Makes the current firstLsn part of the log's durable state-to-be: rewrites the header
+   * of the current segment when nothing is in it yet, else rolls to a new segment whose
+   * header carries it. Either way a Witness follows; the caller flushes.
+   */
+  recordFirstLsn(): void {
+    const b = this.cur
+    if (b.base === 0 && offsetOf(b.header) === SEGMENT_HEADER_BYTES) this.encodeHeader(b.seg)
+    else this.seal(true)
+    this.appendWitness()
+  }
+
+  private newLife(baseLsn: number, slot: number): SegmentLife {
+    const S = this.ctx.segmentBytes
+    const buf = Buffer.allocUnsafeSlow(S)
+    return {
+      buf,
+      words: wordsOf(buf),
+      baseLsn,
+      segmentNumber: baseLsn / S,
+      segmentNumberBytes: varintBytes(baseLsn / S),
+      slot,
+      writesInFlight: 0,
+      unissuedBuffers: 0,
+    }
+  }
+
+  /** Starts a new segment life at `baseLsn` in a free slot (or a new one at the end). */
+  private openSegment(baseLsn: number): IoBuf {
+    const seg = this.newLife(baseLsn, this.slots.allocate(baseLsn))
+    this.encodeHeader(seg)
+    this.liveSegments.set(baseLsn, seg)
+    this.ctx.stats.segmentsOpened++
+    return { seg, base: 0, header: withOffset(EMPTY_HEADER, SEGMENT_HEADER_BYTES) }
+  }
+
+  /** Writes the segment header into the segment's memory; it goes to disk with the first write. */
+  private encodeHeader(seg: SegmentLife): void {
+    const stable = this.commit.synced.publishedLsn
+    encodeSegmentHeader(seg.buf, 0, {
+      baseLsn: seg.baseLsn,
+      maxStableLsn: stable,
+      firstLsn: this.firstLsn,
+      segmentBytes: this.ctx.segmentBytes,
+      logId: this.ctx.conf.logId,
+      formatVersion: FORMAT_VERSION,
+    })
+    this.lastWitness = Math.max(this.lastWitness, stable)
+  }
+
+  /**
+   * Seals the current buffer and installs the next one: in the same segment right after it,
+   * or (maxed) at the start of the next segment. Whoever sees the sealed buffer with no
+   * open writer issues its write: here, or the last writer in completeMessage().
+   */
+  seal(maxed: boolean): void {
+    const b = this.cur
+    let h = b.header
+    const off = offsetOf(h)
+    const emptyOffset = b.base === 0 ? SEGMENT_HEADER_BYTES : 0
+    if (!maxed && off === emptyOffset) return
+    const S = this.ctx.segmentBytes
+    const end = b.base + off
+    const isMaxedSeal = maxed || S - end <= RED_ZONE_BYTES
+    h = markSealed(h)
+    if (isMaxedSeal) h = markMaxed(h)
+    b.header = h
+    b.seg.unissuedBuffers++
+    if (isMaxedSeal) {
+      this.cur = this.openSegment(b.seg.baseLsn + S)
+      // The padding after `end` is reserved log space: nothing may be placed there.
+      this.maxReserved = Math.max(this.maxReserved, b.seg.baseLsn + S - 1)
+    } else {
+      this.cur = { seg: b.seg, base: end, header: EMPTY_HEADER }
+    }
+    if (writersOf(h) === 0) this.writeOut(b)
+  }
+
+  /** Issues the positional write of a sealed buffer without waiting for it. */
+  private writeOut(b: IoBuf): void {
+    const ctx = this.ctx
+    const S = ctx.segmentBytes
+    const h = b.header
+    assert(isSealed(h) && writersOf(h) === 0, 'only a sealed buffer without writers is written')
+    b.seg.unissuedBuffers--
+    const off = offsetOf(h)
+    let length = off
+    if (isMaxed(h)) {
+      const p = b.base + off
+      const unused = S - p
+      // Zero the tail: no stale heap memory may reach the disk.
+      b.seg.buf.fill(0, p, S)
+      if (unused >= MAX_MESSAGE_HEADER_BYTES) {
+        const body = unused - MAX_MESSAGE_HEADER_BYTES
+        const hb = writeMessageHeader(b.seg.buf, p, MessageKind.Cap, body, b.seg.segmentNumber, 0)
+        stampMessageCrc(b.seg.buf, p, hb + body)
+      }
+      length = S - b.base
+    }
+    if (length === 0) return
+    const lo = b.seg.baseLsn + b.base
+    const hi = lo + length - 1
+    if (ctx.poisonError !== undefined) return
+    try {
+      ctx.failpoints.hit('buffer write')
+    } catch (e) {
+      ctx.poison(e, 'writing the log')
+      return
+    }
+    this.writesInFlight++
+    this.bytesInFlight += length
+    b.seg.writesInFlight++
+    ctx.stats.writes++
+    ctx.stats.bytesWritten += length
+    const seg = b.seg
+    const position = seg.slot * S + b.base
+    const fence = this.shrinkFence
+    const writing =
+      fence !== undefined && seg.slot >= fence.slot
+        ? fence.cut.then(() => {
+            // A failed cut poisoned the instance: nothing more is written.
+            if (ctx.poisonError !== undefined) throw ctx.poisonError
+            return ctx.file.write(seg.buf, b.base, length, position)
+          })
+        : ctx.file.write(seg.buf, b.base, length, position)
+    writing.then(
+      () => this.onWritten(seg, lo, hi, length),
+      (e) => {
+        this.writeSettled(seg, length)
+        ctx.poison(e, 'writing the log')
+      },
+    )
+  }
+
+  private writeSettled(seg: SegmentLife, length: number): void {
+    this.writesInFlight--
+    this.bytesInFlight -= length
+    seg.writesInFlight--
+    if (seg.writesInFlight === 0 && seg.unissuedBuffers === 0 && seg !== this.cur.seg) {
+      this.liveSegments.delete(seg.baseLsn)
+    }
+    if (this.bytesInFlight < this.writeHighWaterBytes && this.writableWaiters.length > 0) {
+      const ws = this.writableWaiters
+      this.writableWaiters = []
+      for (const w of ws) w.resolve()
+    }
+    if (this.writesInFlight === 0 && this.settledWaiters.length > 0) {
+      const ws = this.settledWaiters
+      this.settledWaiters = []
+      for (const w of ws) w()
+    }
+  }
+
+  private onWritten(seg: SegmentLife, lo: number, hi: number, length: number): void {
+    this.writeSettled(seg, length)
+    if (this.ctx.poisonError !== undefined) return
+    try {
+      this.ctx.failpoints.hit('buffer write post')
+    } catch (e) {
+      this.ctx.poison(e, 'writing the log')
+      return
+    }
+    this.writtenWaiters.releaseUpTo(this.written.markDone(lo, hi))
+    this.commit.noteWritten(lo, hi)
+  }
+
+  /** Makes sure the buffer holding `lsn` gets sealed (and so written) soon. */
+  ensureWriteIssued(lsn: number): void {
+    const b = this.cur
+    if (lsn < b.seg.baseLsn + b.base) return // already sealed: written when its writers leave
+    if (this.sealScheduled) return
+    this.sealScheduled = true
+    // Idle: seal now (after this tick's other appends). Busy: wait one turn of the event
+    // loop so that every writer woken by the last sync joins this write.
+    if (this.writesInFlight === 0 && !this.commit.syncInFlight && !this.commit.syncHold)
+      queueMicrotask(this.sealTask)
+    else setImmediate(this.sealTask)
+  }
+
+  /**
+   * Holds back writes at or above `slot` until `cut` settles (it must never reject). Set
+   * synchronously with the bookkeeping of the cut, before any new segment can take a slot.
+   */
+  fenceWritesFrom(slot: number, cut: Promise<void>): void {
+    const fence = { slot, cut }
+    this.shrinkFence = fence
+    cut.then(() => {
+      if (this.shrinkFence === fence) this.shrinkFence = undefined
+    })
+  }
+
+  /** Rejects the waiters of written bytes and of write room (poisoning, close). */
+  rejectWaiters(e: Error, includeWritable: boolean): void {
+    this.writtenWaiters.rejectAll(e)
+    if (!includeWritable) return
+    const ws = this.writableWaiters
+    this.writableWaiters = []
+    for (const w of ws) w.reject(e)
+  }
+
+  /** Resolves when no write and no datasync is in flight. */
+  allWritesSettled(): Promise<void> {
+    const idle = (): boolean => this.writesInFlight === 0 && !this.commit.syncInFlight
+    if (idle()) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (idle()) resolve()
+        else setImmediate(check)
+      }
+      if (this.writesInFlight > 0) this.settledWaiters.push(check)
+      else setImmediate(check)
+    })
+  }
+}
