@@ -99,7 +99,11 @@ const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
 const ENTRY_MEMORY_BYTES = 160
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
 const MAX_PAGE_IN_ATTEMPTS = 64
-const KEEP_CHECKPOINTS = 2
+/**
+ * Checkpoints kept. One: an older one would only save replay time in the rare case that
+ * the newest is damaged (open then scans the log instead), and each costs space.
+ */
+const KEEP_CHECKPOINTS = 1
 
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
@@ -543,8 +547,17 @@ export class PageCache<T> implements PageStore<T> {
     return this.log.makeStable(lsn)
   }
 
-  whenWritable(): Promise<void> {
-    return this.log.whenWritable()
+  /**
+   * Backpressure: waits for the log's write queue and, when writes have run ahead of
+   * cleaning (two segments past the trigger), for a cleaning pass. Without the second
+   * wait a burst of writes grows the file to a peak that it keeps after cleaning, since
+   * only free slots at its end can be cut off.
+   */
+  async whenWritable(): Promise<void> {
+    await this.log.whenWritable()
+    if (!this.opts.cleaning || !this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2)) return
+    if (this.cleaningRun === undefined) this.startCleaning()
+    await this.cleaningRun
   }
 
   get stableLsn(): Lsn {
@@ -565,11 +578,7 @@ export class PageCache<T> implements PageStore<T> {
 
   private afterWrite(bytes: number): void {
     this.bytesSinceCheckpoint += bytes
-    if (this.opts.cleaning && this.cleaningRun === undefined && this.sa.overBudget()) {
-      this.cleaningRun = this.runInBackground(() => this.clean()).finally(() => {
-        this.cleaningRun = undefined
-      })
-    }
+    if (this.opts.cleaning && this.cleaningRun === undefined && this.sa.overBudget()) this.startCleaning()
     if (
       this.opts.checkpointEveryBytes > 0 &&
       this.checkpointRun === undefined &&
@@ -579,6 +588,12 @@ export class PageCache<T> implements PageStore<T> {
         if (!this.closed) this.backgroundError = e
       })
     }
+  }
+
+  private startCleaning(): void {
+    this.cleaningRun = this.runInBackground(() => this.clean()).finally(() => {
+      this.cleaningRun = undefined
+    })
   }
 
   /** Background work never throws into nowhere: a failure is kept for stats() and tests. */
@@ -594,11 +609,14 @@ export class PageCache<T> implements PageStore<T> {
     this.timer.unref()
   }
 
-  /** Runs one cleaning pass now (tests and tools); resolves when the log is within budget. */
+  /**
+   * Cleans now down to cleanToSpaceRatio, the level a background pass stops at (tools,
+   * tests, and idle time): resolves when the log is within it or the head cannot move.
+   */
   async cleanNow(): Promise<void> {
     this.checkWritable()
     while (this.cleaningRun !== undefined) await this.cleaningRun
-    this.cleaningRun = this.clean().finally(() => {
+    this.cleaningRun = this.clean(this.opts.cleanToSpaceRatio).finally(() => {
       this.cleaningRun = undefined
     })
     await this.cleaningRun
@@ -609,13 +627,14 @@ export class PageCache<T> implements PageStore<T> {
    * then drops the emptied segments. Frees only from the head (segments/accountant.ts says
    * why), as many segments per pass as bring the log back under its space budget.
    */
-  private async clean(): Promise<void> {
+  private async clean(trigger = this.opts.cleanAtSpaceRatio): Promise<void> {
     while (!this.closing && this.log.failure === undefined) {
       this.trackLogSegments()
-      const picked = this.sa.pickForCleaning()
+      const picked = this.sa.pickForCleaning(trigger)
       if (picked.length === 0) return
       this.counters.cleaningPasses++
       const end = (picked[picked.length - 1]?.base as number) + this.S
+      const before = this.sa.segmentCount
       for (const s of picked) await this.drain(s.base)
       if (this.closing) return
       // The copies must be durable before the originals can go.
@@ -628,7 +647,7 @@ export class PageCache<T> implements PageStore<T> {
       this.counters.segmentsCleaned += freed
       // The head could not be dropped yet (e.g. it is the segment being written): stop
       // rather than spin; the next write or timer tick tries again.
-      if (freed === 0) return
+      if (freed === 0 || this.sa.segmentCount >= before) return
     }
   }
 

@@ -17,6 +17,9 @@
 
 import { InvariantError } from '../errors.js'
 
+/** Segments one cleaning pass frees at least, when the head has that many Inactive ones. */
+const MIN_PICK = 3
+
 export type SegmentState = 'active' | 'inactive' | 'draining'
 
 export interface SegmentInfo {
@@ -124,8 +127,8 @@ export class SegmentAccountant {
   }
 
   /** True when the log holds more segments than the space policy allows for the live data. */
-  overBudget(ratio = this.policy.cleanAtSpaceRatio): boolean {
-    const allowed = ratio * this.live + this.policy.slackSegments * this.segmentBytes
+  overBudget(ratio = this.policy.cleanAtSpaceRatio, extraSegments = 0): boolean {
+    const allowed = ratio * this.live + (this.policy.slackSegments + extraSegments) * this.segmentBytes
     return this.segs.size * this.segmentBytes > allowed
   }
 
@@ -134,8 +137,8 @@ export class SegmentAccountant {
    * back under `cleanToSpaceRatio` (at least one), stopping at the first that is not
    * Inactive (cleaning frees from the head only).
    */
-  pickForCleaning(): SegmentInfo[] {
-    if (!this.overBudget()) return []
+  pickForCleaning(trigger = this.policy.cleanAtSpaceRatio): SegmentInfo[] {
+    if (!this.overBudget(trigger)) return []
     const picked: SegmentInfo[] = []
     let segments = this.segs.size
     const live = this.live
@@ -147,7 +150,9 @@ export class SegmentAccountant {
       if (s.state !== 'inactive') break
       // Relocated bytes stay live at the tip, so they still count; the slot does not.
       const allowed = this.policy.cleanToSpaceRatio * live + this.policy.slackSegments * this.segmentBytes
-      if (picked.length > 0 && segments * this.segmentBytes <= allowed) break
+      // At least MIN_PICK: dropping segments rolls the log to a fresh one (its header
+      // carries the new start), so freeing a single segment per pass would gain nothing.
+      if (picked.length >= MIN_PICK && segments * this.segmentBytes <= allowed) break
       s.state = 'draining'
       picked.push(s)
       segments--

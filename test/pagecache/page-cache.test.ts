@@ -112,17 +112,21 @@ test('overwriting every page 10× keeps the files within 1.5 × live + 2 segment
   const S = 4096
   let pc = await open(dir, { segmentBytes: S, checkpointEveryBytes: 64 * 1024 })
   const pids: number[] = []
-  for (let i = 0; i < 100; i++) pids.push(pc.allocate())
+  for (let i = 0; i < 2000; i++) pids.push(pc.allocate())
   for (let round = 0; round < 10; round++) {
-    for (const [i, p] of pids.entries()) pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+    for (const [i, p] of pids.entries()) {
+      await pc.whenWritable()
+      pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+    }
     await pc.flush()
   }
   await pc.cleanNow()
   const st = pc.stats()
   assert.equal(st.backgroundError, undefined)
   const disk = await pc.sizeOnDisk()
+  // conf, witness and checkpoints are files on disk too; they count against the budget.
   const budget = 1.5 * st.liveBytes + 2 * S
-  assert.ok(disk <= budget + 16 * 1024, `disk ${disk} vs budget ${budget} (checkpoints included)`)
+  assert.ok(disk <= budget, `disk ${disk} vs budget ${budget}: ${JSON.stringify(st)}`)
   assert.ok(st.segmentsCleaned > 0)
   await pc.close()
   pc = await open(dir)
@@ -184,7 +188,7 @@ test('large pages go to blob files, which cleaning removes once replaced', async
   pc.replace(p, { items: ['small'] })
   // Push the log forward so the blob's pointer segment gets cleaned.
   const q = pc.allocate()
-  for (let i = 0; i < 60; i++) pc.replace(q, { items: [`${i}`.repeat(50)] })
+  for (let i = 0; i < 300; i++) pc.replace(q, { items: [`${i}`.repeat(50)] })
   await pc.flush()
   await pc.cleanNow()
   assert.equal(pc.stats().backgroundError, undefined)
