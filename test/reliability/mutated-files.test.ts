@@ -258,7 +258,9 @@ test('harness self-check: CRC-fixed wrong data reported as plain damage, and cra
   const r = await runAll(tmp.path, 400, true)
   const wrong = r.ends.filter((e) => e.kind === 'silent_wrong').length
   const overCap = r.ends.filter((e) => e.kind === 'over_cap').length
-  console.log(`RELIABILITY mutated-files-mutation cases=${r.ends.length} silent_wrong_caught=${wrong} over_cap_caught=${overCap}`)
+  console.log(
+    `RELIABILITY mutated-files-mutation cases=${r.ends.length} silent_wrong_caught=${wrong} over_cap_caught=${overCap}`,
+  )
   assert.ok(wrong > 0, 'wrong data from CRC-fixed bytes is seen by the comparison')
   assert.ok(overCap > 0, 'the allocation cap sees the crafted tail journals')
 })
