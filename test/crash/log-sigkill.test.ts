@@ -3,6 +3,9 @@
 // log and checks that every acknowledged record is there and the log is a prefix.
 // A SIGKILL keeps the OS page cache, so this proves crash-consistency of the process,
 // not durability against power loss (that is test/sim/log-power-loss.test.ts).
+// BOBSLED_SOAK=1 runs 5,000 kills. A failure prints the seed of its log's first cycle:
+// BOBSLED_SEED=<that seed> replays that one log's history of kill timings (25 kills; the
+// kill instants themselves depend on the machine, so the replay is close, not exact).
 
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -16,7 +19,7 @@ import { checkPrefix } from './log-records.js'
 
 const CHILD = fileURLToPath(new URL('./log-writer-child.js', import.meta.url))
 const soak = process.env.BOBSLED_SOAK === '1'
-const CYCLES = soak ? 5000 : 150
+const CYCLES = process.env.BOBSLED_SEED !== undefined ? 25 : soak ? 5000 : 150
 const SEGMENT_BYTES = 16 * 1024
 
 interface CycleResult {
@@ -101,12 +104,14 @@ test(`SIGKILL loop: ${CYCLES} kills, no acknowledged record lost, always a prefi
       const check = checkPrefix(records)
       if ('violation' in check) {
         nonPrefix++
-        assert.fail(`cycle ${cycle} seed=${seed}: ${check.violation}`)
+        assert.fail(
+          `cycle ${cycle} seed=${seed} (replay: BOBSLED_SEED=${seed - (cycle % CYCLES_PER_LOG)}): ${check.violation}`,
+        )
       }
       if (check.count <= maxAcked) {
         lost++
         assert.fail(
-          `cycle ${cycle} seed=${seed}: acknowledged seq ${maxAcked} lost (recovered ${check.count})`,
+          `cycle ${cycle} seed=${seed} (replay: BOBSLED_SEED=${seed - (cycle % CYCLES_PER_LOG)}): acknowledged seq ${maxAcked} lost (recovered ${check.count})`,
         )
       }
       // Records past the recovered prefix were never acknowledged; the next child reuses them.

@@ -10,7 +10,8 @@
 //  - the database reopens afterwards, in the same process (fault cleared, no crash) and
 //    after a power loss, with every acknowledged record present, a consecutive run, no
 //    phantom; and after the same-process reopen, new acknowledged records survive a crash.
-// BOBSLED_SEED=<n> replays one seed; failures print it.
+// BOBSLED_SEED=<n> replays one seed; failures print it. BOBSLED_SOAK=1 tries every N (up to
+// 500 per kind) over 20 disk seeds per scenario.
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -45,9 +46,10 @@ const KINDS: readonly OpKind[] = [
   'stat',
 ]
 /** Most values of N tried per kind and scenario; spread over 0..K when K is larger. */
-const MAX_N_PER_KIND = 20
+const soak = process.env.BOBSLED_SOAK === '1'
+const MAX_N_PER_KIND = soak ? 500 : 20
 /** Disk seeds per scenario (latency and reordering differ per seed). */
-const SEEDS_PER_SCENARIO = process.env.BOBSLED_SEED === undefined ? 3 : 1
+const SEEDS_PER_SCENARIO = process.env.BOBSLED_SEED !== undefined ? 1 : soak ? 20 : 3
 const CASE_TIMEOUT_MS = 5000
 const SEED = baseSeed(1)
 

@@ -3,7 +3,7 @@
 // then damaged copies are opened and read back. Every outcome must be a typed error (at
 // open, in iteration or in read) or data exactly equal to the model: never a wrong byte, a
 // record silently missing, an untyped exception or a hang. A refused open changes nothing.
-// BOBSLED_SEED=<n> replays one seed; failures print it.
+// BOBSLED_SEED=<n> replays one seed; failures print it. BOBSLED_SOAK=1 runs 100,000 flips.
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -28,7 +28,7 @@ import { tempDir } from '../helpers/temp-dir.js'
 
 const SEGMENT_BYTES = 1024
 const SECTOR = 512
-const FLIPS = 2000
+const FLIPS = process.env.BOBSLED_SOAK === '1' ? 100_000 : 2000
 const CASE_TIMEOUT_MS = 2000
 const SEED = baseSeed(1)
 

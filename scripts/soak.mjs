@@ -1,0 +1,225 @@
+// `npm run soak` — the nightly profile (reliability-regimen R15, §5.1 "nightly size").
+//   1. Builds, then runs every reliability test (test/crash, faults, format, harness,
+//      reliability, sim) with BOBSLED_SOAK=1, so each runs at its nightly size, and echoes
+//      their RELIABILITY lines.
+//   2. Runs a mixed workload over one real log for --minutes N (default 10): a child
+//      (test/helpers/soak-child.ts) writes until it is killed with SIGKILL after 2–10 s (10%
+//      of kills are armed before the log is open, so some land in recovery); after every
+//      kill the log is reopened here and checked (clean consecutive run of self-checking
+//      records, every acknowledged record present, batches whole). It probes this process's
+//      open fds and RSS every cycle and the child's fds every second. A final pass reopens
+//      with verifyOnOpen and reads everything.
+// Options: --minutes N, --seed N (else BOBSLED_SEED, else the time), --skip-suite,
+// --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…` lines.
+
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const args = process.argv.slice(2)
+const opt = (name, fallback) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback
+}
+const has = (name) => args.includes(`--${name}`)
+const minutes = Number(opt('minutes', '10'))
+const seed = Number(opt('seed', process.env.BOBSLED_SEED ?? String(Date.now() % 1_000_000_000)))
+const SEGMENT_BYTES = 64 * 1024
+const SUITE_FOLDERS = ['crash', 'faults', 'format', 'harness', 'reliability', 'sim']
+let failed = false
+
+function build() {
+  const r = spawnSync('npm', ['run', 'build'], { stdio: 'inherit' })
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}
+
+/** Step 1: the reliability tests at nightly size. */
+function suite() {
+  const files = SUITE_FOLDERS.flatMap((d) =>
+    readdirSync(join('dist/test', d))
+      .filter((f) => f.endsWith('.test.js'))
+      .map((f) => join('dist/test', d, f)),
+  ).sort()
+  const env = { ...process.env, BOBSLED_SOAK: '1' }
+  // A replay seed would shrink every harness to one case: the suite runs on its own seeds.
+  delete env.BOBSLED_SEED
+  console.log(`soak: ${files.length} reliability test files with BOBSLED_SOAK=1`)
+  const t0 = Date.now()
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+    env,
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  })
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`
+  for (const line of out.split('\n')) {
+    if (line.includes('RELIABILITY') || /^not ok /.test(line) || /^# (pass|fail|todo|skipped) /.test(line))
+      console.log(line.replace(/^# /, ''))
+  }
+  const failedTests = (out.match(/^# fail (\d+)/m) ?? [])[1]
+  console.log(
+    `RELIABILITY soak-suite files=${files.length} failed=${failedTests ?? '?'} exit=${r.status} minutes=${((Date.now() - t0) / 60000).toFixed(1)}`,
+  )
+  if (r.status !== 0) failed = true
+}
+
+const fdCount = (pid) => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return -1
+  }
+}
+
+function runChild(dir, start, childSeed, killAfterMs, killBeforeOpen, child) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [child, dir, String(start), String(childSeed), String(SEGMENT_BYTES)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let acked = -1
+    let trunc = -1
+    let out = ''
+    let err = ''
+    let timer
+    let fdsMax = 0
+    const probe = setInterval(() => {
+      fdsMax = Math.max(fdsMax, fdCount(p.pid))
+    }, 1000)
+    const arm = () => {
+      timer ??= setTimeout(() => p.kill('SIGKILL'), killAfterMs)
+    }
+    if (killBeforeOpen) arm()
+    p.stdout.on('data', (d) => {
+      out += d.toString()
+      let nl = out.indexOf('\n')
+      while (nl >= 0) {
+        const line = out.slice(0, nl)
+        out = out.slice(nl + 1)
+        if (line === 'OPEN') arm()
+        else if (line.startsWith('ACK ')) acked = Math.max(acked, Number(line.slice(4)))
+        else if (line.startsWith('TRUNC ')) trunc = Math.max(trunc, Number(line.slice(6)))
+        nl = out.indexOf('\n')
+      }
+    })
+    p.stderr.on('data', (d) => {
+      err += d.toString()
+    })
+    p.on('error', reject)
+    p.on('exit', (code, signal) => {
+      clearInterval(probe)
+      if (timer !== undefined) clearTimeout(timer)
+      if (signal !== 'SIGKILL') reject(new Error(`soak child exited with ${code}: ${err.slice(-2000)}`))
+      else resolve({ acked, trunc, fdsMax })
+    })
+  })
+}
+
+/** Step 2: the long workload with kills. */
+async function workload() {
+  const { Log } = await import('../dist/src/log/index.js')
+  const { checkRun } = await import('../dist/test/helpers/log-faults.js')
+  const { Prng } = await import('../dist/src/util/prng.js')
+  const child = 'dist/test/helpers/soak-child.js'
+  const rng = new Prng(seed)
+  const dir = mkdtempSync(join(tmpdir(), 'bobsled-soak-'))
+  const deadline = Date.now() + minutes * 60_000
+  const f = {
+    cycles: 0,
+    early: 0,
+    ackedLost: 0,
+    nonPrefix: 0,
+    reopenFailures: 0,
+    records: 0,
+    maxLogMiB: 0,
+    childFdsMax: 0,
+    recoveryMsMax: 0,
+  }
+  let maxAcked = -1
+  let maxFirst = 0
+  let next = 0
+  const fds = []
+  const rss = []
+  const readAll = async (verifyOnOpen) => {
+    const t0 = performance.now()
+    const log = await Log.open(dir, { segmentBytes: SEGMENT_BYTES, flushEveryMs: 0, verifyOnOpen })
+    f.recoveryMsMax = Math.max(f.recoveryMsMax, performance.now() - t0)
+    const out = []
+    try {
+      for await (const r of log.iterFrom(0)) out.push(r.data)
+    } finally {
+      await log.close()
+    }
+    return out
+  }
+  const check = async (verifyOnOpen, what) => {
+    let records
+    try {
+      records = await readAll(verifyOnOpen)
+    } catch (e) {
+      f.reopenFailures++
+      console.error(`soak ${what} seed=${seed}: reopen failed: ${e?.name} ${e?.code ?? ''} ${e?.message}`)
+      return false
+    }
+    const c = checkRun(records, maxFirst)
+    if ('violation' in c) {
+      f.nonPrefix++
+      console.error(`soak ${what} seed=${seed}: ${c.violation}`)
+      return false
+    }
+    if (c.last < maxAcked) {
+      f.ackedLost++
+      console.error(`soak ${what} seed=${seed}: acknowledged seq ${maxAcked} lost (last ${c.last})`)
+      return false
+    }
+    if (c.last >= 0) {
+      next = c.last + 1
+      maxFirst = c.first
+    } else {
+      // Everything was truncated away: the next run starts above anything acknowledged.
+      next = Math.max(next, maxAcked + 1)
+      maxFirst = next
+    }
+    return true
+  }
+  try {
+    while (Date.now() < deadline) {
+      const cycleSeed = (seed + f.cycles) >>> 0
+      const early = rng.int(10) === 0
+      if (early) f.early++
+      const delay = early ? rng.int(30) : 2000 + rng.int(8000)
+      const r = await runChild(dir, next, cycleSeed, delay, early, child)
+      f.cycles++
+      f.childFdsMax = Math.max(f.childFdsMax, r.fdsMax)
+      maxAcked = Math.max(maxAcked, r.acked)
+      // Records below an announced truncation point may be gone.
+      if (r.trunc >= 0) maxFirst = Math.max(maxFirst, r.trunc)
+      const ok = await check(false, `cycle ${f.cycles} (child seed ${cycleSeed})`)
+      f.maxLogMiB = Math.max(f.maxLogMiB, statSync(join(dir, 'log')).size / 2 ** 20)
+      fds.push(fdCount(process.pid))
+      rss.push(process.memoryUsage().rss)
+      if (!ok) break
+      f.records = next
+    }
+    const finalOk = await check(true, 'final verify (verifyOnOpen)')
+    // Warm-up: the first tenth of the cycles (at least 3) are not compared.
+    const warm = Math.min(rss.length - 1, Math.max(3, Math.floor(rss.length / 10)))
+    const rssGrowth = rss.length > warm ? (100 * (rss[rss.length - 1] - rss[warm])) / rss[warm] : 0
+    const fdsConstant = fds.length === 0 || fds.every((n) => n === fds[0])
+    console.log(
+      `RELIABILITY soak-workload minutes=${minutes} cycles=${f.cycles} kills_before_open=${f.early} records=${f.records} ` +
+        `acked_lost=${f.ackedLost} non_prefix=${f.nonPrefix} reopen_failures=${f.reopenFailures} ` +
+        `final_verify=${finalOk ? 'ok' : 'FAILED'} fds_constant=${fdsConstant} fds=${fds[0] ?? -1}..${fds[fds.length - 1] ?? -1} ` +
+        `rss_growth_after_warmup_pct=${rssGrowth.toFixed(1)} child_fds_max=${f.childFdsMax} ` +
+        `max_log_mib=${f.maxLogMiB.toFixed(1)} recovery_ms_max=${f.recoveryMsMax.toFixed(0)} seed=${seed}`,
+    )
+    if (f.ackedLost + f.nonPrefix + f.reopenFailures > 0 || !finalOk || !fdsConstant) failed = true
+    if (rssGrowth > 10) console.log(`soak: RSS grew ${rssGrowth.toFixed(1)}% after warm-up (goal ≤ 10%)`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+build()
+if (!has('skip-suite')) suite()
+if (!has('skip-workload')) await workload()
+process.exit(failed ? 1 : 0)
