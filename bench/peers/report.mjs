@@ -249,6 +249,7 @@ classic-level and better-sqlite3, same run, same machine, same data.
 - date: ${header.date}
 - machine: ${header.machine}
 - node: ${header.node}
+- load average (1, 5, 15 min): ${header.loadStart} at start, ${header.loadEnd} at end
 - seed: ${header.seed} (sfc32 via splitmix32, \`bench/peers/data.mjs\`)
 - records: ${header.records.toLocaleString('en-US')} × (16 B random key + 100 B random value), batches of 1000
 - random reads: ${header.reads.toLocaleString('en-US')}; durable writes: ${header.durableMs} ms per run

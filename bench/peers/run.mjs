@@ -136,6 +136,13 @@ function machine() {
   )
 }
 
+function loadAverage() {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
+}
+
 /** Runs one peer in its own process; resolves to its message (result, skipped or error). */
 function runPeer(name, config) {
   return new Promise((resolve) => {
@@ -162,6 +169,8 @@ async function main() {
     reads: opts.reads,
     durableMs: opts.durableMs,
     command: `node bench/peers/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    // Other processes on the machine skew every figure; the 1-minute load average says how much.
+    loadStart: loadAverage(),
     settings: [],
     skipped: [],
   }
@@ -169,6 +178,7 @@ async function main() {
   console.log(`  date ${header.date}`)
   console.log(`  machine ${header.machine}`)
   console.log(`  node ${header.node}, seed ${header.seed}, ${opts.records.toLocaleString('en-US')} records`)
+  console.log(`  load average at start ${header.loadStart} (${os.cpus().length} cores)`)
   console.log(
     `  16 B random keys, 100 B random values, batches of 1000; ${opts.reads.toLocaleString('en-US')} random reads; ` +
       `durable writes ${opts.durableMs} ms each with 1 and ${WRITERS} writers\n`,
@@ -202,6 +212,8 @@ async function main() {
     }
   }
 
+  header.loadEnd = loadAverage()
+  console.log(`\nload average at end ${header.loadEnd}`)
   console.log('\nsettings (bulk = workload 1 and the overwrites; durable = workloads 2 and 5)')
   for (const s of header.settings) {
     console.log(
