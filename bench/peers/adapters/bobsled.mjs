@@ -1,0 +1,68 @@
+// bobsled from the root build (`npm run build` writes dist/). The database API is coded
+// against the pinned names (open / applyBatch / insert / get / range / flush / sizeOnDisk /
+// close); until the build exports `open`, load() reports "not built yet" and the harness skips
+// bobsled. BOBSLED_DIST overrides the module path (e.g. to try another build).
+
+import * as fs from 'node:fs'
+import { pathToFileURL } from 'node:url'
+
+const DEFAULT_DIST = new URL('../../../dist/src/index.js', import.meta.url)
+
+/** The bobsled module, or a reason it can't be benchmarked yet. */
+export async function load() {
+  const url = process.env.BOBSLED_DIST ? pathToFileURL(process.env.BOBSLED_DIST) : DEFAULT_DIST
+  if (!fs.existsSync(url)) return { missing: `not built yet (no ${url.pathname}; run npm run build)` }
+  const mod = await import(url.href)
+  if (typeof mod.open !== 'function') return { missing: 'not built yet (the build exports no open())' }
+  return { mod }
+}
+
+function version() {
+  try {
+    const pkg = new URL('../../../package.json', import.meta.url)
+    return JSON.parse(fs.readFileSync(pkg, 'utf8')).version
+  } catch {
+    return '?'
+  }
+}
+
+export const peer = {
+  name: 'bobsled',
+  label: `bobsled ${version()}`,
+  bulkSetting:
+    "open(path, {durability:'flush'}); db.applyBatch() of 1000 inserts, each awaited; then db.flush()",
+  durableSetting: "open(path, {durability:'sync'}); await db.insert(k, v)",
+  concurrency: '64 async loops, each awaiting its insert (group commit is up to the engine)',
+  isGetSync: false,
+
+  async open(dir, mode) {
+    const { mod, missing } = await load()
+    if (mod === undefined) throw new Error(`bobsled: ${missing}`)
+    const db = await mod.open(dir, { durability: mode === 'durable' ? 'sync' : 'flush' })
+    return {
+      async writeBatch(keys, values) {
+        await db.applyBatch((b) => {
+          for (let i = 0; i < keys.length; i++) b.insert(keys[i], values[i])
+        })
+      },
+      async sync() {
+        await db.flush()
+      },
+      async put(key, value) {
+        await db.insert(key, value)
+      },
+      get(key) {
+        return db.get(key)
+      },
+      async scan(visit) {
+        for await (const [key, value] of db.range({})) visit(key, value)
+      },
+      sizeOnDisk() {
+        return db.sizeOnDisk()
+      },
+      async close() {
+        await db.close()
+      },
+    }
+  },
+}
