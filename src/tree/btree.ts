@@ -16,6 +16,7 @@ import { compareBytes, lowerBound, upperBound } from './keys.js'
 import type { TreeConfig } from './limits.js'
 import {
   concatNodes,
+  EMPTY_LEAF,
   entryCount,
   type Index,
   isUnderfull,
@@ -248,6 +249,12 @@ export function readChunk(
       upper = resume
     }
   }
+}
+
+/** Empties a tree: frees every page but the root, which becomes an empty leaf. */
+export function clearTree(ctx: OpContext, root: number): void {
+  for (const pid of treePids(ctx, root)) if (pid !== root) ctx.free(pid)
+  ctx.put(root, EMPTY_LEAF)
 }
 
 /** Every page id of the tree under root (root included), for clear() and dropTree(). */

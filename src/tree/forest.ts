@@ -3,13 +3,14 @@
 // (btree.ts over an OpContext) into operations that page in what they need and commit in
 // one synchronous step (docs/DESIGN.md, "Tree: concurrency").
 
-import { ClosedError, CorruptionError, InvalidArgumentError } from '../errors.js'
+import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '../errors.js'
 import type { PageStore } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { treePids as btreePids } from './btree.js'
 import { type CommitResult, NeedPage, OpContext } from './context.js'
-import type { TreeConfig } from './limits.js'
+import { encodePage } from './codec.js'
+import { MAX_TREES, type TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
 import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
 
@@ -177,11 +178,16 @@ export class Forest {
         const meta = this.meta(ctx)
         const root = meta.trees.get(name)
         if (root !== undefined) return root
+        if (meta.trees.size >= MAX_TREES) throw new LimitError('trees', MAX_TREES, meta.trees.size + 1)
         const pid = ctx.newPid()
         ctx.put(pid, EMPTY_LEAF)
         const trees = new Map(meta.trees)
         trees.set(name, pid)
-        ctx.put(META_PID, { kind: 'meta', defaultRoot: meta.defaultRoot, trees })
+        const next: Meta = { kind: 'meta', defaultRoot: meta.defaultRoot, trees }
+        // Placeholder ids encode at their widest, so the real page is no larger than this.
+        const size = encodePage({ ...next, trees: new Map([...trees].map(([n, p]) => [n, p < 0 ? 2 ** 52 : p])) }).length
+        if (size > this.store.maxPageBytes) throw new LimitError('META page bytes', this.store.maxPageBytes, size)
+        ctx.put(META_PID, next)
         return pid
       },
       (pid, c) => {
@@ -196,8 +202,9 @@ export class Forest {
     return made
   }
 
-  treeCount(ctx: OpContext): number {
-    return this.meta(ctx).trees.size
+  /** Names of the named trees, sorted. */
+  async treeNames(): Promise<string[]> {
+    return this.read((ctx) => [...this.meta(ctx).trees.keys()].sort())
   }
 
   /** Removes a named tree and frees its pages. False when there is no such tree. */

@@ -10,7 +10,7 @@ export const MAX_VALUE_BYTES_CAP = 64 * 1024 * 1024
 /** Most named trees in one database (besides the default tree). */
 export const MAX_TREES = 1024
 /** Longest tree name, in UTF-8 bytes. */
-export const MAX_TREE_NAME_BYTES = 256
+export const MAX_TREE_NAME_BYTES = 128
 /** Most operations in one applyBatch(). */
 export const MAX_BATCH_OPS = 100_000
 /** Bytes a node's header and one entry's framing can take beyond its key and value. */

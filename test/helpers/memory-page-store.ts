@@ -241,11 +241,15 @@ export class MemoryPageStore<T> implements PageStore<T> {
     this.isClosed = false
   }
 
-  /** Bytes the simulated log holds for live pages (a stand-in for sizeOnDisk). */
-  liveBytes(): number {
+  /** Bytes the simulated log holds for live pages (what a compacted log would take). */
+  async sizeOnDisk(): Promise<number> {
     let n = 0
     for (const f of this.frags.values()) for (const b of f) n += b.length
     return n
+  }
+
+  stats(): object {
+    return { ...this.counts, pages: this.frags.size, resident: this.resident.size }
   }
 
   private preWrite(): void {
