@@ -119,7 +119,8 @@ function checkWriteOptions(o: unknown): WriteOptions | undefined {
   if (o === undefined) return undefined
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('write options must be an object')
   const d = (o as WriteOptions).durable
-  if (d !== undefined && typeof d !== 'boolean') throw new InvalidArgumentError('options.durable must be a boolean')
+  if (d !== undefined && typeof d !== 'boolean')
+    throw new InvalidArgumentError('options.durable must be a boolean')
   return o as WriteOptions
 }
 
@@ -309,10 +310,13 @@ export class Tree {
    * throughout it, and keys always come in order, while writes go on.
    */
   range(opts: RangeOptions = {}): RangeIterable {
-    if (opts === null || typeof opts !== 'object') throw new InvalidArgumentError('range options must be an object')
+    if (opts === null || typeof opts !== 'object')
+      throw new InvalidArgumentError('range options must be an object')
     const { gt, gte, lt, lte, reverse = false, limit = Number.POSITIVE_INFINITY } = opts
-    if (gt !== undefined && gte !== undefined) throw new InvalidArgumentError('range: give gt or gte, not both')
-    if (lt !== undefined && lte !== undefined) throw new InvalidArgumentError('range: give lt or lte, not both')
+    if (gt !== undefined && gte !== undefined)
+      throw new InvalidArgumentError('range: give gt or gte, not both')
+    if (lt !== undefined && lte !== undefined)
+      throw new InvalidArgumentError('range: give lt or lte, not both')
     if (typeof reverse !== 'boolean') throw new InvalidArgumentError('range: reverse must be a boolean')
     if (limit !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(limit) || limit < 0)) {
       throw new InvalidArgumentError('range: limit must be an integer ≥ 0')
@@ -446,7 +450,11 @@ async function* mapAsync<A, B>(it: AsyncIterable<A>, f: (a: A) => B): AsyncGener
 }
 
 /** Waits for durability when the mode or the call asks for it. */
-async function settle(core: TreeCore, lsn: number | undefined, opts: WriteOptions | undefined): Promise<void> {
+async function settle(
+  core: TreeCore,
+  lsn: number | undefined,
+  opts: WriteOptions | undefined,
+): Promise<void> {
   if (!(core.isSync || opts?.durable === true)) return
   // A write that changed nothing still waits for the writes whose state it observed.
   const target = lsn ?? core.forest.lastLsn
@@ -474,8 +482,10 @@ export class Batch {
     const t = tree ?? this.#db
     if (!(t instanceof Tree)) throw new InvalidArgumentError(`batch: tree must be a Tree, got ${describe(t)}`)
     const core = coreOf(t)
-    if (core.forest !== coreOf(this.#db).forest) throw new InvalidArgumentError('batch: the tree belongs to another database')
-    if (this.#ops.length >= MAX_BATCH_OPS) throw new LimitError('batch operations', MAX_BATCH_OPS, this.#ops.length + 1)
+    if (core.forest !== coreOf(this.#db).forest)
+      throw new InvalidArgumentError('batch: the tree belongs to another database')
+    if (this.#ops.length >= MAX_BATCH_OPS)
+      throw new LimitError('batch operations', MAX_BATCH_OPS, this.#ops.length + 1)
     return core
   }
 
@@ -530,7 +540,8 @@ export class Db extends Tree {
   }
 
   private treeName(name: unknown): string {
-    if (typeof name !== 'string') throw new InvalidArgumentError(`a tree name must be a string, got ${describe(name)}`)
+    if (typeof name !== 'string')
+      throw new InvalidArgumentError(`a tree name must be a string, got ${describe(name)}`)
     const n = utf8.encode(name).length
     if (n === 0) throw new InvalidArgumentError('a tree name must not be empty')
     if (n > MAX_TREE_NAME_BYTES) throw new LimitError('tree name bytes', MAX_TREE_NAME_BYTES, n)
@@ -590,7 +601,8 @@ export class Db extends Tree {
 
   /** Resolves when every write up to lsn (e.g. db.lastLsn) is on disk. */
   async durable(lsn: number): Promise<void> {
-    if (typeof lsn !== 'number' || !Number.isSafeInteger(lsn)) throw new InvalidArgumentError('lsn must be a safe integer')
+    if (typeof lsn !== 'number' || !Number.isSafeInteger(lsn))
+      throw new InvalidArgumentError('lsn must be a safe integer')
     this.#c.forest.checkOpen()
     if (lsn >= 0) await this.#c.forest.store.makeStable(lsn)
   }
@@ -686,7 +698,8 @@ export async function openOn(store: DbStore, options?: OpenOptions): Promise<Db>
 
 /** Opens (creating if needed) the database in the folder at path. */
 export async function open(path: string, options?: OpenOptions): Promise<Db> {
-  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('path must be a non-empty string')
+  if (typeof path !== 'string' || path.length === 0)
+    throw new InvalidArgumentError('path must be a non-empty string')
   const o = checkOpenOptions(options)
   return openOn(await openPageStore(path, o), o)
 }
@@ -700,5 +713,8 @@ export async function open(path: string, options?: OpenOptions): Promise<Db> {
 async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
   void treeCodec
   void o
-  throw new StorageError('BOBSLED_IO', `cannot open ${path}: this build has no page cache wired to open() yet`)
+  throw new StorageError(
+    'BOBSLED_IO',
+    `cannot open ${path}: this build has no page cache wired to open() yet`,
+  )
 }

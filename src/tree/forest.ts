@@ -8,8 +8,8 @@ import type { PageStore } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { treePids as btreePids } from './btree.js'
-import { type CommitResult, NeedPage, OpContext } from './context.js'
 import { encodePage } from './codec.js'
+import { type CommitResult, NeedPage, OpContext } from './context.js'
 import { MAX_TREES, type TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
 import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
@@ -185,8 +185,12 @@ export class Forest {
         trees.set(name, pid)
         const next: Meta = { kind: 'meta', defaultRoot: meta.defaultRoot, trees }
         // Placeholder ids encode at their widest, so the real page is no larger than this.
-        const size = encodePage({ ...next, trees: new Map([...trees].map(([n, p]) => [n, p < 0 ? 2 ** 52 : p])) }).length
-        if (size > this.store.maxPageBytes) throw new LimitError('META page bytes', this.store.maxPageBytes, size)
+        const size = encodePage({
+          ...next,
+          trees: new Map([...trees].map(([n, p]) => [n, p < 0 ? 2 ** 52 : p])),
+        }).length
+        if (size > this.store.maxPageBytes)
+          throw new LimitError('META page bytes', this.store.maxPageBytes, size)
         ctx.put(META_PID, next)
         return pid
       },
