@@ -492,26 +492,26 @@ export class Batch {
   insert(key: Bytes, value: Bytes, tree?: Tree): this {
     const core = this.#tree(tree)
     const t = tree ?? this.#db
-    this.#ops.push({ ref: core.ref, key: keyOf(t, key), value: valueOf(t, value) })
+    this.#ops.push({ ref: core.ref, key: keyBytesOf(t, key), value: valueBytesOf(t, value) })
     return this
   }
 
   remove(key: Bytes, tree?: Tree): this {
     const core = this.#tree(tree)
-    this.#ops.push({ ref: core.ref, key: keyOf(tree ?? this.#db, key), value: undefined })
+    this.#ops.push({ ref: core.ref, key: keyBytesOf(tree ?? this.#db, key), value: undefined })
     return this
   }
 }
 
 // The protected checks of a handle, for Batch.
-let keyOf: (t: Tree, k: unknown) => Uint8Array
-let valueOf: (t: Tree, v: unknown) => Uint8Array
+let keyBytesOf: (t: Tree, k: unknown) => Uint8Array
+let valueBytesOf: (t: Tree, v: unknown) => Uint8Array
 
 /** A database: the default tree plus named trees, on one page store. */
 export class Db extends Tree {
   static {
-    keyOf = (t, k) => (t as Db).key(k)
-    valueOf = (t, v) => (t as Db).value(v)
+    keyBytesOf = (t, k) => (t as Db).key(k)
+    valueBytesOf = (t, v) => (t as Db).value(v)
   }
 
   /** @internal Use open(). */

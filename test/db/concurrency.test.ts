@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { collect, dec, enc, fixture, hex } from './fixtures.js'
+import { dec, enc, fixture, hex } from './fixtures.js'
 
 const key = (i: number): string => `k${String(i).padStart(4, '0')}`
 
