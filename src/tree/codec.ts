@@ -6,6 +6,7 @@
 import { CorruptionError } from '../errors.js'
 import type { PageCodec } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
+import { compareBytes } from './keys.js'
 import {
   type Counter,
   type Leaf,
@@ -172,9 +173,10 @@ export function decodePage(bytes: Uint8Array): TreePage {
       keys.push(r.bytes())
       values.push(r.bytes())
     }
+    checkSorted(r, keys)
     page = makeLeaf(keys, values)
   } else if (tag === TAG_INDEX) {
-    const n = r.count(2)
+    const n = r.count(1)
     if (n < 1) r.fail('an index node without children')
     const children = [r.varint()]
     const keys: Uint8Array[] = []
@@ -182,6 +184,7 @@ export function decodePage(bytes: Uint8Array): TreePage {
       keys.push(r.bytes())
       children.push(r.varint())
     }
+    checkSorted(r, keys)
     page = makeIndex(keys, children)
   } else if (tag === TAG_META) {
     const defaultRoot = r.varint()
@@ -205,6 +208,14 @@ export function decodePage(bytes: Uint8Array): TreePage {
   }
   r.end()
   return page
+}
+
+/** Keys out of order would send descents the wrong way: refuse them at page-in. */
+function checkSorted(r: Reader, keys: readonly Uint8Array[]): void {
+  for (let i = 1; i < keys.length; i++) {
+    if (compareBytes(keys[i - 1] as Uint8Array, keys[i] as Uint8Array) >= 0)
+      r.fail(`keys out of order at entry ${i}`)
+  }
 }
 
 export function leafDeltaBytes(ops: readonly LeafOp[]): number {
