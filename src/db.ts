@@ -553,6 +553,7 @@ export class Db extends Tree {
     const n = this.treeName(name)
     const c = this.#c
     const ref = await c.forest.openTree(n)
+    await settle(c, undefined, undefined)
     return new Tree({ ...c, ref })
   }
 
