@@ -653,6 +653,8 @@ export class Db extends Tree {
       lastLsn: c.forest.lastLsn,
       stableLsn: s.stableLsn,
       durability: c.isSync ? 'sync' : 'flush',
+      readRestarts: c.forest.readRestarts,
+      readsUnderMutex: c.forest.readsUnderMutex,
       nodeMaxBytes: c.config.nodeMaxBytes,
       nodeMaxEntries: c.config.nodeMaxEntries,
       limits: this.limits,

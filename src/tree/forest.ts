@@ -39,6 +39,10 @@ export class Forest {
   private readonly refs = new Map<string, TreeRef>()
   readonly defaultTree: TreeRef
   isClosed = false
+  /** Reads that restarted because a write landed while they waited for a page-in. */
+  readRestarts = 0
+  /** Reads that took the writer mutex after READ_RESTARTS_MAX restarts. */
+  readsUnderMutex = 0
   /** LSN of the last write (-1: none yet in this session). */
   lastLsn = -1
   private nextId: number
@@ -113,12 +117,16 @@ export class Forest {
       } catch (e) {
         if (!(e instanceof NeedPage)) throw e
         const page = await this.store.get(e.pid)
-        if (version !== this.version) continue
+        if (version !== this.version) {
+          this.readRestarts++
+          continue
+        }
         if (page === undefined) OpContext.missing(e.pid)
         fetched.set(e.pid, page)
       }
     }
     // Writes kept landing: take the writer mutex so that nothing changes under the plan.
+    this.readsUnderMutex++
     return this.write((ctx) => plan(ctx)).then((r) => r.value)
   }
 

@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
+import { Prng } from '../../src/util/prng.js'
 import { dec, enc, fixture, hex } from './fixtures.js'
 
 const key = (i: number): string => `k${String(i).padStart(4, '0')}`
 
 test('iterators under concurrent writes: in order, every key present throughout exactly once', async () => {
+  let restarts = 0
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 2 ** 31 - 1 }),
@@ -21,11 +23,8 @@ test('iterators under concurrent writes: in order, every key present throughout 
         const { db } = f
         // Even keys stay throughout; odd keys churn (inserted, removed, re-inserted).
         for (let i = 0; i < 300; i += 2) await db.insert(key(i), 'stable')
-        let rng = seed
-        const next = (n: number): number => {
-          rng = (rng * 1103515245 + 12345) & 0x7fffffff
-          return rng % n
-        }
+        const prng = new Prng(seed)
+        const next = (n: number): number => prng.int(n)
         let writing = true
         const writer = (async () => {
           let ops = 0
@@ -46,11 +45,13 @@ test('iterators under concurrent writes: in order, every key present throughout 
         }
         const stable = new Set(seen.filter((k) => Number(k.slice(1)) % 2 === 0))
         assert.equal(stable.size, 150, 'every key present throughout is returned once')
+        restarts += ((await db.stats()) as { readRestarts: number }).readRestarts
         await f.verify()
       },
     ),
     { numRuns: 25 },
   )
+  assert.ok(restarts > 0, 'writes landed in the middle of reads')
 })
 
 test('point reads during splits and merges always see a key that is present throughout', async () => {
