@@ -133,11 +133,15 @@ export function needsSplit(node: Node, c: TreeConfig): boolean {
   return (node.bytes > c.nodeMaxBytes || n > c.nodeMaxEntries) && n >= 2 * minPiece(node)
 }
 
-/** True when a non-root node is small enough to merge with or borrow from a sibling. */
+/**
+ * True when a non-root node should merge with or borrow from a sibling: it is below a
+ * quarter of the maximum in both bytes and entries (a node small in only one of them would
+ * be over the other limit after a merge), or it is empty / an index of one child.
+ */
 export function isUnderfull(node: Node, c: TreeConfig): boolean {
   const n = entryCount(node)
   if (n < minPiece(node)) return true
-  return node.bytes < c.nodeMaxBytes / 4 || n < Math.floor(c.nodeMaxEntries / 4)
+  return node.bytes < c.nodeMaxBytes / 4 && n < c.nodeMaxEntries / 4
 }
 
 /** One piece of a split and the key that separates it from the piece before it. */

@@ -112,7 +112,13 @@ export class MemoryPageStore<T> implements PageStore<T> {
     this.checkOpen()
     assert(writes.length > 0, 'a batch has at least one write')
     // Validate everything first: an invalid write throws before any change.
-    const live = new Set<PageId>(this.frags.keys())
+    // Liveness as the batch goes: the store's pages, overridden by the batch's own writes.
+    const changed = new Map<PageId, boolean>()
+    const live = {
+      has: (pid: PageId): boolean => changed.get(pid) ?? this.frags.has(pid),
+      add: (pid: PageId): void => void changed.set(pid, true),
+      delete: (pid: PageId): void => void changed.set(pid, false),
+    }
     const encoded: Fragment[] = []
     const failAt = single ? undefined : this.failBatchAtWrite
     if (!single) {
