@@ -18,6 +18,7 @@ import {
   MAX_TREE_NAME_BYTES,
   MAX_TREES,
   makeTreeConfig,
+  type OpContext,
   prefixEnd,
   readChunk,
   type TreeConfig,
@@ -169,7 +170,7 @@ export class Tree {
     return v === undefined ? undefined : this.value(v, what)
   }
 
-  private read<R>(plan: (root: number, ctx: Parameters<Parameters<Forest['read']>[0]>[0]) => R): Promise<R> {
+  private read<R>(plan: (root: number, ctx: OpContext) => R): Promise<R> {
     const { forest, ref } = this.#core
     forest.checkTree(ref)
     return forest.read((ctx) => {
@@ -179,7 +180,7 @@ export class Tree {
   }
 
   private async write<R>(
-    plan: (root: number, ctx: Parameters<Parameters<Forest['read']>[0]>[0]) => R,
+    plan: (root: number, ctx: OpContext) => R,
     opts: WriteOptions | undefined,
   ): Promise<R> {
     const { forest, ref } = this.#core

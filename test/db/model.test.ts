@@ -301,6 +301,6 @@ async function run(ops: Op[]): Promise<void> {
 
 test('random Db operation sequences across trees match the model, with restarts and crashes', async () => {
   await fc.assert(fc.asyncProperty(fc.array(op, { minLength: 20, maxLength: 120, size: 'max' }), run), {
-    numRuns: 70,
+    numRuns: process.env.BOBSLED_SOAK ? 3000 : 200,
   })
 })

@@ -109,7 +109,7 @@ test('random operations match a sorted map; invariants hold after every step (ti
       }),
       (ops, config) => run(ops, config),
     ),
-    { numRuns: 60 },
+    { numRuns: process.env.BOBSLED_SOAK ? 3000 : 200 },
   )
 })
 
