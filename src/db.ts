@@ -628,8 +628,12 @@ export class Db extends Tree {
       crc = crc32(frame, 0, 4, crc)
       crc = crc32(b, 0, b.length, crc)
     }
+    const c = this.#c
     const trees: Tree[] = [this]
-    for (const name of await this.treeNames()) trees.push(await this.openTree(name))
+    for (const name of await this.treeNames()) {
+      const ref = await c.forest.findTree(name)
+      if (ref !== undefined) trees.push(new Tree({ ...c, ref }))
+    }
     for (const t of trees) {
       feed(utf8.encode(t.name))
       for await (const [k, v] of t.range()) {

@@ -158,7 +158,10 @@ export class Forest {
           fetched.set(e.pid, page)
           continue
         }
-        if (!ctx.hasChanges) return { value, lsn: undefined }
+        if (!ctx.hasChanges) {
+          afterCommit?.(value, { lsn: undefined, allocated: new Map() })
+          return { value, lsn: undefined }
+        }
         const c = ctx.commit()
         this.version++
         if (c.lsn !== undefined) this.lastLsn = c.lsn
@@ -202,16 +205,37 @@ export class Forest {
         ctx.put(META_PID, next)
         return pid
       },
+      // Runs under the mutex in the step that read META: no drop can come in between.
       (pid, c) => {
-        if (pid < 0) this.refs.set(name, { name, root: c.allocated.get(pid) as number, isDropped: false })
+        const known = this.refs.get(name)
+        if (known !== undefined && !known.isDropped) return
+        const root = pid < 0 ? (c.allocated.get(pid) as number) : pid
+        this.refs.set(name, { name, root, isDropped: false })
       },
     )
     const ref = this.refs.get(name)
-    if (ref !== undefined && !ref.isDropped) return ref
-    const made = { name, root: value, isDropped: false }
-    assert(value >= 0, 'an existing tree has a real root page id')
-    this.refs.set(name, made)
-    return made
+    // A dropTree() right after our write may have dropped it again: that ref says so.
+    assert(ref !== undefined, `tree "${name}" has a ref once opened`)
+    void value
+    return ref
+  }
+
+  /** The ref of an existing named tree, or undefined; never creates one. */
+  async findTree(name: string): Promise<TreeRef | undefined> {
+    const known = this.refs.get(name)
+    if (known !== undefined && !known.isDropped) return known
+    // Under the mutex, in the step that reads META: no drop can come in between.
+    let found: TreeRef | undefined
+    await this.write(
+      (ctx) => this.meta(ctx).trees.get(name),
+      (root) => {
+        if (root === undefined) return
+        const now = this.refs.get(name)
+        found = now !== undefined && !now.isDropped ? now : { name, root, isDropped: false }
+        this.refs.set(name, found)
+      },
+    )
+    return found
   }
 
   /** Names of the named trees, sorted. */

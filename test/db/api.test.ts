@@ -169,3 +169,26 @@ test('open() validates its arguments before touching the disk', async () => {
   await assert.rejects(open(42 as unknown as string), InvalidArgumentError)
   await assert.rejects(open('/tmp/x', { durability: 'always' as 'sync' }), InvalidArgumentError)
 })
+
+test('openTree, dropTree and checksum racing each other leave a consistent database', async () => {
+  const f = await fixture()
+  const { db } = f
+  for (let round = 0; round < 20; round++) {
+    const t = await db.openTree('t')
+    for (let i = 0; i < 20; i++) await t.insert(`k${i}`, 'v')
+    const results = await Promise.allSettled([
+      db.checksum(),
+      db.dropTree('t'),
+      db.openTree('t').then((h) => h.insert('late', 'x')),
+      db.checksum(),
+    ])
+    for (const r of results) {
+      if (r.status === 'rejected') assert.ok(r.reason instanceof InvalidArgumentError, String(r.reason))
+    }
+    const names = await db.treeNames()
+    const counts = await f.verify()
+    assert.equal(counts.size, names.length + 1)
+    if (names.includes('t')) assert.ok((await (await db.openTree('t')).len()) <= 1)
+    await db.dropTree('t')
+  }
+})
