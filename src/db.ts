@@ -14,7 +14,6 @@ import {
   Forest,
   getValue,
   MAX_BATCH_OPS,
-  MAX_KEY_BYTES,
   MAX_TREE_NAME_BYTES,
   MAX_TREES,
   makeTreeConfig,
@@ -155,7 +154,8 @@ export class Tree {
 
   protected key(k: unknown, what = 'key'): Uint8Array {
     const b = toBytes(k, what)
-    if (b.length > MAX_KEY_BYTES) throw new LimitError(`${what} bytes`, MAX_KEY_BYTES, b.length)
+    const max = this.#core.config.keyBytesMax
+    if (b.length > max) throw new LimitError(`${what} bytes`, max, b.length)
     return b
   }
 
@@ -527,7 +527,7 @@ export class Db extends Tree {
   /** The published limits of this database. */
   get limits(): Limits {
     return {
-      maxKeyBytes: MAX_KEY_BYTES,
+      maxKeyBytes: this.#c.config.keyBytesMax,
       maxValueBytes: valueBytesMax(this.#c.config),
       maxTrees: MAX_TREES,
       maxTreeNameBytes: MAX_TREE_NAME_BYTES,

@@ -3,8 +3,13 @@
 
 import { InvalidArgumentError } from '../errors.js'
 
-/** Longest key, in bytes. Separators in index nodes are keys, so this bounds fan-out too. */
+/**
+ * Longest key, in bytes, when pages are large enough (keyBytesMax: pages of the page cache's
+ * default 1 MiB segments are). Separators in index nodes are keys, so this bounds fan-out too.
+ */
 export const MAX_KEY_BYTES = 4096
+/** The key limit never goes below this; smaller pages are refused at open. */
+export const MIN_KEY_BYTES = 64
 /** Upper cap on a value's bytes; the page store's maxPageBytes may lower it (valueBytesMax). */
 export const MAX_VALUE_BYTES_CAP = 64 * 1024 * 1024
 /** Most named trees in one database (besides the default tree). */
@@ -29,10 +34,16 @@ export interface TreeConfig {
   idPersistInterval: number
   /** Largest page or delta the store accepts (PageStore.maxPageBytes). */
   maxPageBytes: number
+  /** The key limit for these pages: MAX_KEY_BYTES, or less on small pages. */
+  keyBytesMax: number
 }
 
-/** Bytes an index node with three children of the longest keys can take: it must fit a page. */
-export const MIN_PAGE_BYTES = 3 * (MAX_KEY_BYTES + ENTRY_OVERHEAD_BYTES) + ENTRY_OVERHEAD_BYTES
+/** An index node of three children with keys of keyBytes must fit a page (limits below). */
+function indexOfThreeBytes(keyBytes: number): number {
+  return 3 * (keyBytes + ENTRY_OVERHEAD_BYTES) + ENTRY_OVERHEAD_BYTES
+}
+/** Smallest page the tree runs on: three children with keys of MIN_KEY_BYTES. */
+export const MIN_PAGE_BYTES = indexOfThreeBytes(MIN_KEY_BYTES)
 
 export function makeTreeConfig(
   maxPageBytes: number,
@@ -55,7 +66,12 @@ export function makeTreeConfig(
   if (!Number.isSafeInteger(idPersistInterval) || idPersistInterval < 1) {
     throw new InvalidArgumentError('idPersistInterval must be a positive integer')
   }
-  return { nodeMaxBytes, nodeMaxEntries, idPersistInterval, maxPageBytes }
+  // The longest key such that an index node of three such children fits a page.
+  const keyBytesMax = Math.min(
+    MAX_KEY_BYTES,
+    Math.floor((maxPageBytes - ENTRY_OVERHEAD_BYTES) / 3) - ENTRY_OVERHEAD_BYTES,
+  )
+  return { nodeMaxBytes, nodeMaxEntries, idPersistInterval, maxPageBytes, keyBytesMax }
 }
 
 /**
@@ -63,5 +79,5 @@ export function makeTreeConfig(
  * value must still fit one page.
  */
 export function valueBytesMax(c: TreeConfig): number {
-  return Math.min(MAX_VALUE_BYTES_CAP, c.maxPageBytes - MAX_KEY_BYTES - 2 * ENTRY_OVERHEAD_BYTES)
+  return Math.min(MAX_VALUE_BYTES_CAP, c.maxPageBytes - c.keyBytesMax - 2 * ENTRY_OVERHEAD_BYTES)
 }

@@ -10,6 +10,7 @@ import {
   MAX_TREE_NAME_BYTES,
   MAX_TREES,
 } from '../../src/index.js'
+import { Prng } from '../../src/util/prng.js'
 import { fixture } from './fixtures.js'
 
 test('wrong types and over-limit input throw typed errors and change nothing', async () => {
@@ -103,4 +104,33 @@ test(`more than ${MAX_TREES} named trees is a LimitError`, async () => {
   await assert.rejects(db.openTree('one-too-many'), LimitError)
   assert.equal((await db.treeNames()).length, MAX_TREES)
   await db.openTree('t0')
+})
+
+test('small pages (a 4 KiB segment) lower the key and value limits, and the tree still works at them', async () => {
+  const f = await fixture({ nodeMaxEntries: 8 }, { maxPageBytes: 4096 / 4 - 32 })
+  const { db } = f
+  const { maxKeyBytes, maxValueBytes } = db.limits
+  assert.ok(maxKeyBytes < MAX_KEY_BYTES && maxKeyBytes >= 64, `key limit ${maxKeyBytes}`)
+  assert.ok(maxValueBytes > 0)
+  const prng = new Prng(7)
+  const model = new Map<string, number>()
+  for (let i = 0; i < 400; i++) {
+    const k = new Uint8Array(prng.int(4) === 0 ? maxKeyBytes : 1 + prng.int(12)).fill(prng.int(8))
+    k[0] = prng.int(256)
+    const vlen = prng.int(3) === 0 ? maxValueBytes : prng.int(40)
+    if (prng.int(4) === 0) {
+      await db.remove(k)
+      model.delete(Buffer.from(k).toString('hex'))
+    } else {
+      await db.insert(k, new Uint8Array(vlen))
+      model.set(Buffer.from(k).toString('hex'), vlen)
+    }
+  }
+  assert.equal((await f.verify()).get(''), model.size)
+  await assert.rejects(db.insert(new Uint8Array(maxKeyBytes + 1), 'v'), LimitError)
+  await assert.rejects(db.insert('k', new Uint8Array(maxValueBytes + 1)), LimitError)
+})
+
+test('pages too small for the tree are refused at open', async () => {
+  await assert.rejects(fixture(undefined, { maxPageBytes: 300 }), InvalidArgumentError)
 })
