@@ -116,3 +116,28 @@ test('mutation switch: a scan over a leaf list read up front fails the same harn
   }
   assert.ok(failures > 0, 'the harness caught the stale-list scan')
 })
+
+test('a reader whose every page-in is overtaken by a write finishes under the writer mutex', async () => {
+  const store = new MemoryPageStore<TreePage>(treeCodec, { residentMax: 2 })
+  const c = makeTreeConfig(store.maxPageBytes, { nodeMaxBytes: 64, nodeMaxEntries: 4 })
+  const forest = await Forest.open(store, c)
+  const root = forest.defaultTree.root
+  const put = (k: Uint8Array, v: Uint8Array | undefined) =>
+    forest.write((ctx) => writeKey(ctx, c, root, k, v))
+  for (let i = 0; i < 100; i++) await put(key(i), enc(`v${i}`))
+  // Every page-in completes only after a write has landed, unless a reader holds the mutex.
+  const get = store.get.bind(store)
+  let n = 0
+  store.get = async (pid) => {
+    const page = await get(pid)
+    if (!forest.mutex.isLocked) await put(key(1000 + (n++ % 50)), enc('w'))
+    return page
+  }
+  store.evictAll()
+  const got = await forest.read((ctx) =>
+    readChunk(ctx, root, { key: key(40), inclusive: true }, undefined, false),
+  )
+  assert.equal(dec(got.entries[0]?.[0] as Uint8Array), 'k0040')
+  assert.equal(forest.readsUnderMutex, 1)
+  assert.ok(forest.readRestarts >= 32)
+})
