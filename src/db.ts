@@ -23,7 +23,6 @@ import {
   type TreeConfig,
   type TreePage,
   type TreeRef,
-  treeCodec,
   valueBytesMax,
   writeKey,
 } from './tree/index.js'
@@ -717,10 +716,8 @@ export async function open(path: string, options?: OpenOptions): Promise<Db> {
 //     storage: o.storage, segmentBytes: o.segmentBytes, flushEveryMs: o.flushEveryMs,
 //     writeHighWaterBytes: o.writeHighWaterBytes, cacheCapacity: o.cacheCapacity,
 //   })
-// with `import { PageCache } from './pagecache/index.js'`.
-async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
-  void treeCodec
-  void o
+// with `import { PageCache } from './pagecache/index.js'` and treeCodec from './tree/index.js'.
+async function openPageStore(path: string, _o: OpenOptions): Promise<DbStore> {
   throw new StorageError(
     'BOBSLED_IO',
     `cannot open ${path}: this build has no page cache wired to open() yet`,

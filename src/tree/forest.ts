@@ -184,7 +184,8 @@ export class Forest {
     this.checkOpen()
     const known = this.refs.get(name)
     if (known !== undefined && !known.isDropped) return known
-    const { value } = await this.write(
+    let opened: TreeRef | undefined
+    await this.write(
       (ctx) => {
         const meta = this.meta(ctx)
         const root = meta.trees.get(name)
@@ -208,16 +209,16 @@ export class Forest {
       // Runs under the mutex in the step that read META: no drop can come in between.
       (pid, c) => {
         const known = this.refs.get(name)
-        if (known !== undefined && !known.isDropped) return
-        const root = pid < 0 ? (c.allocated.get(pid) as number) : pid
-        this.refs.set(name, { name, root, isDropped: false })
+        opened =
+          known !== undefined && !known.isDropped
+            ? known
+            : { name, root: pid < 0 ? (c.allocated.get(pid) as number) : pid, isDropped: false }
+        this.refs.set(name, opened)
       },
     )
-    const ref = this.refs.get(name)
-    // A dropTree() right after our write may have dropped it again: that ref says so.
-    assert(ref !== undefined, `tree "${name}" has a ref once opened`)
-    void value
-    return ref
+    // A dropTree() right after our write may have dropped it again: the ref then says so.
+    assert(opened !== undefined, `tree "${name}" has a ref once opened`)
+    return opened
   }
 
   /** The ref of an existing named tree, or undefined; never creates one. */
