@@ -1,4 +1,17 @@
-// bobsled's public API. Today: the durable append-only log (the database layers build on it).
+// bobsled's public API: the key-value database (db.ts) and the durable log it builds on.
+export {
+  Batch,
+  type Bytes,
+  type CasResult,
+  Db,
+  type Limits,
+  type OpenOptions,
+  open,
+  type RangeIterable,
+  type RangeOptions,
+  Tree,
+  type WriteOptions,
+} from './db.js'
 export * from './errors.js'
 export {
   type FailpointName,
@@ -9,4 +22,11 @@ export {
   type LogRecord,
   type Reservation,
 } from './log/index.js'
+export {
+  MAX_BATCH_OPS,
+  MAX_KEY_BYTES,
+  MAX_TREE_NAME_BYTES,
+  MAX_TREES,
+  MAX_VALUE_BYTES_CAP,
+} from './tree/index.js'
 export type { Lsn } from './util/brand.js'

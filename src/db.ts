@@ -1,0 +1,725 @@
+// The public key-value API: sled's Db and Tree in Node idioms (README "API"). Keys and
+// values go in as Uint8Array or string (UTF-8) and come back as fresh Uint8Array copies, so
+// neither side can change bytes the tree holds. Every input is checked (type, limits)
+// before any state changes; over-limit input is a LimitError, a wrong type an
+// InvalidArgumentError.
+
+import { InvalidArgumentError, LimitError, StorageError } from './errors.js'
+import type { Storage } from './io/index.js'
+import type { PageStore } from './pagecache/page-store.js'
+import {
+  type Bound,
+  clearTree,
+  equalBytes,
+  Forest,
+  getValue,
+  MAX_BATCH_OPS,
+  MAX_TREE_NAME_BYTES,
+  MAX_TREES,
+  makeTreeConfig,
+  type OpContext,
+  prefixEnd,
+  readChunk,
+  type TreeConfig,
+  type TreePage,
+  type TreeRef,
+  valueBytesMax,
+  writeKey,
+} from './tree/index.js'
+import { crc32 } from './util/crc32.js'
+
+/** A key or value as the API accepts it: bytes, or a string stored as UTF-8. */
+export type Bytes = Uint8Array | string
+
+export interface OpenOptions {
+  /**
+   * 'flush' (default): a write is visible at once and durable within flushEveryMs.
+   * 'sync': every awaited write resolves only once it is on disk.
+   */
+  durability?: 'flush' | 'sync'
+  /** Background flush period of the log, in ms (0: off). Default 500. */
+  flushEveryMs?: number
+  /** Bytes of pages the page cache keeps in memory. */
+  cacheCapacity?: number
+  /** Segment size of a new log (power of two, 1 KiB..8 MiB). */
+  segmentBytes?: number
+  /** Storage backend (default: real files in the folder). */
+  storage?: Storage
+  /** Bytes of unfinished writes above which writers wait (backpressure). */
+  writeHighWaterBytes?: number
+  /** A node splits above this many encoded bytes. Default 16 KiB. */
+  nodeMaxBytes?: number
+  /** A node splits above this many entries. Default 1024. */
+  nodeMaxEntries?: number
+  /** generateId() persists its high-water mark every this many ids. Default 1,000,000. */
+  idPersistInterval?: number
+}
+
+export interface WriteOptions {
+  /** Resolve only once this write is on disk (whatever the database's durability mode). */
+  durable?: boolean
+}
+
+export interface RangeOptions {
+  gt?: Bytes
+  gte?: Bytes
+  lt?: Bytes
+  lte?: Bytes
+  /** Descending key order. */
+  reverse?: boolean
+  /** Most entries to return. */
+  limit?: number
+}
+
+/** An ordered async iteration of [key, value] pairs, with key-only and value-only views. */
+export interface RangeIterable extends AsyncIterable<[Uint8Array, Uint8Array]> {
+  keys(): AsyncIterable<Uint8Array>
+  values(): AsyncIterable<Uint8Array>
+}
+
+export type CasResult = { ok: true } | { ok: false; current: Uint8Array | undefined }
+
+/** The published limits of an open database (README "Limits"). */
+export interface Limits {
+  maxKeyBytes: number
+  maxValueBytes: number
+  maxTrees: number
+  maxTreeNameBytes: number
+  maxBatchOps: number
+}
+
+/** A page store the Db can run on; the page cache adds sizeOnDisk() and stats(). */
+export type DbStore = PageStore<TreePage> & {
+  sizeOnDisk?(): Promise<number>
+  stats?(): object
+}
+
+const utf8 = new TextEncoder()
+const utf8Decoder = new TextDecoder()
+
+function describe(x: unknown): string {
+  if (x === null) return 'null'
+  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object'
+  return typeof x
+}
+
+function toBytes(x: unknown, what: string): Uint8Array {
+  if (typeof x === 'string') return utf8.encode(x)
+  // A copy: the caller may reuse its buffer; the tree keeps these bytes.
+  if (x instanceof Uint8Array) return new Uint8Array(x)
+  throw new InvalidArgumentError(`${what} must be a Uint8Array or a string, got ${describe(x)}`)
+}
+
+function copy(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b)
+}
+
+function checkWriteOptions(o: unknown): WriteOptions | undefined {
+  if (o === undefined) return undefined
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('write options must be an object')
+  const d = (o as WriteOptions).durable
+  if (d !== undefined && typeof d !== 'boolean')
+    throw new InvalidArgumentError('options.durable must be a boolean')
+  return o as WriteOptions
+}
+
+interface TreeCore {
+  forest: Forest
+  ref: TreeRef
+  config: TreeConfig
+  isSync: boolean
+}
+
+// Reaches a handle's core from Db and Batch without making it public.
+let coreOf: (t: Tree) => TreeCore
+
+/** An ordered key-value tree. Get one from db.openTree(name); the Db is the default tree. */
+export class Tree {
+  readonly #core: TreeCore
+
+  static {
+    coreOf = (t) => t.#core
+  }
+
+  /** @internal Use db.openTree(). */
+  constructor(core: TreeCore) {
+    this.#core = core
+  }
+
+  /** The tree's name; '' for the default tree. */
+  get name(): string {
+    return this.#core.ref.name ?? ''
+  }
+
+  protected key(k: unknown, what = 'key'): Uint8Array {
+    const b = toBytes(k, what)
+    const max = this.#core.config.keyBytesMax
+    if (b.length > max) throw new LimitError(`${what} bytes`, max, b.length)
+    return b
+  }
+
+  protected value(v: unknown, what = 'value'): Uint8Array {
+    const b = toBytes(v, what)
+    const max = valueBytesMax(this.#core.config)
+    if (b.length > max) throw new LimitError(`${what} bytes`, max, b.length)
+    return b
+  }
+
+  private optionalValue(v: unknown, what: string): Uint8Array | undefined {
+    return v === undefined ? undefined : this.value(v, what)
+  }
+
+  private read<R>(plan: (root: number, ctx: OpContext) => R): Promise<R> {
+    const { forest, ref } = this.#core
+    forest.checkTree(ref)
+    return forest.read((ctx) => {
+      forest.checkTree(ref)
+      return plan(ref.root, ctx)
+    })
+  }
+
+  private async write<R>(
+    plan: (root: number, ctx: OpContext) => R,
+    opts: WriteOptions | undefined,
+  ): Promise<R> {
+    const { forest, ref } = this.#core
+    forest.checkTree(ref)
+    const { value, lsn } = await forest.write((ctx) => {
+      forest.checkTree(ref)
+      return plan(ref.root, ctx)
+    })
+    await settle(this.#core, lsn, opts)
+    return value
+  }
+
+  /** The value of key, or undefined. */
+  async get(key: Bytes): Promise<Uint8Array | undefined> {
+    const k = this.key(key)
+    const v = await this.read((root, ctx) => getValue(ctx, root, k))
+    return v === undefined ? undefined : copy(v)
+  }
+
+  /** The value of key decoded as UTF-8, or undefined. */
+  async getString(key: Bytes): Promise<string | undefined> {
+    const v = await this.get(key)
+    return v === undefined ? undefined : utf8Decoder.decode(v)
+  }
+
+  /** The value of key parsed as JSON (stored as UTF-8 text), or undefined. */
+  async getJSON<T = unknown>(key: Bytes): Promise<T | undefined> {
+    const s = await this.getString(key)
+    return s === undefined ? undefined : (JSON.parse(s) as T)
+  }
+
+  /** Sets key to value; returns the previous value. */
+  async insert(key: Bytes, value: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    const k = this.key(key)
+    const v = this.value(value)
+    const o = checkWriteOptions(opts)
+    const { config } = this.#core
+    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o)
+    return old === undefined ? undefined : copy(old)
+  }
+
+  /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
+  async insertJSON(key: Bytes, value: unknown, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    const text = JSON.stringify(value)
+    if (text === undefined) throw new InvalidArgumentError('value has no JSON form')
+    return this.insert(key, text, opts)
+  }
+
+  /** Removes key; returns the value it had. */
+  async remove(key: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    const k = this.key(key)
+    const o = checkWriteOptions(opts)
+    const { config } = this.#core
+    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o)
+    return old === undefined ? undefined : copy(old)
+  }
+
+  async containsKey(key: Bytes): Promise<boolean> {
+    const k = this.key(key)
+    return (await this.read((root, ctx) => getValue(ctx, root, k))) !== undefined
+  }
+
+  private one(lower: Bound | undefined, upper: Bound | undefined, reverse: boolean) {
+    return this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse).entries[0]).then((e) =>
+      e === undefined ? undefined : ([copy(e[0]), copy(e[1])] as [Uint8Array, Uint8Array]),
+    )
+  }
+
+  /** The entry with the greatest key below key. */
+  getLt(key: Bytes): Promise<[Uint8Array, Uint8Array] | undefined> {
+    return this.one(undefined, { key: this.key(key), inclusive: false }, true)
+  }
+
+  /** The entry with the least key above key. */
+  getGt(key: Bytes): Promise<[Uint8Array, Uint8Array] | undefined> {
+    return this.one({ key: this.key(key), inclusive: false }, undefined, false)
+  }
+
+  first(): Promise<[Uint8Array, Uint8Array] | undefined> {
+    return this.one(undefined, undefined, false)
+  }
+
+  last(): Promise<[Uint8Array, Uint8Array] | undefined> {
+    return this.one(undefined, undefined, true)
+  }
+
+  private pop(reverse: boolean, opts?: WriteOptions): Promise<[Uint8Array, Uint8Array] | undefined> {
+    const o = checkWriteOptions(opts)
+    const { config } = this.#core
+    return this.write((root, ctx) => {
+      const e = readChunk(ctx, root, undefined, undefined, reverse).entries[0]
+      if (e === undefined) return undefined
+      writeKey(ctx, config, root, e[0], undefined)
+      return [copy(e[0]), copy(e[1])] as [Uint8Array, Uint8Array]
+    }, o)
+  }
+
+  /** Removes and returns the entry with the least key. */
+  popMin(opts?: WriteOptions): Promise<[Uint8Array, Uint8Array] | undefined> {
+    return this.pop(false, opts)
+  }
+
+  /** Removes and returns the entry with the greatest key. */
+  popMax(opts?: WriteOptions): Promise<[Uint8Array, Uint8Array] | undefined> {
+    return this.pop(true, opts)
+  }
+
+  /** Number of entries. Counts them: O(n), like sled. */
+  async len(): Promise<number> {
+    let n = 0
+    for await (const _ of this.range().keys()) n++
+    return n
+  }
+
+  async isEmpty(): Promise<boolean> {
+    return (await this.first()) === undefined
+  }
+
+  /** Removes every entry (one atomic write; the tree's pages are freed). */
+  async clear(opts?: WriteOptions): Promise<void> {
+    const o = checkWriteOptions(opts)
+    await this.write((root, ctx) => clearTree(ctx, root), o)
+  }
+
+  /**
+   * Entries with keys in the given bounds, in key order (descending with reverse). The
+   * iteration is live, not a snapshot: it never skips or repeats a key that exists
+   * throughout it, and keys always come in order, while writes go on.
+   */
+  range(opts: RangeOptions = {}): RangeIterable {
+    if (opts === null || typeof opts !== 'object')
+      throw new InvalidArgumentError('range options must be an object')
+    const { gt, gte, lt, lte, reverse = false, limit = Number.POSITIVE_INFINITY } = opts
+    if (gt !== undefined && gte !== undefined)
+      throw new InvalidArgumentError('range: give gt or gte, not both')
+    if (lt !== undefined && lte !== undefined)
+      throw new InvalidArgumentError('range: give lt or lte, not both')
+    if (typeof reverse !== 'boolean') throw new InvalidArgumentError('range: reverse must be a boolean')
+    if (limit !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new InvalidArgumentError('range: limit must be an integer ≥ 0')
+    }
+    const lower: Bound | undefined =
+      gt !== undefined
+        ? { key: this.key(gt, 'range.gt'), inclusive: false }
+        : gte !== undefined
+          ? { key: this.key(gte, 'range.gte'), inclusive: true }
+          : undefined
+    const upper: Bound | undefined =
+      lt !== undefined
+        ? { key: this.key(lt, 'range.lt'), inclusive: false }
+        : lte !== undefined
+          ? { key: this.key(lte, 'range.lte'), inclusive: true }
+          : undefined
+    return this.iterate(lower, upper, reverse, limit)
+  }
+
+  /** Entries whose key starts with prefix, in key order. */
+  scanPrefix(prefix: Bytes, opts: { reverse?: boolean; limit?: number } = {}): RangeIterable {
+    const p = this.key(prefix, 'prefix')
+    const end = prefixEnd(p)
+    const lower: Bound = { key: p, inclusive: true }
+    const upper: Bound | undefined = end === undefined ? undefined : { key: end, inclusive: false }
+    const { reverse = false, limit = Number.POSITIVE_INFINITY } = opts
+    if (typeof reverse !== 'boolean') throw new InvalidArgumentError('scanPrefix: reverse must be a boolean')
+    if (limit !== Number.POSITIVE_INFINITY && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new InvalidArgumentError('scanPrefix: limit must be an integer ≥ 0')
+    }
+    return this.iterate(lower, upper, reverse, limit)
+  }
+
+  private iterate(
+    lower0: Bound | undefined,
+    upper0: Bound | undefined,
+    reverse: boolean,
+    limit: number,
+  ): RangeIterable {
+    const entries = async function* (this: Tree): AsyncGenerator<[Uint8Array, Uint8Array]> {
+      let lower = lower0
+      let upper = upper0
+      let n = 0
+      while (n < limit) {
+        // Each chunk is one leaf as it is now; the next starts past the last key returned
+        // or past the leaf's bound, so the iteration re-seeks after every await.
+        const chunk = await this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse))
+        for (const [k, v] of chunk.entries) {
+          yield [copy(k), copy(v)]
+          if (++n >= limit) return
+        }
+        if (chunk.resume === undefined) return
+        if (reverse) upper = chunk.resume
+        else lower = chunk.resume
+      }
+    }.bind(this)
+    return {
+      [Symbol.asyncIterator]: () => entries(),
+      keys: () => mapAsync(entries(), (e) => e[0]),
+      values: () => mapAsync(entries(), (e) => e[1]),
+    }
+  }
+
+  /**
+   * Sets key to next (undefined: removes it) only if its value equals expected (undefined:
+   * absent). Atomic with respect to every other write.
+   */
+  async compareAndSwap(
+    key: Bytes,
+    expected: Bytes | undefined,
+    next: Bytes | undefined,
+    opts?: WriteOptions,
+  ): Promise<CasResult> {
+    const k = this.key(key)
+    const want = this.optionalValue(expected, 'expected')
+    const v = this.optionalValue(next, 'next')
+    const o = checkWriteOptions(opts)
+    const { config } = this.#core
+    return this.write((root, ctx): CasResult => {
+      const cur = getValue(ctx, root, k)
+      const same = cur === undefined || want === undefined ? cur === want : equalBytes(cur, want)
+      if (!same) return { ok: false, current: cur === undefined ? undefined : copy(cur) }
+      writeKey(ctx, config, root, k, v)
+      return { ok: true }
+    }, o)
+  }
+
+  /** Replaces the value of key by f(old) atomically (undefined removes); returns the new value. */
+  async updateAndFetch(
+    key: Bytes,
+    f: (old: Uint8Array | undefined) => Bytes | undefined,
+    opts?: WriteOptions,
+  ): Promise<Uint8Array | undefined> {
+    const [, next] = await this.update(key, f, opts)
+    return next === undefined ? undefined : copy(next)
+  }
+
+  /** Replaces the value of key by f(old) atomically (undefined removes); returns the old value. */
+  async fetchAndUpdate(
+    key: Bytes,
+    f: (old: Uint8Array | undefined) => Bytes | undefined,
+    opts?: WriteOptions,
+  ): Promise<Uint8Array | undefined> {
+    const [old] = await this.update(key, f, opts)
+    return old === undefined ? undefined : copy(old)
+  }
+
+  private update(
+    key: Bytes,
+    f: (old: Uint8Array | undefined) => Bytes | undefined,
+    opts: WriteOptions | undefined,
+  ): Promise<[Uint8Array | undefined, Uint8Array | undefined]> {
+    const k = this.key(key)
+    if (typeof f !== 'function') throw new InvalidArgumentError('the update must be a function')
+    const o = checkWriteOptions(opts)
+    const { config } = this.#core
+    // The plan can run again after a page-in; f runs once. Under the writer mutex the old
+    // value cannot change between attempts, so its first answer stays right.
+    let computed: { next: Uint8Array | undefined } | undefined
+    return this.write((root, ctx): [Uint8Array | undefined, Uint8Array | undefined] => {
+      const old = getValue(ctx, root, k)
+      computed ??= { next: this.optionalValue(f(old === undefined ? undefined : copy(old)), 'updated value') }
+      writeKey(ctx, config, root, k, computed.next)
+      return [old, computed.next]
+    }, o)
+  }
+}
+
+async function* mapAsync<A, B>(it: AsyncIterable<A>, f: (a: A) => B): AsyncGenerator<B> {
+  for await (const a of it) yield f(a)
+}
+
+/** Waits for durability when the mode or the call asks for it. */
+async function settle(
+  core: TreeCore,
+  lsn: number | undefined,
+  opts: WriteOptions | undefined,
+): Promise<void> {
+  if (!(core.isSync || opts?.durable === true)) return
+  // A write that changed nothing still waits for the writes whose state it observed.
+  const target = lsn ?? core.forest.lastLsn
+  if (target >= 0) await core.forest.store.makeStable(target)
+}
+
+interface BatchOp {
+  ref: TreeRef
+  key: Uint8Array
+  value: Uint8Array | undefined
+}
+
+/** The writes of one applyBatch(); all of them land atomically, across trees. */
+export class Batch {
+  readonly #db: Db
+  readonly #ops: BatchOp[]
+
+  /** @internal */
+  constructor(db: Db, ops: BatchOp[]) {
+    this.#db = db
+    this.#ops = ops
+  }
+
+  #tree(tree: Tree | undefined): TreeCore {
+    const t = tree ?? this.#db
+    if (!(t instanceof Tree)) throw new InvalidArgumentError(`batch: tree must be a Tree, got ${describe(t)}`)
+    const core = coreOf(t)
+    if (core.forest !== coreOf(this.#db).forest)
+      throw new InvalidArgumentError('batch: the tree belongs to another database')
+    if (this.#ops.length >= MAX_BATCH_OPS)
+      throw new LimitError('batch operations', MAX_BATCH_OPS, this.#ops.length + 1)
+    return core
+  }
+
+  insert(key: Bytes, value: Bytes, tree?: Tree): this {
+    const core = this.#tree(tree)
+    const t = tree ?? this.#db
+    this.#ops.push({ ref: core.ref, key: keyBytesOf(t, key), value: valueBytesOf(t, value) })
+    return this
+  }
+
+  remove(key: Bytes, tree?: Tree): this {
+    const core = this.#tree(tree)
+    this.#ops.push({ ref: core.ref, key: keyBytesOf(tree ?? this.#db, key), value: undefined })
+    return this
+  }
+}
+
+// The protected checks of a handle, for Batch.
+let keyBytesOf: (t: Tree, k: unknown) => Uint8Array
+let valueBytesOf: (t: Tree, v: unknown) => Uint8Array
+
+/** A database: the default tree plus named trees, on one page store. */
+export class Db extends Tree {
+  static {
+    keyBytesOf = (t, k) => (t as Db).key(k)
+    valueBytesOf = (t, v) => (t as Db).value(v)
+  }
+
+  /** @internal Use open(). */
+  constructor(core: TreeCore) {
+    super(core)
+  }
+
+  get #c(): TreeCore {
+    return coreOf(this)
+  }
+
+  /** The published limits of this database. */
+  get limits(): Limits {
+    return {
+      maxKeyBytes: this.#c.config.keyBytesMax,
+      maxValueBytes: valueBytesMax(this.#c.config),
+      maxTrees: MAX_TREES,
+      maxTreeNameBytes: MAX_TREE_NAME_BYTES,
+      maxBatchOps: MAX_BATCH_OPS,
+    }
+  }
+
+  /** LSN of the last write of this session (-1: none yet). Await durable(lsn) for it. */
+  get lastLsn(): number {
+    return this.#c.forest.lastLsn
+  }
+
+  private treeName(name: unknown): string {
+    if (typeof name !== 'string')
+      throw new InvalidArgumentError(`a tree name must be a string, got ${describe(name)}`)
+    const n = utf8.encode(name).length
+    if (n === 0) throw new InvalidArgumentError('a tree name must not be empty')
+    if (n > MAX_TREE_NAME_BYTES) throw new LimitError('tree name bytes', MAX_TREE_NAME_BYTES, n)
+    return name
+  }
+
+  /** The named tree, created (durably, with the next flush) if it does not exist. */
+  async openTree(name: string): Promise<Tree> {
+    const n = this.treeName(name)
+    const c = this.#c
+    const ref = await c.forest.openTree(n)
+    await settle(c, undefined, undefined)
+    return new Tree({ ...c, ref })
+  }
+
+  /** Removes a named tree and all its entries; false when there is no such tree. */
+  async dropTree(name: string, opts?: WriteOptions): Promise<boolean> {
+    const n = this.treeName(name)
+    const o = checkWriteOptions(opts)
+    const dropped = await this.#c.forest.dropTree(n)
+    if (dropped) await settle(this.#c, undefined, o)
+    return dropped
+  }
+
+  /** Names of the named trees, sorted (the default tree is not listed). */
+  treeNames(): Promise<string[]> {
+    this.#c.forest.checkOpen()
+    return this.#c.forest.treeNames()
+  }
+
+  /**
+   * Applies every insert and remove that build() queues, across trees, atomically: after
+   * any crash either all of them are there or none. build() runs before anything is
+   * written; if it or any queued input throws, nothing is written.
+   */
+  async applyBatch(build: (b: Batch) => void, opts?: WriteOptions): Promise<void> {
+    if (typeof build !== 'function') throw new InvalidArgumentError('applyBatch needs a function')
+    const o = checkWriteOptions(opts)
+    const ops: BatchOp[] = []
+    build(new Batch(this, ops))
+    if (ops.length === 0) return
+    const c = this.#c
+    for (const op of ops) c.forest.checkTree(op.ref)
+    const { lsn } = await c.forest.write((ctx) => {
+      for (const op of ops) {
+        c.forest.checkTree(op.ref)
+        writeKey(ctx, c.config, op.ref.root, op.key, op.value)
+      }
+    })
+    await settle(c, lsn, o)
+  }
+
+  /** Resolves when everything written before the call is on disk. */
+  async flush(): Promise<void> {
+    this.#c.forest.checkOpen()
+    await this.#c.forest.store.flush()
+  }
+
+  /** Resolves when every write up to lsn (e.g. db.lastLsn) is on disk. */
+  async durable(lsn: number): Promise<void> {
+    if (typeof lsn !== 'number' || !Number.isSafeInteger(lsn))
+      throw new InvalidArgumentError('lsn must be a safe integer')
+    this.#c.forest.checkOpen()
+    if (lsn >= 0) await this.#c.forest.store.makeStable(lsn)
+  }
+
+  /** Bytes the database takes on disk. */
+  async sizeOnDisk(): Promise<number> {
+    this.#c.forest.checkOpen()
+    const s = this.#c.forest.store as DbStore
+    return s.sizeOnDisk === undefined ? 0 : s.sizeOnDisk()
+  }
+
+  /**
+   * CRC-32 over every tree's name and entries in order: equal contents give equal checksums
+   * (for tests and tools; it reads the whole database).
+   */
+  async checksum(): Promise<number> {
+    let crc = 0
+    const frame = new Uint8Array(4)
+    const feed = (b: Uint8Array): void => {
+      new DataView(frame.buffer).setUint32(0, b.length)
+      crc = crc32(frame, 0, 4, crc)
+      crc = crc32(b, 0, b.length, crc)
+    }
+    const c = this.#c
+    const trees: Tree[] = [this]
+    for (const name of await this.treeNames()) {
+      const ref = await c.forest.findTree(name)
+      if (ref !== undefined) trees.push(new Tree({ ...c, ref }))
+    }
+    for (const t of trees) {
+      feed(utf8.encode(t.name))
+      for await (const [k, v] of t.range()) {
+        feed(k)
+        feed(v)
+      }
+    }
+    return crc >>> 0
+  }
+
+  /** A monotone id, unique across restarts and crashes. */
+  generateId(): Promise<number> {
+    return this.#c.forest.generateId()
+  }
+
+  async stats(): Promise<object> {
+    const c = this.#c
+    c.forest.checkOpen()
+    const s = c.forest.store as DbStore
+    return {
+      trees: (await c.forest.treeNames()).length,
+      lastLsn: c.forest.lastLsn,
+      stableLsn: s.stableLsn,
+      durability: c.isSync ? 'sync' : 'flush',
+      readRestarts: c.forest.readRestarts,
+      readsUnderMutex: c.forest.readsUnderMutex,
+      nodeMaxBytes: c.config.nodeMaxBytes,
+      nodeMaxEntries: c.config.nodeMaxEntries,
+      limits: this.limits,
+      store: s.stats?.(),
+    }
+  }
+
+  /** Waits for running writes, flushes and closes. Later calls reject with ClosedError. */
+  close(): Promise<void> {
+    return this.#c.forest.close()
+  }
+}
+
+function checkOpenOptions(o: unknown): OpenOptions {
+  if (o === undefined) return {}
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('open options must be an object')
+  const opts = o as OpenOptions
+  if (opts.durability !== undefined && opts.durability !== 'flush' && opts.durability !== 'sync') {
+    throw new InvalidArgumentError(`durability must be 'flush' or 'sync', got ${String(opts.durability)}`)
+  }
+  for (const name of ['flushEveryMs', 'cacheCapacity', 'segmentBytes', 'writeHighWaterBytes'] as const) {
+    const v = opts[name]
+    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
+      throw new InvalidArgumentError(`${name} must be an integer ≥ 0`)
+    }
+  }
+  return opts
+}
+
+/**
+ * Opens a database over a page store (tests use an in-memory one; open() uses the page
+ * cache). The store is owned by the Db from here on: db.close() closes it.
+ */
+export async function openOn(store: DbStore, options?: OpenOptions): Promise<Db> {
+  const o = checkOpenOptions(options)
+  const config = makeTreeConfig(store.maxPageBytes, {
+    nodeMaxBytes: o.nodeMaxBytes,
+    nodeMaxEntries: o.nodeMaxEntries,
+    idPersistInterval: o.idPersistInterval,
+  })
+  const forest = await Forest.open(store, config)
+  return new Db({ forest, ref: forest.defaultTree, config, isSync: o.durability === 'sync' })
+}
+
+/** Opens (creating if needed) the database in the folder at path. */
+export async function open(path: string, options?: OpenOptions): Promise<Db> {
+  if (typeof path !== 'string' || path.length === 0)
+    throw new InvalidArgumentError('path must be a non-empty string')
+  const o = checkOpenOptions(options)
+  return openOn(await openPageStore(path, o), o)
+}
+
+// wired to PageCache at merge: the body becomes
+//   return PageCache.open<TreePage>(path, treeCodec, {
+//     storage: o.storage, segmentBytes: o.segmentBytes, flushEveryMs: o.flushEveryMs,
+//     writeHighWaterBytes: o.writeHighWaterBytes, cacheCapacity: o.cacheCapacity,
+//   })
+// with `import { PageCache } from './pagecache/index.js'` and treeCodec from './tree/index.js'.
+async function openPageStore(path: string, _o: OpenOptions): Promise<DbStore> {
+  throw new StorageError(
+    'BOBSLED_IO',
+    `cannot open ${path}: this build has no page cache wired to open() yet`,
+  )
+}

@@ -1,0 +1,299 @@
+// Bytes of the tree's pages and deltas (docs/DESIGN.md, "Tree: node format"). The page
+// cache stores what encode() returns as a page's base and what encodeLeafDelta() returns as
+// its deltas, and calls materialize() to page a node in. Decoding never trusts its input:
+// a malformed page is a CorruptionError, never a crash or an unbounded allocation.
+
+import { CorruptionError } from '../errors.js'
+import type { PageCodec } from '../pagecache/page-store.js'
+import { assert } from '../util/assert.js'
+import { compareBytes } from './keys.js'
+import {
+  type Counter,
+  type Leaf,
+  type Meta,
+  makeIndex,
+  makeLeaf,
+  searchLeaf,
+  type TreePage,
+  varintBytes,
+} from './node.js'
+
+export const TAG_LEAF = 0x01
+export const TAG_INDEX = 0x02
+export const TAG_META = 0x03
+export const TAG_COUNTER = 0x04
+export const TAG_LEAF_DELTA = 0x10
+const OP_SET = 0x01
+const OP_REMOVE = 0x02
+
+/** One change to a leaf: set key to value, or remove key (value undefined). */
+export interface LeafOp {
+  key: Uint8Array
+  value: Uint8Array | undefined
+}
+
+const utf8 = new TextEncoder()
+const utf8Strict = new TextDecoder('utf-8', { fatal: true })
+
+class Writer {
+  readonly buf: Uint8Array
+  pos = 0
+  constructor(size: number) {
+    this.buf = new Uint8Array(size)
+  }
+  u8(b: number): void {
+    this.buf[this.pos++] = b
+  }
+  varint(n: number): void {
+    assert(Number.isSafeInteger(n) && n >= 0, `a varint is a safe integer ≥ 0 (got ${n})`)
+    while (n >= 128) {
+      this.buf[this.pos++] = (n % 128) | 0x80
+      n = Math.floor(n / 128)
+    }
+    this.buf[this.pos++] = n
+  }
+  bytes(b: Uint8Array): void {
+    this.varint(b.length)
+    this.buf.set(b, this.pos)
+    this.pos += b.length
+  }
+  done(): Uint8Array {
+    assert(this.pos === this.buf.length, `encoded ${this.pos} bytes, sized ${this.buf.length}`)
+    return this.buf
+  }
+}
+
+class Reader {
+  pos = 0
+  constructor(
+    readonly buf: Uint8Array,
+    readonly what: string,
+  ) {}
+  fail(why: string): never {
+    throw new CorruptionError(`${this.what}: ${why} at byte ${this.pos} of ${this.buf.length}`)
+  }
+  u8(): number {
+    if (this.pos >= this.buf.length) this.fail('truncated')
+    return this.buf[this.pos++] as number
+  }
+  varint(): number {
+    let n = 0
+    let scale = 1
+    for (let i = 0; i < 8; i++) {
+      const b = this.u8()
+      n += (b & 0x7f) * scale
+      if ((b & 0x80) === 0) {
+        if (!Number.isSafeInteger(n)) this.fail('varint over 2^53')
+        return n
+      }
+      scale *= 128
+    }
+    return this.fail('varint longer than 8 bytes')
+  }
+  /** A count of items each at least `minItemBytes` long: bounded by the bytes left. */
+  count(minItemBytes: number): number {
+    const n = this.varint()
+    if (n * minItemBytes > this.buf.length - this.pos) this.fail(`count ${n} exceeds the bytes left`)
+    return n
+  }
+  bytes(): Uint8Array {
+    const len = this.varint()
+    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
+    const b = this.buf.slice(this.pos, this.pos + len)
+    this.pos += len
+    return b
+  }
+  end(): void {
+    if (this.pos !== this.buf.length) this.fail('trailing bytes')
+  }
+}
+
+function metaBytes(m: Meta): { size: number; names: [Uint8Array, number][] } {
+  const names = [...m.trees.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .map(([name, pid]): [Uint8Array, number] => [utf8.encode(name), pid])
+  let size = 1 + varintBytes(m.defaultRoot) + varintBytes(names.length)
+  for (const [n, pid] of names) size += varintBytes(n.length) + n.length + varintBytes(pid)
+  return { size, names }
+}
+
+export function encodePage(page: TreePage): Uint8Array {
+  switch (page.kind) {
+    case 'leaf': {
+      const w = new Writer(page.bytes)
+      w.u8(TAG_LEAF)
+      w.varint(page.keys.length)
+      for (let i = 0; i < page.keys.length; i++) {
+        w.bytes(page.keys[i] as Uint8Array)
+        w.bytes(page.values[i] as Uint8Array)
+      }
+      return w.done()
+    }
+    case 'index': {
+      const w = new Writer(page.bytes)
+      w.u8(TAG_INDEX)
+      w.varint(page.children.length)
+      w.varint(page.children[0] as number)
+      for (let i = 0; i < page.keys.length; i++) {
+        w.bytes(page.keys[i] as Uint8Array)
+        w.varint(page.children[i + 1] as number)
+      }
+      return w.done()
+    }
+    case 'meta': {
+      const { size, names } = metaBytes(page)
+      const w = new Writer(size)
+      w.u8(TAG_META)
+      w.varint(page.defaultRoot)
+      w.varint(names.length)
+      for (const [n, pid] of names) {
+        w.bytes(n)
+        w.varint(pid)
+      }
+      return w.done()
+    }
+    case 'counter': {
+      const w = new Writer(1 + varintBytes(page.idLimit))
+      w.u8(TAG_COUNTER)
+      w.varint(page.idLimit)
+      return w.done()
+    }
+  }
+}
+
+export function decodePage(bytes: Uint8Array): TreePage {
+  const r = new Reader(bytes, 'tree page')
+  const tag = r.u8()
+  let page: TreePage
+  if (tag === TAG_LEAF) {
+    const n = r.count(2)
+    const keys: Uint8Array[] = []
+    const values: Uint8Array[] = []
+    for (let i = 0; i < n; i++) {
+      keys.push(r.bytes())
+      values.push(r.bytes())
+    }
+    checkSorted(r, keys)
+    page = makeLeaf(keys, values)
+  } else if (tag === TAG_INDEX) {
+    const n = r.count(1)
+    if (n < 1) r.fail('an index node without children')
+    const children = [r.varint()]
+    const keys: Uint8Array[] = []
+    for (let i = 1; i < n; i++) {
+      keys.push(r.bytes())
+      children.push(r.varint())
+    }
+    checkSorted(r, keys)
+    page = makeIndex(keys, children)
+  } else if (tag === TAG_META) {
+    const defaultRoot = r.varint()
+    const n = r.count(2)
+    const trees = new Map<string, number>()
+    for (let i = 0; i < n; i++) {
+      const nameBytes = r.bytes()
+      let name: string
+      try {
+        name = utf8Strict.decode(nameBytes)
+      } catch {
+        return r.fail('a tree name that is not UTF-8')
+      }
+      trees.set(name, r.varint())
+    }
+    page = { kind: 'meta', defaultRoot, trees } satisfies Meta
+  } else if (tag === TAG_COUNTER) {
+    page = { kind: 'counter', idLimit: r.varint() } satisfies Counter
+  } else {
+    return r.fail(`unknown page tag ${tag}`)
+  }
+  r.end()
+  return page
+}
+
+/** Keys out of order would send descents the wrong way: refuse them at page-in. */
+function checkSorted(r: Reader, keys: readonly Uint8Array[]): void {
+  for (let i = 1; i < keys.length; i++) {
+    if (compareBytes(keys[i - 1] as Uint8Array, keys[i] as Uint8Array) >= 0)
+      r.fail(`keys out of order at entry ${i}`)
+  }
+}
+
+export function leafDeltaBytes(ops: readonly LeafOp[]): number {
+  let size = 1 + varintBytes(ops.length)
+  for (const op of ops) {
+    size += 1 + varintBytes(op.key.length) + op.key.length
+    if (op.value !== undefined) size += varintBytes(op.value.length) + op.value.length
+  }
+  return size
+}
+
+export function encodeLeafDelta(ops: readonly LeafOp[]): Uint8Array {
+  const w = new Writer(leafDeltaBytes(ops))
+  w.u8(TAG_LEAF_DELTA)
+  w.varint(ops.length)
+  for (const op of ops) {
+    w.u8(op.value === undefined ? OP_REMOVE : OP_SET)
+    w.bytes(op.key)
+    if (op.value !== undefined) w.bytes(op.value)
+  }
+  return w.done()
+}
+
+export function decodeLeafDelta(bytes: Uint8Array): LeafOp[] {
+  const r = new Reader(bytes, 'leaf delta')
+  if (r.u8() !== TAG_LEAF_DELTA) r.fail('not a leaf delta')
+  const n = r.count(2)
+  const ops: LeafOp[] = []
+  for (let i = 0; i < n; i++) {
+    const kind = r.u8()
+    if (kind === OP_SET) {
+      const key = r.bytes()
+      ops.push({ key, value: r.bytes() })
+    } else if (kind === OP_REMOVE) ops.push({ key: r.bytes(), value: undefined })
+    else r.fail(`unknown leaf op ${kind}`)
+  }
+  r.end()
+  return ops
+}
+
+/** Applies ops to a leaf. Used at page-in; writers build their nodes with node.ts instead. */
+export function applyLeafOps(leaf: Leaf, ops: readonly LeafOp[]): Leaf {
+  const keys = leaf.keys.slice()
+  const values = leaf.values.slice()
+  for (const op of ops) {
+    const { at, found } = searchLeaf({ kind: 'leaf', keys, values, bytes: 0 }, op.key)
+    if (op.value === undefined) {
+      if (found) {
+        keys.splice(at, 1)
+        values.splice(at, 1)
+      }
+    } else if (found) values[at] = op.value
+    else {
+      keys.splice(at, 0, op.key)
+      values.splice(at, 0, op.value)
+    }
+  }
+  return makeLeaf(keys, values)
+}
+
+/** The codec the page store uses for every tree-layer page. */
+export const treeCodec: PageCodec<TreePage> = {
+  materialize(base: Uint8Array, deltas: readonly Uint8Array[]): TreePage {
+    const page = decodePage(base)
+    if (deltas.length === 0) return page
+    if (page.kind !== 'leaf') {
+      throw new CorruptionError(`tree page: a ${page.kind} page with ${deltas.length} leaf deltas`)
+    }
+    let leaf: Leaf = page
+    for (const d of deltas) leaf = applyLeafOps(leaf, decodeLeafDelta(d))
+    return leaf
+  },
+  encode: encodePage,
+  memoryBytes(page: TreePage): number {
+    // Each key and value is a Uint8Array object (~100 bytes of header) besides its bytes.
+    if (page.kind === 'leaf') return 64 + page.bytes + 200 * page.keys.length
+    if (page.kind === 'index') return 64 + page.bytes + 108 * page.children.length
+    if (page.kind === 'meta') return 64 + 160 * page.trees.size
+    return 64
+  },
+}

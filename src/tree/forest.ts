@@ -1,0 +1,303 @@
+// The trees of one database over one page store: the META page (tree name → root page id),
+// the ID-generator page, the writer mutex, and the runners that turn synchronous planning
+// (btree.ts over an OpContext) into operations that page in what they need and commit in
+// one synchronous step (docs/DESIGN.md, "Tree: concurrency").
+
+import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '../errors.js'
+import type { PageStore } from '../pagecache/page-store.js'
+import { assert } from '../util/assert.js'
+import type { Lsn } from '../util/brand.js'
+import { treePids as btreePids } from './btree.js'
+import { encodePage } from './codec.js'
+import { type CommitResult, NeedPage, OpContext } from './context.js'
+import { MAX_TREES, type TreeConfig } from './limits.js'
+import { Mutex } from './mutex.js'
+import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
+
+/** Reserved page ids, as in sled: the META page and the ID-generator page. */
+export const META_PID = 0
+export const COUNTER_PID = 1
+
+/**
+ * A reader restarts its plan when a write lands while it waits for a page-in. After this
+ * many restarts it takes the writer mutex, so it always finishes.
+ */
+const READ_RESTARTS_MAX = 32
+
+/** A tree's identity. Handles share it; dropTree() marks it dropped for all of them. */
+export interface TreeRef {
+  /** null for the default tree. */
+  readonly name: string | null
+  readonly root: number
+  isDropped: boolean
+}
+
+export class Forest {
+  readonly mutex = new Mutex()
+  /** Bumped by every commit: a reader's fetched pages are current while it is unchanged. */
+  private version = 0
+  private readonly refs = new Map<string, TreeRef>()
+  readonly defaultTree: TreeRef
+  isClosed = false
+  /** Reads that restarted because a write landed while they waited for a page-in. */
+  readRestarts = 0
+  /** Reads that took the writer mutex after READ_RESTARTS_MAX restarts. */
+  readsUnderMutex = 0
+  /** LSN of the last write (-1: none yet in this session). */
+  lastLsn = -1
+  private nextId: number
+  private idLimit: number
+  private extendingIds: Promise<void> | undefined
+
+  private constructor(
+    readonly store: PageStore<TreePage>,
+    readonly config: TreeConfig,
+    meta: Meta,
+    idLimit: number,
+  ) {
+    this.defaultTree = { name: null, root: meta.defaultRoot, isDropped: false }
+    this.nextId = idLimit
+    this.idLimit = idLimit
+  }
+
+  /** Opens the trees in `store`, creating the META, counter and default-tree pages when new. */
+  static async open(store: PageStore<TreePage>, config: TreeConfig): Promise<Forest> {
+    let meta = await store.get(META_PID)
+    let counter = await store.get(COUNTER_PID)
+    if (meta === undefined) {
+      const existing = [...store.pageIds()]
+      if (existing.length > 0) {
+        throw new CorruptionError(`the page store holds ${existing.length} pages but no META page`)
+      }
+      const metaPid = store.allocate()
+      const counterPid = store.allocate()
+      const root = store.allocate()
+      if (metaPid !== META_PID || counterPid !== COUNTER_PID) {
+        throw new CorruptionError(`a new page store handed out ids ${metaPid} and ${counterPid}, not 0 and 1`)
+      }
+      meta = { kind: 'meta', defaultRoot: root, trees: new Map() }
+      counter = { kind: 'counter', idLimit: 0 }
+      const lsn = store.writeBatch([
+        { kind: 'replace', pid: META_PID, page: meta },
+        { kind: 'replace', pid: COUNTER_PID, page: counter },
+        { kind: 'replace', pid: root, page: EMPTY_LEAF },
+      ])
+      await store.makeStable(lsn)
+    }
+    if (meta.kind !== 'meta') throw new CorruptionError(`page ${META_PID} is a ${meta.kind} page, not META`)
+    if (counter?.kind !== 'counter')
+      throw new CorruptionError(`page ${COUNTER_PID} is not the ID-generator page`)
+    return new Forest(store, config, meta, counter.idLimit)
+  }
+
+  checkOpen(): void {
+    if (this.isClosed) throw new ClosedError('the database is closed')
+  }
+
+  checkTree(ref: TreeRef): void {
+    this.checkOpen()
+    if (ref.isDropped) throw new InvalidArgumentError(`tree "${ref.name}" was dropped`)
+  }
+
+  /**
+   * Runs a read plan until it completes. The plan may run several times and must not have
+   * side effects. Pages fetched while no write lands are reused between attempts.
+   */
+  async read<R>(plan: (ctx: OpContext) => R): Promise<R> {
+    let fetched = new Map<number, TreePage>()
+    let version = this.version
+    for (let attempt = 0; attempt < READ_RESTARTS_MAX; attempt++) {
+      this.checkOpen()
+      if (version !== this.version) {
+        fetched = new Map()
+        version = this.version
+      }
+      try {
+        return plan(new OpContext(this.store, fetched))
+      } catch (e) {
+        if (!(e instanceof NeedPage)) throw e
+        const page = await this.store.get(e.pid)
+        if (version !== this.version) {
+          this.readRestarts++
+          continue
+        }
+        if (page === undefined) OpContext.missing(e.pid)
+        fetched.set(e.pid, page)
+      }
+    }
+    // Writes kept landing: take the writer mutex so that nothing changes under the plan.
+    this.readsUnderMutex++
+    return this.write((ctx) => plan(ctx)).then((r) => r.value)
+  }
+
+  /**
+   * Runs a write plan under the writer mutex and commits it in the same synchronous step as
+   * its last (successful) planning attempt. The plan may run several times (once per page-in)
+   * and must not have side effects besides the context.
+   */
+  async write<R>(
+    plan: (ctx: OpContext) => R,
+    afterCommit?: (r: R, c: CommitResult) => void,
+  ): Promise<{ value: R; lsn: Lsn | undefined }> {
+    this.checkOpen()
+    await this.store.whenWritable()
+    const release = await this.mutex.lock()
+    try {
+      const fetched = new Map<number, TreePage>()
+      for (;;) {
+        this.checkOpen()
+        const ctx = new OpContext(this.store, fetched)
+        let value: R
+        try {
+          value = plan(ctx)
+        } catch (e) {
+          if (!(e instanceof NeedPage)) throw e
+          // Only writers change pages and we hold the mutex: what we fetch stays current.
+          const page = await this.store.get(e.pid)
+          if (page === undefined) OpContext.missing(e.pid)
+          fetched.set(e.pid, page)
+          continue
+        }
+        if (!ctx.hasChanges) {
+          afterCommit?.(value, { lsn: undefined, allocated: new Map() })
+          return { value, lsn: undefined }
+        }
+        const c = ctx.commit()
+        this.version++
+        if (c.lsn !== undefined) this.lastLsn = c.lsn
+        afterCommit?.(value, c)
+        return { value, lsn: c.lsn }
+      }
+    } finally {
+      release()
+    }
+  }
+
+  meta(ctx: OpContext): Meta {
+    const m = ctx.page(META_PID)
+    assert(m.kind === 'meta', 'page 0 is the META page')
+    return m
+  }
+
+  /** The ref for a named tree, creating the tree if it does not exist. */
+  async openTree(name: string): Promise<TreeRef> {
+    this.checkOpen()
+    const known = this.refs.get(name)
+    if (known !== undefined && !known.isDropped) return known
+    let opened: TreeRef | undefined
+    await this.write(
+      (ctx) => {
+        const meta = this.meta(ctx)
+        const root = meta.trees.get(name)
+        if (root !== undefined) return root
+        if (meta.trees.size >= MAX_TREES) throw new LimitError('trees', MAX_TREES, meta.trees.size + 1)
+        const pid = ctx.newPid()
+        ctx.put(pid, EMPTY_LEAF)
+        const trees = new Map(meta.trees)
+        trees.set(name, pid)
+        const next: Meta = { kind: 'meta', defaultRoot: meta.defaultRoot, trees }
+        // Placeholder ids encode at their widest, so the real page is no larger than this.
+        const size = encodePage({
+          ...next,
+          trees: new Map([...trees].map(([n, p]) => [n, p < 0 ? 2 ** 52 : p])),
+        }).length
+        if (size > this.store.maxPageBytes)
+          throw new LimitError('META page bytes', this.store.maxPageBytes, size)
+        ctx.put(META_PID, next)
+        return pid
+      },
+      // Runs under the mutex in the step that read META: no drop can come in between.
+      (pid, c) => {
+        const known = this.refs.get(name)
+        opened =
+          known !== undefined && !known.isDropped
+            ? known
+            : { name, root: pid < 0 ? (c.allocated.get(pid) as number) : pid, isDropped: false }
+        this.refs.set(name, opened)
+      },
+    )
+    // A dropTree() right after our write may have dropped it again: the ref then says so.
+    assert(opened !== undefined, `tree "${name}" has a ref once opened`)
+    return opened
+  }
+
+  /** The ref of an existing named tree, or undefined; never creates one. */
+  async findTree(name: string): Promise<TreeRef | undefined> {
+    const known = this.refs.get(name)
+    if (known !== undefined && !known.isDropped) return known
+    // Under the mutex, in the step that reads META: no drop can come in between.
+    let found: TreeRef | undefined
+    await this.write(
+      (ctx) => this.meta(ctx).trees.get(name),
+      (root) => {
+        if (root === undefined) return
+        const now = this.refs.get(name)
+        found = now !== undefined && !now.isDropped ? now : { name, root, isDropped: false }
+        this.refs.set(name, found)
+      },
+    )
+    return found
+  }
+
+  /** Names of the named trees, sorted. */
+  async treeNames(): Promise<string[]> {
+    return this.read((ctx) => [...this.meta(ctx).trees.keys()].sort())
+  }
+
+  /** Removes a named tree and frees its pages. False when there is no such tree. */
+  async dropTree(name: string): Promise<boolean> {
+    const { value } = await this.write(
+      (ctx) => {
+        const meta = this.meta(ctx)
+        const root = meta.trees.get(name)
+        if (root === undefined) return false
+        for (const pid of btreePids(ctx, root)) ctx.free(pid)
+        const trees = new Map(meta.trees)
+        trees.delete(name)
+        ctx.put(META_PID, { kind: 'meta', defaultRoot: meta.defaultRoot, trees })
+        return true
+      },
+      (dropped) => {
+        const ref = this.refs.get(name)
+        if (dropped && ref !== undefined) {
+          ref.isDropped = true
+          this.refs.delete(name)
+        }
+      },
+    )
+    return value
+  }
+
+  /** A crash-safe, monotone id: every id handed out is below the durable limit. */
+  async generateId(): Promise<number> {
+    for (;;) {
+      this.checkOpen()
+      if (this.nextId < this.idLimit) return this.nextId++
+      this.extendingIds ??= this.extendIdLimit().finally(() => {
+        this.extendingIds = undefined
+      })
+      await this.extendingIds
+    }
+  }
+
+  private async extendIdLimit(): Promise<void> {
+    const limit = Math.max(this.idLimit, this.nextId) + this.config.idPersistInterval
+    // The counter page is not a tree page: it needs neither the writer mutex nor a version bump.
+    const lsn = this.store.replace(COUNTER_PID, { kind: 'counter', idLimit: limit })
+    this.lastLsn = Math.max(this.lastLsn, lsn)
+    await this.store.makeStable(lsn)
+    this.idLimit = limit
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return
+    const release = await this.mutex.lock()
+    try {
+      if (this.isClosed) return
+      this.isClosed = true
+      await this.store.close()
+    } finally {
+      release()
+    }
+  }
+}

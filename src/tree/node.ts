@@ -1,0 +1,241 @@
+// The in-memory pages of the tree layer. Nodes are immutable: every change builds a new
+// object, so a reader holding a node across an await sees one consistent version of it.
+// Each node carries its exact encoded size (`bytes`), kept in step by every constructor;
+// codec.ts writes exactly that many bytes (docs/DESIGN.md, "Tree: node format").
+
+import { assert } from '../util/assert.js'
+import { compareBytes } from './keys.js'
+import type { TreeConfig } from './limits.js'
+
+/** A leaf: sorted distinct keys and their values. */
+export interface Leaf {
+  readonly kind: 'leaf'
+  readonly keys: readonly Uint8Array[]
+  readonly values: readonly Uint8Array[]
+  readonly bytes: number
+}
+
+/**
+ * An index node: n children and n-1 separators; child i holds the keys in
+ * [keys[i-1], keys[i]) (unbounded at either end where the node's own bounds apply).
+ */
+export interface Index {
+  readonly kind: 'index'
+  readonly keys: readonly Uint8Array[]
+  readonly children: readonly number[]
+  readonly bytes: number
+}
+
+/** The META page: tree name → root page id. The default tree has its own slot. */
+export interface Meta {
+  readonly kind: 'meta'
+  readonly defaultRoot: number
+  readonly trees: ReadonlyMap<string, number>
+}
+
+/** The ID-generator page: every id handed out so far is below `idLimit`. */
+export interface Counter {
+  readonly kind: 'counter'
+  readonly idLimit: number
+}
+
+export type Node = Leaf | Index
+export type TreePage = Leaf | Index | Meta | Counter
+
+/** Bytes of an unsigned LEB128 varint of n (n a safe integer ≥ 0). */
+export function varintBytes(n: number): number {
+  let len = 1
+  while (n >= 128) {
+    n = Math.floor(n / 128)
+    len++
+  }
+  return len
+}
+
+/** Placeholder pids (< 0) stand for pages allocated at commit; count them at the widest. */
+const PID_BYTES_MAX = 8
+export function pidBytes(pid: number): number {
+  return pid < 0 ? PID_BYTES_MAX : varintBytes(pid)
+}
+
+export function entryBytes(key: Uint8Array, value: Uint8Array): number {
+  return varintBytes(key.length) + key.length + varintBytes(value.length) + value.length
+}
+
+export function separatorBytes(key: Uint8Array, child: number): number {
+  return varintBytes(key.length) + key.length + pidBytes(child)
+}
+
+export const EMPTY_LEAF: Leaf = makeLeaf([], [])
+
+export function makeLeaf(keys: readonly Uint8Array[], values: readonly Uint8Array[]): Leaf {
+  assert(keys.length === values.length, 'a leaf has one value per key')
+  let bytes = 1 + varintBytes(keys.length)
+  for (let i = 0; i < keys.length; i++) bytes += entryBytes(keys[i] as Uint8Array, values[i] as Uint8Array)
+  return { kind: 'leaf', keys, values, bytes }
+}
+
+export function makeIndex(keys: readonly Uint8Array[], children: readonly number[]): Index {
+  assert(children.length === keys.length + 1, 'an index node has one more child than separators')
+  let bytes = 1 + varintBytes(children.length) + pidBytes(children[0] as number)
+  for (let i = 0; i < keys.length; i++)
+    bytes += separatorBytes(keys[i] as Uint8Array, children[i + 1] as number)
+  return { kind: 'index', keys, children, bytes }
+}
+
+/** The leaf with key set to value, at `at` (found: replace there; else insert there). */
+export function leafSet(leaf: Leaf, at: number, found: boolean, key: Uint8Array, value: Uint8Array): Leaf {
+  const keys = leaf.keys.slice()
+  const values = leaf.values.slice()
+  const n = keys.length
+  let bytes = leaf.bytes
+  if (found) {
+    bytes += entryBytes(key, value) - entryBytes(key, values[at] as Uint8Array)
+    values[at] = value
+  } else {
+    keys.splice(at, 0, key)
+    values.splice(at, 0, value)
+    bytes += entryBytes(key, value) + varintBytes(n + 1) - varintBytes(n)
+  }
+  return { kind: 'leaf', keys, values, bytes }
+}
+
+export function leafRemoveAt(leaf: Leaf, at: number): Leaf {
+  const keys = leaf.keys.slice()
+  const values = leaf.values.slice()
+  const n = keys.length
+  const bytes =
+    leaf.bytes -
+    entryBytes(keys[at] as Uint8Array, values[at] as Uint8Array) -
+    varintBytes(n) +
+    varintBytes(n - 1)
+  keys.splice(at, 1)
+  values.splice(at, 1)
+  return { kind: 'leaf', keys, values, bytes }
+}
+
+export function entryCount(node: Node): number {
+  return node.kind === 'leaf' ? node.keys.length : node.children.length
+}
+
+/** Fewest entries a node can be split into pieces of: one entry, or two children. */
+function minPiece(node: Node): number {
+  return node.kind === 'leaf' ? 1 : 2
+}
+
+/**
+ * True when the node is over its size or count and can be split. A node that cannot be split
+ * (one leaf entry, at most three children) may exceed nodeMaxBytes; the key and value limits
+ * keep it within a page (limits.ts).
+ */
+export function needsSplit(node: Node, c: TreeConfig): boolean {
+  const n = entryCount(node)
+  return (node.bytes > c.nodeMaxBytes || n > c.nodeMaxEntries) && n >= 2 * minPiece(node)
+}
+
+/**
+ * True when a non-root node should merge with or borrow from a sibling: it is below a
+ * quarter of the maximum in both bytes and entries (a node small in only one of them would
+ * be over the other limit after a merge), or it is empty / an index of one child.
+ */
+export function isUnderfull(node: Node, c: TreeConfig): boolean {
+  const n = entryCount(node)
+  if (n < minPiece(node)) return true
+  return node.bytes < c.nodeMaxBytes / 4 && n < c.nodeMaxEntries / 4
+}
+
+/** One piece of a split and the key that separates it from the piece before it. */
+export interface Piece {
+  node: Node
+  /** Lowest key of the piece (undefined for the first piece). */
+  lowKey: Uint8Array | undefined
+}
+
+/**
+ * Splits `node` into pieces none of which needsSplit(), cutting each oversized run where
+ * the encoded bytes are most even. Leaf pieces start at their first key; for index nodes the
+ * separator at the cut moves up to the parent.
+ */
+export function splitNode(node: Node, c: TreeConfig): Piece[] {
+  const out: Piece[] = []
+  const go = (n: Node, lowKey: Uint8Array | undefined): void => {
+    if (!needsSplit(n, c)) {
+      out.push({ node: n, lowKey })
+      return
+    }
+    const [left, right, sep] = bisect(n)
+    go(left, lowKey)
+    go(right, sep)
+  }
+  go(node, undefined)
+  return out
+}
+
+/** Cuts a node into two pieces of the most even encoded size. */
+function bisect(node: Node): [Node, Node, Uint8Array] {
+  if (node.kind === 'leaf') {
+    const n = node.keys.length
+    const sizes = node.keys.map((k, i) => entryBytes(k, node.values[i] as Uint8Array))
+    const cut = evenCut(sizes, 1, n - 1)
+    return [
+      makeLeaf(node.keys.slice(0, cut), node.values.slice(0, cut)),
+      makeLeaf(node.keys.slice(cut), node.values.slice(cut)),
+      node.keys[cut] as Uint8Array,
+    ]
+  }
+  const n = node.children.length
+  // Entry i of an index node is child i with the separator before it.
+  const sizes = node.children.map((ch, i) =>
+    i === 0 ? pidBytes(ch) : separatorBytes(node.keys[i - 1] as Uint8Array, ch),
+  )
+  const cut = evenCut(sizes, 2, n - 2)
+  return [
+    makeIndex(node.keys.slice(0, cut - 1), node.children.slice(0, cut)),
+    makeIndex(node.keys.slice(cut), node.children.slice(cut)),
+    node.keys[cut - 1] as Uint8Array,
+  ]
+}
+
+/** The cut in [lo, hi] that makes the sums of sizes[0..cut) and sizes[cut..) most even. */
+function evenCut(sizes: readonly number[], lo: number, hi: number): number {
+  assert(lo <= hi, 'a node being split has room for two pieces')
+  const total = sizes.reduce((a, b) => a + b, 0)
+  let best = lo
+  let bestDiff = Number.POSITIVE_INFINITY
+  let left = 0
+  for (let i = 0; i < hi; i++) {
+    left += sizes[i] as number
+    const cut = i + 1
+    if (cut < lo) continue
+    const diff = Math.abs(total - 2 * left)
+    if (diff < bestDiff) {
+      bestDiff = diff
+      best = cut
+    }
+  }
+  return best
+}
+
+/** The union of two siblings (`sep` separates them in their parent). */
+export function concatNodes(left: Node, sep: Uint8Array, right: Node): Node {
+  if (left.kind === 'leaf' && right.kind === 'leaf') {
+    return makeLeaf([...left.keys, ...right.keys], [...left.values, ...right.values])
+  }
+  assert(left.kind === 'index' && right.kind === 'index', 'siblings are at the same level')
+  return makeIndex([...left.keys, sep, ...right.keys], [...left.children, ...right.children])
+}
+
+/** Searches a leaf: the position of key and whether it is there. */
+export function searchLeaf(leaf: Leaf, key: Uint8Array): { at: number; found: boolean } {
+  const keys = leaf.keys
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const c = compareBytes(keys[mid] as Uint8Array, key)
+    if (c === 0) return { at: mid, found: true }
+    if (c < 0) lo = mid + 1
+    else hi = mid
+  }
+  return { at: lo, found: false }
+}

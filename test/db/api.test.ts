@@ -1,0 +1,194 @@
+// The public API's behaviour, one call at a time.
+
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ClosedError, InvalidArgumentError, open } from '../../src/index.js'
+import { collect, dec, enc, fixture, TINY } from './fixtures.js'
+
+test('insert/get/remove return previous values; strings are UTF-8; values come back as copies', async () => {
+  const { db } = await fixture()
+  assert.equal(await db.insert('k', 'v1'), undefined)
+  assert.equal(dec(await db.insert(enc('k'), enc('v2'))), 'v1')
+  assert.equal(await db.getString('k'), 'v2')
+  const got = (await db.get('k')) as Uint8Array
+  got[0] = 0
+  assert.equal(await db.getString('k'), 'v2', 'mutating a returned value changes nothing')
+  const input = enc('abc')
+  await db.insert('m', input)
+  input[0] = 0x7a
+  assert.equal(await db.getString('m'), 'abc', 'mutating an inserted buffer changes nothing')
+  assert.equal(await db.containsKey('k'), true)
+  assert.equal(dec(await db.remove('k')), 'v2')
+  assert.equal(await db.remove('k'), undefined)
+  assert.equal(await db.containsKey('k'), false)
+  await db.insertJSON('j', { a: [1, 2] })
+  assert.deepEqual(await db.getJSON('j'), { a: [1, 2] })
+  await db.insert(new Uint8Array(0), 'empty key')
+  assert.equal(await db.getString(''), 'empty key')
+})
+
+test('ordered reads: first/last/getLt/getGt/popMin/popMax/len/isEmpty/clear', async () => {
+  const { db } = await fixture()
+  assert.equal(await db.isEmpty(), true)
+  assert.equal(await db.first(), undefined)
+  for (const k of ['b', 'd', 'a', 'c', 'e']) await db.insert(k, k.toUpperCase())
+  const pair = (e: [Uint8Array, Uint8Array] | undefined) => e && [dec(e[0]), dec(e[1])]
+  assert.deepEqual(pair(await db.first()), ['a', 'A'])
+  assert.deepEqual(pair(await db.last()), ['e', 'E'])
+  assert.deepEqual(pair(await db.getLt('c')), ['b', 'B'])
+  assert.deepEqual(pair(await db.getGt('c')), ['d', 'D'])
+  assert.deepEqual(pair(await db.getGt('cc')), ['d', 'D'])
+  assert.equal(await db.getLt('a'), undefined)
+  assert.equal(await db.getGt('e'), undefined)
+  assert.equal(await db.len(), 5)
+  assert.deepEqual(pair(await db.popMin()), ['a', 'A'])
+  assert.deepEqual(pair(await db.popMax()), ['e', 'E'])
+  assert.equal(await db.len(), 3)
+  await db.clear()
+  assert.equal(await db.len(), 0)
+  assert.equal(await db.popMin(), undefined)
+})
+
+test('range bounds, reverse, limit, keys()/values() and scanPrefix', async () => {
+  const { db } = await fixture()
+  for (let i = 0; i < 60; i++) await db.insert(`k${String(i).padStart(2, '0')}`, `v${i}`)
+  await db.insert('j', 'x')
+  await db.insert('l', 'y')
+  const keys = async (it: AsyncIterable<Uint8Array>) => (await collect(it)).map((k) => dec(k))
+  assert.deepEqual(await keys(db.range({ gte: 'k10', lt: 'k13' }).keys()), ['k10', 'k11', 'k12'])
+  assert.deepEqual(await keys(db.range({ gt: 'k10', lte: 'k13' }).keys()), ['k11', 'k12', 'k13'])
+  assert.deepEqual(await keys(db.range({ gt: 'k10', lte: 'k13', reverse: true }).keys()), [
+    'k13',
+    'k12',
+    'k11',
+  ])
+  assert.deepEqual(await keys(db.range({ limit: 2 }).keys()), ['j', 'k00'])
+  assert.deepEqual(await keys(db.range({ reverse: true, limit: 2 }).keys()), ['l', 'k59'])
+  assert.deepEqual((await collect(db.range({ gte: 'k05', lt: 'k07' }).values())).map(dec), ['v5', 'v6'])
+  const all = await collect(db.scanPrefix('k'))
+  assert.equal(all.length, 60)
+  assert.deepEqual(await keys(db.scanPrefix('k5', { reverse: true }).keys()), [
+    'k59',
+    'k58',
+    'k57',
+    'k56',
+    'k55',
+    'k54',
+    'k53',
+    'k52',
+    'k51',
+    'k50',
+  ])
+  assert.deepEqual(await keys(db.range({ gte: 'z' }).keys()), [])
+  assert.throws(() => db.range({ gt: 'a', gte: 'b' }), InvalidArgumentError)
+  assert.throws(() => db.range({ limit: -1 }), InvalidArgumentError)
+  // Iterating twice gives two independent iterations.
+  const r = db.range({ lt: 'k02' })
+  assert.equal((await collect(r)).length, 3)
+  assert.equal((await collect(r)).length, 3)
+})
+
+test('named trees: openTree/treeNames/dropTree, handles of a dropped tree reject', async () => {
+  const f = await fixture()
+  const { db } = f
+  const users = await db.openTree('users')
+  assert.equal(users.name, 'users')
+  assert.equal(db.name, '')
+  await users.insert('u1', 'ada')
+  await db.insert('u1', 'default')
+  assert.equal(await users.getString('u1'), 'ada')
+  assert.equal(await db.getString('u1'), 'default')
+  const again = await db.openTree('users')
+  assert.equal(await again.getString('u1'), 'ada')
+  await db.openTree('posts')
+  assert.deepEqual(await db.treeNames(), ['posts', 'users'])
+  assert.equal(await db.dropTree('users'), true)
+  assert.equal(await db.dropTree('users'), false)
+  await assert.rejects(users.get('u1'), InvalidArgumentError)
+  assert.deepEqual(await db.treeNames(), ['posts'])
+  const fresh = await db.openTree('users')
+  assert.equal(await fresh.get('u1'), undefined, 'a re-created tree starts empty')
+  await f.verify()
+})
+
+test('trees and contents survive a restart; checksum is equal before and after', async () => {
+  const f = await fixture()
+  const t = await f.db.openTree('t')
+  for (let i = 0; i < 200; i++) {
+    await f.db.insert(`a${i}`, `${i}`)
+    await t.insert(`b${i}`, `${i * 2}`)
+  }
+  const sum = await f.db.checksum()
+  const db = await f.restart()
+  assert.equal(await db.checksum(), sum)
+  assert.equal(await (await db.openTree('t')).getString('b7'), '14')
+  assert.deepEqual(await db.treeNames(), ['t'])
+  await db.insert('a0', 'changed')
+  assert.notEqual(await db.checksum(), sum)
+})
+
+test("durability 'sync' and { durable: true } wait for makeStable; lastLsn and durable()", async () => {
+  const f = await fixture({ ...TINY, durability: 'sync' }, { autoStable: false })
+  await f.db.insert('a', '1')
+  assert.ok(f.store.stableLsn >= f.db.lastLsn, 'an awaited sync write is stable')
+  const g = await fixture(TINY, { autoStable: false })
+  await g.db.insert('a', '1')
+  assert.ok(g.store.stableLsn < g.db.lastLsn, "a 'flush' write is not stable yet")
+  await g.db.insert('b', '2', { durable: true })
+  assert.ok(g.store.stableLsn >= g.db.lastLsn)
+  await g.db.insert('c', '3')
+  await g.db.durable(g.db.lastLsn)
+  assert.ok(g.store.stableLsn >= g.db.lastLsn)
+  await g.db.insert('d', '4')
+  await g.db.flush()
+  assert.ok(g.store.stableLsn >= g.db.lastLsn)
+})
+
+test('every call after close() rejects with ClosedError', async () => {
+  const { db } = await fixture()
+  await db.insert('a', '1')
+  await db.close()
+  await assert.rejects(db.get('a'), ClosedError)
+  await assert.rejects(db.insert('a', '2'), ClosedError)
+  await assert.rejects(db.openTree('x'), ClosedError)
+  await assert.rejects(db.generateId(), ClosedError)
+  await db.close()
+})
+
+test('stats, sizeOnDisk and limits are reported', async () => {
+  const { db } = await fixture()
+  await db.insert('a', '1')
+  assert.ok((await db.sizeOnDisk()) > 0)
+  const s = (await db.stats()) as { trees: number; limits: { maxKeyBytes: number } }
+  assert.equal(s.trees, 0)
+  assert.equal(s.limits.maxKeyBytes, 4096)
+  assert.ok(db.limits.maxValueBytes > 100_000)
+})
+
+test('open() validates its arguments before touching the disk', async () => {
+  await assert.rejects(open(42 as unknown as string), InvalidArgumentError)
+  await assert.rejects(open('/tmp/x', { durability: 'always' as 'sync' }), InvalidArgumentError)
+})
+
+test('openTree, dropTree and checksum racing each other leave a consistent database', async () => {
+  const f = await fixture()
+  const { db } = f
+  for (let round = 0; round < 20; round++) {
+    const t = await db.openTree('t')
+    for (let i = 0; i < 20; i++) await t.insert(`k${i}`, 'v')
+    const results = await Promise.allSettled([
+      db.checksum(),
+      db.dropTree('t'),
+      db.openTree('t').then((h) => h.insert('late', 'x')),
+      db.checksum(),
+    ])
+    for (const r of results) {
+      if (r.status === 'rejected') assert.ok(r.reason instanceof InvalidArgumentError, String(r.reason))
+    }
+    const names = await db.treeNames()
+    const counts = await f.verify()
+    assert.equal(counts.size, names.length + 1)
+    if (names.includes('t')) assert.ok((await (await db.openTree('t')).len()) <= 1)
+    await db.dropTree('t')
+  }
+})

@@ -1,0 +1,136 @@
+// Over-limit and wrongly typed input is rejected with a typed error before any state
+// changes: the checksum, lastLsn and the store's write counts are all unchanged.
+
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import {
+  InvalidArgumentError,
+  LimitError,
+  MAX_KEY_BYTES,
+  MAX_TREE_NAME_BYTES,
+  MAX_TREES,
+} from '../../src/index.js'
+import { Prng } from '../../src/util/prng.js'
+import { fixture } from './fixtures.js'
+
+test('wrong types and over-limit input throw typed errors and change nothing', async () => {
+  const f = await fixture()
+  const { db } = f
+  const t = await db.openTree('t')
+  await db.insert('a', '1')
+  await t.insert('b', '2')
+  const sum = await db.checksum()
+  const lsn = db.lastLsn
+  const writes = JSON.stringify(f.store.counts)
+  const bigKey = new Uint8Array(MAX_KEY_BYTES + 1)
+  const bigValue = new Uint8Array(db.limits.maxValueBytes + 1)
+  const cases: [string, () => Promise<unknown>, new (...a: never[]) => Error][] = [
+    ['number key', () => db.insert(1 as unknown as string, 'v'), InvalidArgumentError],
+    ['null value', () => db.insert('k', null as unknown as string), InvalidArgumentError],
+    ['object key in get', () => db.get({} as unknown as string), InvalidArgumentError],
+    ['array value', () => db.insert('k', [1, 2] as unknown as string), InvalidArgumentError],
+    ['key too long', () => db.insert(bigKey, 'v'), LimitError],
+    ['string key too long', () => db.insert('x'.repeat(MAX_KEY_BYTES + 1), 'v'), LimitError],
+    ['value too long', () => db.insert('k', bigValue), LimitError],
+    ['cas next too long', () => db.compareAndSwap('a', '1', bigValue), LimitError],
+    [
+      'durable not boolean',
+      () => db.insert('k', 'v', { durable: 1 as unknown as boolean }),
+      InvalidArgumentError,
+    ],
+    [
+      'update not a function',
+      () => db.updateAndFetch('a', 3 as unknown as () => undefined),
+      InvalidArgumentError,
+    ],
+    [
+      'update returns a number',
+      () => db.updateAndFetch('a', () => 3 as unknown as string),
+      InvalidArgumentError,
+    ],
+    ['update returns too much', () => db.fetchAndUpdate('a', () => bigValue), LimitError],
+    ['tree name not a string', () => db.openTree(7 as unknown as string), InvalidArgumentError],
+    ['empty tree name', () => db.openTree(''), InvalidArgumentError],
+    ['tree name too long', () => db.openTree('n'.repeat(MAX_TREE_NAME_BYTES + 1)), LimitError],
+    [
+      'batch with a bad key',
+      () => db.applyBatch((b) => b.insert('ok', 'v').insert(5 as unknown as string, 'v')),
+      InvalidArgumentError,
+    ],
+    [
+      'batch with a big value',
+      () => db.applyBatch((b) => b.insert('ok', 'v', t).insert('k', bigValue)),
+      LimitError,
+    ],
+    [
+      'batch tree not a Tree',
+      () => db.applyBatch((b) => b.insert('ok', 'v', {} as never)),
+      InvalidArgumentError,
+    ],
+    ['durable(lsn) not a number', () => db.durable('5' as unknown as number), InvalidArgumentError],
+  ]
+  for (const [name, call, type] of cases) {
+    await assert.rejects(call(), type, name)
+    assert.equal(await db.checksum(), sum, `${name}: contents unchanged`)
+    assert.equal(db.lastLsn, lsn, `${name}: nothing written`)
+    assert.equal(JSON.stringify(f.store.counts), writes, `${name}: no store write`)
+  }
+  assert.throws(() => db.range({ gte: 3 as unknown as string }), InvalidArgumentError)
+  assert.throws(() => db.scanPrefix(bigKey), LimitError)
+  assert.deepEqual(await db.treeNames(), ['t'])
+  await f.verify()
+})
+
+test('the largest key and the largest value are accepted, stored and read back', async () => {
+  const f = await fixture({ nodeMaxBytes: 256, nodeMaxEntries: 8 })
+  const { db } = f
+  const max = db.limits.maxValueBytes
+  const key = new Uint8Array(MAX_KEY_BYTES).fill(7)
+  const value = new Uint8Array(max).fill(9)
+  await db.insert('small', 'x')
+  await db.insert(key, value)
+  await db.insert('zz', new Uint8Array(max).fill(1))
+  await db.insert('zzz', 'y')
+  await f.verify()
+  const db2 = await f.restart()
+  assert.deepEqual(await db2.get(key), value)
+  assert.equal((await db2.get('zz'))?.length, max)
+  await f.verify()
+})
+
+test(`more than ${MAX_TREES} named trees is a LimitError`, async () => {
+  const { db } = await fixture()
+  for (let i = 0; i < MAX_TREES; i++) await db.openTree(`t${i}`)
+  await assert.rejects(db.openTree('one-too-many'), LimitError)
+  assert.equal((await db.treeNames()).length, MAX_TREES)
+  await db.openTree('t0')
+})
+
+test('small pages (a 4 KiB segment) lower the key and value limits, and the tree still works at them', async () => {
+  const f = await fixture({ nodeMaxEntries: 8 }, { maxPageBytes: 4096 / 4 - 32 })
+  const { db } = f
+  const { maxKeyBytes, maxValueBytes } = db.limits
+  assert.ok(maxKeyBytes < MAX_KEY_BYTES && maxKeyBytes >= 64, `key limit ${maxKeyBytes}`)
+  assert.ok(maxValueBytes > 0)
+  const prng = new Prng(7)
+  const model = new Map<string, number>()
+  for (let i = 0; i < 400; i++) {
+    const k = new Uint8Array(prng.int(4) === 0 ? maxKeyBytes : 1 + prng.int(12)).fill(prng.int(8))
+    k[0] = prng.int(256)
+    const vlen = prng.int(3) === 0 ? maxValueBytes : prng.int(40)
+    if (prng.int(4) === 0) {
+      await db.remove(k)
+      model.delete(Buffer.from(k).toString('hex'))
+    } else {
+      await db.insert(k, new Uint8Array(vlen))
+      model.set(Buffer.from(k).toString('hex'), vlen)
+    }
+  }
+  assert.equal((await f.verify()).get(''), model.size)
+  await assert.rejects(db.insert(new Uint8Array(maxKeyBytes + 1), 'v'), LimitError)
+  await assert.rejects(db.insert('k', new Uint8Array(maxValueBytes + 1)), LimitError)
+})
+
+test('pages too small for the tree are refused at open', async () => {
+  await assert.rejects(fixture(undefined, { maxPageBytes: 300 }), InvalidArgumentError)
+})

@@ -1,0 +1,123 @@
+// The tree's page and delta bytes: round trips, exact sizes, deltas applied at page-in
+// equal the writer's in-memory node, and malformed bytes are a CorruptionError, never a
+// crash, a hang or a huge allocation.
+
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import { CorruptionError } from '../../src/errors.js'
+import {
+  applyLeafOps,
+  decodeLeafDelta,
+  decodePage,
+  encodeLeafDelta,
+  encodePage,
+  type LeafOp,
+  treeCodec,
+} from '../../src/tree/codec.js'
+import { compareBytes } from '../../src/tree/keys.js'
+import {
+  EMPTY_LEAF,
+  type Leaf,
+  leafRemoveAt,
+  leafSet,
+  makeIndex,
+  makeLeaf,
+  searchLeaf,
+} from '../../src/tree/node.js'
+
+const bytes = fc.uint8Array({ maxLength: 40 })
+const sortedLeaf = fc
+  .uniqueArray(bytes, { selector: (b) => Buffer.from(b).toString('hex'), maxLength: 30 })
+  .chain((keys) => {
+    keys.sort(compareBytes)
+    return fc
+      .array(bytes, { minLength: keys.length, maxLength: keys.length })
+      .map((values) => makeLeaf(keys, values))
+  })
+const leafOp: fc.Arbitrary<LeafOp> = fc.record({ key: bytes, value: fc.option(bytes, { nil: undefined }) })
+
+test('leaf and index pages round-trip and encode to exactly node.bytes', () => {
+  fc.assert(
+    fc.property(sortedLeaf, fc.array(fc.maxSafeNat(), { minLength: 1, maxLength: 20 }), (leaf, pids) => {
+      const enc = encodePage(leaf)
+      assert.equal(enc.length, leaf.bytes)
+      assert.deepEqual(decodePage(enc), leaf)
+      const keys = leaf.keys.slice(0, pids.length - 1)
+      if (keys.length === pids.length - 1) {
+        const index = makeIndex(keys, pids)
+        const ie = encodePage(index)
+        assert.equal(ie.length, index.bytes)
+        assert.deepEqual(decodePage(ie), index)
+      }
+    }),
+  )
+})
+
+test('META and counter pages round-trip', () => {
+  fc.assert(
+    fc.property(fc.dictionary(fc.string({ minLength: 1 }), fc.maxSafeNat()), fc.maxSafeNat(), (trees, n) => {
+      const meta = { kind: 'meta' as const, defaultRoot: n, trees: new Map(Object.entries(trees)) }
+      assert.deepEqual(decodePage(encodePage(meta)), meta)
+      const counter = { kind: 'counter' as const, idLimit: n }
+      assert.deepEqual(decodePage(encodePage(counter)), counter)
+    }),
+  )
+})
+
+test("deltas materialised at page-in equal the writer's node (node.ts and codec.ts agree)", () => {
+  fc.assert(
+    fc.property(
+      sortedLeaf,
+      fc.array(fc.array(leafOp, { maxLength: 5 }), { maxLength: 6 }),
+      (base, deltas) => {
+        let writer: Leaf = base
+        for (const d of deltas) {
+          for (const op of d) {
+            const { at, found } = searchLeaf(writer, op.key)
+            if (op.value !== undefined) writer = leafSet(writer, at, found, op.key, op.value)
+            else if (found) writer = leafRemoveAt(writer, at)
+          }
+        }
+        const encoded = deltas.map(encodeLeafDelta)
+        for (const [i, e] of encoded.entries())
+          assert.deepEqual(
+            decodeLeafDelta(e),
+            deltas[i]?.map((o) => ({ ...o })),
+          )
+        const paged = treeCodec.materialize(encodePage(base), encoded)
+        assert.deepEqual(paged, writer)
+        assert.equal(writer.bytes, encodePage(writer).length, 'incremental sizes stay exact')
+        assert.deepEqual(applyLeafOps(EMPTY_LEAF, []), EMPTY_LEAF)
+      },
+    ),
+  )
+})
+
+test('malformed bytes give CorruptionError, never another error', () => {
+  const check = (f: () => unknown): void => {
+    try {
+      f()
+    } catch (e) {
+      assert.ok(e instanceof CorruptionError, `unexpected ${String(e)}`)
+    }
+  }
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.array(fc.uint8Array({ maxLength: 16 }), { maxLength: 3 }),
+      (b, ds) => {
+        check(() => decodePage(b))
+        check(() => decodeLeafDelta(b))
+        check(() => treeCodec.materialize(b, ds))
+      },
+    ),
+    { numRuns: 2000 },
+  )
+  // A huge claimed count or length is refused before any allocation.
+  assert.throws(() => decodePage(new Uint8Array([1, 0xff, 0xff, 0xff, 0xff, 0x0f])), CorruptionError)
+  assert.throws(() => decodePage(new Uint8Array([1, 1, 0xff, 0xff, 0xff, 0x7f])), CorruptionError)
+  // Truncations of a valid page all fail cleanly.
+  const page = encodePage(makeLeaf([new Uint8Array([1, 2])], [new Uint8Array([3])]))
+  for (let n = 0; n < page.length; n++) assert.throws(() => decodePage(page.subarray(0, n)), CorruptionError)
+})
