@@ -6,7 +6,7 @@
 
 import { InvalidArgumentError, LimitError, StorageError } from './errors.js'
 import type { Storage } from './io/index.js'
-import type { PageStore } from './pagecache/page-store.js'
+import { PageCache, type PageCacheOptions, type PageStore } from './pagecache/index.js'
 import {
   type Bound,
   clearTree,
@@ -23,6 +23,7 @@ import {
   type TreeConfig,
   type TreePage,
   type TreeRef,
+  treeCodec,
   valueBytesMax,
   writeKey,
 } from './tree/index.js'
@@ -711,15 +712,13 @@ export async function open(path: string, options?: OpenOptions): Promise<Db> {
   return openOn(await openPageStore(path, o), o)
 }
 
-// wired to PageCache at merge: the body becomes
-//   return PageCache.open<TreePage>(path, treeCodec, {
-//     storage: o.storage, segmentBytes: o.segmentBytes, flushEveryMs: o.flushEveryMs,
-//     writeHighWaterBytes: o.writeHighWaterBytes, cacheCapacity: o.cacheCapacity,
-//   })
-// with `import { PageCache } from './pagecache/index.js'` and treeCodec from './tree/index.js'.
-async function openPageStore(path: string, _o: OpenOptions): Promise<DbStore> {
-  throw new StorageError(
-    'BOBSLED_IO',
-    `cannot open ${path}: this build has no page cache wired to open() yet`,
-  )
+/** The embedded default: the tree's pages on the page cache, in the folder at `path`. */
+async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
+  const options: PageCacheOptions = {}
+  if (o.storage !== undefined) options.storage = o.storage
+  if (o.segmentBytes !== undefined) options.segmentBytes = o.segmentBytes
+  if (o.flushEveryMs !== undefined) options.flushEveryMs = o.flushEveryMs
+  if (o.writeHighWaterBytes !== undefined) options.writeHighWaterBytes = o.writeHighWaterBytes
+  if (o.cacheCapacity !== undefined) options.cacheCapacity = o.cacheCapacity
+  return PageCache.open<TreePage>(path, treeCodec, options)
 }

@@ -190,7 +190,12 @@ export class SegmentWriter {
    * the last. The manifest stays reserved (an open writer) while the records are reserved,
    * so no part of the batch can be written before the manifest knows where the batch ends.
    */
-  appendBatch(records: readonly Uint8Array[], lens: readonly number[], id: number, lsnsOut?: number[]): number {
+  appendBatch(
+    records: readonly Uint8Array[],
+    lens: readonly number[],
+    id: number,
+    lsnsOut?: number[],
+  ): number {
     const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
     const mAt = this.resAt
     const mLsn = m.seg.baseLsn + mAt

@@ -64,7 +64,8 @@ function getU64(buf: Uint8Array, at: number): number {
   return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 2 ** 32
 }
 
-const inverted = (d: Uint8Array, start: number, end: number): number => (crc32(d, start, end) ^ 0xffffffff) >>> 0
+const inverted = (d: Uint8Array, start: number, end: number): number =>
+  (crc32(d, start, end) ^ 0xffffffff) >>> 0
 
 /**
  * Encodes pages given as a visitor, so the page table is walked once without building a

@@ -171,8 +171,13 @@ export class PageCache<T> implements PageStore<T> {
     })
   }
 
-  static async open<T>(path: string, codec: PageCodec<T>, options: PageCacheOptions = {}): Promise<PageCache<T>> {
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+  static async open<T>(
+    path: string,
+    codec: PageCodec<T>,
+    options: PageCacheOptions = {},
+  ): Promise<PageCache<T>> {
+    if (options === null || typeof options !== 'object')
+      throw new InvalidArgumentError('options must be an object')
     checkCodec(codec)
     const {
       cacheCapacity = DEFAULT_CACHE_CAPACITY,
@@ -353,7 +358,8 @@ export class PageCache<T> implements PageStore<T> {
     const records: Uint8Array[] = []
     const plan: Array<{ kind: PageRecordKind; pid: number; page?: T; payload: number }> = []
     for (const w of writes) {
-      if (w === null || typeof w !== 'object') throw new InvalidArgumentError('a batch write must be an object')
+      if (w === null || typeof w !== 'object')
+        throw new InvalidArgumentError('a batch write must be an object')
       checkPid(w.pid)
       const has = exists.get(w.pid) ?? this.table[w.pid] !== undefined
       if (w.kind !== 'replace' && !has) {
@@ -367,9 +373,11 @@ export class PageCache<T> implements PageStore<T> {
         if (w.kind === 'link') {
           checkBytes(w.delta, this.maxPageBytes, 'delta')
           const e = this.table[w.pid]
-          const n = deltasSoFar.get(w.pid) ?? (e === undefined || exists.has(w.pid) ? 0 : e.frags.length / 2 - 1)
+          const n =
+            deltasSoFar.get(w.pid) ?? (e === undefined || exists.has(w.pid) ? 0 : e.frags.length / 2 - 1)
           const consolidate =
-            n + 1 > this.opts.consolidateAfter || (e !== undefined && this.shouldConsolidate(e, w.delta.length))
+            n + 1 > this.opts.consolidateAfter ||
+            (e !== undefined && this.shouldConsolidate(e, w.delta.length))
           if (consolidate) {
             kind = PageRecordKind.Replace
             body = this.codec.encode(w.page)
@@ -469,7 +477,14 @@ export class PageCache<T> implements PageStore<T> {
     this.install(pid, e, page)
   }
 
-  private applyLink(pid: number, e: PageEntry<T>, page: T, lsn: number, recordBytes: number, payload: number): void {
+  private applyLink(
+    pid: number,
+    e: PageEntry<T>,
+    page: T,
+    lsn: number,
+    recordBytes: number,
+    payload: number,
+  ): void {
     e.frags.push(lsn, recordBytes)
     e.deltaBytes += payload
     e.version++
@@ -487,7 +502,8 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   private dropFragments(e: PageEntry<T>): void {
-    for (let i = 0; i < e.frags.length; i += 2) this.sa.removed(e.frags[i] as number, e.frags[i + 1] as number)
+    for (let i = 0; i < e.frags.length; i += 2)
+      this.sa.removed(e.frags[i] as number, e.frags[i + 1] as number)
     this.liveBlobBytes -= e.blobBytes
     e.frags = []
   }
@@ -810,7 +826,9 @@ export class PageCache<T> implements PageStore<T> {
     for await (const rec of this.log.iterFrom(from)) {
       this.recoveryInfo.replayedRecords++
       const r = decodePageRecord(rec.data, rec.lsn)
-      const size = rec.isBlob ? pointerRecordBytes(rec.lsn, this.S) : this.recordBytes(rec.lsn, rec.data.length)
+      const size = rec.isBlob
+        ? pointerRecordBytes(rec.lsn, this.S)
+        : this.recordBytes(rec.lsn, rec.data.length)
       if (r.pid >= this.nextPid) this.nextPid = r.pid + 1
       const e = this.table[r.pid]
       if (r.kind === PageRecordKind.Replace) {
@@ -865,7 +883,8 @@ export class PageCache<T> implements PageStore<T> {
         continue
       }
       this.liveBlobBytes += e.blobBytes
-      for (let i = 0; i < e.frags.length; i += 2) this.sa.added(e.frags[i] as number, e.frags[i + 1] as number, true)
+      for (let i = 0; i < e.frags.length; i += 2)
+        this.sa.added(e.frags[i] as number, e.frags[i + 1] as number, true)
     }
     this.trackLogSegments()
   }

@@ -1,2 +1,2 @@
 // The segment accounting layer's public face.
-export { type SegmentInfo, type SegmentState, SegmentAccountant, type SpacePolicy } from './accountant.js'
+export { SegmentAccountant, type SegmentInfo, type SegmentState, type SpacePolicy } from './accountant.js'

@@ -130,7 +130,8 @@ test('overwriting every page 10× keeps the files within 1.5 × live + 2 segment
   assert.ok(st.segmentsCleaned > 0)
   await pc.close()
   pc = await open(dir)
-  for (const [i, p] of pids.entries()) assert.deepEqual((await pc.get(p))?.items, [`r9-p${i}-${'v'.repeat(60)}`])
+  for (const [i, p] of pids.entries())
+    assert.deepEqual((await pc.get(p))?.items, [`r9-p${i}-${'v'.repeat(60)}`])
   await pc.close()
 })
 
