@@ -37,7 +37,7 @@ import { decodePageRecord, encodePageRecord, PageRecordKind, pageRecordOverhead 
 export interface PageCacheOptions extends LogOptions {
   /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
   cacheCapacity?: number
-  /** Deltas a page may gather before a write consolidates it into a new base. Default 8. */
+  /** Deltas a page may gather before a write consolidates it into a new base. Default 24. */
   consolidateAfter?: number
   /** Log bytes between periodic checkpoints; 0 = only at clean close. Default 64 MiB. */
   checkpointEveryBytes?: number
@@ -93,7 +93,7 @@ interface PageEntry<T> {
 }
 
 const DEFAULT_CACHE_CAPACITY = 256 * 1024 * 1024
-const DEFAULT_CONSOLIDATE_AFTER = 8
+const DEFAULT_CONSOLIDATE_AFTER = 24
 const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
 /** Memory of a resident entry beyond what the codec reports (object, map slot, arrays). */
 const ENTRY_MEMORY_BYTES = 160
