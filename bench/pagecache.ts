@@ -1,0 +1,614 @@
+// The page cache benchmark (`npm run bench:pagecache`), issue 3's figures. Every figure
+// compares two measurements of the same run:
+//
+//   space-amp   files on disk (every file in the folder) after an overwrite workload and
+//               cleanNow(), against the live data (stats().liveBytes: the log bytes of live
+//               fragments, record headers included). Goal: disk ≤ 1.5 × live + 2 segments.
+//   peak-rss    the peak RSS of a process that writes more pages than its cacheCapacity and
+//               reads them back randomly, against cacheCapacity + 64 MiB + the measured
+//               per-page overhead × pages. Goal: ratio ≤ 1.
+//   open        PageCache.open of a 1M-page database after a clean close (checkpoint)
+//               against open of the same folder with its checkpoint removed (full log
+//               scan). Goal: ≤ 10 %.
+// Lines without a goal: overwrite throughput, cleaning counters and write amplification
+// (bytes the log wrote / bytes of user pages), and the per-page overhead (heap growth per
+// non-resident page, 1M pages).
+//
+// Each measurement runs in a child process of its own (`--part=...`), so its peak RSS and
+// heap are its own. Opens are repeated `rounds` times, the two kinds alternating, best of
+// each kept. MB = 10^6 bytes, MiB = 2^20.
+//
+// Flags: --quick (small sizes, a few seconds; the test suite runs it), --json (also print
+// a JSON summary), --rounds=N. The exit code is 0 when goals are missed: this is a report.
+
+import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PageCache } from '../src/pagecache/index.js'
+import { bytesCodec } from './bytes-codec.js'
+
+const MiB = 1024 * 1024
+
+interface Sizes {
+  /** space-amp: pages, their size range, overwrite rounds, segment size. */
+  spacePages: number
+  spaceMinBytes: number
+  spaceMaxBytes: number
+  spaceRounds: number
+  spaceSegmentBytes: number
+  /** peak-rss: cache capacity, page size, pages written, random reads. */
+  rssCacheBytes: number
+  rssPageBytes: number
+  rssPages: number
+  rssReads: number
+  /** open (and the per-page overhead): pages of the database and their size. */
+  openPages: number
+  openPageBytes: number
+  rounds: number
+}
+
+const FULL: Sizes = {
+  spacePages: 100_000,
+  spaceMinBytes: 100,
+  spaceMaxBytes: 200,
+  spaceRounds: 10,
+  spaceSegmentBytes: 256 * 1024,
+  rssCacheBytes: 32 * MiB,
+  rssPageBytes: 4096,
+  rssPages: 56_000,
+  rssReads: 50_000,
+  openPages: 1_000_000,
+  openPageBytes: 100,
+  rounds: 3,
+}
+const QUICK: Sizes = {
+  spacePages: 2_000,
+  spaceMinBytes: 100,
+  spaceMaxBytes: 200,
+  spaceRounds: 10,
+  spaceSegmentBytes: 16 * 1024,
+  rssCacheBytes: 2 * MiB,
+  rssPageBytes: 4096,
+  rssPages: 2_000,
+  rssReads: 1_000,
+  openPages: 20_000,
+  openPageBytes: 100,
+  rounds: 1,
+}
+
+/** The RSS allowance on top of the cache: the Node runtime, the log's buffers, slack. */
+const RSS_ALLOWANCE_BYTES = 64 * MiB
+const SPACE_RATIO_GOAL = 1.5
+const SPACE_SLACK_SEGMENTS = 2
+const OPEN_RATIO_GOAL = 0.1
+/** Writes between whenWritable() checks when loading (the overwrite workload awaits every write). */
+const LOAD_BACKPRESSURE_EVERY = 100
+
+const SELF = fileURLToPath(import.meta.url)
+const argv = process.argv.slice(2)
+const flag = (name: string): string | undefined =>
+  argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+const quick = argv.includes('--quick')
+const wantJson = argv.includes('--json')
+const sizes: Sizes = { ...(quick ? QUICK : FULL) }
+const roundsArg = flag('rounds')
+if (roundsArg !== undefined) sizes.rounds = Math.max(1, Number.parseInt(roundsArg, 10) || 1)
+
+// ---- small helpers ----
+
+/** sfc32: a seeded generator, so every run writes the same pages in the same order. */
+function rng(seed: number): () => number {
+  let a = 0x9e3779b9
+  let b = 0x243f6a88
+  let c = 0xb7e15162
+  let d = seed >>> 0
+  return () => {
+    const t = (((a + b) | 0) + d) | 0
+    d = (d + 1) | 0
+    a = b ^ (b >>> 9)
+    b = (c + (c << 3)) | 0
+    c = (c << 21) | (c >>> 11)
+    c = (c + t) | 0
+    return (t >>> 0) / 2 ** 32
+  }
+}
+
+/** A page value of `n` bytes: its own Uint8Array, filled from the generator. */
+function value(n: number, next: () => number): Uint8Array {
+  const v = new Uint8Array(n)
+  for (let i = 0; i < n; i += 4) {
+    const x = (next() * 2 ** 32) >>> 0
+    v[i] = x
+    if (i + 1 < n) v[i + 1] = x >>> 8
+    if (i + 2 < n) v[i + 2] = x >>> 16
+    if (i + 3 < n) v[i + 3] = x >>> 24
+  }
+  return v
+}
+
+function shuffle(a: number[], next: () => number): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1))
+    const t = a[i] as number
+    a[i] = a[j] as number
+    a[j] = t
+  }
+}
+
+function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc
+  if (g === undefined) throw new Error('run with node --expose-gc (npm run bench:pagecache does)')
+  g()
+  g()
+}
+
+/** Bytes of every file under `dir`, recursively (what `du --apparent-size` counts). */
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const ent of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name)
+    if (ent.isDirectory()) total += await folderBytes(p)
+    else if (ent.isFile()) total += (await fsp.stat(p)).size
+  }
+  return total
+}
+
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024
+}
+
+const num = (v: number): string => Math.round(v).toLocaleString('en-US')
+const mib = (b: number): string => (b / MiB).toFixed(1)
+
+// ---- the parts, each run in its own child process ----
+
+type PartResult = Record<string, number | string | undefined>
+
+/** space-amp: N pages, every one overwritten `spaceRounds` times in a shuffled order. */
+async function partSpace(dir: string): Promise<PartResult> {
+  const next = rng(0xb0b5)
+  const pc = await PageCache.open(dir, bytesCodec, { segmentBytes: sizes.spaceSegmentBytes })
+  const span = sizes.spaceMaxBytes - sizes.spaceMinBytes + 1
+  const size = (): number => sizes.spaceMinBytes + Math.floor(next() * span)
+  let userBytes = 0
+  const pids: number[] = []
+  for (let i = 0; i < sizes.spacePages; i++) {
+    const pid = pc.allocate()
+    const v = value(size(), next)
+    pc.replace(pid, v)
+    userBytes += v.length
+    pids.push(pid)
+    if (i % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+  }
+  await pc.flush()
+  const loadStats = pc.stats()
+  const t0 = performance.now()
+  for (let r = 0; r < sizes.spaceRounds; r++) {
+    shuffle(pids, next)
+    for (const pid of pids) {
+      await pc.whenWritable()
+      const v = value(size(), next)
+      pc.replace(pid, v)
+      userBytes += v.length
+    }
+  }
+  await pc.flush()
+  const overwriteMs = performance.now() - t0
+  const t1 = performance.now()
+  await pc.cleanNow()
+  await pc.flush()
+  const settleMs = performance.now() - t1
+  const st = pc.stats()
+  const disk = await folderBytes(dir)
+  const sizeOnDisk = await pc.sizeOnDisk()
+  const m = pc.log.metrics()
+  await pc.close()
+  return {
+    disk,
+    sizeOnDisk,
+    live: st.liveBytes,
+    livePages: st.pages,
+    segments: st.segments,
+    fileSlots: st.fileSlots,
+    segmentBytes: st.segmentBytes,
+    loadSegments: loadStats.segments,
+    overwrites: sizes.spacePages * sizes.spaceRounds,
+    overwriteMs,
+    settleMs,
+    userBytes,
+    logBytesWritten: m.bytesWritten,
+    logBytesReserved: m.bytesReserved,
+    pagesRelocated: st.pagesRelocated,
+    bytesRelocated: st.bytesRelocated,
+    segmentsCleaned: st.segmentsCleaned,
+    cleaningPasses: st.cleaningPasses,
+    stalls: m.stalls,
+    stallMs: m.stallMsTotal,
+    backgroundError: st.backgroundError,
+  }
+}
+
+/** peak-rss: more pages than the cache holds, then random reads of them. */
+async function partRss(dir: string): Promise<PartResult> {
+  const next = rng(0x55)
+  const rssAtStart = process.memoryUsage().rss
+  const pc = await PageCache.open(dir, bytesCodec, { cacheCapacity: sizes.rssCacheBytes })
+  const pids: number[] = []
+  for (let i = 0; i < sizes.rssPages; i++) {
+    const pid = pc.allocate()
+    pc.replace(pid, value(sizes.rssPageBytes, next))
+    pids.push(pid)
+    if (i % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+  }
+  await pc.flush()
+  const rssAfterWrite = process.memoryUsage().rss
+  const t0 = performance.now()
+  let misses = 0
+  for (let i = 0; i < sizes.rssReads; i++) {
+    const pid = pids[Math.floor(next() * pids.length)] as number
+    if (pc.peek(pid) === undefined) misses++
+    const page = await pc.get(pid)
+    if (page?.length !== sizes.rssPageBytes) throw new Error(`page ${pid} read back wrong`)
+  }
+  const readMs = performance.now() - t0
+  const st = pc.stats()
+  const mu = process.memoryUsage()
+  await pc.close()
+  return {
+    peakRss: peakRssBytes(),
+    rssAtStart,
+    rssAfterWrite,
+    rssAfterRead: mu.rss,
+    heapUsed: mu.heapUsed,
+    external: mu.external,
+    pages: st.pages,
+    dataBytes: sizes.rssPages * sizes.rssPageBytes,
+    cacheCapacity: st.cacheCapacity,
+    cacheBytes: st.cacheBytes,
+    residentPages: st.residentPages,
+    reads: sizes.rssReads,
+    misses,
+    readMs,
+  }
+}
+
+/**
+ * Builds the open figure's database and measures the per-page overhead on the way: heap
+ * growth (after full GCs) from the open, empty cache to `openPages` written pages, none
+ * resident (cacheCapacity 0). Closes cleanly, which writes the checkpoint.
+ */
+async function partBuild(dir: string): Promise<PartResult> {
+  const next = rng(0x0be7)
+  const pc = await PageCache.open(dir, bytesCodec, { cacheCapacity: 0, checkpointEveryBytes: 0 })
+  const v = value(sizes.openPageBytes, next)
+  gc()
+  const heap0 = process.memoryUsage().heapUsed
+  const t0 = performance.now()
+  for (let i = 0; i < sizes.openPages; i++) {
+    // Distinct bytes per page, without keeping them: only the page table entry stays.
+    v[0] = i
+    v[1] = i >>> 8
+    v[2] = i >>> 16
+    pc.replace(pc.allocate(), v)
+    if (i % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+  }
+  await pc.flush()
+  const buildMs = performance.now() - t0
+  gc()
+  const heap1 = process.memoryUsage().heapUsed
+  const st = pc.stats()
+  if (st.residentPages > 1) throw new Error(`${st.residentPages} pages resident with cacheCapacity 0`)
+  await pc.close()
+  return {
+    pages: st.pages,
+    buildMs,
+    heapGrowth: heap1 - heap0,
+    perPageBytes: (heap1 - heap0) / st.pages,
+    logBytes: await folderBytes(dir),
+    segments: st.segments,
+  }
+}
+
+/** One timed open of an existing database (then a read, then a clean close). */
+async function partOpen(dir: string): Promise<PartResult> {
+  const t0 = performance.now()
+  const pc = await PageCache.open(dir, bytesCodec)
+  const openMs = performance.now() - t0
+  const st = pc.stats()
+  const first = await pc.get(0)
+  if (first?.length !== sizes.openPageBytes) throw new Error('page 0 read back wrong after open')
+  await pc.close()
+  return {
+    openMs,
+    recoveryMs: st.recovery.ms,
+    logOpenMs: pc.log.metrics().recoveryMs,
+    checkpoint: st.recovery.checkpoint,
+    replayedRecords: st.recovery.replayedRecords,
+    pages: st.pages,
+  }
+}
+
+const PARTS: Record<string, (dir: string) => Promise<PartResult>> = {
+  space: partSpace,
+  rss: partRss,
+  build: partBuild,
+  open: partOpen,
+}
+
+/** Runs a part in a fresh `node --expose-gc` child; its last stdout line is its JSON result. */
+function runPart(part: string, dir: string): Promise<PartResult> {
+  const args = ['--expose-gc', SELF, `--part=${part}`, `--dir=${dir}`]
+  if (quick) args.push('--quick')
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s
+    })
+    child.on('error', reject)
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`part ${part} exited with ${code}\n${out}`))
+      const last = out.trim().split('\n').pop() ?? ''
+      try {
+        resolve(JSON.parse(last) as PartResult)
+      } catch {
+        reject(new Error(`part ${part} printed no result:\n${out}`))
+      }
+    })
+  })
+}
+
+// ---- the report ----
+
+export interface Figure {
+  name: string
+  unit: string
+  measured: number
+  measuredName: string
+  baseline: number
+  baselineName: string
+  ratio: number
+  /** The ratio must be at most this. */
+  goal: number
+  pass: boolean
+  detail: Record<string, unknown>
+}
+
+function fmt(v: number): string {
+  if (v >= 100) return v.toFixed(0)
+  if (v >= 10) return v.toFixed(1)
+  return v.toFixed(2)
+}
+
+function figure(
+  name: string,
+  unit: string,
+  measuredName: string,
+  measured: number,
+  baselineName: string,
+  baseline: number,
+  goal: number,
+  detail: Record<string, unknown>,
+): Figure {
+  const ratio = measured / baseline
+  const f: Figure = {
+    name,
+    unit,
+    measured,
+    measuredName,
+    baseline,
+    baselineName,
+    ratio,
+    goal,
+    pass: ratio <= goal,
+    detail,
+  }
+  console.log(
+    [
+      name.padEnd(10),
+      `${measuredName} ${fmt(measured)} ${unit}`.padEnd(24),
+      `${baselineName} ${fmt(baseline)} ${unit}`.padEnd(24),
+      `ratio ${ratio.toFixed(3)}`.padEnd(13),
+      `goal <= ${goal.toFixed(3)}`.padEnd(14),
+      f.pass ? 'PASS' : 'MISS',
+    ].join(' '),
+  )
+  return f
+}
+
+function info(name: string, text: string): void {
+  console.log(`${name.padEnd(10)} ${text}`)
+}
+
+async function main(): Promise<number> {
+  const tmp = os.tmpdir()
+  const need = quick ? 128 * MiB : 2048 * MiB
+  const st = await fsp.statfs(tmp)
+  if (st.bavail * st.bsize < need) {
+    console.error(`bench:pagecache needs ${mib(need)} MiB free in ${tmp}`)
+    return 1
+  }
+  root = await fsp.mkdtemp(path.join(tmp, 'bobsled-pcbench-'))
+  console.log(
+    `bobsled page cache bench${quick ? ' (--quick)' : ''}: node ${process.version}, ${os.cpus().length} cpus, ` +
+      `dir ${root}, best of ${sizes.rounds} rounds for opens, MB = 10^6 bytes, MiB = 2^20`,
+  )
+  const figures: Figure[] = []
+  const infos: Record<string, unknown> = {}
+  try {
+    // 1. Space after the overwrite workload, with throughput and cleaning counters.
+    const sp = await runPart('space', path.join(root, 'space'))
+    const S = sp.segmentBytes as number
+    const live = sp.live as number
+    const pagesPerSec = (sp.overwrites as number) / ((sp.overwriteMs as number) / 1000)
+    const writeAmp = (sp.logBytesWritten as number) / (sp.userBytes as number)
+    info(
+      'overwrite',
+      `${num(pagesPerSec)} pages/s: ${num(sp.overwrites as number)} overwrites of ` +
+        `${sizes.spaceMinBytes}-${sizes.spaceMaxBytes} B pages (${num(sizes.spacePages)} pages x ${sizes.spaceRounds}, ` +
+        `whenWritable() awaited per write) in ${((sp.overwriteMs as number) / 1000).toFixed(1)} s, ` +
+        `segment ${S / 1024} KiB, ${num(sp.stalls as number)} log stalls`,
+    )
+    info(
+      'cleaning',
+      `${num(sp.pagesRelocated as number)} pages relocated (${mib(sp.bytesRelocated as number)} MiB), ` +
+        `${num(sp.segmentsCleaned as number)} segments cleaned in ${num(sp.cleaningPasses as number)} passes; ` +
+        `write amp ${writeAmp.toFixed(2)} = log bytes written ${mib(sp.logBytesWritten as number)} MiB / ` +
+        `user bytes ${mib(sp.userBytes as number)} MiB; cleanNow settled in ${num(sp.settleMs as number)} ms`,
+    )
+    infos.overwrite = { pagesPerSec, writeAmp, ...sp }
+    figures.push(
+      figure(
+        'space-amp',
+        'MB',
+        'disk',
+        (sp.disk as number) / 1e6,
+        'live',
+        live / 1e6,
+        SPACE_RATIO_GOAL + (SPACE_SLACK_SEGMENTS * S) / live,
+        {
+          goal: `disk <= ${SPACE_RATIO_GOAL} x live + ${SPACE_SLACK_SEGMENTS} segments`,
+          ...sp,
+        },
+      ),
+    )
+
+    // Per-page overhead and the open figure's database (one build, one process).
+    const openDir = path.join(root, 'open')
+    const b = await runPart('build', openDir)
+    const perPage = b.perPageBytes as number
+    info(
+      'per-page',
+      `${perPage.toFixed(0)} B of heap per non-resident page (heap growth after GC over ` +
+        `${num(b.pages as number)} written pages, cacheCapacity 0); built in ${((b.buildMs as number) / 1000).toFixed(1)} s`,
+    )
+    infos.perPage = b
+
+    // 2. Peak RSS against the cache capacity.
+    const rs = await runPart('rss', path.join(root, 'rss'))
+    const bound = sizes.rssCacheBytes + RSS_ALLOWANCE_BYTES + perPage * (rs.pages as number)
+    figures.push(
+      figure('peak-rss', 'MiB', 'peak', (rs.peakRss as number) / MiB, 'bound', bound / MiB, 1, {
+        bound: `cacheCapacity ${mib(sizes.rssCacheBytes)} MiB + ${mib(RSS_ALLOWANCE_BYTES)} MiB + ${perPage.toFixed(0)} B x ${rs.pages} pages`,
+        ...rs,
+      }),
+    )
+    info(
+      'peak-rss',
+      `${mib(rs.dataBytes as number)} MiB of ${sizes.rssPageBytes} B pages, cacheCapacity ${mib(sizes.rssCacheBytes)} MiB; ` +
+        `RSS at start ${mib(rs.rssAtStart as number)}, after writes ${mib(rs.rssAfterWrite as number)}, ` +
+        `after ${num(rs.reads as number)} random reads ${mib(rs.rssAfterRead as number)} MiB ` +
+        `(${num(rs.misses as number)} misses, ${num((rs.reads as number) / ((rs.readMs as number) / 1000))} reads/s)`,
+    )
+
+    // 3. Open after a clean close (checkpoint) against a full log scan.
+    const ckOpens: PartResult[] = []
+    const scanOpens: PartResult[] = []
+    const removeCheckpoints = async (): Promise<void> => {
+      for (const n of await fsp.readdir(openDir)) {
+        if (n.startsWith('checkpoint-')) await fsp.rm(path.join(openDir, n))
+      }
+    }
+    const withCheckpoint = async (): Promise<void> => {
+      const r = await runPart('open', openDir)
+      if (r.checkpoint === undefined) throw new Error('the clean reopen used no checkpoint')
+      ckOpens.push(r)
+    }
+    const fullScan = async (): Promise<void> => {
+      await removeCheckpoints()
+      const r = await runPart('open', openDir)
+      if (r.checkpoint !== undefined) throw new Error('the full-scan reopen found a checkpoint')
+      scanOpens.push(r)
+    }
+    for (let r = 0; r < sizes.rounds; r++) {
+      // Alternating which goes first; a full-scan open's close writes the next checkpoint.
+      if (r % 2 === 0) {
+        await withCheckpoint()
+        await fullScan()
+      } else {
+        await fullScan()
+        await withCheckpoint()
+      }
+    }
+    const bestCk = Math.min(...ckOpens.map((r) => r.openMs as number))
+    const bestScan = Math.min(...scanOpens.map((r) => r.openMs as number))
+    figures.push(
+      figure('open', 'ms', 'checkpoint', bestCk, 'full scan', bestScan, OPEN_RATIO_GOAL, {
+        pages: b.pages,
+        folderBytes: b.logBytes,
+        checkpointOpens: ckOpens,
+        scanOpens,
+      }),
+    )
+    info(
+      'open',
+      `${num(b.pages as number)} pages of ${sizes.openPageBytes} B, ${mib(b.logBytes as number)} MiB folder; ` +
+        `checkpoint opens ${ckOpens.map((r) => num(r.openMs as number)).join('/')} ms ` +
+        `(log open ${ckOpens.map((r) => num(r.logOpenMs as number)).join('/')} ms of them, ` +
+        `replayed ${ckOpens[0]?.replayedRecords} records), full scans ` +
+        `${scanOpens.map((r) => num(r.openMs as number)).join('/')} ms ` +
+        `(log open ${scanOpens.map((r) => num(r.logOpenMs as number)).join('/')} ms, replayed ${scanOpens[0]?.replayedRecords})`,
+    )
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true })
+  }
+  const missed = figures.filter((f) => !f.pass).map((f) => f.name)
+  console.log(
+    `summary: ${figures.length - missed.length}/${figures.length} PASS` +
+      (missed.length > 0 ? `, MISS: ${missed.join(', ')}` : ''),
+  )
+  if (wantJson) {
+    console.log(
+      JSON.stringify(
+        { quick, node: process.version, cpus: os.cpus().length, sizes, figures, infos, missed },
+        null,
+        2,
+      ),
+    )
+  }
+  return 0
+}
+
+let root: string | undefined
+
+function cleanupSync(): void {
+  if (root !== undefined) fs.rmSync(root, { recursive: true, force: true })
+}
+
+const part = flag('part')
+if (part !== undefined) {
+  const run = PARTS[part]
+  const dir = flag('dir')
+  if (run === undefined || dir === undefined) {
+    console.error(`unknown part ${part} or no --dir`)
+    process.exitCode = 2
+  } else {
+    run(dir).then(
+      (r) => {
+        console.log(JSON.stringify(r))
+      },
+      (e) => {
+        console.error(e)
+        process.exitCode = 1
+      },
+    )
+  }
+} else {
+  process.on('SIGINT', () => {
+    cleanupSync()
+    process.exit(130)
+  })
+  main().then(
+    (code) => {
+      process.exitCode = code
+    },
+    (e) => {
+      cleanupSync()
+      console.error(e)
+      process.exitCode = 1
+    },
+  )
+}

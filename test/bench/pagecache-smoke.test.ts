@@ -1,0 +1,67 @@
+// The page cache benchmark still runs: `--quick` (tiny sizes) must exit 0 and print every
+// figure line, the info lines, the summary and, with --json, a JSON summary; and it must
+// leave no temp folder. Timing is never asserted here (STYLE.md, "Tests").
+
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const BENCH = fileURLToPath(new URL('../../bench/pagecache.js', import.meta.url))
+const FIGURES = ['space-amp', 'peak-rss', 'open']
+const INFOS = ['overwrite', 'cleaning', 'per-page']
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', BENCH, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s
+    })
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+test('bench:pagecache --quick prints one line per figure and exits 0', { timeout: 60_000 }, async () => {
+  const { code, stdout, stderr } = await run(['--quick', '--json'])
+  assert.equal(code, 0, `exit code ${code}\n${stdout}\n${stderr}`)
+  const lines = stdout.split('\n')
+  for (const name of FIGURES) {
+    const re = new RegExp(
+      `^${name}\\s+\\S+( \\S+)? [\\d.]+ \\S+\\s+\\S+( \\S+)? [\\d.]+ \\S+\\s+ratio [\\d.]+\\s+goal <= [\\d.]+\\s+(PASS|MISS)$`,
+    )
+    assert.equal(lines.filter((l) => re.test(l)).length, 1, `one figure line for ${name} in:\n${stdout}`)
+  }
+  for (const name of INFOS) {
+    assert.ok(
+      lines.some((l) => l.startsWith(`${name} `)),
+      `an info line for ${name} in:\n${stdout}`,
+    )
+  }
+  assert.ok(
+    lines.some((l) => /^summary: \d+\/3 PASS/.test(l)),
+    `summary line in:\n${stdout}`,
+  )
+  const json = JSON.parse(stdout.slice(stdout.indexOf('\n{') + 1)) as {
+    quick: boolean
+    figures: Array<{ name: string; ratio: number }>
+  }
+  assert.equal(json.quick, true)
+  assert.deepEqual(
+    json.figures.map((f) => f.name),
+    FIGURES,
+  )
+  for (const f of json.figures)
+    assert.ok(Number.isFinite(f.ratio) && f.ratio > 0, `${f.name} ratio ${f.ratio}`)
+  const dir = /dir (\S+),/.exec(lines[0] ?? '')?.[1]
+  assert.ok(dir !== undefined, 'the header names the temp folder')
+  assert.equal(existsSync(dir), false, 'the temp folder is removed')
+})
