@@ -331,7 +331,7 @@ async function runCommands(
 }
 
 test(`page cache model: ${RUNS} runs of up to ${MAX_COMMANDS} commands, 0 divergences`, async () => {
-  const seed = Number(process.env.BOBSLED_SEED ?? Date.now() % 1_000_000)
+  const seed = Number(process.env.BOBSLED_SEED ?? 1)
   const stats = { divergences: 0 }
   const t0 = performance.now()
   const result = await fc.check(
