@@ -328,7 +328,12 @@ export class PageCache<T> implements PageStore<T> {
     this.checkWritablePid(pid, false)
     checkBytes(delta, this.maxPageBytes, 'delta')
     const e = this.table[pid] as PageEntry<T>
-    if (this.shouldConsolidate(e, delta.length)) return this.replace(pid, page)
+    if (this.shouldConsolidate(e, delta.length)) {
+      // A page too large for an inline base cannot be consolidated here (a blob write is
+      // async): it keeps gathering deltas until the caller or cleaning rewrites it whole.
+      const body = this.codec.encode(page)
+      if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
+    }
     const rec = encodePageRecord(PageRecordKind.Link, pid, delta)
     const lsn = this.log.append(rec)
     this.applyLink(pid, e, page, lsn, this.recordBytes(lsn, rec.length), delta.length)
@@ -378,9 +383,11 @@ export class PageCache<T> implements PageStore<T> {
           const consolidate =
             n + 1 > this.opts.consolidateAfter ||
             (e !== undefined && this.shouldConsolidate(e, w.delta.length))
-          if (consolidate) {
+          const whole = consolidate ? this.codec.encode(w.page) : undefined
+          // As in link(): a page over maxPageBytes keeps its delta instead.
+          if (whole !== undefined && whole.length <= this.maxPageBytes) {
             kind = PageRecordKind.Replace
-            body = this.codec.encode(w.page)
+            body = whole
             deltasSoFar.set(w.pid, 0)
           } else {
             body = w.delta
@@ -693,6 +700,8 @@ export class PageCache<T> implements PageStore<T> {
       const page = await this.get(pid)
       if (this.closing || this.log.failure !== undefined) return
       if (this.table[pid] !== e || e.version !== version || page === undefined) continue
+      // A large write to the page began during the page-in: wait for it, then look again.
+      if (this.busy.has(pid)) continue
       const bytes = this.codec.encode(page)
       if (bytes.length > this.maxPageBytes) await this.replaceLarge(pid, page, bytes)
       else this.replace(pid, page, bytes)
