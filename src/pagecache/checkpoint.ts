@@ -6,39 +6,48 @@
 // crash while writing one never fails an open (digest §9 W3). Layout: docs/FORMAT.md,
 // "Checkpoints".
 
+import { CorruptionError } from '../errors.js'
 import type { Storage } from '../io/index.js'
 import { readVarint, writeVarint } from '../log/index.js'
 import { crc32 } from '../util/crc32.js'
 
 const MAGIC = [0x42, 0x53, 0x43, 0x4b, 0x50, 0x54, 0x0a, 0x00] // "BSCKPT\n\0"
-const VERSION = 1
-const HEADER_BYTES = 64
+const VERSION = 2
+const HEADER_BYTES = 80
 const NAME = /^checkpoint-([0-9a-f]{16})$/
 
-/** One page of a checkpoint: fragments as [lsn, bytes, lsn, bytes, ...], base first. */
-export interface CheckpointPage {
-  pid: number
-  frags: number[]
-  /** Size of the base's blob file; 0 when the base is inline. */
-  blobBytes: number
-}
-
+/**
+ * A checkpoint as read at open: checked (CRCs, sizes, summary) but not decoded. Pages are
+ * decoded one at a time when first used (`takePage`), so opening a database of a million
+ * pages builds no million objects (digest §9 W5, W10).
+ */
 export interface Checkpoint {
+  name: string
   /** Every record below this LSN is reflected; replay starts here. */
   replayFrom: number
   nextPid: number
-  pages: CheckpointPage[]
-  name: string
+  pageCount: number
+  /** Live bytes and fragments per segment at the cut, as [base, bytes, fragments, ...]. */
+  summary: number[]
+  /** Bytes of the blob files of the pages at the cut. */
+  liveBlobBytes: number
+  bytes: Uint8Array
+  view: DataView
+  bodyAt: number
+  bodyEnd: number
 }
 
 export function checkpointName(replayFrom: number): string {
   return `checkpoint-${replayFrom.toString(16).padStart(16, '0')}`
 }
 
-/** Growable byte buffer for the body (its size is not known up front). */
+/** Growable byte buffer (the body's size is not known up front). */
 class Writer {
-  buf = new Uint8Array(1 << 16)
+  buf: Uint8Array
   at = 0
+  constructor(size: number) {
+    this.buf = new Uint8Array(Math.max(size, 1024))
+  }
   ensure(n: number): void {
     if (this.at + n <= this.buf.length) return
     let size = this.buf.length * 2
@@ -51,120 +60,220 @@ class Writer {
     this.ensure(9)
     this.at += writeVarint(this.buf, this.at, v)
   }
+  raw(b: Uint8Array): void {
+    this.ensure(b.length)
+    this.buf.set(b, this.at)
+    this.at += b.length
+  }
 }
 
-function putU64(buf: Uint8Array, at: number, v: number): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset)
+function putU64(dv: DataView, at: number, v: number): void {
   dv.setUint32(at, v % 2 ** 32, true)
   dv.setUint32(at + 4, Math.floor(v / 2 ** 32), true)
 }
 
-function getU64(buf: Uint8Array, at: number): number {
-  const dv = new DataView(buf.buffer, buf.byteOffset)
+function getU64(dv: DataView, at: number): number {
   return dv.getUint32(at, true) + dv.getUint32(at + 4, true) * 2 ** 32
 }
 
 const inverted = (d: Uint8Array, start: number, end: number): number =>
   (crc32(d, start, end) ^ 0xffffffff) >>> 0
 
+/** What the encoder asks about each page id below nextPid. */
+export interface CheckpointSource {
+  /** The page's fragments and blob bytes, or undefined when the id holds no page. */
+  page(pid: number): { frags: readonly number[]; blobBytes: number } | undefined
+  /** The page's encoded bytes in an older checkpoint it was never decoded from, if so. */
+  raw(pid: number): Uint8Array | undefined
+}
+
 /**
- * Encodes pages given as a visitor, so the page table is walked once without building a
- * copy of it. Fragment LSNs are stored as differences from the base (small varints).
+ * Encodes the page table. Layout (docs/FORMAT.md, "Checkpoints"): header, an index of
+ * body offsets by page id, the body (one entry per page), the per-segment summary, a CRC.
  */
 export function encodeCheckpoint(
   logId: number,
   replayFrom: number,
   nextPid: number,
-  visit: (emit: (pid: number, frags: readonly number[], blobBytes: number) => void) => void,
+  source: CheckpointSource,
+  summary: readonly number[],
+  liveBlobBytes: number,
 ): Uint8Array {
-  const w = new Writer()
-  w.at = HEADER_BYTES
+  const indexAt = HEADER_BYTES
+  const bodyAt = indexAt + 4 * nextPid
+  const w = new Writer(bodyAt + 16 * nextPid + 64)
+  w.at = bodyAt
+  const index = new Uint32Array(nextPid)
   let count = 0
-  visit((pid, frags, blobBytes) => {
+  for (let pid = 0; pid < nextPid; pid++) {
+    const raw = source.raw(pid)
+    if (raw !== undefined) {
+      index[pid] = w.at - bodyAt + 1
+      w.raw(raw)
+      count++
+      continue
+    }
+    const p = source.page(pid)
+    if (p === undefined) continue
+    index[pid] = w.at - bodyAt + 1
     count++
-    w.varint(pid)
-    w.varint(blobBytes)
+    const frags = p.frags
+    w.varint(p.blobBytes)
     w.varint(frags.length / 2)
     const base = frags[0] as number
     for (let i = 0; i < frags.length; i += 2) {
       w.varint(i === 0 ? base : (frags[i] as number) - base)
       w.varint(frags[i + 1] as number)
     }
-  })
+  }
+  const summaryAt = w.at
+  w.varint(liveBlobBytes)
+  w.varint(summary.length / 3)
+  for (const v of summary) w.varint(v)
   w.ensure(4)
-  const bodyEnd = w.at
+  const end = w.at
   const out = w.buf
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength)
   out.set(MAGIC, 0)
-  new DataView(out.buffer).setUint16(8, VERSION, true)
-  putU64(out, 16, logId)
-  putU64(out, 24, replayFrom)
-  putU64(out, 32, count)
-  putU64(out, 40, nextPid)
-  putU64(out, 48, bodyEnd - HEADER_BYTES)
-  new DataView(out.buffer).setUint32(56, inverted(out, 0, 56), true)
-  new DataView(out.buffer).setUint32(bodyEnd, inverted(out, HEADER_BYTES, bodyEnd), true)
-  return out.subarray(0, bodyEnd + 4)
+  dv.setUint16(8, VERSION, true)
+  putU64(dv, 16, logId)
+  putU64(dv, 24, replayFrom)
+  putU64(dv, 32, count)
+  putU64(dv, 40, nextPid)
+  putU64(dv, 48, summaryAt - bodyAt)
+  putU64(dv, 56, summaryAt)
+  dv.setUint32(72, inverted(out, 0, 72), true)
+  for (let pid = 0; pid < nextPid; pid++) dv.setUint32(indexAt + 4 * pid, index[pid] as number, true)
+  dv.setUint32(end, inverted(out, HEADER_BYTES, end), true)
+  return out.subarray(0, end + 4)
 }
 
-/** Why a checkpoint was not used (for stats and tests); undefined when it decoded. */
+/** Why a checkpoint was not used (for stats and tests). */
 export type CheckpointProblem = string
 
-export function decodeCheckpoint(
+/** Checks a checkpoint's framing and reads its summary; pages stay encoded. */
+export function openCheckpoint(
   bytes: Uint8Array,
   logId: number,
   name: string,
 ): Checkpoint | CheckpointProblem {
   if (bytes.length < HEADER_BYTES + 4) return 'too short'
   for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) return 'bad magic'
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  if (dv.getUint32(56, true) !== inverted(bytes, 0, 56)) return 'header CRC mismatch'
-  if (dv.getUint16(8, true) !== VERSION) return 'unknown version'
-  if (getU64(bytes, 16) !== logId) return 'belongs to another log'
-  const replayFrom = getU64(bytes, 24)
-  const count = getU64(bytes, 32)
-  const nextPid = getU64(bytes, 40)
-  const bodyBytes = getU64(bytes, 48)
-  const bodyEnd = HEADER_BYTES + bodyBytes
-  if (bodyEnd + 4 !== bytes.length) return 'length mismatch'
-  if (dv.getUint32(bodyEnd, true) !== inverted(bytes, HEADER_BYTES, bodyEnd)) return 'body CRC mismatch'
-  if (!Number.isSafeInteger(replayFrom) || !Number.isSafeInteger(nextPid)) return 'bad header values'
-  // Each page takes at least 5 bytes, so a count beyond that cannot be honest.
-  if (count > bodyBytes / 5) return 'page count too large'
-  const pages: CheckpointPage[] = []
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (view.getUint32(72, true) !== inverted(bytes, 0, 72)) return 'header CRC mismatch'
+  if (view.getUint16(8, true) !== VERSION) return 'unknown version'
+  if (getU64(view, 16) !== logId) return 'belongs to another log'
+  const replayFrom = getU64(view, 24)
+  const pageCount = getU64(view, 32)
+  const nextPid = getU64(view, 40)
+  const bodyBytes = getU64(view, 48)
+  const summaryAt = getU64(view, 56)
+  const bodyAt = HEADER_BYTES + 4 * nextPid
+  const end = bytes.length - 4
+  if (
+    !Number.isSafeInteger(replayFrom) ||
+    bodyAt > end ||
+    bodyAt + bodyBytes !== summaryAt ||
+    summaryAt > end
+  ) {
+    return 'bad lengths'
+  }
+  if (view.getUint32(end, true) !== inverted(bytes, HEADER_BYTES, end)) return 'body CRC mismatch'
+  if (pageCount > nextPid) return 'page count too large'
+  const summary: number[] = []
   const out = { bytes: 0 }
-  let at = HEADER_BYTES
+  let at = summaryAt
   const next = (): number => {
-    const v = readVarint(bytes, at, bodyEnd, out)
+    const v = readVarint(bytes, at, end, out)
     if (v < 0) throw new RangeError('truncated varint')
     at += out.bytes
     return v
   }
+  let liveBlobBytes: number
   try {
-    let lastPid = -1
-    for (let i = 0; i < count; i++) {
-      const pid = next()
-      const blobBytes = next()
-      const n = next()
-      if (pid <= lastPid || pid >= nextPid || n < 1 || n > (bodyEnd - at) / 2) return 'bad page entry'
-      lastPid = pid
-      const frags = new Array<number>(n * 2)
-      let base = 0
-      for (let k = 0; k < n; k++) {
-        const v = next()
-        const lsn = k === 0 ? v : base + v
-        if (k === 0) base = v
-        else if (lsn <= (frags[(k - 1) * 2] as number)) return 'fragments out of order'
-        if (lsn >= replayFrom) return 'fragment at or above the replay point'
-        frags[k * 2] = lsn
-        frags[k * 2 + 1] = next()
-      }
-      pages.push({ pid, frags, blobBytes })
-    }
+    liveBlobBytes = next()
+    const n = next()
+    if (n > (end - at) / 3) return 'bad summary'
+    for (let i = 0; i < 3 * n; i++) summary.push(next())
   } catch {
-    return 'truncated body'
+    return 'truncated summary'
   }
-  if (at !== bodyEnd) return 'trailing bytes'
-  return { replayFrom, nextPid, pages, name }
+  if (at !== end) return 'trailing bytes'
+  return {
+    name,
+    replayFrom,
+    nextPid,
+    pageCount,
+    summary,
+    liveBlobBytes,
+    bytes,
+    view,
+    bodyAt,
+    bodyEnd: summaryAt,
+  }
+}
+
+/** Where page `pid`'s entry starts in the body, or -1 when the checkpoint has none for it. */
+function entryAt(ck: Checkpoint, pid: number): number {
+  if (pid >= ck.nextPid) return -1
+  const v = ck.view.getUint32(HEADER_BYTES + 4 * pid, true)
+  return v === 0 ? -1 : ck.bodyAt + v - 1
+}
+
+export function hasPage(ck: Checkpoint, pid: number): boolean {
+  return entryAt(ck, pid) >= 0
+}
+
+/** Forgets page `pid` in the checkpoint (it was decoded, rewritten or freed since). */
+export function dropPage(ck: Checkpoint, pid: number): void {
+  if (pid < ck.nextPid) ck.view.setUint32(HEADER_BYTES + 4 * pid, 0, true)
+}
+
+/**
+ * Decodes page `pid`'s entry. The CRC passed at open, so a malformed entry here means the
+ * writer had a bug: it is reported as corruption, never guessed around.
+ */
+export function readPage(
+  ck: Checkpoint,
+  pid: number,
+): { frags: number[]; blobBytes: number; end: number } | undefined {
+  let at = entryAt(ck, pid)
+  if (at < 0) return undefined
+  const out = { bytes: 0 }
+  const bytes = ck.bytes
+  const next = (): number => {
+    const v = readVarint(bytes, at, ck.bodyEnd, out)
+    if (v < 0) throw new CorruptionError(`checkpoint ${ck.name}: entry of page ${pid} is truncated`)
+    at += out.bytes
+    return v
+  }
+  const blobBytes = next()
+  const n = next()
+  if (n < 1 || n > (ck.bodyEnd - at) / 2)
+    throw new CorruptionError(`checkpoint ${ck.name}: bad entry of page ${pid}`)
+  const frags = new Array<number>(n * 2)
+  let base = 0
+  for (let k = 0; k < n; k++) {
+    const v = next()
+    const lsn = k === 0 ? v : base + v
+    if (k === 0) base = v
+    else if (lsn <= (frags[(k - 1) * 2] as number)) {
+      throw new CorruptionError(`checkpoint ${ck.name}: fragments of page ${pid} out of order`)
+    }
+    if (lsn >= ck.replayFrom)
+      throw new CorruptionError(`checkpoint ${ck.name}: page ${pid} lies past the cut`)
+    frags[k * 2] = lsn
+    frags[k * 2 + 1] = next()
+  }
+  return { frags, blobBytes, end: at }
+}
+
+/** The encoded entry of page `pid`, for copying into the next checkpoint unchanged. */
+export function rawPage(ck: Checkpoint, pid: number): Uint8Array | undefined {
+  const at = entryAt(ck, pid)
+  if (at < 0) return undefined
+  const p = readPage(ck, pid) as { end: number }
+  return ck.bytes.subarray(at, p.end)
 }
 
 /** Checkpoint names in the folder, newest first; temp files are not checkpoints. */

@@ -24,10 +24,14 @@ import type { Lsn } from '../util/brand.js'
 import {
   type Checkpoint,
   checkpointName,
-  decodeCheckpoint,
+  dropPage,
   encodeCheckpoint,
+  hasPage,
   isCheckpointTemp,
   listCheckpoints,
+  openCheckpoint,
+  rawPage,
+  readPage,
   readWholeFile,
   writeCheckpointFile,
 } from './checkpoint.js'
@@ -41,9 +45,9 @@ export interface PageCacheOptions extends LogOptions {
   consolidateAfter?: number
   /** Log bytes between periodic checkpoints; 0 = only at clean close. Default 64 MiB. */
   checkpointEveryBytes?: number
-  /** Clean when the log spans more than this × live data. Default 1.3. */
+  /** Clean when the log spans more than this × live data. Default 1.25. */
   cleanAtSpaceRatio?: number
-  /** Cleaning stops once the log is back under this × live data. Default 1.15. */
+  /** Cleaning stops once the log is back under this × live data. Default 1.1. */
   cleanToSpaceRatio?: number
   /** Relocate live pages out of the log's head (on by default). Tests turn it off. */
   cleaning?: boolean
@@ -108,6 +112,9 @@ const KEEP_CHECKPOINTS = 1
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
   private readonly table: Array<PageEntry<T> | undefined> = []
+  /** The checkpoint open started from: pages not used since are still encoded in it. */
+  private lazy: Checkpoint | undefined
+  private pageCount = 0
   private readonly freePids = new Set<number>()
   private nextPid = 0
   /** Resident entries, least recently used first (a Map keeps insertion order). */
@@ -183,8 +190,8 @@ export class PageCache<T> implements PageStore<T> {
       cacheCapacity = DEFAULT_CACHE_CAPACITY,
       consolidateAfter = DEFAULT_CONSOLIDATE_AFTER,
       checkpointEveryBytes = DEFAULT_CHECKPOINT_EVERY,
-      cleanAtSpaceRatio = 1.3,
-      cleanToSpaceRatio = 1.15,
+      cleanAtSpaceRatio = 1.25,
+      cleanToSpaceRatio = 1.1,
       cleaning = true,
       ...logOptions
     } = options
@@ -226,6 +233,26 @@ export class PageCache<T> implements PageStore<T> {
 
   // ---- reading ----
 
+  /** The page table entry of `pid`, decoded from the open checkpoint on first use. */
+  private entry(pid: number): PageEntry<T> | undefined {
+    const e = this.table[pid]
+    if (e !== undefined || this.lazy === undefined) return e
+    const p = readPage(this.lazy, pid)
+    if (p === undefined) return undefined
+    dropPage(this.lazy, pid)
+    const fresh: PageEntry<T> = {
+      frags: p.frags,
+      blobBytes: p.blobBytes,
+      deltaBytes: 0,
+      baseBytes: 0,
+      page: undefined,
+      mem: 0,
+      version: 0,
+    }
+    this.table[pid] = fresh
+    return fresh
+  }
+
   allocate(): PageId {
     this.checkWritable()
     for (const pid of this.freePids) {
@@ -237,7 +264,7 @@ export class PageCache<T> implements PageStore<T> {
 
   peek(pid: PageId): T | undefined {
     checkPid(pid)
-    const e = this.table[pid]
+    const e = this.entry(pid)
     if (e?.page === undefined) return undefined
     this.touch(pid, e)
     return e.page
@@ -247,7 +274,7 @@ export class PageCache<T> implements PageStore<T> {
     this.checkOpen()
     checkPid(pid)
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
-      const e = this.table[pid]
+      const e = this.entry(pid)
       if (e === undefined) return undefined
       if (e.page !== undefined) {
         this.touch(pid, e)
@@ -327,7 +354,7 @@ export class PageCache<T> implements PageStore<T> {
     this.checkWritable()
     this.checkWritablePid(pid, false)
     checkBytes(delta, this.maxPageBytes, 'delta')
-    const e = this.table[pid] as PageEntry<T>
+    const e = this.entry(pid) as PageEntry<T>
     if (this.shouldConsolidate(e, delta.length)) {
       // A page too large for an inline base cannot be consolidated here (a blob write is
       // async): it keeps gathering deltas until the caller or cleaning rewrites it whole.
@@ -366,7 +393,7 @@ export class PageCache<T> implements PageStore<T> {
       if (w === null || typeof w !== 'object')
         throw new InvalidArgumentError('a batch write must be an object')
       checkPid(w.pid)
-      const has = exists.get(w.pid) ?? this.table[w.pid] !== undefined
+      const has = exists.get(w.pid) ?? this.entry(w.pid) !== undefined
       if (w.kind !== 'replace' && !has) {
         throw new InvalidArgumentError(`page ${w.pid} is free: ${w.kind} needs a written page`)
       }
@@ -377,7 +404,7 @@ export class PageCache<T> implements PageStore<T> {
         let body: Uint8Array
         if (w.kind === 'link') {
           checkBytes(w.delta, this.maxPageBytes, 'delta')
-          const e = this.table[w.pid]
+          const e = this.entry(w.pid)
           const n =
             deltasSoFar.get(w.pid) ?? (e === undefined || exists.has(w.pid) ? 0 : e.frags.length / 2 - 1)
           const consolidate =
@@ -422,7 +449,7 @@ export class PageCache<T> implements PageStore<T> {
         this.freePids.delete(p.pid)
         this.applyReplace(p.pid, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload, 0)
       } else if (p.kind === PageRecordKind.Link) {
-        const e = this.table[p.pid] as PageEntry<T>
+        const e = this.entry(p.pid) as PageEntry<T>
         this.applyLink(p.pid, e, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload)
       } else {
         this.applyFree(p.pid)
@@ -466,10 +493,11 @@ export class PageCache<T> implements PageStore<T> {
     payloadBytes: number,
     blobBytes: number,
   ): void {
-    let e = this.table[pid]
+    let e = this.entry(pid)
     if (e === undefined) {
       e = { frags: [], blobBytes: 0, deltaBytes: 0, baseBytes: 0, page: undefined, mem: 0, version: 0 }
       this.table[pid] = e
+      this.pageCount++
       if (pid >= this.nextPid) this.nextPid = pid + 1
     } else {
       this.dropFragments(e)
@@ -500,11 +528,12 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   private applyFree(pid: number): void {
-    const e = this.table[pid] as PageEntry<T>
+    const e = this.entry(pid) as PageEntry<T>
     this.dropFragments(e)
     e.version++
     this.uncache(pid, e)
     this.table[pid] = undefined
+    this.pageCount--
     this.freePids.add(pid)
   }
 
@@ -588,13 +617,13 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   *pageIds(): Iterable<PageId> {
-    for (let pid = 0; pid < this.table.length; pid++) if (this.table[pid] !== undefined) yield pid
+    for (let pid = 0; pid < this.nextPid; pid++) if (this.entry(pid) !== undefined) yield pid
   }
 
   /** The fragments of a page as [lsn, bytes, ...] (for tools and tests). */
   fragmentsOf(pid: PageId): readonly number[] | undefined {
     checkPid(pid)
-    return this.table[pid]?.frags.slice()
+    return this.entry(pid)?.frags.slice()
   }
 
   // ---- background work: cleaning and checkpoints ----
@@ -639,7 +668,7 @@ export class PageCache<T> implements PageStore<T> {
   async cleanNow(): Promise<void> {
     this.checkWritable()
     while (this.cleaningRun !== undefined) await this.cleaningRun
-    this.cleaningRun = this.clean(this.opts.cleanToSpaceRatio).finally(() => {
+    this.cleaningRun = this.clean(this.opts.cleanToSpaceRatio, true).finally(() => {
       this.cleaningRun = undefined
     })
     await this.cleaningRun
@@ -650,10 +679,18 @@ export class PageCache<T> implements PageStore<T> {
    * then drops the emptied segments. Frees only from the head (segments/accountant.ts says
    * why), as many segments per pass as bring the log back under its space budget.
    */
-  private async clean(trigger = this.opts.cleanAtSpaceRatio): Promise<void> {
+  private async clean(trigger = this.opts.cleanAtSpaceRatio, compact = false): Promise<void> {
+    // Compacting relocates at most the whole log once: each pass drops the head.
+    let compactPasses = compact ? this.sa.segmentCount : 0
+    let budgetStuck = false
     while (!this.closing && this.log.failure === undefined) {
       this.trackLogSegments()
-      const picked = this.sa.pickForCleaning(trigger)
+      let picked = budgetStuck ? [] : this.sa.pickForCleaning(trigger)
+      const fromBudget = picked.length > 0
+      if (!fromBudget && compactPasses > 0 && this.usesTopSlots()) {
+        compactPasses--
+        picked = this.sa.pickHead()
+      }
       if (picked.length === 0) return
       this.counters.cleaningPasses++
       const end = (picked[picked.length - 1]?.base as number) + this.S
@@ -668,9 +705,15 @@ export class PageCache<T> implements PageStore<T> {
       let freed = 0
       for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
       this.counters.segmentsCleaned += freed
-      // The head could not be dropped yet (e.g. it is the segment being written): stop
-      // rather than spin; the next write or timer tick tries again.
-      if (freed === 0 || this.sa.segmentCount >= before) return
+      // The head could not be dropped yet (e.g. it is the segment being written), or the
+      // head was so live that moving it gained nothing: stop rather than spin; the next
+      // write or timer tick tries again. Compacting moves live pages without shrinking the
+      // log by design, so only a stuck head ends it.
+      if (freed === 0) return
+      if (fromBudget && this.sa.segmentCount >= before) {
+        if (compactPasses === 0) return
+        budgetStuck = true
+      }
     }
   }
 
@@ -686,14 +729,14 @@ export class PageCache<T> implements PageStore<T> {
     // A safety net: anything still accounted to the segment (the scan cannot miss a
     // fragment, but accounting is what decides that the slot may go).
     if ((this.sa.get(base)?.liveFragments ?? 0) > 0) {
-      for (let pid = 0; pid < this.table.length && !this.closing; pid++) await this.relocate(pid, end)
+      for (let pid = 0; pid < this.nextPid && !this.closing; pid++) await this.relocate(pid, end)
     }
   }
 
   /** Rewrites page `pid` as a new base at the tip if any fragment of it lies below `end`. */
   private async relocate(pid: number, end: number): Promise<void> {
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
-      const e = this.table[pid]
+      const e = this.entry(pid)
       if (e === undefined || (e.frags[0] as number) >= end) return
       while (this.busy.has(pid)) await new Promise((r) => setImmediate(r))
       const version = e.version
@@ -710,6 +753,22 @@ export class PageCache<T> implements PageStore<T> {
       return
     }
     throw new InvariantError(`page ${pid} could not be relocated`)
+  }
+
+  /**
+   * True when the file has free slots below used ones: it can only be cut at its end, and
+   * the log reuses the lowest free slot first, so once the head has moved past every
+   * segment in a high slot (its pages relocated into low ones) the end can go.
+   */
+  private usesTopSlots(): boolean {
+    const bases = this.log.segmentBases()
+    const keep = bases.length + 1
+    if (this.log.fileSlots <= keep) return false
+    for (const b of bases) {
+      const at = this.log.positionOf(b)
+      if (at !== undefined && at / this.S >= keep) return true
+    }
+    return false
   }
 
   /** Keeps the accountant's segment list equal to the log's, and states current. */
@@ -746,12 +805,20 @@ export class PageCache<T> implements PageStore<T> {
     this.checkOpen()
     if (this.checkpointRun !== undefined) return this.checkpointRun
     const replayFrom = this.log.maxReservedLsn + 1
-    const bytes = encodeCheckpoint(this.log.logId, replayFrom, this.nextPid, (emit) => {
-      for (let pid = 0; pid < this.table.length; pid++) {
-        const e = this.table[pid]
-        if (e !== undefined) emit(pid, e.frags, e.blobBytes)
-      }
-    })
+    const summary: number[] = []
+    for (const seg of this.sa.segments()) summary.push(seg.base, seg.liveBytes, seg.liveFragments)
+    const lazy = this.lazy
+    const bytes = encodeCheckpoint(
+      this.log.logId,
+      replayFrom,
+      this.nextPid,
+      {
+        page: (pid) => this.table[pid],
+        raw: (pid) => (lazy !== undefined && this.table[pid] === undefined ? rawPage(lazy, pid) : undefined),
+      },
+      summary,
+      this.liveBlobBytes,
+    )
     this.bytesSinceCheckpoint = 0
     const run = async (): Promise<void> => {
       if (replayFrom > 0) await this.log.makeStable(replayFrom - 1)
@@ -779,56 +846,84 @@ export class PageCache<T> implements PageStore<T> {
     for (const n of await this.storage.list('')) {
       if (isCheckpointTemp(n)) await this.storage.unlink(n).catch(() => {})
     }
-    const end = this.log.maxReservedLsn + 1
     for (const name of await listCheckpoints(this.storage)) {
       let ck: Checkpoint | string
       try {
-        ck = decodeCheckpoint(await readWholeFile(this.storage, name), this.log.logId, name)
+        ck = openCheckpoint(await readWholeFile(this.storage, name), this.log.logId, name)
       } catch (e) {
         if (!(e instanceof StorageError)) throw e
         ck = `unreadable: ${e.message}`
       }
-      if (typeof ck !== 'string' && ck.replayFrom > end) ck = 'cut lies beyond the end of the log'
+      if (typeof ck !== 'string') ck = this.checkAgainstLog(ck)
       if (typeof ck === 'string') {
         this.recoveryInfo.skippedCheckpoints.push(`${name}: ${ck}`)
         continue
       }
-      try {
-        await this.replayFrom(ck)
-        this.recoveryInfo.checkpoint = name
-        return
-      } catch (e) {
-        if (!(e instanceof CheckpointMismatch)) throw e
-        this.recoveryInfo.skippedCheckpoints.push(`${name}: ${e.message}`)
-        this.resetTable()
+      await this.replay(ck)
+      this.recoveryInfo.checkpoint = name
+      return
+    }
+    await this.replay(undefined)
+  }
+
+  /** A checkpoint the log contradicts is skipped like a damaged one. */
+  private checkAgainstLog(ck: Checkpoint): Checkpoint | string {
+    if (ck.replayFrom > this.log.maxReservedLsn + 1) return 'cut lies beyond the end of the log'
+    const first = this.log.firstLsn
+    const bases = new Set(this.log.segmentBases())
+    const s = ck.summary
+    for (let i = 0; i < s.length; i += 3) {
+      const base = s[i] as number
+      if ((s[i + 2] as number) > 0 && base >= first && !bases.has(base)) {
+        return `names fragments in segment ${base}, which the log does not hold`
       }
     }
-    await this.replayFrom(undefined)
+    return ck
   }
 
-  private resetTable(): void {
-    this.table.length = 0
-    this.freePids.clear()
-    this.nextPid = 0
-    this.liveBlobBytes = 0
-    this.recoveryInfo.replayedRecords = 0
-  }
-
-  private async replayFrom(ck: Checkpoint | undefined): Promise<void> {
+  /**
+   * Accounting starts from the checkpoint's per-segment summary, so its pages stay encoded
+   * until used; the log after the cut is then applied with full accounting.
+   */
+  private async replay(ck: Checkpoint | undefined): Promise<void> {
     const first = this.log.firstLsn
+    // Only the segment being written takes new fragments; stabilize() catches the others
+    // up once the log says they are durable.
+    const order = this.log.segmentBases()
+    for (const b of order) this.sa.track(b, b === order[order.length - 1] ? 'active' : 'inactive')
     if (ck !== undefined) {
-      for (const p of ck.pages) {
-        this.table[p.pid] = {
-          frags: p.frags,
-          blobBytes: p.blobBytes,
-          deltaBytes: 0,
-          baseBytes: 0,
-          page: undefined,
-          mem: 0,
-          version: 0,
+      this.lazy = ck
+      this.nextPid = ck.nextPid
+      this.pageCount = ck.pageCount
+      this.liveBlobBytes = ck.liveBlobBytes
+      const s = ck.summary
+      let namesDropped = false
+      for (let i = 0; i < s.length; i += 3) {
+        const base = s[i] as number
+        if ((s[i + 2] as number) === 0) continue
+        if (base >= first) this.sa.credit(base, s[i + 1] as number, s[i + 2] as number)
+        else namesDropped = true
+      }
+      // Cleaning after the cut dropped segments the checkpoint still names. A page whose base
+      // lies down there was either relocated later in the log (replay brings its new base
+      // back) or freed, its Free record gone with the head (cleaning relocates every live
+      // page before it drops a segment). Either way it leaves the table here. Rare after a
+      // clean close, which checkpoints after its last cleaning pass.
+      if (namesDropped) {
+        for (let pid = 0; pid < ck.nextPid; pid++) {
+          const e = this.entry(pid)
+          if (e !== undefined && (e.frags[0] as number) < first) {
+            // Its later deltas may lie in kept segments, whose summary counted them.
+            for (let i = 2; i < e.frags.length; i += 2) {
+              const lsn = e.frags[i] as number
+              if (lsn >= first) this.sa.removed(lsn, e.frags[i + 1] as number)
+            }
+            this.liveBlobBytes -= e.blobBytes
+            this.table[pid] = undefined
+            this.pageCount--
+          }
         }
       }
-      this.nextPid = ck.nextPid
     }
     const from = Math.max(ck?.replayFrom ?? 0, first)
     this.recoveryInfo.replayFrom = from
@@ -839,61 +934,38 @@ export class PageCache<T> implements PageStore<T> {
         ? pointerRecordBytes(rec.lsn, this.S)
         : this.recordBytes(rec.lsn, rec.data.length)
       if (r.pid >= this.nextPid) this.nextPid = r.pid + 1
-      const e = this.table[r.pid]
+      let e = this.entry(r.pid)
       if (r.kind === PageRecordKind.Replace) {
-        this.table[r.pid] = {
-          frags: [rec.lsn, size],
-          blobBytes: rec.isBlob ? rec.data.length : 0,
-          deltaBytes: 0,
-          baseBytes: r.payload.length,
-          page: undefined,
-          mem: 0,
-          version: 0,
+        if (e === undefined) {
+          e = { frags: [], blobBytes: 0, deltaBytes: 0, baseBytes: 0, page: undefined, mem: 0, version: 0 }
+          this.table[r.pid] = e
+          this.pageCount++
+        } else {
+          this.dropFragments(e)
         }
+        e.frags = [rec.lsn, size]
+        e.blobBytes = rec.isBlob ? rec.data.length : 0
+        e.baseBytes = r.payload.length
+        e.deltaBytes = 0
+        this.liveBlobBytes += e.blobBytes
+        this.sa.added(rec.lsn, size, true)
       } else if (r.kind === PageRecordKind.Link) {
         // A delta whose base was dropped with the log's head belongs to a page that was
         // relocated later in the log; the relocated base ahead supersedes it.
         if (e !== undefined) {
           e.frags.push(rec.lsn, size)
           e.deltaBytes += r.payload.length
+          this.sa.added(rec.lsn, size, true)
         }
-      } else {
+      } else if (e !== undefined) {
+        this.dropFragments(e)
         this.table[r.pid] = undefined
+        this.pageCount--
       }
     }
-    // Pages whose base lies below the log's start lost their Free record with the head:
-    // cleaning relocates every live page before it drops a segment, so a base down there
-    // belongs to a page that was freed.
-    const bases = new Set(this.log.segmentBases())
-    for (let pid = 0; pid < this.table.length; pid++) {
-      const e = this.table[pid]
-      if (e === undefined) continue
-      if ((e.frags[0] as number) < first) {
-        this.table[pid] = undefined
-        continue
-      }
-      for (let i = 0; i < e.frags.length; i += 2) {
-        if (!bases.has(this.sa.baseOf(e.frags[i] as number))) {
-          throw new CheckpointMismatch(
-            `checkpoint names page ${pid} at LSN ${e.frags[i]}, in no segment of the log`,
-            { lsn: e.frags[i] as number },
-          )
-        }
-      }
-    }
-    // Only the segment being written takes new fragments; stabilize() catches the others
-    // up once the log says they are durable.
-    const order = this.log.segmentBases()
-    for (const b of order) this.sa.track(b, b === order[order.length - 1] ? 'active' : 'inactive')
+    const lazy = this.lazy
     for (let pid = 0; pid < this.nextPid; pid++) {
-      const e = this.table[pid]
-      if (e === undefined) {
-        this.freePids.add(pid)
-        continue
-      }
-      this.liveBlobBytes += e.blobBytes
-      for (let i = 0; i < e.frags.length; i += 2)
-        this.sa.added(e.frags[i] as number, e.frags[i + 1] as number, true)
+      if (this.table[pid] === undefined && (lazy === undefined || !hasPage(lazy, pid))) this.freePids.add(pid)
     }
     this.trackLogSegments()
   }
@@ -902,7 +974,7 @@ export class PageCache<T> implements PageStore<T> {
 
   stats(): PageCacheStats {
     return {
-      pages: this.countPages(),
+      pages: this.pageCount,
       residentPages: this.lru.size,
       cacheBytes: this.cacheBytes,
       cacheCapacity: this.opts.cacheCapacity,
@@ -947,12 +1019,6 @@ export class PageCache<T> implements PageStore<T> {
     return total
   }
 
-  private countPages(): number {
-    let n = 0
-    for (const e of this.table) if (e !== undefined) n++
-    return n
-  }
-
   /** Finishes cleaning, writes a checkpoint, closes the log and releases the folder. */
   async close(): Promise<void> {
     if (this.closed || this.closing) return
@@ -989,15 +1055,12 @@ export class PageCache<T> implements PageStore<T> {
   private checkWritablePid(pid: number, mayBeNew: boolean): void {
     checkPid(pid)
     if (this.busy.has(pid)) throw new InvalidArgumentError(`page ${pid} has a large write in flight`)
-    if (this.table[pid] === undefined) {
+    if (this.entry(pid) === undefined) {
       if (!mayBeNew) throw new InvalidArgumentError(`page ${pid} is free`)
       this.checkAllocated(pid)
     }
   }
 }
-
-/** The checkpoint disagrees with the log: open falls back to an older one or a full scan. */
-class CheckpointMismatch extends CorruptionError {}
 
 function pointerRecordBytes(lsn: number, S: number): number {
   // A blob pointer body is 20 bytes (docs/FORMAT.md).

@@ -101,6 +101,15 @@ export class SegmentAccountant {
     this.fragments++
   }
 
+  /** Live bytes and fragments of a segment as a checkpoint recorded them (at open). */
+  credit(base: number, bytes: number, fragments: number): void {
+    const s = this.segs.get(base) ?? this.track(base, 'inactive')
+    s.liveBytes += bytes
+    s.liveFragments += fragments
+    this.live += bytes
+    this.fragments += fragments
+  }
+
   /** A fragment at `lsn` was replaced or freed: its bytes are dead. */
   removed(lsn: number, bytes: number): void {
     const s = this.segs.get(this.baseOf(lsn))
@@ -156,6 +165,18 @@ export class SegmentAccountant {
       s.state = 'draining'
       picked.push(s)
       segments--
+    }
+    return picked
+  }
+
+  /** The oldest Inactive segments (at least the head), to drain whatever the budget says. */
+  pickHead(): SegmentInfo[] {
+    const picked: SegmentInfo[] = []
+    for (const s of this.segments()) {
+      if (s.state !== 'inactive' && s.state !== 'draining') break
+      s.state = 'draining'
+      picked.push(s)
+      if (picked.length >= MIN_PICK) break
     }
     return picked
   }
