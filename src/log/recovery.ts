@@ -94,7 +94,7 @@ export async function recoverLog(
 ): Promise<RecoveredLog> {
   const S = conf.segmentBytes
   // 0. Finish a tail rewrite that a power cut interrupted (tail-journal.ts).
-  await replayTailJournal(storage, file, conf.logId)
+  await replayTailJournal(storage, file, conf.logId, S, fileLabel)
   const size = await file.size()
   const slotCount = Math.floor(size / S) + (size % S >= SEGMENT_HEADER_BYTES ? 1 : 0)
 
