@@ -154,9 +154,10 @@ type KnownBug = 'tail-journal' | 'missing-log-created'
  *    once wrote each extent wherever it pointed (a huge sparse file, a multi-GiB buffer on
  *    the simulated disk, then a header scan sized by that file); it now skips extents past
  *    the log's size rounded up to a segment and refuses malformed ones (src/log/tail-journal.ts).
- *  - missing-log-created: with conf present and the log file deleted, Log.open creates an
- *    empty log file (and blobs/) before recovery refuses with CorruptionError, so the
- *    refused open changed the folder (regimen R8: 0 bytes modified in a refused DB).
+ *  - missing-log-created: conf present and the log file deleted. Log.open once created an
+ *    empty log file (and blobs/) before recovery refused with CorruptionError, so the
+ *    refused open changed the folder (regimen R8: 0 bytes modified in a refused DB); it
+ *    now decides before creating anything (src/log/folder.ts refuseMissingLog).
  */
 function knownBug(e: CaseEnd): KnownBug | undefined {
   if (e.labels.includes('crcTailJournal.outside')) return 'tail-journal'
@@ -217,7 +218,7 @@ test(`${CASES} mutated log folders (CRC-fixing included): no uncaught error, han
       `tail_unwitnessed=${count('tail_unwitnessed')} crc_fixed_changed=${r.ends.filter((e) => e.kind === 'crc_fixed_changed').length} ` +
       `journal_consumed=${judged.filter((e) => e.refusedModified && mayModify(e)).length} ` +
       `tail_journal_outside_broken=${tailJournal.filter(breaksGate).length}/${tailJournal.length} ` +
-      `todo_missing_log_created=${missingLog.length} ` +
+      `missing_log_created=${missingLog.length} ` +
       `largest_alloc_served_kib=${Math.round(r.largestAllocBytes / 1024)} mem_growth_mib=${(r.memGrowthBytes / 2 ** 20).toFixed(1)} ` +
       `worker_restarts=${r.restarts} ms=${Math.round(ms)} seed=${only ?? BASE_SEED}`,
   )
@@ -238,9 +239,7 @@ test('a CRC-valid tail journal whose extents lie outside the log: typed error, n
   assert.deepEqual(examples(bad), [], `${bad.length} of ${of.length} cases broke a gate`)
 })
 
-test('conf present, log file deleted: the refused open creates nothing', {
-  todo: 'src bug: Log.open creates the log file and blobs/ before recovery refuses (src/log/log.ts open())',
-}, async () => {
+test('conf present, log file deleted: the refused open creates nothing', async () => {
   const r = await results()
   const bad = r.ends.filter((e) => knownBug(e) === 'missing-log-created')
   assert.deepEqual(bad.slice(0, 4).map(show), [], `${bad.length} refused opens changed the folder`)
