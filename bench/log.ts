@@ -7,6 +7,9 @@
 //   raw sync   — one writer: write 4 KiB at the end of a new file, datasync, repeat.
 //   raw read   — the bobsled log file read sequentially in 1 MiB reads, after a warm read
 //                (page cache hot for both sides; nothing is dropped).
+//   raw pread  — one awaited 128-byte read at the file position of each record that
+//                read-random reads (the 100 B log has no truncation: slot = segment, so the
+//                position is the LSN); page cache hot for both sides.
 // Bytes for bulk and reopen figures are the size of the log file on disk after flush
 // (padding and headers included), so both sides move the same bytes. MB = 10^6 bytes.
 //
@@ -34,6 +37,8 @@ interface Sizes {
   durableMs: number
   warmMs: number
   writers: number
+  /** Random Log.read() calls (and raw preads) per round of read-random. */
+  randomReads: number
   /** Each measurement is repeated this many times (raw and bobsled alternating); best kept. */
   rounds: number
 }
@@ -44,6 +49,7 @@ const FULL: Sizes = {
   durableMs: 2000,
   warmMs: 200,
   writers: 64,
+  randomReads: 50_000,
   rounds: 3,
 }
 const SMOKE: Sizes = {
@@ -52,6 +58,7 @@ const SMOKE: Sizes = {
   durableMs: 100,
   warmMs: 20,
   writers: 64,
+  randomReads: 2_000,
   rounds: 2,
 }
 
@@ -272,6 +279,49 @@ async function reopen(dir: string, expectRecords: number): Promise<number> {
   return ms
 }
 
+/** The LSNs of every record of the log in `dir`, and a seeded random sample of `n` of them. */
+async function sampleLsns(dir: string, n: number): Promise<number[]> {
+  const log = await Log.open(dir)
+  const lsns: number[] = []
+  try {
+    for await (const r of log.iterFrom(0)) lsns.push(r.lsn)
+  } finally {
+    await log.close()
+  }
+  let x = 0x9e3779b9
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0
+    out.push(lsns[x % lsns.length] as number)
+  }
+  return out
+}
+
+/** One awaited Log.read() per LSN. Returns ms. */
+async function readRandom(dir: string, lsns: readonly number[]): Promise<number> {
+  const log = await Log.open(dir)
+  try {
+    const t0 = now()
+    for (const lsn of lsns) await log.read(lsn)
+    return now() - t0
+  } finally {
+    await log.close()
+  }
+}
+
+/** One awaited 128-byte pread at each LSN's file position. Returns ms. */
+async function rawPread(file: string, lsns: readonly number[]): Promise<number> {
+  const buf = Buffer.allocUnsafeSlow(128)
+  const fh = await fsp.open(file, 'r')
+  try {
+    const t0 = now()
+    for (const lsn of lsns) await fh.read(buf, 0, 128, lsn)
+    return now() - t0
+  } finally {
+    await fh.close()
+  }
+}
+
 interface DurableResult {
   rate: number
   metrics: LogMetrics
@@ -454,6 +504,34 @@ async function main(): Promise<number> {
         perSec(best100.records, best100.ms),
         1.0,
         { records: last100.records, openMs: r100 },
+      ),
+    )
+
+    // Random reads of 100 B records (a page-in reads its fragments this way): records/s
+    // against raw preads of the same positions, alternating, best of each.
+    const sample = await sampleLsns(last100.dir, sizes.randomReads)
+    const readMs: number[] = []
+    const preadMs: number[] = []
+    for (let r = 0; r < sizes.rounds; r++) {
+      await alternate(
+        r,
+        async () => {
+          readMs.push(await readRandom(last100.dir, sample))
+        },
+        async () => {
+          preadMs.push(await rawPread(path.join(last100.dir, 'log'), sample))
+        },
+      )
+    }
+    figures.push(
+      figure(
+        'read-random',
+        'rec/s',
+        perSec(sample.length, Math.min(...readMs)),
+        'pread',
+        perSec(sample.length, Math.min(...preadMs)),
+        0.5,
+        { reads: sample.length, readMs, preadMs },
       ),
     )
     await fsp.rm(last100.dir, { recursive: true, force: true })

@@ -22,14 +22,17 @@ const LOG_OWNED_NAMES = new Set([
   'LOCK',
 ])
 
-/** The folder's conf; a new log gets one (segmentBytes, a random log id) written durably. */
+/**
+ * The folder's conf; a new log gets one (segmentBytes, a random log id) written durably.
+ * `isNew`: this call wrote it.
+ */
 export async function readOrCreateConf(
   storage: Storage,
   failpoints: Failpoints,
   segmentBytes: number,
-): Promise<Conf> {
+): Promise<{ conf: Conf; isNew: boolean }> {
   const existing = await readConf(storage)
-  if (existing !== undefined) return existing
+  if (existing !== undefined) return { conf: existing, isNew: false }
   await refuseForeignFolder(storage)
   if ((await storage.exists(LOG_FILE)) && (await sizeOf(storage, LOG_FILE)) > 0) {
     throw new CorruptionError(`${storage.location} has a log file but no conf file`, {
@@ -44,7 +47,28 @@ export async function readOrCreateConf(
   }
   failpoints.hit('conf write')
   await writeConf(storage, conf)
-  return conf
+  return { conf, isNew: true }
+}
+
+/**
+ * An existing log whose `log` file is missing. The first open creates the file right after
+ * `conf` (and syncs the folder before any append), so a crash there may leave `conf` alone:
+ * the log is then empty and the file is created. But a close witness of a non-empty log,
+ * or a blob file (only written once the log file's entry was durable), proves the file
+ * existed: it was lost, and that is CorruptionError, decided before anything is created so
+ * the refused folder is left as it was (docs/RELIABILITY.md, R8).
+ */
+export async function refuseMissingLog(storage: Storage, closeWitness: number): Promise<void> {
+  if (await storage.exists(LOG_FILE)) return
+  const hasBlobs =
+    (await storage.exists(BLOB_DIR)) &&
+    (await storage.list(BLOB_DIR)).some((name) => parseBlobName(name) !== undefined)
+  if (closeWitness >= 0 || hasBlobs) {
+    throw new CorruptionError(
+      `${storage.location} has a conf file but its log file is missing (${hasBlobs ? 'blob files exist' : `stable LSN ${closeWitness} at the last close`})`,
+      { file: `${storage.location}/${LOG_FILE}` },
+    )
+  }
 }
 
 /**

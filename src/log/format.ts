@@ -279,7 +279,16 @@ export function decodeSegmentHeader(buf: Uint8Array, at: number): SegmentHeaderC
   const stablePlusOne = readU64(buf, at + 24)
   const logId = readU64(buf, at + 32)
   const firstLsn = readU64(buf, at + 40)
-  if (baseLsn < 0 || stablePlusOne < 0 || logId < 0 || firstLsn < 0 || firstLsn > baseLsn) {
+  // The log's first LSN never passes the stable LSN of the segment's opening: truncateBefore
+  // drops stable segments only (docs/FORMAT.md, "Segment header").
+  if (
+    baseLsn < 0 ||
+    stablePlusOne < 0 ||
+    logId < 0 ||
+    firstLsn < 0 ||
+    firstLsn > baseLsn ||
+    firstLsn > stablePlusOne
+  ) {
     return { ok: false, reason: 'field' }
   }
   return {

@@ -18,7 +18,7 @@ import { BLOB_DIR, type BlobRef, writeBlob } from './blob.js'
 import { readCloseWitness, writeCloseWitness } from './close-witness.js'
 import type { Conf } from './conf.js'
 import { Failpoints } from './failpoints.js'
-import { collectOrphanBlobs, readOrCreateConf } from './folder.js'
+import { collectOrphanBlobs, readOrCreateConf, refuseMissingLog } from './folder.js'
 import { DEFAULT_SEGMENT_BYTES, MAX_MESSAGE_HEADER_BYTES, MessageKind } from './format.js'
 import { GroupCommit } from './group-commit.js'
 import { LOG_FILE, type LogContext } from './log-context.js'
@@ -82,11 +82,12 @@ export class Log {
     const lock = await storage.lock()
     let file: StorageFile | undefined
     try {
-      const conf = await readOrCreateConf(storage, failpoints, segmentBytes)
+      const { conf, isNew } = await readOrCreateConf(storage, failpoints, segmentBytes)
+      const closeWitness = await readCloseWitness(storage, conf.logId)
+      if (!isNew) await refuseMissingLog(storage, closeWitness)
       file = await storage.openFile(LOG_FILE, 'createOrOpen')
       await storage.mkdir(BLOB_DIR)
       await storage.syncDir('')
-      const closeWitness = await readCloseWitness(storage, conf.logId)
       const recovered = await recoverLog(
         storage,
         file,

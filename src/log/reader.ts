@@ -1,6 +1,7 @@
 // The mirror of the write path: validates one message in a segment image. Used by
 // recovery (scan) and by iteration; both trust nothing (docs/FORMAT.md, "Reading").
 
+import { assert } from '../util/assert.js'
 import {
   type DecodedHeader,
   decodeMessageHeader,
@@ -30,8 +31,9 @@ export interface ParsedMessage extends DecodedHeader {
 export let lastCorruptReason = ''
 
 /**
- * Validates the message starting at in-segment offset `at` of `segment` (an image of the
- * segment whose byte 0 is the segment's byte 0). Bytes at or past `limit` are treated as
+ * Validates the message starting at in-segment offset `at` of `segment`, an image of part
+ * of the segment whose byte 0 is the segment's byte `origin` (0: a whole-segment image).
+ * `at` and `limit` are in-segment offsets; bytes at or past `limit` are treated as
  * unavailable. Checks, in order: room for a header, header decodes, kind known, body fits
  * the segment, segment number, CRC (for Record and Canceled messages only if `checkCrc`).
  */
@@ -43,14 +45,16 @@ export function parseMessage(
   segmentNumber: number,
   out: ParsedMessage,
   checkCrc = true,
+  origin = 0,
 ): Parse {
+  assert(origin >= 0 && origin <= at, 'the image starts at or before the message')
   if (at < SEGMENT_HEADER_BYTES) {
     lastCorruptReason = 'message inside the segment header'
     return Parse.Corrupt
   }
   if (at > segmentBytes - RED_ZONE_BYTES - 1) return Parse.EndOfSegment
-  const end = Math.min(limit, segmentBytes)
-  if (!decodeMessageHeader(segment, at, end, out)) {
+  const end = Math.min(limit, segmentBytes, origin + segment.length)
+  if (!decodeMessageHeader(segment, at - origin, end - origin, out)) {
     lastCorruptReason = 'undecodable header'
     return Parse.Corrupt
   }
@@ -74,7 +78,7 @@ export function parseMessage(
   // Recovery may skip the CRC of plain records it trusts (below the durable witness): they
   // are checked when read. Messages that steer recovery are always checked.
   const mustCheck = checkCrc || (out.kind !== MessageKind.Record && out.kind !== MessageKind.Canceled)
-  if (mustCheck && readU32(segment, at) !== messageCrc(segment, at, total)) {
+  if (mustCheck && readU32(segment, at - origin) !== messageCrc(segment, at - origin, total)) {
     lastCorruptReason = 'CRC mismatch'
     return Parse.Corrupt
   }

@@ -7,7 +7,14 @@ import { CorruptionError, InvalidArgumentError, wrapIoError } from '../errors.js
 import type { Storage } from '../io/index.js'
 import { asLsn } from '../util/brand.js'
 import { readBlob } from './blob.js'
-import { decodeSegmentHeader, MessageKind, readU32, readU64, SEGMENT_HEADER_BYTES } from './format.js'
+import {
+  decodeMessageHeader,
+  decodeSegmentHeader,
+  MessageKind,
+  readU32,
+  readU64,
+  SEGMENT_HEADER_BYTES,
+} from './format.js'
 import type { GroupCommit } from './group-commit.js'
 import type { LogContext } from './log-context.js'
 import type { LogRecord } from './log-types.js'
@@ -100,6 +107,13 @@ export async function* iterRecords(src: ReadSource, from: number): AsyncGenerato
 }
 
 /**
+ * Bytes read at a record's position by `read()` before its header is known: enough for the
+ * header and a small body (a page fragment) in one read. A longer body costs a second read
+ * of exactly the rest; a whole segment is never read for one record.
+ */
+export const READ_WINDOW_BYTES = 4096
+
+/**
  * Reads the record that starts at `lsn`. Data not yet written is served from memory;
  * bytes on disk are checked (CRC, segment number) before they are returned.
  */
@@ -112,26 +126,25 @@ export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecor
     throw new InvalidArgumentError(`no record starts at LSN ${lsn}`)
   }
   const live = writer.liveSegments.get(base)
+  // `image` holds the segment's bytes from in-segment offset `origin` on.
   let image: Uint8Array
+  let origin: number
   let slot: number
   if (live !== undefined && !writer.written.isDone(lsn)) {
     image = live.buf
+    origin = 0
     slot = live.slot
   } else {
     // A poisoned instance drops the memory of a segment once its writes settle, failed
     // ones included: bytes never written are not on disk, and reading the file there would
     // report an IO failure as corruption. Report the poisoning error instead.
     if (ctx.poisonError !== undefined && !writer.written.isDone(lsn)) throw ctx.poisonError
-    const s = src.slots.slotAt(base)
-    if (s === undefined) throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
-    slot = s
-    image = new Uint8Array(S)
-    await readFully(ctx, image, slot * S)
-    if (src.slots.slotAt(base) !== slot)
-      throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+    slot = slotOf(src, base, lsn)
+    image = await readMessageBytes(src, slot, base, at)
+    origin = at
   }
   const msg = newParsedMessage()
-  const r = parseMessage(image, at, S, S, base / S, msg)
+  const r = parseMessage(image, at, S, S, base / S, msg, true, origin)
   if (r !== Parse.Ok || (msg.kind !== MessageKind.Record && msg.kind !== MessageKind.BlobPointer)) {
     throw new CorruptionError(
       `no valid record at LSN ${lsn}: ${r === Parse.Corrupt ? lastCorruptReason : 'not a record'}`,
@@ -142,10 +155,53 @@ export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecor
       },
     )
   }
-  const bodyAt = at + msg.headerBytes
+  const bodyAt = at - origin + msg.headerBytes
   if (msg.kind === MessageKind.Record) {
-    return { lsn: asLsn(lsn), id: msg.id, data: image.slice(bodyAt, bodyAt + msg.bodyBytes), isBlob: false }
+    const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
+    // Copied out of the writer's memory, and out of a read window much larger than the
+    // record (a caller may keep the record for long: the page cache does).
+    const isOwnBuffer = origin !== 0 && data.length * 2 >= image.length
+    return { lsn: asLsn(lsn), id: msg.id, data: isOwnBuffer ? data : data.slice(), isBlob: false }
   }
   const data = await blobOf(src, image, bodyAt)
   return { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
+}
+
+function slotOf(src: ReadSource, base: number, lsn: number): number {
+  const slot = src.slots.slotAt(base)
+  if (slot === undefined) throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+  return slot
+}
+
+/**
+ * Reads the bytes of the message at in-segment offset `at` of the segment `base` in `slot`:
+ * a window first, then the rest of the body when the header (not yet trusted: parseMessage
+ * checks it) names a longer message that still fits the segment. The result starts at `at`.
+ * After each read the slot must still hold the segment: a truncation may have zeroed and
+ * reused it meanwhile, and its bytes would then be another segment's.
+ */
+async function readMessageBytes(
+  src: ReadSource,
+  slot: number,
+  base: number,
+  at: number,
+): Promise<Uint8Array> {
+  const ctx = src.ctx
+  const S = ctx.segmentBytes
+  const lsn = base + at
+  const room = S - at
+  const first = new Uint8Array(Math.min(READ_WINDOW_BYTES, room))
+  await readFully(ctx, first, slot * S + at)
+  if (src.slots.slotAt(base) !== slot)
+    throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+  const h = newParsedMessage()
+  if (!decodeMessageHeader(first, 0, first.length, h)) return first
+  const total = h.headerBytes + h.bodyBytes
+  if (total <= first.length || total > room) return first
+  const whole = new Uint8Array(total)
+  whole.set(first)
+  await readFully(ctx, whole.subarray(first.length), slot * S + at + first.length)
+  if (src.slots.slotAt(base) !== slot)
+    throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
+  return whole
 }

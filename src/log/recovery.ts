@@ -6,6 +6,8 @@
 // | situation                                                        | decision                                   |
 // |------------------------------------------------------------------|--------------------------------------------|
 // | slot header: CRC ok, but other log id / segment size / version   | CorruptionError (foreign or mixed segment) |
+// | slot header: CRC ok, but a field > 2^53, or first LSN above the   | CorruptionError (no writer builds it)      |
+// |   base LSN or above the max stable LSN + 1                       |                                            |
 // | two slots claim the same segment LSN                             | CorruptionError                            |
 // | slot header fails its CRC (zeroed, never written, or torn)       | slot is not part of the log                |
 // | segment below the log start (highest first LSN of all headers)   | truncation remnant: stale                  |
@@ -94,7 +96,7 @@ export async function recoverLog(
 ): Promise<RecoveredLog> {
   const S = conf.segmentBytes
   // 0. Finish a tail rewrite that a power cut interrupted (tail-journal.ts).
-  await replayTailJournal(storage, file, conf.logId)
+  await replayTailJournal(storage, file, conf.logId, S, fileLabel)
   const size = await file.size()
   const slotCount = Math.floor(size / S) + (size % S >= SEGMENT_HEADER_BYTES ? 1 : 0)
 
@@ -104,12 +106,14 @@ export async function recoverLog(
   const invalidSlots: number[] = []
   for (let slot = 0; slot < slotCount; slot++) {
     const check = decodeSegmentHeader(headers, slot * SEGMENT_HEADER_BYTES)
+    const where = { file: fileLabel, offset: slot * S }
+    if (!check.ok && check.reason === 'field')
+      throw new CorruptionError(`segment slot ${slot} has a header whose fields contradict each other`, where)
     if (!check.ok) {
       invalidSlots.push(slot)
       continue
     }
     const h = check.header
-    const where = { file: fileLabel, offset: slot * S }
     if (h.logId !== conf.logId)
       throw new CorruptionError(`segment slot ${slot} belongs to another log`, where)
     if (h.segmentBytes !== S || h.formatVersion !== FORMAT_VERSION || h.baseLsn % S !== 0) {

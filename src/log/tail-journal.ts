@@ -3,6 +3,7 @@
 // that rewrite could tear bytes that were already durable, so their copy is made durable
 // here first, and replayed by the next recovery if it finds the file. docs/FORMAT.md.
 
+import { CorruptionError, wrapIoError } from '../errors.js'
 import type { Storage, StorageFile } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
 import { readU32, readU64, writeU32, writeU64 } from './format.js'
@@ -45,38 +46,84 @@ export async function writeTailJournal(storage: Storage, logId: number, extents:
   await storage.syncDir('')
 }
 
+/** Journal bytes read at a time while checking its CRC: the journal is never read whole. */
+const CHECK_CHUNK_BYTES = 64 * 1024
+
 /**
  * Replays a journal left by a recovery that was cut short: its extents are written back in
- * place and synced. A journal that fails its checks was never complete, so its rewrite had
- * not begun: it is simply removed. Returns the number of extents replayed.
+ * place and synced. A journal that fails its checks (magic, log id, length, CRC) was never
+ * complete, so its rewrite had not begun: it is simply removed. A journal that passes them
+ * but whose extents are not ones recovery writes (count or lengths that do not add up, an
+ * extent empty, longer than a segment or crossing a slot boundary, a position beyond 2^53)
+ * is CorruptionError, and the folder is left as it was. An extent wholly past the log's
+ * size rounded up to a segment is skipped: the bytes there were never synced (a datasync
+ * makes the file size durable with them), and replaying it could grow the file without
+ * bound (docs/FORMAT.md, "tail.journal"). Memory use is one segment plus a chunk, whatever
+ * the journal says. Returns the number of extents replayed.
  */
-export async function replayTailJournal(storage: Storage, log: StorageFile, logId: number): Promise<number> {
+export async function replayTailJournal(
+  storage: Storage,
+  log: StorageFile,
+  logId: number,
+  segmentBytes: number,
+  logLabel: string,
+): Promise<number> {
   if (!(await storage.exists(TAIL_JOURNAL))) return 0
+  const S = segmentBytes
+  const label = `${storage.location}/${TAIL_JOURNAL}`
   let replayed = 0
   const f = await storage.openFile(TAIL_JOURNAL, 'read')
   try {
     const size = await f.size()
     const header = new Uint8Array(HEADER_BYTES)
-    const n = await f.read(header, 0, HEADER_BYTES, 0)
+    const n = await readAll(f, header, 0)
     const bodyBytes = n === HEADER_BYTES ? readU64(header, 20) : -1
-    // Never allocate by an untrusted length: the body must be exactly the rest of the file.
-    if (readU32(header, 0) === MAGIC && readU64(header, 8) === logId && bodyBytes === size - HEADER_BYTES) {
-      const b = new Uint8Array(size)
-      b.set(header)
-      await f.read(b, HEADER_BYTES, bodyBytes, HEADER_BYTES)
-      if (readU32(b, 28) === crc32(b, 4, 28, crc32(b, HEADER_BYTES, b.length))) {
-        const count = readU32(b, 16)
+    const isValid =
+      readU32(header, 0) === MAGIC &&
+      readU64(header, 8) === logId &&
+      bodyBytes === size - HEADER_BYTES &&
+      readU32(header, 28) === crc32(header, 4, 28, await bodyCrc(f, size))
+    if (isValid) {
+      const count = readU32(header, 16)
+      const logEnd = Math.ceil((await log.size()) / S) * S
+      // Two passes: every extent is checked before the first byte of the log is written.
+      const extentHeader = new Uint8Array(EXTENT_HEADER_BYTES)
+      const extents = async (visit: (position: number, length: number, at: number) => Promise<void>) => {
         let p = HEADER_BYTES
-        for (let i = 0; i < count && p + EXTENT_HEADER_BYTES <= b.length; i++) {
-          const position = readU64(b, p)
-          const length = readU32(b, p + 8)
-          if (position < 0 || p + EXTENT_HEADER_BYTES + length > b.length) break
-          await log.write(b, p + EXTENT_HEADER_BYTES, length, position)
+        for (let i = 0; i < count; i++) {
+          const bad = (why: string): CorruptionError =>
+            new CorruptionError(`tail journal extent ${i} of ${count} ${why}`, { file: label, offset: p })
+          if (p + EXTENT_HEADER_BYTES > size) throw bad('lies past the end of the journal')
+          await readAll(f, extentHeader, p)
+          const position = readU64(extentHeader, 0)
+          const length = readU32(extentHeader, 8)
+          if (length === 0 || length > S) throw bad(`has a length of ${length} bytes`)
+          if (p + EXTENT_HEADER_BYTES + length > size) throw bad('lies past the end of the journal')
+          if (position < 0 || Math.floor(position / S) !== Math.floor((position + length - 1) / S))
+            throw bad(`at log offset ${position} is not inside one segment slot`)
+          await visit(position, length, p + EXTENT_HEADER_BYTES)
           p += EXTENT_HEADER_BYTES + length
-          replayed++
         }
-        if (replayed > 0) await log.datasync()
+        if (p !== size) {
+          throw new CorruptionError(`tail journal holds ${size - p} bytes after its ${count} extents`, {
+            file: label,
+            offset: p,
+          })
+        }
       }
+      await extents(async () => {})
+      const bytes = new Uint8Array(Math.min(S, Math.max(0, size - HEADER_BYTES)))
+      await extents(async (position, length, at) => {
+        if (position + length > logEnd) return
+        await readAll(f, bytes.subarray(0, length), at)
+        try {
+          await log.write(bytes, 0, length, position)
+        } catch (e) {
+          throw wrapIoError(e, 'replaying the tail journal', logLabel)
+        }
+        replayed++
+      })
+      if (replayed > 0) await log.datasync()
     }
   } finally {
     await f.close()
@@ -84,4 +131,26 @@ export async function replayTailJournal(storage: Storage, log: StorageFile, logI
   await storage.unlink(TAIL_JOURNAL)
   await storage.syncDir('')
   return replayed
+}
+
+/** CRC-32 of the journal's body, read a chunk at a time. */
+async function bodyCrc(f: StorageFile, size: number): Promise<number> {
+  const chunk = new Uint8Array(Math.min(CHECK_CHUNK_BYTES, Math.max(0, size - HEADER_BYTES)))
+  let crc = 0
+  for (let p = HEADER_BYTES; p < size; p += chunk.length) {
+    const part = chunk.subarray(0, Math.min(chunk.length, size - p))
+    if ((await readAll(f, part, p)) !== part.length) return -1
+    crc = crc32(part, 0, part.length, crc)
+  }
+  return crc
+}
+
+async function readAll(f: StorageFile, into: Uint8Array, position: number): Promise<number> {
+  let got = 0
+  while (got < into.length) {
+    const n = await f.read(into, got, into.length - got, position + got)
+    if (n === 0) break
+    got += n
+  }
+  return got
 }

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
 const BENCH = fileURLToPath(new URL('../../bench/log.js', import.meta.url))
-const FIGURES = ['bulk-100B', 'bulk-4K', 'durable-1', 'durable-64', 'reopen-1M', 'reopen-1GiB']
+const FIGURES = ['bulk-100B', 'bulk-4K', 'durable-1', 'durable-64', 'reopen-1M', 'read-random', 'reopen-1GiB']
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -37,7 +37,7 @@ test('bench:log --smoke prints one line per figure and exits 0', { timeout: 60_0
     assert.equal(lines.filter((l) => re.test(l)).length, 1, `one line for ${name} in:\n${stdout}`)
   }
   assert.ok(
-    lines.some((l) => /^summary: \d+\/6 PASS/.test(l)),
+    lines.some((l) => /^summary: \d+\/7 PASS/.test(l)),
     `summary line in:\n${stdout}`,
   )
   const json = JSON.parse(stdout.slice(stdout.indexOf('\n{') + 1)) as {

@@ -409,12 +409,12 @@ const segmentHeaderArb: fc.Arbitrary<SegmentHeader> = fc
     logId: safeNat,
     formatVersion: fc.integer({ min: 0, max: 0xffff }),
   })
-  // The log start never lies above the segment's base.
-  .map((h) => ({ ...h, firstLsn: Math.floor(h.firstLsn * h.baseLsn) }))
+  // The log start never lies above the segment's base, nor above its max stable LSN + 1.
+  .map((h) => ({ ...h, firstLsn: Math.floor(h.firstLsn * Math.min(h.baseLsn, h.maxStableLsn + 1)) }))
 
 const plainHeader = (): SegmentHeader => ({
   baseLsn: 8192,
-  maxStableLsn: -1,
+  maxStableLsn: 8191,
   firstLsn: 4096,
   segmentBytes: 4096,
   logId: 1,
@@ -457,6 +457,31 @@ describe('segment header', () => {
     }
     encodeSegmentHeader(buf, 0, h)
     assert.deepEqual(decodeSegmentHeader(buf, 0), { ok: true, header: h })
+  })
+
+  test('a CRC-valid header whose first LSN lies above its base or its max stable LSN + 1 is rejected as a field error', () => {
+    const h = {
+      baseLsn: 8192,
+      maxStableLsn: 4095,
+      firstLsn: 4096,
+      segmentBytes: 1024,
+      logId: 42,
+      formatVersion: 1,
+    }
+    const buf = new Uint8Array(SEGMENT_HEADER_BYTES)
+    encodeSegmentHeader(buf, 0, h)
+    assert.equal(
+      decodeSegmentHeader(buf, 0).ok,
+      true,
+      'first LSN = max stable + 1 is what a truncation writes',
+    )
+    for (const bad of [
+      { ...h, firstLsn: 4097 },
+      { ...h, maxStableLsn: 9000, firstLsn: 8193 },
+    ]) {
+      encodeSegmentHeader(buf, 0, bad)
+      assert.deepEqual(decodeSegmentHeader(buf, 0), { ok: false, reason: 'field' })
+    }
   })
 
   test('an all-zero slot fails the CRC', () => {

@@ -199,6 +199,19 @@ async function examine(
 
 class WrongData extends Error {}
 
+/**
+ * Self-check of the allocation cap: an over-cap request made during a case, as a src bug
+ * would make it (crafted tail journals did, before replay bounded its extents), must be
+ * counted even though the error never reaches the case.
+ */
+function plantOverCap(capBytes: number): void {
+  try {
+    new ArrayBuffer(capBytes + 1)
+  } catch {
+    // Refused by the cap, as intended; the count is what the self-check reads.
+  }
+}
+
 async function main(): Promise<void> {
   const shapes = await Promise.all([
     buildImage('clean', 0xc1ea),
@@ -230,6 +243,8 @@ async function main(): Promise<void> {
     strays = []
     const overBefore = alloc.overCap
     let r: Omit<CaseEnd, 't' | 'i' | 'seed' | 'labels' | 'isCrcFixed' | 'isReal'>
+    if (input.isSelfCheck && m.labels.some((l) => l.startsWith('crcTailJournal')))
+      plantOverCap(input.capBytes)
     try {
       r = await withTimeout(examine(img, m, seed, real), input.caseTimeoutMs, `case ${i}`)
     } catch (e) {

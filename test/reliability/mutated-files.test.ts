@@ -149,15 +149,15 @@ const GATED: readonly OutcomeKind[] = [
 type KnownBug = 'tail-journal' | 'missing-log-created'
 
 /**
- * src bugs, each pinned by a todo test below; their cases are counted apart.
- *  - tail-journal: replayTailJournal() writes each extent of a tail journal that passes its
- *    CRC at whatever file position it names, unchecked against the log's size or slots. A
- *    crafted journal makes recovery write far past the end of the log (a huge sparse file,
- *    or a multi-GiB buffer on the simulated disk), then recovery sizes its header scan by
- *    that file.
- *  - missing-log-created: with conf present and the log file deleted, Log.open creates an
- *    empty log file (and blobs/) before recovery refuses with CorruptionError, so the
- *    refused open changed the folder (regimen R8: 0 bytes modified in a refused DB).
+ * Cases counted apart, each with its own test below:
+ *  - tail-journal: a tail journal that passes its CRC with extents outside the log. Replay
+ *    once wrote each extent wherever it pointed (a huge sparse file, a multi-GiB buffer on
+ *    the simulated disk, then a header scan sized by that file); it now skips extents past
+ *    the log's size rounded up to a segment and refuses malformed ones (src/log/tail-journal.ts).
+ *  - missing-log-created: conf present and the log file deleted. Log.open once created an
+ *    empty log file (and blobs/) before recovery refused with CorruptionError, so the
+ *    refused open changed the folder (regimen R8: 0 bytes modified in a refused DB); it
+ *    now decides before creating anything (src/log/folder.ts refuseMissingLog).
  */
 function knownBug(e: CaseEnd): KnownBug | undefined {
   if (e.labels.includes('crcTailJournal.outside')) return 'tail-journal'
@@ -217,8 +217,8 @@ test(`${CASES} mutated log folders (CRC-fixing included): no uncaught error, han
       `detected_open=${detectedOpen} detected_read=${detectedRead} exact=${r.ends.filter((e) => e.kind === 'exact').length} ` +
       `tail_unwitnessed=${count('tail_unwitnessed')} crc_fixed_changed=${r.ends.filter((e) => e.kind === 'crc_fixed_changed').length} ` +
       `journal_consumed=${judged.filter((e) => e.refusedModified && mayModify(e)).length} ` +
-      `todo_tail_journal_broken=${tailJournal.filter(breaksGate).length}/${tailJournal.length} ` +
-      `todo_missing_log_created=${missingLog.length} ` +
+      `tail_journal_outside_broken=${tailJournal.filter(breaksGate).length}/${tailJournal.length} ` +
+      `missing_log_created=${missingLog.length} ` +
       `largest_alloc_served_kib=${Math.round(r.largestAllocBytes / 1024)} mem_growth_mib=${(r.memGrowthBytes / 2 ** 20).toFixed(1)} ` +
       `worker_restarts=${r.restarts} ms=${Math.round(ms)} seed=${only ?? BASE_SEED}`,
   )
@@ -232,18 +232,14 @@ test(`${CASES} mutated log folders (CRC-fixing included): no uncaught error, han
   }
 })
 
-test('a CRC-valid tail journal whose extents lie outside the log: typed error, no over-cap allocation, no growth, no hang', {
-  todo: 'src bug: replayTailJournal() writes extents at any position (src/log/tail-journal.ts); bound them by the log size',
-}, async () => {
+test('a CRC-valid tail journal whose extents lie outside the log: typed error, no over-cap allocation, no growth, no hang', async () => {
   const r = await results()
   const of = r.ends.filter((e) => knownBug(e) === 'tail-journal')
   const bad = of.filter(breaksGate)
   assert.deepEqual(examples(bad), [], `${bad.length} of ${of.length} cases broke a gate`)
 })
 
-test('conf present, log file deleted: the refused open creates nothing', {
-  todo: 'src bug: Log.open creates the log file and blobs/ before recovery refuses (src/log/log.ts open())',
-}, async () => {
+test('conf present, log file deleted: the refused open creates nothing', async () => {
   const r = await results()
   const bad = r.ends.filter((e) => knownBug(e) === 'missing-log-created')
   assert.deepEqual(bad.slice(0, 4).map(show), [], `${bad.length} refused opens changed the folder`)
@@ -262,5 +258,5 @@ test('harness self-check: CRC-fixed wrong data reported as plain damage, and cra
     `RELIABILITY mutated-files-mutation cases=${r.ends.length} silent_wrong_caught=${wrong} over_cap_caught=${overCap}`,
   )
   assert.ok(wrong > 0, 'wrong data from CRC-fixed bytes is seen by the comparison')
-  assert.ok(overCap > 0, 'the allocation cap sees the crafted tail journals')
+  assert.ok(overCap > 0, 'the allocation cap sees an over-cap request planted in the crafted-journal cases')
 })
