@@ -42,7 +42,8 @@ export async function runStats(o: CommonOptions & { tree: string | undefined }):
       sizeOnDisk,
       logFileBytes: logBytes,
       liveBytes,
-      deadBytes: Math.max(0, logBytes - liveBytes),
+      // Everything on disk that is not a live page: old page versions, checkpoints, headers.
+      notLiveBytes: Math.max(0, sizeOnDisk - liveBytes),
       userBytes,
       // Disk bytes per byte of keys and values: the cost of the log structure and old versions.
       spaceAmplification: userBytes === 0 ? null : Number((sizeOnDisk / userBytes).toFixed(2)),
@@ -66,9 +67,9 @@ export async function runStats(o: CommonOptions & { tree: string | undefined }):
       lines.push(
         'space',
         `  on disk       ${mib(sizeOnDisk)}  (log, blobs, checkpoints)`,
-        `  log segments  ${mib(logBytes)}  (${fmt(s.fileSlots ?? 0)} × ${mib(s.segmentBytes ?? 0)})`,
+        `  log segments  ${fmt(s.fileSlots ?? 0)} × ${mib(s.segmentBytes ?? 0)}  (capacity ${mib(logBytes)}; the last one fills as it is written)`,
         `  live pages    ${mib(liveBytes)}  (the current version of every tree page)`,
-        `  dead          ${mib(space.deadBytes)}  (old page versions and free segments; cleaning reclaims them)`,
+        `  not live      ${mib(space.notLiveBytes)}  (old page versions, checkpoints, headers; cleaning reclaims old versions)`,
         `  keys + values ${mib(userBytes)}  → space amplification ${space.spaceAmplification ?? 'n/a'}x`,
         'memory',
         `  page cache    ${mib(memory.cacheBytes)} of ${mib(memory.cacheCapacity)}  (${fmt(memory.residentPages)} of ${fmt(memory.pages)} pages resident)`,
