@@ -8,7 +8,7 @@
 import { InvalidArgumentError as CliArgumentError, Command, CommanderError, Option } from 'commander'
 import { isBobsledError } from '../index.js'
 import { runBench } from './bench.js'
-import { EXIT_DAMAGE, EXIT_ERROR, parseEncoding } from './common.js'
+import { EXIT_DAMAGE, EXIT_ERROR, EXIT_OK, parseEncoding } from './common.js'
 import { runDemo } from './demo.js'
 import { runDump } from './dump.js'
 import { runInfo } from './info.js'
@@ -196,5 +196,11 @@ function fail(e: unknown): void {
   }
   process.exitCode = code === 'BOBSLED_CORRUPTION' ? EXIT_DAMAGE : EXIT_ERROR
 }
+
+// A reader that stops early (`bobsled dump | head`) closes the pipe: that is not an error.
+// Every write command makes its change durable before it prints, so nothing is lost here.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(EXIT_OK)
+})
 
 program.parseAsync(process.argv).catch(fail)

@@ -14,12 +14,21 @@
 
 import { once } from 'node:events'
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { open as openFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { pipeline } from 'node:stream/promises'
 import { crc32 } from 'node:zlib'
-import { CorruptionError, type Db, InvalidArgumentError, type Tree, VersionError } from '../index.js'
+import {
+  CorruptionError,
+  type Db,
+  InvalidArgumentError,
+  isBobsledError,
+  type Tree,
+  VersionError,
+  wrapIoError,
+} from '../index.js'
 import {
   type CommonOptions,
   emit,
@@ -67,7 +76,18 @@ export async function runExport(
 ): Promise<void> {
   const db = await openExisting(o.dir)
   const toStdout = o.out === '-'
-  const out = toStdout ? process.stdout : createWriteStream(o.out, { mode: 0o600 })
+  let out: NodeJS.WritableStream & { writableFinished: boolean; destroy(): void }
+  try {
+    out = toStdout ? process.stdout : (await openFile(o.out, 'w', 0o600)).createWriteStream()
+  } catch (e) {
+    await db.close()
+    throw wrapIoError(e, 'creating the export file', o.out)
+  }
+  // A write error (disk full, a closed pipe) rejects the next write instead of crashing.
+  let writeError: unknown
+  out.on('error', (e) => {
+    writeError = e
+  })
   const t0 = performance.now()
   try {
     const trees = await pickTrees(db, o.tree)
@@ -77,7 +97,8 @@ export async function runExport(
     if (showBar) for (const t of trees) for await (const _ of t.range().keys()) total++
     const bar = progress({ json: !showBar }, 'exporting', total)
     const write = async (line: string): Promise<void> => {
-      if (!out.write(line)) await once(out, 'drain')
+      if (writeError !== undefined) throw wrapIoError(writeError, 'writing the export', o.out)
+      if (!out.write(line)) await once(out as NodeJS.EventEmitter, 'drain')
     }
     const header = {
       format: EXPORT_FORMAT,
@@ -104,7 +125,7 @@ export async function runExport(
     bar.stop()
     if (!toStdout) {
       out.end()
-      await once(out, 'finish')
+      await once(out as NodeJS.EventEmitter, 'finish')
     }
     const ms = performance.now() - t0
     const doc = {
@@ -280,7 +301,9 @@ export async function runImport(file: string, o: CommonOptions & { progress: boo
       path,
       async () => {},
       async () => {},
-    )
+    ).catch((e: unknown) => {
+      throw isBobsledError(e) ? e : wrapIoError(e, 'reading the export', shown)
+    })
     const db = await openOrCreate(o.dir)
     try {
       const wasEmpty = await isEmptyDb(db)
