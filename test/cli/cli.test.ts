@@ -1,0 +1,237 @@
+// The `bobsled` CLI end to end: the real binary on real folders (README "CLI").
+
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import * as fs from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { tempDir } from '../helpers/temp-dir.js'
+import { cli, cliJson, INDEX } from './run-cli.js'
+
+let root: { path: string; remove: () => Promise<void> }
+before(async () => {
+  root = await tempDir('cli')
+})
+after(async () => {
+  await root?.remove()
+})
+const dirOf = (name: string): string => join(root.path, name)
+
+describe('point commands', () => {
+  test('put, get, del and scan round trip, in the default tree and a named one', async () => {
+    const d = dirOf('kv')
+    for (const [k, v] of [
+      ['user:1', 'ada'],
+      ['user:2', 'bob'],
+      ['user:3', 'cy'],
+      ['zed', 'last'],
+    ])
+      assert.equal((await cli(['put', '--dir', d, k as string, v as string])).code, 0)
+    assert.equal((await cli(['put', '--dir', d, '-t', 'other', 'user:1', 'elsewhere'])).code, 0)
+
+    const got = await cli(['get', '--dir', d, 'user:2'])
+    assert.equal(got.code, 0)
+    assert.equal(got.stdout, 'bob\n')
+    assert.equal((await cli(['get', '--dir', d, '-t', 'other', 'user:1'])).stdout, 'elsewhere\n')
+
+    const scan = await cli(['scan', '--dir', d, '--prefix', 'user:'])
+    assert.equal(scan.stdout, 'user:1\tada\nuser:2\tbob\nuser:3\tcy\n')
+    const rev = await cliJson(['scan', '--dir', d, '--gte', 'user:2', '--reverse', '--limit', '2'])
+    assert.deepEqual(rev.doc, {
+      tree: '',
+      count: 2,
+      entries: [
+        { key: 'zed', value: 'last' },
+        { key: 'user:3', value: 'cy' },
+      ],
+    })
+    const bounded = await cli(['scan', '--dir', d, '--prefix', 'user:', '--gte', 'user:2', '--lt', 'user:3'])
+    assert.equal(bounded.stdout, 'user:2\tbob\n')
+
+    const del = await cliJson(['del', '--dir', d, 'user:2'])
+    assert.equal(del.code, 0)
+    assert.deepEqual(del.doc, { tree: '', key: 'user:2', removed: true })
+    const gone = await cliJson(['get', '--dir', d, 'user:2'])
+    assert.equal(gone.code, 3, 'a missing key exits 3')
+    assert.deepEqual(gone.doc, { tree: '', key: 'user:2', found: false })
+  })
+
+  test('binary keys and values: hex in, 0x-hex out; --raw writes the bytes', async () => {
+    const d = dirOf('bin')
+    assert.equal((await cli(['put', '--dir', d, '-e', 'hex', '00ff', '0a0b'])).code, 0)
+    const g = await cliJson(['get', '--dir', d, '-e', 'hex', '0x00ff'])
+    assert.equal((g.doc as { value: string }).value, '0x0a0b')
+    const raw = await cli(['get', '--dir', d, '-e', 'base64', 'AP8=', '--raw'])
+    assert.equal(raw.stdout, '\n\u000b')
+  })
+})
+
+describe('export and import', () => {
+  test('export, import into a fresh folder: identical dump and checksum, also through stdin', async () => {
+    const src = dirOf('exp-src')
+    await cli(['put', '--dir', src, 'a', '1'])
+    await cli(['put', '--dir', src, '-e', 'hex', '00', 'ff00'])
+    await cli(['put', '--dir', src, '-t', 'users', 'u1', '{"name":"ada"}'])
+    await cli(['put', '--dir', src, '-t', 'empty', 'x', 'y'])
+    await cli(['del', '--dir', src, '-t', 'empty', 'x'])
+    const file = join(root.path, 'exp.ndjson')
+    const exp = await cliJson(['export', '--dir', src, '--out', file])
+    assert.equal(exp.code, 0, exp.stderr)
+    assert.equal((exp.doc as { records: number }).records, 3)
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n')
+    assert.deepEqual(JSON.parse(lines[0] as string).trees, ['', 'empty', 'users'])
+    assert.equal(JSON.parse(lines[0] as string).format, 'bobsled-export')
+    assert.equal(JSON.parse(lines.at(-1) as string).records, 3)
+
+    const dst = dirOf('exp-dst')
+    const imp = await cliJson(['import', '--dir', dst, file])
+    assert.equal(imp.code, 0, imp.stderr)
+    assert.equal((imp.doc as { checksumVerified: boolean }).checksumVerified, true)
+    const a = await cliJson(['dump', '--dir', src])
+    const b = await cliJson(['dump', '--dir', dst])
+    assert.deepEqual((b.doc as { trees: unknown }).trees, (a.doc as { trees: unknown }).trees)
+    assert.equal((b.doc as { trees: unknown[] }).trees.length, 3, 'the empty tree came along')
+
+    const viaStdout = await cli(['export', '--dir', src])
+    const dst2 = dirOf('exp-dst2')
+    const imp2 = await cli(['import', '--dir', dst2, '-'], viaStdout.stdout)
+    assert.equal(imp2.code, 0, imp2.stderr)
+    const c = await cliJson(['dump', '--dir', dst2])
+    assert.deepEqual((c.doc as { trees: unknown }).trees, (a.doc as { trees: unknown }).trees)
+  })
+
+  test('a truncated or altered export is refused before anything is written', async () => {
+    const src = dirOf('trunc-src')
+    for (let i = 0; i < 4; i++) await cli(['put', '--dir', src, `k${i}`, `v${i}`])
+    const file = join(root.path, 'full.ndjson')
+    assert.equal((await cli(['export', '--dir', src, '-o', file])).code, 0)
+    const text = readFileSync(file, 'utf8')
+    const lines = text.trimEnd().split('\n')
+
+    const cut = join(root.path, 'cut.ndjson')
+    writeFileSync(cut, `${lines.slice(0, -1).join('\n')}\n`) // the trailer is gone
+    const dst = dirOf('trunc-dst')
+    const r = await cliJson(['import', '--dir', dst, cut])
+    assert.equal(r.code, 1)
+    assert.equal((r.doc as { error: { code: string } }).error.code, 'BOBSLED_CORRUPTION')
+    assert.match(r.stderr, /truncated/)
+    await assert.rejects(fs.stat(dst), 'nothing was created')
+
+    const mid = join(root.path, 'mid.ndjson')
+    writeFileSync(mid, text.slice(0, Math.floor(text.length / 2))) // cut inside a line
+    assert.equal((await cli(['import', '--dir', dst, mid])).code, 1)
+
+    const altered = join(root.path, 'altered.ndjson')
+    writeFileSync(altered, text.replace('"v":"djE="', '"v":"djI="')) // v1 → v2
+    const alt = await cli(['import', '--dir', dst, altered])
+    assert.equal(alt.code, 1)
+    assert.match(alt.stderr, /checksum/)
+    await assert.rejects(fs.stat(dst), 'nothing was created')
+  })
+})
+
+describe('verify', () => {
+  test('exit 0 on a healthy database, 1 after one byte of record data is flipped', async () => {
+    const d = dirOf('verify')
+    const marker = 'MARKER-0123456789abcdef'
+    await cli(['put', '--dir', d, 'k1', marker])
+    await cli(['put', '--dir', d, '-t', 't', 'k2', 'v2'])
+    const ok = await cliJson(['verify', '--dir', d])
+    assert.equal(ok.code, 0, ok.stdout)
+    assert.equal((ok.doc as { ok: boolean }).ok, true)
+
+    // The database is closed: find the value's bytes in the log and flip one.
+    const log = join(d, 'log')
+    const bytes = readFileSync(log)
+    const at = bytes.indexOf(marker)
+    assert.ok(at > 0, 'the value is stored in the log')
+    bytes[at + 5] = (bytes[at + 5] as number) ^ 0x01
+    writeFileSync(log, bytes)
+
+    const bad = await cliJson(['verify', '--dir', d])
+    assert.equal(bad.code, 1)
+    const doc = bad.doc as { ok: boolean; problems: Array<{ code: string; file?: string }> }
+    assert.equal(doc.ok, false)
+    assert.equal(doc.problems[0]?.code, 'BOBSLED_CORRUPTION')
+    const text = await cli(['verify', '--dir', d])
+    assert.equal(text.code, 1)
+    assert.match(text.stdout, /DAMAGE/)
+  })
+})
+
+describe('--json and errors', () => {
+  test('every command prints one JSON document', async () => {
+    const d = dirOf('json')
+    const file = join(root.path, 'json.ndjson')
+    for (const args of [
+      ['put', '--dir', d, 'a', '1'],
+      ['get', '--dir', d, 'a'],
+      ['scan', '--dir', d],
+      ['dump', '--dir', d],
+      ['stats', '--dir', d],
+      ['verify', '--dir', d],
+      ['export', '--dir', d, '-o', file],
+      ['import', '--dir', dirOf('json-imp'), file],
+      ['del', '--dir', d, 'a'],
+      ['info', d],
+      ['demo', '--dir', dirOf('json-demo'), '-n', '2000'],
+      ['bench', '-n', '500'],
+    ]) {
+      const r = await cliJson(args)
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(typeof r.doc, 'object')
+    }
+  })
+
+  test('a second opener gets BOBSLED_LOCKED (exit 2) while another process holds the database', async () => {
+    const d = dirOf('locked')
+    await cli(['put', '--dir', d, 'a', '1'])
+    const holder: ChildProcess = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { open } = await import(${JSON.stringify(INDEX)}); await open(${JSON.stringify(d)}); ` +
+          `process.stdout.write('open\\n'); setInterval(() => {}, 60000)`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout?.on('data', (c: Buffer) => {
+          if (c.toString().includes('open')) resolve()
+        })
+        holder.on('exit', (code) => reject(new Error(`the holder exited (${code})`)))
+      })
+      const r = await cliJson(['get', '--dir', d, 'a'])
+      assert.equal(r.code, 2)
+      assert.equal((r.doc as { error: { code: string } }).error.code, 'BOBSLED_LOCKED')
+      assert.match(r.stderr, /locked.*\[BOBSLED_LOCKED\]/)
+    } finally {
+      holder.kill('SIGKILL')
+    }
+  })
+
+  test('a folder that is not a database, a missing one, and bad arguments are typed errors', async () => {
+    const foreign = dirOf('foreign')
+    await fs.mkdir(foreign)
+    writeFileSync(join(foreign, 'notes.txt'), 'hello')
+    const r = await cli(['stats', '--dir', foreign])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /\[BOBSLED_NOT_A_DATABASE\]/)
+
+    const missing = await cliJson(['dump', '--dir', dirOf('no-such-folder')])
+    assert.equal(missing.code, 2)
+    assert.equal((missing.doc as { error: { code: string } }).error.code, 'BOBSLED_NOT_A_DATABASE')
+    await assert.rejects(fs.stat(dirOf('no-such-folder')), 'reading commands never create a database')
+
+    const usage = await cli(['scan', '--dir', foreign, '--limit', 'lots'])
+    assert.equal(usage.code, 2)
+    assert.match(usage.stderr, /--limit must be a positive integer/)
+    assert.equal((await cli(['frobnicate'])).code, 2)
+    const noTree = await cli(['get', '--dir', dirOf('json'), '-t', 'nope', 'a'])
+    assert.equal(noTree.code, 2)
+    assert.match(noTree.stderr, /no tree named "nope".*\[BOBSLED_INVALID_ARGUMENT\]/)
+  })
+})
