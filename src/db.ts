@@ -4,7 +4,7 @@
 // before any state changes; over-limit input is a LimitError, a wrong type an
 // InvalidArgumentError.
 
-import { InvalidArgumentError, LimitError, StorageError } from './errors.js'
+import { InvalidArgumentError, LimitError } from './errors.js'
 import type { Storage } from './io/index.js'
 import { PageCache, type PageCacheOptions, type PageStore } from './pagecache/index.js'
 import {

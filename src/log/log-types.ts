@@ -24,6 +24,13 @@ export interface LogOptions {
    */
   verifyOnOpen?: boolean
   /**
+   * Walk the messages of segments the durable witness covers at open (default true): they
+   * yield the record count in metrics() and the blob files still referenced. A layer that
+   * keeps its own checkpoint (the page cache) turns it off so open reads only the tail;
+   * the walk still happens when blob files exist, since orphans are found by it.
+   */
+  scanWitnessed?: boolean
+  /**
    * TEST ONLY — a mutation switch that acknowledges writes without a datasync. The crash
    * tests turn it on to prove they can fail. Never use it otherwise.
    */

@@ -51,7 +51,7 @@ export class Log {
   private readonly lockHandle: StorageLock
   private readonly conf: Conf
   private readonly options: Required<
-    Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes' | 'verifyOnOpen'>
+    Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes' | 'verifyOnOpen' | 'scanWitnessed'>
   >
   private readonly stats: LogMetrics = emptyMetrics()
   private readonly ctx: LogContext
@@ -96,6 +96,7 @@ export class Log {
         failpoints,
         closeWitness,
         options.verifyOnOpen === true,
+        options.scanWitnessed !== false,
       )
       const log = new Log(path, storage, file, lock, conf, failpoints, options, recovered)
       const blobIdEnd = await collectOrphanBlobs(

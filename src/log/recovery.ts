@@ -30,6 +30,7 @@
 import { CorruptionError } from '../errors.js'
 import type { Storage, StorageFile } from '../io/index.js'
 import { assert } from '../util/assert.js'
+import { BLOB_DIR } from './blob.js'
 import type { Conf } from './conf.js'
 import type { Failpoints } from './failpoints.js'
 import {
@@ -93,6 +94,7 @@ export async function recoverLog(
   failpoints: Failpoints,
   closeWitness = -1,
   verifyAll = false,
+  scanWitnessed = true,
 ): Promise<RecoveredLog> {
   const S = conf.segmentBytes
   // 0. Finish a tail rewrite that a power cut interrupted (tail-journal.ts).
@@ -182,6 +184,15 @@ export async function recoverLog(
   let manifest: { lsn: number; peg: number; records: number; recordBytes: number; blobs: number } | undefined
   // Reads run READ_AHEAD segments ahead of the scan, into a small ring of buffers (a fresh
   // zeroed segment buffer per read costs more than the read itself from the page cache).
+  // Segments wholly at or below the witness need no walk when nothing asks for their
+  // counts and no blob file could be an orphan they would clear: open then reads only the
+  // tail. (A batch cannot straddle the witness: stability never publishes half a batch.)
+  let firstScan = 0
+  if (!scanWitnessed && !verifyAll && (await storage.list(BLOB_DIR)).length === 0) {
+    while (firstScan < chain.length - 1 && (chain[firstScan] as SlotInfo).baseLsn + S - 1 <= witness)
+      firstScan++
+    if (firstScan > 0) end = (chain[firstScan] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
+  }
   const ring = Array.from({ length: Math.min(chain.length, READ_AHEAD + 1) }, () => new Uint8Array(S))
   const reads: Array<Promise<Uint8Array> | undefined> = []
   const issue = (k: number): void => {
@@ -191,8 +202,8 @@ export async function recoverLog(
     p.catch(() => {})
     reads[k] = p
   }
-  for (let k = 0; k < READ_AHEAD; k++) issue(k)
-  scan: for (let i = 0; i < chain.length; i++) {
+  for (let k = firstScan; k < firstScan + READ_AHEAD; k++) issue(k)
+  scan: for (let i = firstScan; i < chain.length; i++) {
     const seg = chain[i] as SlotInfo
     const image = await (reads[i] as Promise<Uint8Array>)
     reads[i] = undefined

@@ -36,7 +36,7 @@ import {
   writeCheckpointFile,
 } from './checkpoint.js'
 import type { PageCodec, PageId, PageStore, PageWrite } from './page-store.js'
-import { decodePageRecord, encodePageRecord, PageRecordKind, pageRecordOverhead } from './records.js'
+import { decodePageRecord, encodePageRecord, PageRecordKind } from './records.js'
 
 export interface PageCacheOptions extends LogOptions {
   /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
@@ -210,7 +210,8 @@ export class PageCache<T> implements PageStore<T> {
     }
     const storage = logOptions.storage ?? openStorage(path)
     const t0 = performance.now()
-    const log = await Log.open(path, { ...logOptions, storage })
+    // The checkpoint, not a walk of the whole log, tells open where pages are.
+    const log = await Log.open(path, { scanWitnessed: false, ...logOptions, storage })
     const pc = new PageCache<T>(log, storage, codec, {
       cacheCapacity,
       consolidateAfter,

@@ -21,11 +21,6 @@ export function encodePageRecord(kind: PageRecordKind, pid: number, payload?: Ui
   return out
 }
 
-/** Bytes a record adds around its payload. */
-export function pageRecordOverhead(pid: number): number {
-  return 1 + varintBytes(pid)
-}
-
 export interface PageRecord {
   kind: PageRecordKind
   pid: number
