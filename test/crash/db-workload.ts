@@ -50,23 +50,23 @@ export interface WorkloadOptions {
 
 export const keyName = (k: number): string => `k${String(k).padStart(3, '0')}`
 
-export function valueOf(w: number, len: number): string {
+export function valueFor(w: number, len: number): string {
   return `${w}:${'v'.repeat(len)}`
 }
 
-async function apply(db: Db, trees: Tree[], i: WriteIntent): Promise<void> {
+async function applyIntent(db: Db, trees: Tree[], i: WriteIntent): Promise<void> {
   if (i.ops.length === 1) {
     const o = i.ops[0] as Op
     const t = trees[o.tree] as Tree
     if (o.len < 0) await t.remove(keyName(o.key))
-    else await t.insert(keyName(o.key), valueOf(i.w, o.len))
+    else await t.insert(keyName(o.key), valueFor(i.w, o.len))
     return
   }
   await db.applyBatch((b) => {
     for (const o of i.ops) {
       const t = trees[o.tree] as Tree
       if (o.len < 0) b.remove(keyName(o.key), t)
-      else b.insert(keyName(o.key), valueOf(i.w, o.len), t)
+      else b.insert(keyName(o.key), valueFor(i.w, o.len), t)
     }
   })
 }
@@ -105,7 +105,7 @@ export async function runWorkload(
         sink.intent(i)
         if (o.ackEarly && o.durability === 'sync') sink.ack(i.w, false)
         running.push(
-          apply(db, trees, i).then(() => {
+          applyIntent(db, trees, i).then(() => {
             if (!o.ackEarly && o.durability === 'sync') sink.ack(i.w, false)
           }),
         )
@@ -208,8 +208,8 @@ export function checkRecovered(
   for (const i of h.intents)
     for (const o of i.ops) {
       const s = slot(o.tree, o.key)
-      let set = wrote.get(s)
-      if (set === undefined) wrote.set(s, (set = new Set()))
+      const set = wrote.get(s) ?? new Set<number>()
+      wrote.set(s, set)
       if (o.len >= 0) set.add(i.w)
     }
   for (const [s, w] of recovered) {
