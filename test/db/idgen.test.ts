@@ -3,28 +3,33 @@
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { fixture } from './fixtures.js'
+import { BACKENDS, dbFixture, eachBackend, fixture } from './fixtures.js'
 
-test('ids increase across clean restarts and crashes; concurrent callers get distinct ids', async () => {
-  const f = await fixture(
-    { nodeMaxBytes: 96, nodeMaxEntries: 4, idPersistInterval: 7 },
-    { autoStable: false },
-  )
-  const issued: number[] = []
-  for (let round = 0; round < 12; round++) {
-    const n = 1 + ((round * 5) % 17)
-    const batch = await Promise.all(Array.from({ length: n }, () => f.db.generateId()))
-    assert.equal(new Set(batch).size, n, 'concurrent callers get distinct ids')
-    issued.push(...batch.sort((a, b) => a - b))
-    // Unflushed tree writes must not matter: the id limit is made durable on its own.
-    await f.db.insert(`r${round}`, 'x')
-    if (round % 3 === 2) await f.restart({ crash: true })
-    else if (round % 3 === 1) await f.restart()
-  }
-  for (let i = 1; i < issued.length; i++)
-    assert.ok(issued[i]! > issued[i - 1]!, `id ${issued[i]} after ${issued[i - 1]}`)
-  assert.equal(issued[0], 0)
-})
+eachBackend(
+  'ids increase across clean restarts and crashes; concurrent callers get distinct ids',
+  async (backend) => {
+    const f = await dbFixture(
+      backend,
+      { nodeMaxBytes: 96, nodeMaxEntries: 4, idPersistInterval: 7 },
+      { autoStable: false },
+    )
+    const issued: number[] = []
+    for (let round = 0; round < 12; round++) {
+      const n = 1 + ((round * 5) % 17)
+      const batch = await Promise.all(Array.from({ length: n }, () => f.db.generateId()))
+      assert.equal(new Set(batch).size, n, 'concurrent callers get distinct ids')
+      issued.push(...batch.sort((a, b) => a - b))
+      // Unflushed tree writes must not matter: the id limit is made durable on its own.
+      await f.db.insert(`r${round}`, 'x')
+      if (round % 3 === 2) await f.restart({ crash: true })
+      else if (round % 3 === 1) await f.restart()
+    }
+    for (let i = 1; i < issued.length; i++)
+      assert.ok(issued[i]! > issued[i - 1]!, `id ${issued[i]} after ${issued[i - 1]}`)
+    assert.equal(issued[0], 0)
+  },
+  [...BACKENDS, 'sim'],
+)
 
 test('ids persist their limit every interval, not on every call', async () => {
   const f = await fixture({ idPersistInterval: 1000 })

@@ -2,7 +2,6 @@
 // changes: the checksum, lastLsn and the store's write counts are all unchanged.
 
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
 import {
   InvalidArgumentError,
   LimitError,
@@ -11,18 +10,18 @@ import {
   MAX_TREES,
 } from '../../src/index.js'
 import { Prng } from '../../src/util/prng.js'
-import { fixture } from './fixtures.js'
+import { dbFixture, eachBackend } from './fixtures.js'
 
-test('wrong types and over-limit input throw typed errors and change nothing', async () => {
-  const f = await fixture()
+eachBackend('wrong types and over-limit input throw typed errors and change nothing', async (backend) => {
+  const f = await dbFixture(backend)
   const { db } = f
   const t = await db.openTree('t')
   await db.insert('a', '1')
   await t.insert('b', '2')
   const sum = await db.checksum()
   const lsn = db.lastLsn
-  const writes = JSON.stringify(f.store.counts)
-  const bigKey = new Uint8Array(MAX_KEY_BYTES + 1)
+  const writes = f.writes()
+  const bigKey = new Uint8Array(db.limits.maxKeyBytes + 1)
   const bigValue = new Uint8Array(db.limits.maxValueBytes + 1)
   const cases: [string, () => Promise<unknown>, new (...a: never[]) => Error][] = [
     ['number key', () => db.insert(1 as unknown as string, 'v'), InvalidArgumentError],
@@ -30,7 +29,7 @@ test('wrong types and over-limit input throw typed errors and change nothing', a
     ['object key in get', () => db.get({} as unknown as string), InvalidArgumentError],
     ['array value', () => db.insert('k', [1, 2] as unknown as string), InvalidArgumentError],
     ['key too long', () => db.insert(bigKey, 'v'), LimitError],
-    ['string key too long', () => db.insert('x'.repeat(MAX_KEY_BYTES + 1), 'v'), LimitError],
+    ['string key too long', () => db.insert('x'.repeat(db.limits.maxKeyBytes + 1), 'v'), LimitError],
     ['value too long', () => db.insert('k', bigValue), LimitError],
     ['cas next too long', () => db.compareAndSwap('a', '1', bigValue), LimitError],
     [
@@ -73,7 +72,7 @@ test('wrong types and over-limit input throw typed errors and change nothing', a
     await assert.rejects(call(), type, name)
     assert.equal(await db.checksum(), sum, `${name}: contents unchanged`)
     assert.equal(db.lastLsn, lsn, `${name}: nothing written`)
-    assert.equal(JSON.stringify(f.store.counts), writes, `${name}: no store write`)
+    assert.equal(f.writes(), writes, `${name}: no store write`)
   }
   assert.throws(() => db.range({ gte: 3 as unknown as string }), InvalidArgumentError)
   assert.throws(() => db.scanPrefix(bigKey), LimitError)
@@ -81,11 +80,11 @@ test('wrong types and over-limit input throw typed errors and change nothing', a
   await f.verify()
 })
 
-test('the largest key and the largest value are accepted, stored and read back', async () => {
-  const f = await fixture({ nodeMaxBytes: 256, nodeMaxEntries: 8 })
+eachBackend('the largest key and the largest value are accepted, stored and read back', async (backend) => {
+  const f = await dbFixture(backend, { nodeMaxBytes: 256, nodeMaxEntries: 8 })
   const { db } = f
   const max = db.limits.maxValueBytes
-  const key = new Uint8Array(MAX_KEY_BYTES).fill(7)
+  const key = new Uint8Array(db.limits.maxKeyBytes).fill(7)
   const value = new Uint8Array(max).fill(9)
   await db.insert('small', 'x')
   await db.insert(key, value)
@@ -98,39 +97,62 @@ test('the largest key and the largest value are accepted, stored and read back',
   await f.verify()
 })
 
-test(`more than ${MAX_TREES} named trees is a LimitError`, async () => {
-  const { db } = await fixture()
-  for (let i = 0; i < MAX_TREES; i++) await db.openTree(`t${i}`)
+eachBackend(`more than ${MAX_TREES} named trees is a LimitError`, async (backend) => {
+  const f = await dbFixture(backend)
+  const { db } = f
+  // On small pages the catalog (one META page) fills before MAX_TREES: the same typed
+  // LimitError then comes earlier ('META page bytes'), with nothing changed. limits.maxTrees
+  // does not follow the page size yet (reported, not fixed here).
+  let n = 0
+  for (; n < MAX_TREES; n++) {
+    const r = await db.openTree(`t${n}`).catch((e: unknown) => e)
+    if (r instanceof LimitError) break
+    assert.ok(!(r instanceof Error), String(r))
+  }
+  if (backend === 'memory') assert.equal(n, MAX_TREES)
+  else assert.ok(n > 100, `only ${n} trees fit`)
+  const writes = f.writes()
   await assert.rejects(db.openTree('one-too-many'), LimitError)
-  assert.equal((await db.treeNames()).length, MAX_TREES)
+  assert.equal(f.writes(), writes, 'a refused openTree writes nothing')
+  assert.equal((await db.treeNames()).length, n)
   await db.openTree('t0')
 })
 
-test('small pages (a 4 KiB segment) lower the key and value limits, and the tree still works at them', async () => {
-  const f = await fixture({ nodeMaxEntries: 8 }, { maxPageBytes: 4096 / 4 - 32 })
-  const { db } = f
-  const { maxKeyBytes, maxValueBytes } = db.limits
-  assert.ok(maxKeyBytes < MAX_KEY_BYTES && maxKeyBytes >= 64, `key limit ${maxKeyBytes}`)
-  assert.ok(maxValueBytes > 0)
-  const prng = new Prng(7)
-  const model = new Map<string, number>()
-  for (let i = 0; i < 400; i++) {
-    const k = new Uint8Array(prng.int(4) === 0 ? maxKeyBytes : 1 + prng.int(12)).fill(prng.int(8))
-    k[0] = prng.int(256)
-    const vlen = prng.int(3) === 0 ? maxValueBytes : prng.int(40)
-    if (prng.int(4) === 0) {
-      await db.remove(k)
-      model.delete(Buffer.from(k).toString('hex'))
-    } else {
-      await db.insert(k, new Uint8Array(vlen))
-      model.set(Buffer.from(k).toString('hex'), vlen)
+eachBackend(
+  'small pages (a 4 KiB segment) lower the key and value limits, and the tree still works at them',
+  async (backend) => {
+    const f = await dbFixture(
+      backend,
+      { nodeMaxEntries: 8 },
+      { maxPageBytes: 4096 / 4 - 32, segmentBytes: 4096 },
+    )
+    const { db } = f
+    const { maxKeyBytes, maxValueBytes } = db.limits
+    assert.ok(maxKeyBytes < MAX_KEY_BYTES && maxKeyBytes >= 64, `key limit ${maxKeyBytes}`)
+    assert.ok(maxValueBytes > 0)
+    const prng = new Prng(7)
+    const model = new Map<string, number>()
+    for (let i = 0; i < 400; i++) {
+      const k = new Uint8Array(prng.int(4) === 0 ? maxKeyBytes : 1 + prng.int(12)).fill(prng.int(8))
+      k[0] = prng.int(256)
+      const vlen = prng.int(3) === 0 ? maxValueBytes : prng.int(40)
+      if (prng.int(4) === 0) {
+        await db.remove(k)
+        model.delete(Buffer.from(k).toString('hex'))
+      } else {
+        await db.insert(k, new Uint8Array(vlen))
+        model.set(Buffer.from(k).toString('hex'), vlen)
+      }
     }
-  }
-  assert.equal((await f.verify()).get(''), model.size)
-  await assert.rejects(db.insert(new Uint8Array(maxKeyBytes + 1), 'v'), LimitError)
-  await assert.rejects(db.insert('k', new Uint8Array(maxValueBytes + 1)), LimitError)
-})
+    assert.equal((await f.verify()).get(''), model.size)
+    await assert.rejects(db.insert(new Uint8Array(maxKeyBytes + 1), 'v'), LimitError)
+    await assert.rejects(db.insert('k', new Uint8Array(maxValueBytes + 1)), LimitError)
+  },
+)
 
-test('pages too small for the tree are refused at open', async () => {
-  await assert.rejects(fixture(undefined, { maxPageBytes: 300 }), InvalidArgumentError)
+eachBackend('pages too small for the tree are refused at open', async (backend) => {
+  await assert.rejects(
+    dbFixture(backend, undefined, { maxPageBytes: 300, segmentBytes: 1024 }),
+    InvalidArgumentError,
+  )
 })
