@@ -99,6 +99,7 @@ interface PageEntry<T> {
 const DEFAULT_CACHE_CAPACITY = 256 * 1024 * 1024
 const DEFAULT_CONSOLIDATE_AFTER = 24
 const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
+const DEFAULT_WRITE_HIGH_WATER_BYTES = 16 * 1024 * 1024
 /** Memory of a resident entry beyond what the codec reports (object, map slot, arrays). */
 const ENTRY_MEMORY_BYTES = 160
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
@@ -211,7 +212,14 @@ export class PageCache<T> implements PageStore<T> {
     const storage = logOptions.storage ?? openStorage(path)
     const t0 = performance.now()
     // The checkpoint, not a walk of the whole log, tells open where pages are.
-    const log = await Log.open(path, { scanWitnessed: false, ...logOptions, storage })
+    // 16 MiB of writes in flight (the log alone allows 64) keeps throughput on this disk
+    // and bounds the segment buffers a write burst holds on top of the cache.
+    const log = await Log.open(path, {
+      scanWitnessed: false,
+      writeHighWaterBytes: DEFAULT_WRITE_HIGH_WATER_BYTES,
+      ...logOptions,
+      storage,
+    })
     const pc = new PageCache<T>(log, storage, codec, {
       cacheCapacity,
       consolidateAfter,
