@@ -48,9 +48,6 @@ import { StabilityIntervals } from './stability.js'
 import { LsnWaiters } from './waiters.js'
 
 /** The memory of one segment life, shared by every IoBuf that continues inside it. */
-/** Finished segment buffers kept for reuse (memory: this × the segment size). */
-const SPARE_SEGMENT_BUFFERS = 8
-
 export interface SegmentLife {
   buf: Uint8Array
   /** Int32 view of `buf` for the word-wise CRC. */
@@ -101,8 +98,6 @@ export class SegmentWriter {
   readonly writtenWaiters = new LsnWaiters()
   /** Segments whose memory may still be needed to serve reads of unwritten data. */
   readonly liveSegments = new Map<number, SegmentLife>()
-  /** Memory of finished segment lives, reused by the next ones. */
-  private readonly spareBuffers: Uint8Array[] = []
   writesInFlight = 0
   bytesInFlight = 0
   writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
@@ -317,10 +312,7 @@ export class SegmentWriter {
 
   private newLife(baseLsn: number, slot: number): SegmentLife {
     const S = this.ctx.segmentBytes
-    const spare = this.spareBuffers.pop()
-    // A reused buffer is zeroed like a fresh one: no byte of an older segment life may
-    // reach the disk in a range this life writes without filling.
-    const buf: Uint8Array = spare === undefined ? Buffer.allocUnsafeSlow(S) : spare.fill(0)
+    const buf = Buffer.allocUnsafeSlow(S)
     return {
       buf,
       words: wordsOf(buf),
@@ -446,16 +438,6 @@ export class SegmentWriter {
     seg.writesInFlight--
     if (seg.writesInFlight === 0 && seg.unissuedBuffers === 0 && seg !== this.cur.seg) {
       this.liveSegments.delete(seg.baseLsn)
-      // Nothing reads or writes this memory any more (reads of written bytes go to the
-      // file). Reusing it keeps the process from growing by a segment per segment life:
-      // glibc keeps freed 1 MiB buffers in its arenas once it has raised its mmap threshold.
-      if (
-        this.spareBuffers.length < SPARE_SEGMENT_BUFFERS &&
-        seg.buf.byteOffset === 0 &&
-        seg.buf.length === this.ctx.segmentBytes
-      ) {
-        this.spareBuffers.push(seg.buf)
-      }
     }
     if (this.bytesInFlight < this.writeHighWaterBytes && this.writableWaiters.length > 0) {
       const ws = this.writableWaiters
