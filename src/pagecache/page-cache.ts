@@ -298,7 +298,7 @@ export class PageCache<T> implements PageStore<T> {
       const frags = e.frags.slice()
       let page: T
       try {
-        page = await this.pageIn(pid, frags, e.blobBytes > 0)
+        page = await this.pageIn(pid, frags)
       } catch (err) {
         // The page moved (relocated, or rewritten and its old segment dropped): the
         // fragments we read from are gone, so ask the page table again.
@@ -313,7 +313,7 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   /** Reads and materialises the fragments in parallel; every one must be this page's. */
-  private async pageIn(pid: number, frags: readonly number[], _blob: boolean): Promise<T> {
+  private async pageIn(pid: number, frags: readonly number[]): Promise<T> {
     const bases = new Set<number>()
     for (let i = 0; i < frags.length; i += 2) bases.add(this.sa.baseOf(frags[i] as number))
     for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
