@@ -15,7 +15,6 @@ import {
   getValue,
   MAX_BATCH_OPS,
   MAX_TREE_NAME_BYTES,
-  MAX_TREES,
   makeTreeConfig,
   type OpContext,
   prefixEnd,
@@ -529,7 +528,7 @@ export class Db extends Tree {
     return {
       maxKeyBytes: this.#c.config.keyBytesMax,
       maxValueBytes: valueBytesMax(this.#c.config),
-      maxTrees: MAX_TREES,
+      maxTrees: this.#c.config.treesMax,
       maxTreeNameBytes: MAX_TREE_NAME_BYTES,
       maxBatchOps: MAX_BATCH_OPS,
     }

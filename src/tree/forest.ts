@@ -10,7 +10,7 @@ import type { Lsn } from '../util/brand.js'
 import { treePids as btreePids } from './btree.js'
 import { encodePage } from './codec.js'
 import { type CommitResult, NeedPage, OpContext } from './context.js'
-import { MAX_TREES, type TreeConfig } from './limits.js'
+import type { TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
 import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
 
@@ -190,7 +190,8 @@ export class Forest {
         const meta = this.meta(ctx)
         const root = meta.trees.get(name)
         if (root !== undefined) return root
-        if (meta.trees.size >= MAX_TREES) throw new LimitError('trees', MAX_TREES, meta.trees.size + 1)
+        const most = this.config.treesMax
+        if (meta.trees.size >= most) throw new LimitError('trees', most, meta.trees.size + 1)
         const pid = ctx.newPid()
         ctx.put(pid, EMPTY_LEAF)
         const trees = new Map(meta.trees)

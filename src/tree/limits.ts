@@ -12,12 +12,16 @@ export const MAX_KEY_BYTES = 4096
 export const MIN_KEY_BYTES = 64
 /** Upper cap on a value's bytes; the page store's maxPageBytes may lower it (valueBytesMax). */
 export const MAX_VALUE_BYTES_CAP = 64 * 1024 * 1024
-/** Most named trees in one database (besides the default tree). */
+/** Most named trees in one database (besides the default tree), when pages are large enough. */
 export const MAX_TREES = 1024
 /** Longest tree name, in UTF-8 bytes. */
 export const MAX_TREE_NAME_BYTES = 128
 /** Most operations in one applyBatch(). */
 export const MAX_BATCH_OPS = 100_000
+/** Bytes of the META page besides its entries (tag, default root, count), at their widest. */
+const META_HEADER_BYTES = 32
+/** Bytes of one META entry at its widest: name length, the longest name, a root id. */
+const META_ENTRY_BYTES_MAX = 2 + MAX_TREE_NAME_BYTES + 8
 /** Bytes a node's header and one entry's framing can take beyond its key and value. */
 export const ENTRY_OVERHEAD_BYTES = 32
 
@@ -36,6 +40,8 @@ export interface TreeConfig {
   maxPageBytes: number
   /** The key limit for these pages: MAX_KEY_BYTES, or less on small pages. */
   keyBytesMax: number
+  /** The tree-count limit for these pages: MAX_TREES, or less on small pages. */
+  treesMax: number
 }
 
 /** An index node of three children with keys of keyBytes must fit a page (limits below). */
@@ -71,7 +77,13 @@ export function makeTreeConfig(
     MAX_KEY_BYTES,
     Math.floor((maxPageBytes - ENTRY_OVERHEAD_BYTES) / 3) - ENTRY_OVERHEAD_BYTES,
   )
-  return { nodeMaxBytes, nodeMaxEntries, idPersistInterval, maxPageBytes, keyBytesMax }
+  // The catalog of trees is one page: every name at its longest, with its length and the
+  // widest root id, must fit, so the published limit holds for any names.
+  const treesMax = Math.max(
+    1,
+    Math.min(MAX_TREES, Math.floor((maxPageBytes - META_HEADER_BYTES) / META_ENTRY_BYTES_MAX)),
+  )
+  return { nodeMaxBytes, nodeMaxEntries, idPersistInterval, maxPageBytes, keyBytesMax, treesMax }
 }
 
 /**
