@@ -253,16 +253,7 @@ export class PageCache<T> implements PageStore<T> {
     const p = readPage(this.lazy, pid)
     if (p === undefined) return undefined
     dropPage(this.lazy, pid)
-    const fresh: PageEntry<T> = {
-      frags: p.frags,
-      blobBytes: p.blobBytes,
-      deltaBytes: 0,
-      baseBytes: 0,
-      page: undefined,
-      mem: 0,
-      version: 0,
-      lruStamp: 0,
-    }
+    const fresh = newEntry<T>(p.frags, p.blobBytes)
     this.table[pid] = fresh
     return fresh
   }
@@ -507,18 +498,26 @@ export class PageCache<T> implements PageStore<T> {
     payloadBytes: number,
     blobBytes: number,
   ): void {
+    const e = this.setBase(pid, lsn, recordBytes, payloadBytes, blobBytes, false)
+    e.version++
+    this.install(pid, e, page)
+  }
+
+  /**
+   * Makes the record at `lsn` the page's base: its older fragments die and accounting
+   * follows. Shared by writes and by replay at open (`recovering`: any segment may take it).
+   */
+  private setBase(
+    pid: number,
+    lsn: number,
+    recordBytes: number,
+    payloadBytes: number,
+    blobBytes: number,
+    recovering: boolean,
+  ): PageEntry<T> {
     let e = this.entry(pid)
     if (e === undefined) {
-      e = {
-        frags: [],
-        blobBytes: 0,
-        deltaBytes: 0,
-        baseBytes: 0,
-        page: undefined,
-        mem: 0,
-        version: 0,
-        lruStamp: 0,
-      }
+      e = newEntry<T>([], 0)
       this.table[pid] = e
       this.pageCount++
       if (pid >= this.nextPid) this.nextPid = pid + 1
@@ -530,9 +529,8 @@ export class PageCache<T> implements PageStore<T> {
     this.liveBlobBytes += blobBytes
     e.baseBytes = payloadBytes
     e.deltaBytes = 0
-    e.version++
-    this.sa.added(lsn, recordBytes)
-    this.install(pid, e, page)
+    this.sa.added(lsn, recordBytes, recovering)
+    return e
   }
 
   private applyLink(
@@ -965,30 +963,9 @@ export class PageCache<T> implements PageStore<T> {
         ? pointerRecordBytes(rec.lsn, this.S)
         : this.recordBytes(rec.lsn, rec.data.length)
       if (r.pid >= this.nextPid) this.nextPid = r.pid + 1
-      let e = this.entry(r.pid)
+      const e = this.entry(r.pid)
       if (r.kind === PageRecordKind.Replace) {
-        if (e === undefined) {
-          e = {
-            frags: [],
-            blobBytes: 0,
-            deltaBytes: 0,
-            baseBytes: 0,
-            page: undefined,
-            mem: 0,
-            version: 0,
-            lruStamp: 0,
-          }
-          this.table[r.pid] = e
-          this.pageCount++
-        } else {
-          this.dropFragments(e)
-        }
-        e.frags = [rec.lsn, size]
-        e.blobBytes = rec.isBlob ? rec.data.length : 0
-        e.baseBytes = r.payload.length
-        e.deltaBytes = 0
-        this.liveBlobBytes += e.blobBytes
-        this.sa.added(rec.lsn, size, true)
+        this.setBase(r.pid, rec.lsn, size, r.payload.length, rec.isBlob ? rec.data.length : 0, true)
       } else if (r.kind === PageRecordKind.Link) {
         // A delta whose base was dropped with the log's head belongs to a page that was
         // relocated later in the log; the relocated base ahead supersedes it.
@@ -1135,4 +1112,9 @@ function checkCodec(c: unknown): void {
   ) {
     throw new InvalidArgumentError('a page codec needs materialize, encode and memoryBytes')
   }
+}
+
+/** A page table entry for a page not in memory. */
+function newEntry<T>(frags: number[], blobBytes: number): PageEntry<T> {
+  return { frags, blobBytes, deltaBytes: 0, baseBytes: 0, page: undefined, mem: 0, version: 0, lruStamp: 0 }
 }
