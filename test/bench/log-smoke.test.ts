@@ -2,29 +2,15 @@
 // line, the summary and, with --json, a JSON summary; and it must leave no temp folder.
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { type NodeRun, runNode } from '../helpers/run-node.js'
 
 const BENCH = fileURLToPath(new URL('../../bench/log.js', import.meta.url))
 const FIGURES = ['bulk-100B', 'bulk-4K', 'durable-1', 'durable-64', 'reopen-1M', 'read-random', 'reopen-1GiB']
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BENCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s
-    })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const run = (args: string[]): Promise<NodeRun> => runNode([BENCH, ...args])
 
 test('bench:log --smoke prints one line per figure and exits 0', { timeout: 60_000 }, async () => {
   const { code, stdout, stderr } = await run(['--smoke', '--json'])

@@ -3,32 +3,16 @@
 // leave no temp folder. Timing is never asserted here (STYLE.md, "Tests").
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { type NodeRun, runNode } from '../helpers/run-node.js'
 
 const BENCH = fileURLToPath(new URL('../../bench/pagecache.js', import.meta.url))
 const FIGURES = ['space-amp', 'peak-rss', 'open']
 const INFOS = ['overwrite', 'cleaning', 'per-page']
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', BENCH, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s
-    })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const run = (args: string[]): Promise<NodeRun> => runNode(['--expose-gc', BENCH, ...args])
 
 test('bench:pagecache --quick prints one line per figure and exits 0', { timeout: 60_000 }, async () => {
   const { code, stdout, stderr } = await run(['--quick', '--json'])

@@ -1,32 +1,15 @@
 // Runs the real `bobsled` binary (dist/src/cli/main.js) as a child process.
 
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { type NodeRun, runNode } from '../helpers/run-node.js'
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
 export const INDEX = fileURLToPath(new URL('../../src/index.js', import.meta.url))
 
-export interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+export type CliResult = NodeRun
 
 export function cli(args: string[], input?: string | Buffer): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d
-    })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d
-    })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(input)
-  })
+  return runNode([MAIN, ...args], input)
 }
 
 /** Runs the command and parses stdout as the one JSON document --json promises. */
