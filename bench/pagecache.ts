@@ -28,6 +28,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PageCache } from '../src/pagecache/index.js'
+import { Prng } from '../src/util/prng.js'
 import { bytesCodec } from './bytes-codec.js'
 
 const MiB = 1024 * 1024
@@ -99,21 +100,10 @@ if (roundsArg !== undefined) sizes.rounds = Math.max(1, Number.parseInt(roundsAr
 
 // ---- small helpers ----
 
-/** sfc32: a seeded generator, so every run writes the same pages in the same order. */
+/** A seeded generator (src/util/prng), so every run writes the same pages in the same order. */
 function rng(seed: number): () => number {
-  let a = 0x9e3779b9
-  let b = 0x243f6a88
-  let c = 0xb7e15162
-  let d = seed >>> 0
-  return () => {
-    const t = (((a + b) | 0) + d) | 0
-    d = (d + 1) | 0
-    a = b ^ (b >>> 9)
-    b = (c + (c << 3)) | 0
-    c = (c << 21) | (c >>> 11)
-    c = (c + t) | 0
-    return (t >>> 0) / 2 ** 32
-  }
+  const prng = new Prng(seed)
+  return () => prng.float()
 }
 
 /** A page value of `n` bytes: its own Uint8Array, filled from the generator. */
