@@ -12,13 +12,13 @@
 // depend on the machine).
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { open } from '../../src/index.js'
+import { runUntilKilled } from '../helpers/kill-child.js'
 import { checkRecovered, History, readState } from './db-workload.js'
 
 const CHILD = fileURLToPath(new URL('./db-writer-child.js', import.meta.url))
@@ -35,51 +35,21 @@ function runChild(
   early: boolean,
   ackEarly = false,
 ) {
-  return new Promise<void>((resolve, reject) => {
-    const args = [CHILD, dir, String(seed), String(h.nextW), durability, ackEarly ? '1' : '0']
-    const child = spawn(process.execPath, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    let timer: NodeJS.Timeout | undefined
-    const arm = (): void => {
-      timer ??= setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+  const args = [CHILD, dir, String(seed), String(h.nextW), durability, ackEarly ? '1' : '0']
+  return runUntilKilled(args, killAfterMs, early, (line) => {
+    if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
+    else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
+    else if (line.startsWith('I ')) {
+      const [, w, group, ops] = line.split(' ')
+      h.intent({
+        w: Number(w),
+        group: Number(group),
+        ops: (ops as string).split(',').map((o) => {
+          const [tree, key, len] = o.split(':').map(Number)
+          return { tree: tree as number, key: key as number, len: len as number }
+        }),
+      })
     }
-    if (early) arm()
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      let nl = out.indexOf('\n')
-      while (nl >= 0) {
-        const line = out.slice(0, nl)
-        out = out.slice(nl + 1)
-        nl = out.indexOf('\n')
-        if (line === 'OPEN') arm()
-        else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
-        else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
-        else if (line.startsWith('I ')) {
-          const [, w, group, ops] = line.split(' ')
-          h.intent({
-            w: Number(w),
-            group: Number(group),
-            ops: (ops as string).split(',').map((o) => {
-              const [tree, key, len] = o.split(':').map(Number)
-              return { tree: tree as number, key: key as number, len: len as number }
-            }),
-          })
-        }
-      }
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString()
-    })
-    child.on('error', reject)
-    // 'close', not 'exit': every line the child wrote has been read by then.
-    child.on('close', (code, signal) => {
-      if (timer !== undefined) clearTimeout(timer)
-      if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code}: ${err}`))
-      else resolve()
-    })
   })
 }
 

@@ -8,13 +8,13 @@
 // kill instants themselves depend on the machine, so the replay is close, not exact).
 
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { Log } from '../../src/log/index.js'
+import { runUntilKilled } from '../helpers/kill-child.js'
 import { checkPrefix } from './log-records.js'
 
 const CHILD = fileURLToPath(new URL('./log-writer-child.js', import.meta.url))
@@ -24,43 +24,21 @@ const SEGMENT_BYTES = 16 * 1024
 
 interface CycleResult {
   acked: number
-  signal: NodeJS.Signals | null
 }
 
-function runChild(dir: string, start: number, seed: number, killAfterMs: number, killBeforeOpen: boolean) {
-  return new Promise<CycleResult>((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, dir, String(start), String(seed), String(SEGMENT_BYTES)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let acked = -1
-    let out = ''
-    let err = ''
-    let timer: NodeJS.Timeout | undefined
-    const arm = (): void => {
-      timer ??= setTimeout(() => child.kill('SIGKILL'), killAfterMs)
-    }
-    if (killBeforeOpen) arm()
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      let nl = out.indexOf('\n')
-      while (nl >= 0) {
-        const line = out.slice(0, nl)
-        out = out.slice(nl + 1)
-        if (line === 'OPEN') arm()
-        else if (line.startsWith('ACK ')) acked = Math.max(acked, Number(line.slice(4)))
-        nl = out.indexOf('\n')
-      }
-    })
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString()
-    })
-    child.on('error', reject)
-    child.on('exit', (code, signal) => {
-      if (timer !== undefined) clearTimeout(timer)
-      if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code}: ${err}`))
-      else resolve({ acked, signal })
-    })
+async function runChild(
+  dir: string,
+  start: number,
+  seed: number,
+  killAfterMs: number,
+  killBeforeOpen: boolean,
+): Promise<CycleResult> {
+  let acked = -1
+  const args = [CHILD, dir, String(start), String(seed), String(SEGMENT_BYTES)]
+  await runUntilKilled(args, killAfterMs, killBeforeOpen, (line) => {
+    if (line.startsWith('ACK ')) acked = Math.max(acked, Number(line.slice(4)))
   })
+  return { acked }
 }
 
 async function readAll(dir: string): Promise<Uint8Array[]> {
