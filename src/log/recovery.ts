@@ -10,7 +10,8 @@
 // |   base LSN or above the max stable LSN + 1                       |                                            |
 // | two slots claim the same segment LSN                             | CorruptionError                            |
 // | slot header fails its CRC (zeroed, never written, or torn)       | slot is not part of the log                |
-// | segment below the log start (highest first LSN of all headers)   | truncation remnant: stale                  |
+// | segment below the log start (highest first LSN of the headers    | truncation remnant: stale                  |
+// |   of kept segments; a header beyond the end does not count)      |                                            |
 // | gap in segment LSNs at g (from the log start on), g ≤ witness    | CorruptionError (a durable segment lost)   |
 // | gap at g above the witness                                       | log ends at g; later segments are stale    |
 // | message invalid at LSN x ≤ witness                               | CorruptionError (damage below the witness) |
@@ -125,8 +126,7 @@ export async function recoverLog(
   }
   valid.sort((a, b) => a.baseLsn - b.baseLsn)
   // The stable LSN of the last clean close, read before any scanning (close-witness.ts).
-  let witness = closeWitness
-  let logStart = 0
+  let witnessOfHeaders = closeWitness
   for (let i = 0; i < valid.length; i++) {
     const v = valid[i] as SlotInfo
     if (i > 0 && (valid[i - 1] as SlotInfo).baseLsn === v.baseLsn) {
@@ -135,179 +135,209 @@ export async function recoverLog(
         lsn: v.baseLsn,
       })
     }
-    witness = Math.max(witness, v.maxStableLsn)
-    logStart = Math.max(logStart, v.firstLsn)
+    witnessOfHeaders = Math.max(witnessOfHeaders, v.maxStableLsn)
   }
 
-  // 2. The chain of consecutive segments from the log's start. Segments below the start
-  // are remnants of a truncation; a gap at or below the witness is a lost durable segment;
-  // a gap above it means nothing from there on was ever stable.
-  const chain: SlotInfo[] = []
-  const stale: number[] = []
-  let gapAt: number | undefined
-  for (const v of valid) {
-    if (v.baseLsn < logStart) {
-      stale.push(v.slot)
-      continue
-    }
-    if (gapAt === undefined) {
-      const expected = chain.length === 0 ? logStart : (chain[chain.length - 1] as SlotInfo).baseLsn + S
-      if (v.baseLsn === expected) {
-        chain.push(v)
+  // The log's start is the highest first LSN in the header of a segment the log keeps. A
+  // header beyond the recovered end (a torn tail, or after a gap) was never covered by a
+  // completed datasync: truncation zeroes slots only after the header raising the start is
+  // durable, and durability is contiguous. Such a claim is ignored, and steps 2–4 run again
+  // from the start the kept headers name: otherwise this recovery would zero segments the
+  // log still holds, and the next one, finding no durable header with that start, would
+  // miss segment 0 below the witness (B-PC4).
+  let exclude = Number.POSITIVE_INFINITY
+  let logStart = 0
+  let d: Awaited<ReturnType<typeof decide>>
+  for (;;) {
+    logStart = 0
+    for (const v of valid) if (v.baseLsn < exclude) logStart = Math.max(logStart, v.firstLsn)
+    d = await decide(logStart)
+    const lastBase = d.chain.length === 0 ? -1 : (d.chain[d.chain.length - 1] as SlotInfo).baseLsn
+    let keptStart = 0
+    for (const v of valid) if (v.baseLsn <= lastBase) keptStart = Math.max(keptStart, v.firstLsn)
+    if (keptStart === logStart) break
+    exclude = lastBase + 1
+  }
+  const { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes } = d
+  const witness = d.witness
+
+  /** Steps 2–4 for one candidate start: which segments and bytes the log holds. */
+  async function decide(logStart: number) {
+    let witness = witnessOfHeaders
+    // 2. The chain of consecutive segments from the log's start. Segments below the start
+    // are remnants of a truncation; a gap at or below the witness is a lost durable segment;
+    // a gap above it means nothing from there on was ever stable.
+    const chain: SlotInfo[] = []
+    const stale: number[] = []
+    let gapAt: number | undefined
+    for (const v of valid) {
+      if (v.baseLsn < logStart) {
+        stale.push(v.slot)
         continue
       }
-      if (expected <= witness) {
-        throw new CorruptionError(
-          `segment at LSN ${expected} is missing below the durable witness ${witness}`,
-          {
-            file: fileLabel,
-            lsn: expected,
-          },
-        )
-      }
-      gapAt = expected
-    }
-    stale.push(v.slot)
-  }
-
-  // 3. Message scan, with read-ahead of the next segment.
-  const msg = newParsedMessage()
-  const blobs: RecoveredBlob[] = []
-  let records = 0
-  let recordBytes = 0
-  let end = chain.length === 0 ? logStart : (chain[0] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
-  let endChainIndex = chain.length - 1
-  let endsInside = false
-  let endImage: Uint8Array | undefined
-  let endAt = 0
-  // The last manifest seen and the counters before it, for cutting a torn batch.
-  let manifest: { lsn: number; peg: number; records: number; recordBytes: number; blobs: number } | undefined
-  // Reads run READ_AHEAD segments ahead of the scan, into a small ring of buffers (a fresh
-  // zeroed segment buffer per read costs more than the read itself from the page cache).
-  // Segments wholly at or below the witness need no walk when nothing asks for their
-  // counts and no blob file could be an orphan they would clear: open then reads only the
-  // tail. (A batch cannot straddle the witness: stability never publishes half a batch.)
-  let firstScan = 0
-  if (!scanWitnessed && !verifyAll && (await storage.list(BLOB_DIR)).length === 0) {
-    while (firstScan < chain.length - 1 && (chain[firstScan] as SlotInfo).baseLsn + S - 1 <= witness)
-      firstScan++
-    if (firstScan > 0) end = (chain[firstScan] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
-  }
-  const ring = Array.from({ length: Math.min(chain.length, READ_AHEAD + 1) }, () => new Uint8Array(S))
-  const reads: Array<Promise<Uint8Array> | undefined> = []
-  const issue = (k: number): void => {
-    if (k >= chain.length) return
-    const p = readSegmentInto(file, (chain[k] as SlotInfo).slot, S, ring[k % ring.length] as Uint8Array)
-    // A read-ahead left behind by a throw below must not become an unhandled rejection.
-    p.catch(() => {})
-    reads[k] = p
-  }
-  for (let k = firstScan; k < firstScan + READ_AHEAD; k++) issue(k)
-  scan: for (let i = firstScan; i < chain.length; i++) {
-    const seg = chain[i] as SlotInfo
-    const image = await (reads[i] as Promise<Uint8Array>)
-    reads[i] = undefined
-    issue(i + READ_AHEAD)
-    const segmentNumber = seg.baseLsn / S
-    let at = SEGMENT_HEADER_BYTES
-    for (;;) {
-      // Bytes at or below the witness were synced and are trusted, as in sled: their CRCs
-      // are checked on every read instead (docs/DESIGN.md). Above it, everything is checked.
-      const r = parseMessage(image, at, S, S, segmentNumber, msg, verifyAll || seg.baseLsn + at > witness)
-      if (r === Parse.EndOfSegment) {
-        end = seg.baseLsn + S
-        break
-      }
-      const lsn = seg.baseLsn + at
-      if (r === Parse.Corrupt) {
-        const reason = lastCorruptReason
-        // A Witness written after the damage proves the damaged bytes were durable.
-        if (!isZero(image, at, S))
-          witness = Math.max(witness, laterWitness(image, at + 1, S, segmentNumber, seg.baseLsn))
-        if (lsn <= witness) {
+      if (gapAt === undefined) {
+        const expected = chain.length === 0 ? logStart : (chain[chain.length - 1] as SlotInfo).baseLsn + S
+        if (v.baseLsn === expected) {
+          chain.push(v)
+          continue
+        }
+        if (expected <= witness) {
           throw new CorruptionError(
-            `log damaged at LSN ${lsn} (${reason}), below the durable witness ${witness}`,
+            `segment at LSN ${expected} is missing below the durable witness ${witness}`,
             {
               file: fileLabel,
-              offset: seg.slot * S + at,
-              lsn,
+              lsn: expected,
             },
           )
         }
-        end = lsn
-        endChainIndex = i
-        endsInside = true
-        endImage = image
-        endAt = at
-        for (let j = i + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
-        chain.length = i + 1
-        break scan
+        gapAt = expected
       }
-      const body = at + msg.headerBytes
-      switch (msg.kind) {
-        case MessageKind.Record:
-          records++
-          recordBytes += msg.bodyBytes
+      stale.push(v.slot)
+    }
+
+    // 3. Message scan, with read-ahead of the next segment.
+    const msg = newParsedMessage()
+    const blobs: RecoveredBlob[] = []
+    let records = 0
+    let recordBytes = 0
+    let end = chain.length === 0 ? logStart : (chain[0] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
+    let endChainIndex = chain.length - 1
+    let endsInside = false
+    let endImage: Uint8Array | undefined
+    let endAt = 0
+    // The last manifest seen and the counters before it, for cutting a torn batch.
+    let manifest:
+      | { lsn: number; peg: number; records: number; recordBytes: number; blobs: number }
+      | undefined
+    // Reads run READ_AHEAD segments ahead of the scan, into a small ring of buffers (a fresh
+    // zeroed segment buffer per read costs more than the read itself from the page cache).
+    // Segments wholly at or below the witness need no walk when nothing asks for their
+    // counts and no blob file could be an orphan they would clear: open then reads only the
+    // tail. (A batch cannot straddle the witness: stability never publishes half a batch.)
+    let firstScan = 0
+    if (!scanWitnessed && !verifyAll && (await storage.list(BLOB_DIR)).length === 0) {
+      while (firstScan < chain.length - 1 && (chain[firstScan] as SlotInfo).baseLsn + S - 1 <= witness)
+        firstScan++
+      if (firstScan > 0) end = (chain[firstScan] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
+    }
+    const ring = Array.from({ length: Math.min(chain.length, READ_AHEAD + 1) }, () => new Uint8Array(S))
+    const reads: Array<Promise<Uint8Array> | undefined> = []
+    const issue = (k: number): void => {
+      if (k >= chain.length) return
+      const p = readSegmentInto(file, (chain[k] as SlotInfo).slot, S, ring[k % ring.length] as Uint8Array)
+      // A read-ahead left behind by a throw below must not become an unhandled rejection.
+      p.catch(() => {})
+      reads[k] = p
+    }
+    for (let k = firstScan; k < firstScan + READ_AHEAD; k++) issue(k)
+    scan: for (let i = firstScan; i < chain.length; i++) {
+      const seg = chain[i] as SlotInfo
+      const image = await (reads[i] as Promise<Uint8Array>)
+      reads[i] = undefined
+      issue(i + READ_AHEAD)
+      const segmentNumber = seg.baseLsn / S
+      let at = SEGMENT_HEADER_BYTES
+      for (;;) {
+        // Bytes at or below the witness were synced and are trusted, as in sled: their CRCs
+        // are checked on every read instead (docs/DESIGN.md). Above it, everything is checked.
+        const r = parseMessage(image, at, S, S, segmentNumber, msg, verifyAll || seg.baseLsn + at > witness)
+        if (r === Parse.EndOfSegment) {
+          end = seg.baseLsn + S
           break
-        case MessageKind.BlobPointer:
-          if (msg.bodyBytes !== BLOB_POINTER_BODY_BYTES || readU64(image, body) < 0) {
-            throw new CorruptionError(`malformed blob pointer at LSN ${lsn}`, { file: fileLabel, lsn })
+        }
+        const lsn = seg.baseLsn + at
+        if (r === Parse.Corrupt) {
+          const reason = lastCorruptReason
+          // A Witness written after the damage proves the damaged bytes were durable.
+          if (!isZero(image, at, S))
+            witness = Math.max(witness, laterWitness(image, at + 1, S, segmentNumber, seg.baseLsn))
+          if (lsn <= witness) {
+            throw new CorruptionError(
+              `log damaged at LSN ${lsn} (${reason}), below the durable witness ${witness}`,
+              {
+                file: fileLabel,
+                offset: seg.slot * S + at,
+                lsn,
+              },
+            )
           }
-          blobs.push({ id: readU64(image, body), lsn })
-          records++
-          recordBytes += readU64(image, body + 8)
-          break
-        case MessageKind.Witness: {
-          const w = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
-          if (w < 0 || w - 1 >= lsn)
-            throw new CorruptionError(`malformed witness at LSN ${lsn}`, { file: fileLabel, lsn })
-          witness = Math.max(witness, w - 1)
-          break
+          end = lsn
+          endChainIndex = i
+          endsInside = true
+          endImage = image
+          endAt = at
+          for (let j = i + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
+          chain.length = i + 1
+          break scan
         }
-        case MessageKind.BatchManifest: {
-          const peg = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
-          if (peg < lsn)
-            throw new CorruptionError(`malformed batch manifest at LSN ${lsn}`, { file: fileLabel, lsn })
-          manifest = { lsn, peg, records, recordBytes, blobs: blobs.length }
-          break
+        const body = at + msg.headerBytes
+        switch (msg.kind) {
+          case MessageKind.Record:
+            records++
+            recordBytes += msg.bodyBytes
+            break
+          case MessageKind.BlobPointer:
+            if (msg.bodyBytes !== BLOB_POINTER_BODY_BYTES || readU64(image, body) < 0) {
+              throw new CorruptionError(`malformed blob pointer at LSN ${lsn}`, { file: fileLabel, lsn })
+            }
+            blobs.push({ id: readU64(image, body), lsn })
+            records++
+            recordBytes += readU64(image, body + 8)
+            break
+          case MessageKind.Witness: {
+            const w = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
+            if (w < 0 || w - 1 >= lsn)
+              throw new CorruptionError(`malformed witness at LSN ${lsn}`, { file: fileLabel, lsn })
+            witness = Math.max(witness, w - 1)
+            break
+          }
+          case MessageKind.BatchManifest: {
+            const peg = msg.bodyBytes === U64_BODY_BYTES ? readU64(image, body) : -1
+            if (peg < lsn)
+              throw new CorruptionError(`malformed batch manifest at LSN ${lsn}`, { file: fileLabel, lsn })
+            manifest = { lsn, peg, records, recordBytes, blobs: blobs.length }
+            break
+          }
+          default:
+            // Canceled: a reservation that was aborted; skipped.
+            break
         }
-        default:
-          // Canceled: a reservation that was aborted; skipped.
-          break
-      }
-      at += msg.totalBytes
-      end = seg.baseLsn + at
-      if (i === chain.length - 1) {
-        endImage = image
-        endAt = at
+        at += msg.totalBytes
+        end = seg.baseLsn + at
+        if (i === chain.length - 1) {
+          endImage = image
+          endAt = at
+        }
       }
     }
-  }
-  if (!endsInside && chain.length > 0) {
-    // The scan ran off the last segment cleanly (after a Cap or in the red zone) or ended
-    // in unwritten space; either way `end` is where the next message goes.
-    endChainIndex = chain.length - 1
-  }
+    if (!endsInside && chain.length > 0) {
+      // The scan ran off the last segment cleanly (after a Cap or in the red zone) or ended
+      // in unwritten space; either way `end` is where the next message goes.
+      endChainIndex = chain.length - 1
+    }
 
-  // 4. A batch that is not wholly inside the log is dropped, with everything after it.
-  if (manifest !== undefined && manifest.peg >= end) {
-    end = manifest.lsn
-    records = manifest.records
-    recordBytes = manifest.recordBytes
-    blobs.length = manifest.blobs
-    const segIndex = chain.findIndex((s) => s.baseLsn <= end && end < s.baseLsn + S)
-    assert(segIndex >= 0, 'a manifest lies inside the chain')
-    for (let j = segIndex + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
-    chain.length = segIndex + 1
-    endChainIndex = segIndex
-    endImage = await readSegment(file, (chain[segIndex] as SlotInfo).slot, S)
-    endAt = end - (chain[segIndex] as SlotInfo).baseLsn
-  }
-  if (end <= witness) {
-    throw new CorruptionError(`the log ends at LSN ${end}, below its durable witness ${witness}`, {
-      file: fileLabel,
-      lsn: end,
-    })
+    // 4. A batch that is not wholly inside the log is dropped, with everything after it.
+    if (manifest !== undefined && manifest.peg >= end) {
+      end = manifest.lsn
+      records = manifest.records
+      recordBytes = manifest.recordBytes
+      blobs.length = manifest.blobs
+      const segIndex = chain.findIndex((s) => s.baseLsn <= end && end < s.baseLsn + S)
+      assert(segIndex >= 0, 'a manifest lies inside the chain')
+      for (let j = segIndex + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
+      chain.length = segIndex + 1
+      endChainIndex = segIndex
+      endImage = await readSegment(file, (chain[segIndex] as SlotInfo).slot, S)
+      endAt = end - (chain[segIndex] as SlotInfo).baseLsn
+    }
+    if (end <= witness) {
+      throw new CorruptionError(`the log ends at LSN ${end}, below its durable witness ${witness}`, {
+        file: fileLabel,
+        lsn: end,
+      })
+    }
+
+    return { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes, witness }
   }
 
   // 5. Make the disk match the decision before anything new is written.
