@@ -1,5 +1,6 @@
 // The `conf` file: identity and fixed parameters of a log folder. Written once, atomically
-// (temp file, datasync, rename, directory sync), read at every open. docs/FORMAT.md, "conf".
+// (temp file, datasync, rename, directory sync), read at every open; rewritten the same way
+// only to upgrade an older format version. docs/FORMAT.md, "conf".
 
 import { CorruptionError, NotADatabaseError, VersionError } from '../errors.js'
 import type { Storage } from '../io/index.js'
@@ -8,6 +9,7 @@ import {
   FORMAT_VERSION,
   MAX_SEGMENT_BYTES,
   MIN_SEGMENT_BYTES,
+  OLDEST_FORMAT_VERSION,
   readU32,
   readU64,
   writeU32,
@@ -48,9 +50,9 @@ export function decodeConf(b: Uint8Array, file: string): Conf {
   if (readU32(b, 60) !== crc32(b, 0, 60))
     throw new CorruptionError(`${file} failed its CRC`, { file, offset: 60 })
   const formatVersion = (b[8] as number) | ((b[9] as number) << 8)
-  if (formatVersion !== FORMAT_VERSION) {
+  if (formatVersion < OLDEST_FORMAT_VERSION || formatVersion > FORMAT_VERSION) {
     throw new VersionError(
-      `${file} has format version ${formatVersion}; this build reads version ${FORMAT_VERSION}`,
+      `${file} has format version ${formatVersion}; this build reads versions ${OLDEST_FORMAT_VERSION}–${FORMAT_VERSION}`,
     )
   }
   const segmentBytes = readU32(b, 12)

@@ -3,7 +3,15 @@
 
 import { crc32, crc32Words } from '../util/crc32.js'
 
-export const FORMAT_VERSION = 1
+/**
+ * 2: a blob file may be named by several pointer messages (Log.relinkBlob()) and lives until
+ * the segment holding the newest of them is truncated. A version-1 build would delete it
+ * with the oldest pointer's segment, so it must not open such a log: a version-1 log is
+ * upgraded (its conf rewritten) when this build opens it. docs/FORMAT.md, "Versions".
+ */
+export const FORMAT_VERSION = 2
+/** The oldest format this build opens (and upgrades). */
+export const OLDEST_FORMAT_VERSION = 1
 
 /** Segment header size; messages of a segment start right after it. */
 export const SEGMENT_HEADER_BYTES = 48

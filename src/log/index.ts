@@ -10,5 +10,5 @@ export {
   varintBytes,
   writeVarint,
 } from './format.js'
-export { Log, type LogOptions, type LogRecord, type Reservation } from './log.js'
+export { type BlobRef, Log, type LogOptions, type LogRecord, type Reservation } from './log.js'
 export type { LogMetrics } from './metrics.js'

@@ -16,21 +16,22 @@ import { FileStorage, type Storage, type StorageFile, type StorageLock } from '.
 import { asLsn, type Lsn } from '../util/brand.js'
 import { BLOB_DIR, type BlobRef, writeBlob } from './blob.js'
 import { readCloseWitness, writeCloseWitness } from './close-witness.js'
-import type { Conf } from './conf.js'
+import { type Conf, writeConf } from './conf.js'
 import { Failpoints } from './failpoints.js'
 import { collectOrphanBlobs, readOrCreateConf, refuseMissingLog } from './folder.js'
-import { DEFAULT_SEGMENT_BYTES, MAX_MESSAGE_HEADER_BYTES, MessageKind } from './format.js'
+import { DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, MAX_MESSAGE_HEADER_BYTES, MessageKind } from './format.js'
 import { GroupCommit } from './group-commit.js'
 import { LOG_FILE, type LogContext } from './log-context.js'
 import type { LogOptions, LogRecord, Reservation } from './log-types.js'
 import { emptyMetrics, type LogMetrics } from './metrics.js'
-import { iterRecords, type ReadSource, readRecord } from './record-reader.js'
+import { iterRecords, type ReadSource, readBlobRef, readRecord } from './record-reader.js'
 import { recoverLog } from './recovery.js'
 import { SegmentSlots } from './segment-slots.js'
 import { SegmentWriter } from './segment-writer.js'
 import { type TruncationHost, truncateSegments } from './truncation.js'
 import { checkId, checkRecord, lsnError, validateOptions } from './validate.js'
 
+export type { BlobRef } from './blob.js'
 export { LOG_FILE } from './log-context.js'
 export type { LogOptions, LogRecord, Reservation } from './log-types.js'
 
@@ -82,7 +83,8 @@ export class Log {
     const lock = await storage.lock()
     let file: StorageFile | undefined
     try {
-      const { conf, isNew } = await readOrCreateConf(storage, failpoints, segmentBytes)
+      const { conf: found, isNew } = await readOrCreateConf(storage, failpoints, segmentBytes)
+      let conf = found
       const closeWitness = await readCloseWitness(storage, conf.logId)
       if (!isNew) await refuseMissingLog(storage, closeWitness)
       file = await storage.openFile(LOG_FILE, 'createOrOpen')
@@ -98,6 +100,13 @@ export class Log {
         options.verifyOnOpen === true,
         options.scanWitnessed !== false,
       )
+      if (conf.formatVersion < FORMAT_VERSION) {
+        // Recovery accepted the log: from now on it may hold what an older build misreads
+        // (format.ts, FORMAT_VERSION), so such a build must refuse it first.
+        conf = { ...conf, formatVersion: FORMAT_VERSION }
+        failpoints.hit('conf write')
+        await writeConf(storage, conf)
+      }
       const log = new Log(path, storage, file, lock, conf, failpoints, options, recovered)
       const blobIdEnd = await collectOrphanBlobs(
         log.storage,
@@ -257,6 +266,48 @@ export class Log {
     const lsn = this.writer.appendBlobPointer(ref, id)
     this.stats.blobsWritten++
     return asLsn(lsn)
+  }
+
+  /**
+   * Logs another pointer to the blob file an existing pointer names (`ref`, from
+   * blobRefAt()), without rewriting the blob: moving a large record forward costs a
+   * pointer, not its bytes. The file was durable before its first pointer was logged, and
+   * it stays until the segment holding its newest pointer is truncated, so the caller may
+   * drop the old pointer's segment once the new one is stable. `records`, when given,
+   * follow the pointer in one atomic batch (`lsnsOut` receives their LSNs). Returns the
+   * pointer's LSN. A blob no pointer in the log names any more is InvalidArgumentError.
+   */
+  relinkBlob(ref: BlobRef, id = 0, records: readonly Uint8Array[] = [], lsnsOut?: number[]): Lsn {
+    this.checkWritable()
+    if (ref === null || typeof ref !== 'object')
+      throw new InvalidArgumentError('relinkBlob() takes a blob ref')
+    if (!Number.isSafeInteger(ref.id) || !this.slots.hasBlob(ref.id)) {
+      throw new InvalidArgumentError(`no pointer in the log names blob ${String(ref.id)}`)
+    }
+    if (!Number.isSafeInteger(ref.sizeBytes) || ref.sizeBytes < 0 || !Number.isInteger(ref.crc)) {
+      throw new InvalidArgumentError('a blob ref has a size and a CRC')
+    }
+    checkId(id)
+    if (!Array.isArray(records)) throw new InvalidArgumentError('relinkBlob() takes an array of Uint8Array')
+    if (records.length + 1 > this.options.maxBatchRecords) {
+      throw new LimitError('batch record count', this.options.maxBatchRecords, records.length + 1)
+    }
+    const rs = Array.from(records)
+    const lens = rs.map((r) => checkRecord(r, this.maxInlineBytes))
+    const lsn =
+      rs.length === 0
+        ? this.writer.appendBlobPointer(ref, id)
+        : this.writer.appendPointerBatch(ref, rs, lens, id, lsnsOut ?? [])
+    this.stats.blobsRelinked++
+    return asLsn(lsn)
+  }
+
+  /** The blob that the pointer at `lsn` names (read without reading the blob itself). */
+  async blobRefAt(lsn: number): Promise<BlobRef> {
+    this.checkOpen()
+    const bad = lsnError(lsn, 'blobRefAt()')
+    if (bad !== undefined) throw bad
+    return readBlobRef(this.parts, lsn)
   }
 
   /**

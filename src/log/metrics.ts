@@ -17,6 +17,8 @@ export interface LogMetrics {
   stallMsTotal: number
   stalls: number
   blobsWritten: number
+  /** Pointers logged by relinkBlob() to blob files already on disk. */
+  blobsRelinked: number
   batches: number
   segmentsOpened: number
   recoveryMs: number
@@ -38,6 +40,7 @@ export function emptyMetrics(): LogMetrics {
     stallMsTotal: 0,
     stalls: 0,
     blobsWritten: 0,
+    blobsRelinked: 0,
     batches: 0,
     segmentsOpened: 0,
     recoveryMs: 0,

@@ -6,7 +6,7 @@
 import { CorruptionError, InvalidArgumentError, wrapIoError } from '../errors.js'
 import type { Storage } from '../io/index.js'
 import { asLsn } from '../util/brand.js'
-import { readBlob } from './blob.js'
+import { type BlobRef, readBlob } from './blob.js'
 import {
   decodeMessageHeader,
   decodeSegmentHeader,
@@ -18,7 +18,7 @@ import {
 import type { GroupCommit } from './group-commit.js'
 import type { LogContext } from './log-context.js'
 import type { LogRecord } from './log-types.js'
-import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
+import { lastCorruptReason, newParsedMessage, Parse, type ParsedMessage, parseMessage } from './reader.js'
 import type { SegmentSlots } from './segment-slots.js'
 import type { SegmentWriter } from './segment-writer.js'
 
@@ -45,12 +45,16 @@ async function readFully(ctx: LogContext, into: Uint8Array, position: number): P
   into.fill(0, got)
 }
 
-function blobOf(src: ReadSource, image: Uint8Array, bodyAt: number): Promise<Uint8Array> {
-  return readBlob(src.storage, src.ctx.conf.logId, {
+function refAt(image: Uint8Array, bodyAt: number): BlobRef {
+  return {
     id: readU64(image, bodyAt),
     sizeBytes: readU64(image, bodyAt + 8),
     crc: readU32(image, bodyAt + 16),
-  })
+  }
+}
+
+function blobOf(src: ReadSource, image: Uint8Array, bodyAt: number): Promise<Uint8Array> {
+  return readBlob(src.storage, src.ctx.conf.logId, refAt(image, bodyAt))
 }
 
 /** Stable records with LSN ≥ `from`, in LSN order. Damage in stable data throws CorruptionError. */
@@ -118,6 +122,35 @@ export const READ_WINDOW_BYTES = 4096
  * bytes on disk are checked (CRC, segment number) before they are returned.
  */
 export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecord> {
+  const { image, origin, bodyAt, msg } = await readMessage(src, lsn)
+  if (msg.kind === MessageKind.Record) {
+    const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
+    // Copied out of the writer's memory, and out of a read window much larger than the
+    // record (a caller may keep the record for long: the page cache does).
+    const isOwnBuffer = origin !== 0 && data.length * 2 >= image.length
+    return { lsn: asLsn(lsn), id: msg.id, data: isOwnBuffer ? data : data.slice(), isBlob: false }
+  }
+  const data = await blobOf(src, image, bodyAt)
+  return { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
+}
+
+/**
+ * The blob a pointer message at `lsn` names, without reading the blob. A Record there is
+ * not a pointer: InvalidArgumentError.
+ */
+export async function readBlobRef(src: ReadSource, lsn: number): Promise<BlobRef> {
+  const { image, bodyAt, msg } = await readMessage(src, lsn)
+  if (msg.kind !== MessageKind.BlobPointer) {
+    throw new InvalidArgumentError(`the record at LSN ${lsn} is not a blob pointer`)
+  }
+  return refAt(image, bodyAt)
+}
+
+/** The checked message (Record or BlobPointer) at `lsn`; its body starts at `bodyAt` of `image`. */
+async function readMessage(
+  src: ReadSource,
+  lsn: number,
+): Promise<{ image: Uint8Array; origin: number; bodyAt: number; msg: ParsedMessage }> {
   const { ctx, writer } = src
   const S = ctx.segmentBytes
   const base = Math.floor(lsn / S) * S
@@ -155,16 +188,7 @@ export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecor
       },
     )
   }
-  const bodyAt = at - origin + msg.headerBytes
-  if (msg.kind === MessageKind.Record) {
-    const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
-    // Copied out of the writer's memory, and out of a read window much larger than the
-    // record (a caller may keep the record for long: the page cache does).
-    const isOwnBuffer = origin !== 0 && data.length * 2 >= image.length
-    return { lsn: asLsn(lsn), id: msg.id, data: isOwnBuffer ? data : data.slice(), isBlob: false }
-  }
-  const data = await blobOf(src, image, bodyAt)
-  return { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
+  return { image, origin, bodyAt: at - origin + msg.headerBytes, msg }
 }
 
 function slotOf(src: ReadSource, base: number, lsn: number): number {

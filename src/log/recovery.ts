@@ -37,8 +37,8 @@ import type { Failpoints } from './failpoints.js'
 import {
   BLOB_POINTER_BODY_BYTES,
   decodeSegmentHeader,
-  FORMAT_VERSION,
   MessageKind,
+  OLDEST_FORMAT_VERSION,
   RED_ZONE_BYTES,
   readU64,
   SEGMENT_HEADER_BYTES,
@@ -119,7 +119,9 @@ export async function recoverLog(
     const h = check.header
     if (h.logId !== conf.logId)
       throw new CorruptionError(`segment slot ${slot} belongs to another log`, where)
-    if (h.segmentBytes !== S || h.formatVersion !== FORMAT_VERSION || h.baseLsn % S !== 0) {
+    // Headers of an upgraded log keep the version they were written with (≤ the conf's).
+    const versionOk = h.formatVersion >= OLDEST_FORMAT_VERSION && h.formatVersion <= conf.formatVersion
+    if (h.segmentBytes !== S || !versionOk || h.baseLsn % S !== 0) {
       throw new CorruptionError(`segment slot ${slot} has a header that does not match conf`, where)
     }
     valid.push({ slot, baseLsn: h.baseLsn, maxStableLsn: h.maxStableLsn, firstLsn: h.firstLsn })

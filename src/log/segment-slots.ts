@@ -1,7 +1,9 @@
 // Where each segment of the log lives in the file: base LSN → slot, the bases in LSN order,
 // the free slots and the size of the file in slots. A slot is a `segmentBytes` region of
 // the `log` file; a segment life is one use of a slot (docs/DESIGN.md, "Segment reuse").
-// Also which blob files each segment's pointers name, so truncation can remove them.
+// Also which blob files each segment's pointers name, so truncation can remove them: a blob
+// file may be named by several pointers (relinkBlob() moves a pointer without copying the
+// blob) and goes with the segment holding the newest of them.
 
 import { assert } from '../util/assert.js'
 
@@ -14,6 +16,8 @@ export class SegmentSlots {
   /** Slots the file spans, free ones included. */
   private count: number
   private readonly blobsBySegment = new Map<number, number[]>()
+  /** Blob id → base of the newest segment with a pointer to it (pointers go in LSN order). */
+  private readonly blobOwner = new Map<number, number>()
 
   constructor(
     segments: ReadonlyArray<{ baseLsn: number; slot: number }>,
@@ -83,6 +87,8 @@ export class SegmentSlots {
   }
 
   noteBlob(segmentBase: number, id: number): void {
+    const owner = this.blobOwner.get(id)
+    if (owner === undefined || owner < segmentBase) this.blobOwner.set(id, segmentBase)
     let list = this.blobsBySegment.get(segmentBase)
     if (list === undefined) {
       list = []
@@ -91,10 +97,24 @@ export class SegmentSlots {
     list.push(id)
   }
 
-  /** Forgets and returns the blob ids named by pointers in the segment at `segmentBase`. */
+  /** True while a pointer in a segment of the log names blob `id`. */
+  hasBlob(id: number): boolean {
+    return this.blobOwner.has(id)
+  }
+
+  /**
+   * Forgets the pointers in the segment at `segmentBase` and returns the blob ids no
+   * pointer in a later segment names: their files may go with the segment.
+   */
   takeBlobs(segmentBase: number): number[] {
-    const blobs = this.blobsBySegment.get(segmentBase) ?? []
+    const named = this.blobsBySegment.get(segmentBase) ?? []
     this.blobsBySegment.delete(segmentBase)
+    const blobs: number[] = []
+    for (const id of named) {
+      if (this.blobOwner.get(id) !== segmentBase) continue
+      this.blobOwner.delete(id)
+      blobs.push(id)
+    }
     return blobs
   }
 }

@@ -233,6 +233,40 @@ export class SegmentWriter {
     return b.seg.baseLsn + at
   }
 
+  /**
+   * A blob pointer followed by checked records, recovered all together or not at all (a
+   * batch: its manifest is reserved first, as in appendBatch()). Returns the pointer's LSN;
+   * `lsnsOut` receives the records' LSNs.
+   */
+  appendPointerBatch(
+    ref: BlobRef,
+    records: readonly Uint8Array[],
+    lens: readonly number[],
+    id: number,
+    lsnsOut: number[],
+  ): number {
+    const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
+    const mAt = this.resAt
+    const mLsn = m.seg.baseLsn + mAt
+    const mTotal = this.resHeaderBytes + U64_BODY_BYTES
+    const pointerLsn = this.appendBlobPointer(ref, id)
+    for (let i = 0; i < records.length; i++) {
+      const n = lens[i] as number
+      const b = this.reserveMessage(MessageKind.Record, n, id)
+      const at = this.resAt
+      b.seg.buf.set(records[i] as Uint8Array, at + this.resHeaderBytes)
+      this.completeMessage(b, at, this.resHeaderBytes + n, true)
+      lsnsOut.push(b.seg.baseLsn + at)
+    }
+    const peg = this.maxReserved
+    writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
+    this.commit.synced.markBatch(mLsn, peg)
+    this.completeMessage(m, mAt, mTotal, true)
+    this.ctx.stats.recordsAppended += records.length
+    this.ctx.stats.batches++
+    return pointerLsn
+  }
+
   /** appendRecord() when the buffer must be sealed or a witness written first. */
   private appendSlow(data: Uint8Array, len: number, id: number): number {
     const b = this.reserveMessage(MessageKind.Record, len, id)

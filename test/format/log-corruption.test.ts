@@ -12,7 +12,7 @@ import * as path from 'node:path'
 import { test } from 'node:test'
 import { isBobsledError } from '../../src/errors.js'
 import { SimDisk } from '../../src/io/index.js'
-import { Log } from '../../src/log/index.js'
+import { FORMAT_VERSION, Log } from '../../src/log/index.js'
 import { crc32 } from '../../src/util/crc32.js'
 import { Prng } from '../../src/util/prng.js'
 import { encodeRecord } from '../crash/log-records.js'
@@ -468,11 +468,13 @@ test('a segment copied from another log: CorruptionError, nothing changed', asyn
 
 test('format version bumped in conf (CRC fixed): VersionError, nothing changed', async () => {
   const { files } = await image()
-  const conf = (files.get('conf') as Uint8Array).slice()
-  conf[8] = 2
-  const crc = crc32(conf, 0, 60)
-  new DataView(conf.buffer).setUint32(60, crc, true)
-  await expectRefused(withFile(files, 'conf', conf), ['BOBSLED_VERSION'], 'version 2')
+  for (const v of [FORMAT_VERSION + 1, 0]) {
+    const conf = (files.get('conf') as Uint8Array).slice()
+    conf[8] = v
+    const crc = crc32(conf, 0, 60)
+    new DataView(conf.buffer).setUint32(60, crc, true)
+    await expectRefused(withFile(files, 'conf', conf), ['BOBSLED_VERSION'], `version ${v}`)
+  }
 })
 
 test('a folder of foreign files: NotADatabaseError and 0 bytes changed (real files)', async () => {
