@@ -14,7 +14,7 @@
 import { ClosedError, InvalidArgumentError, LimitError, type StorageError, wrapIoError } from '../errors.js'
 import { FileStorage, type Storage, type StorageFile, type StorageLock } from '../io/index.js'
 import { asLsn, type Lsn } from '../util/brand.js'
-import { BLOB_DIR, type BlobRef, writeBlob } from './blob.js'
+import { BLOB_DIR, type BlobRef, blobName, writeBlob } from './blob.js'
 import { readCloseWitness, writeCloseWitness } from './close-witness.js'
 import { type Conf, writeConf } from './conf.js'
 import { Failpoints } from './failpoints.js'
@@ -63,6 +63,8 @@ export class Log {
   private readonly parts: ReadSource & TruncationHost
 
   private readonly blobWrites = new Set<Promise<BlobRef>>()
+  /** Blob files from stageBlob() that no pointer names yet. */
+  private readonly staged = new Set<number>()
   /** Reservations from reserve() not yet completed or aborted. */
   private openReservations = 0
   private isClosing = false
@@ -245,23 +247,7 @@ export class Log {
     const len = checkRecord(data, this.options.maxBlobBytes)
     checkId(id)
     if (len <= this.maxInlineBytes) return this.append(data, id)
-    // The caller may change its buffer while the blob is written: write a private copy, or
-    // the bytes on disk could differ from the CRC taken of them.
-    const copy = new Uint8Array(len)
-    copy.set(data)
-    const blobId = this.nextBlobId++
-    let ref: BlobRef
-    const writing = writeBlob(this.storage, this.conf.logId, blobId, copy, this.failpoints)
-    // close() waits for blob files being written, so none is written after the unlock.
-    this.blobWrites.add(writing)
-    try {
-      ref = await writing
-    } catch (e) {
-      this.poison(e, 'writing a blob')
-      throw this.ctx.poisonError
-    } finally {
-      this.blobWrites.delete(writing)
-    }
+    const ref = await this.writeBlobFile(data, len)
     this.checkWritable()
     const lsn = this.writer.appendBlobPointer(ref, id)
     this.stats.blobsWritten++
@@ -269,9 +255,57 @@ export class Log {
   }
 
   /**
+   * The first half of appendLarge(): writes `data` (over maxInlineBytes) to a new blob file
+   * and makes it durable, but logs no pointer. The caller then logs one with relinkBlob()
+   * in a synchronous step of its choosing, or drops the file with dropStagedBlob(); a file
+   * left staged is an orphan, removed at the next open.
+   */
+  async stageBlob(data: Uint8Array): Promise<BlobRef> {
+    this.checkWritable()
+    const len = checkRecord(data, this.options.maxBlobBytes)
+    if (len <= this.maxInlineBytes) {
+      throw new InvalidArgumentError(
+        `a blob holds more than ${this.maxInlineBytes} bytes; append() takes ${len}`,
+      )
+    }
+    const ref = await this.writeBlobFile(data, len)
+    this.staged.add(ref.id)
+    this.stats.blobsWritten++
+    return ref
+  }
+
+  /** Removes a staged blob that no pointer names (best effort: an orphan goes at open). */
+  async dropStagedBlob(ref: BlobRef): Promise<void> {
+    if (ref === null || typeof ref !== 'object' || !this.staged.delete(ref.id)) {
+      throw new InvalidArgumentError('dropStagedBlob() takes a blob staged and not yet linked')
+    }
+    if (this.isClosed) return
+    await this.storage.unlink(blobName(ref.id)).catch(() => {})
+  }
+
+  private async writeBlobFile(data: Uint8Array, len: number): Promise<BlobRef> {
+    // The caller may change its buffer while the blob is written: write a private copy, or
+    // the bytes on disk could differ from the CRC taken of them.
+    const copy = new Uint8Array(len)
+    copy.set(data)
+    const blobId = this.nextBlobId++
+    const writing = writeBlob(this.storage, this.conf.logId, blobId, copy, this.failpoints)
+    // close() waits for blob files being written, so none is written after the unlock.
+    this.blobWrites.add(writing)
+    try {
+      return await writing
+    } catch (e) {
+      this.poison(e, 'writing a blob')
+      throw this.ctx.poisonError
+    } finally {
+      this.blobWrites.delete(writing)
+    }
+  }
+
+  /**
    * Logs another pointer to the blob file an existing pointer names (`ref`, from
-   * blobRefAt()), without rewriting the blob: moving a large record forward costs a
-   * pointer, not its bytes. The file was durable before its first pointer was logged, and
+   * blobRefAt()), or the first pointer to a blob from stageBlob(), without rewriting the
+   * blob: moving a large record forward costs a pointer, not its bytes. The file was durable before its first pointer was logged, and
    * it stays until the segment holding its newest pointer is truncated, so the caller may
    * drop the old pointer's segment once the new one is stable. `records`, when given,
    * follow the pointer in one atomic batch (`lsnsOut` receives their LSNs). Returns the
@@ -281,8 +315,10 @@ export class Log {
     this.checkWritable()
     if (ref === null || typeof ref !== 'object')
       throw new InvalidArgumentError('relinkBlob() takes a blob ref')
-    if (!Number.isSafeInteger(ref.id) || !this.slots.hasBlob(ref.id)) {
-      throw new InvalidArgumentError(`no pointer in the log names blob ${String(ref.id)}`)
+    if (!Number.isSafeInteger(ref.id) || !(this.slots.hasBlob(ref.id) || this.staged.has(ref.id))) {
+      throw new InvalidArgumentError(
+        `blob ${String(ref.id)} is neither staged nor named by a pointer in the log`,
+      )
     }
     if (!Number.isSafeInteger(ref.sizeBytes) || ref.sizeBytes < 0 || !Number.isInteger(ref.crc)) {
       throw new InvalidArgumentError('a blob ref has a size and a CRC')
@@ -294,11 +330,12 @@ export class Log {
     }
     const rs = Array.from(records)
     const lens = rs.map((r) => checkRecord(r, this.maxInlineBytes))
+    const wasStaged = this.staged.delete(ref.id)
     const lsn =
       rs.length === 0
         ? this.writer.appendBlobPointer(ref, id)
         : this.writer.appendPointerBatch(ref, rs, lens, id, lsnsOut ?? [])
-    this.stats.blobsRelinked++
+    if (!wasStaged) this.stats.blobsRelinked++
     return asLsn(lsn)
   }
 

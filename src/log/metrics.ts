@@ -17,7 +17,7 @@ export interface LogMetrics {
   stallMsTotal: number
   stalls: number
   blobsWritten: number
-  /** Pointers logged by relinkBlob() to blob files already on disk. */
+  /** Pointers logged by relinkBlob() to blob files an earlier pointer names (not staged ones). */
   blobsRelinked: number
   batches: number
   segmentsOpened: number

@@ -200,3 +200,37 @@ test('a version-1 conf with a version-2 segment header is a mixed log: Corruptio
   )
   assert.equal(await confVersion(st), 1, 'a refused open does not upgrade')
 })
+
+test('stageBlob(): durable without a pointer; relinkBlob() logs its first pointer, dropStagedBlob() removes it, an orphan goes at open', async () => {
+  const disk = new SimDisk({ seed: 7, latency: true })
+  const open = (): Promise<Log> =>
+    Log.open('db', { storage: disk.storage('db'), segmentBytes: S, flushEveryMs: 0 })
+  const log = await open()
+  await assert.rejects(
+    log.stageBlob(Buffer.from('tiny')),
+    (e: unknown) => isBobsledError(e) && e.code === 'BOBSLED_INVALID_ARGUMENT',
+  )
+  const kept = await log.stageBlob(big('k'))
+  const dropped = await log.stageBlob(big('d'))
+  const orphan = await log.stageBlob(big('o'))
+  const st = disk.storage('db')
+  for (const r of [kept, dropped, orphan]) assert.ok(await st.exists(blobFile(r.id)))
+  const lsn = log.relinkBlob(kept)
+  assert.equal(log.metrics().blobsRelinked, 0, 'a staged blob is not a relink')
+  await log.dropStagedBlob(dropped)
+  assert.equal(await st.exists(blobFile(dropped.id)), false)
+  await assert.rejects(
+    log.dropStagedBlob(kept),
+    (e: unknown) => isBobsledError(e) && e.code === 'BOBSLED_INVALID_ARGUMENT',
+  )
+  assert.deepEqual(Buffer.from((await log.read(lsn)).data), big('k'))
+  await log.close()
+  const again = await open()
+  assert.ok(await st.exists(blobFile(kept.id)))
+  assert.equal(await st.exists(blobFile(orphan.id)), false, 'a staged blob never linked is an orphan')
+  assert.deepEqual(
+    (await records(again)).map((r) => r.text),
+    [big('k').toString()],
+  )
+  await again.close()
+})
