@@ -18,7 +18,7 @@ import {
   wrapIoError,
 } from '../errors.js'
 import { openStorage, type Storage } from '../io/index.js'
-import { Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
+import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
 import {
@@ -127,8 +127,13 @@ export class PageCache<T> implements PageStore<T> {
   private lruClock = 0
   private readonly sa: SegmentAccountant
   private readonly S: number
-  /** Pages with a large (blob) write in flight: other writes to them must wait. */
+  /**
+   * Pages with a caller's replaceLarge() in flight: the caller's synchronous writes to them
+   * are refused (their LSN would come first). Cleaning never adds a page here.
+   */
   private readonly busy = new Set<number>()
+  /** The last replaceLarge() called on each busy page: the next one waits for it. */
+  private readonly largeWrites = new Map<number, Promise<Lsn>>()
   /** In-flight page-ins per segment base: a segment is not dropped under a reader. */
   private readonly pins = new Map<number, number>()
   private unpinWaiters: Array<() => void> = []
@@ -346,7 +351,11 @@ export class PageCache<T> implements PageStore<T> {
   replace(pid: PageId, page: T, bytes?: Uint8Array): Lsn {
     this.checkWritable()
     this.checkWritablePid(pid, true)
-    const body = bytes ?? this.codec.encode(page)
+    return this.writeReplace(pid, page, bytes ?? this.codec.encode(page))
+  }
+
+  /** replace() once the page may be written. */
+  private writeReplace(pid: number, page: T, body: Uint8Array): Lsn {
     checkBytes(body, this.maxPageBytes, 'page')
     const rec = encodePageRecord(PageRecordKind.Replace, pid, body)
     const lsn = this.log.append(rec)
@@ -466,24 +475,54 @@ export class PageCache<T> implements PageStore<T> {
 
   /**
    * Writes a base of any size up to the log's blob limit: bases over maxPageBytes go to
-   * their own blob file, written and synced before the pointer is logged. Other writes to
-   * the page are refused until this settles (their LSN would come first).
+   * their own blob file, written and synced before the pointer is logged. Calls on one page
+   * are applied one after another in call order (the last call's page wins); until the
+   * last settles, the caller's synchronous writes to the page (replace, link, free,
+   * writeBatch) are refused, since their LSN would come before the pending base's.
+   * Background work (cleaning) never holds a page this way.
    */
   async replaceLarge(pid: PageId, page: T, bytes?: Uint8Array): Promise<Lsn> {
     this.checkWritable()
-    this.checkWritablePid(pid, true)
+    checkPid(pid)
+    const before = this.largeWrites.get(pid)
+    if (before === undefined) this.checkWritablePid(pid, true)
     const body = bytes ?? this.codec.encode(page)
     if (!(body instanceof Uint8Array)) throw new InvalidArgumentError('page bytes must be a Uint8Array')
-    if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
-    const rec = encodePageRecord(PageRecordKind.Replace, pid, body)
+    if (before === undefined && body.length <= this.maxPageBytes) return this.replace(pid, page, body)
     this.busy.add(pid)
     this.freePids.delete(pid)
-    let lsn: Lsn
+    const run = this.writeLarge(pid, page, body, before)
+    this.largeWrites.set(pid, run)
     try {
-      lsn = await this.log.appendLarge(rec)
+      return await run
     } finally {
-      this.busy.delete(pid)
+      if (this.largeWrites.get(pid) === run) {
+        this.largeWrites.delete(pid)
+        this.busy.delete(pid)
+      }
     }
+  }
+
+  /** One replaceLarge() of a page, after the ones called before it on the same page. */
+  private async writeLarge(
+    pid: number,
+    page: T,
+    body: Uint8Array,
+    before: Promise<Lsn> | undefined,
+  ): Promise<Lsn> {
+    if (before !== undefined) await before.catch(() => {})
+    this.checkWritable()
+    if (body.length <= this.maxPageBytes) return this.writeReplace(pid, page, body)
+    const rec = encodePageRecord(PageRecordKind.Replace, pid, body)
+    if (rec.length <= this.log.maxInlineBytes) {
+      // maxPageBytes allows for the longest page id: this record still fits inline, and
+      // appendLarge() would log it inline too. Accounted as what it is.
+      const lsn = this.log.append(rec)
+      this.applyReplace(pid, page, lsn, this.recordBytes(lsn, rec.length), body.length, 0)
+      this.afterWrite(rec.length)
+      return lsn
+    }
+    const lsn = await this.log.appendLarge(rec)
     // A pointer record: the blob's bytes live in their own file.
     this.applyReplace(pid, page, lsn, pointerRecordBytes(lsn, this.S), body.length, rec.length)
     this.afterWrite(rec.length)
@@ -762,26 +801,171 @@ export class PageCache<T> implements PageStore<T> {
     }
   }
 
-  /** Rewrites page `pid` as a new base at the tip if any fragment of it lies below `end`. */
+  /**
+   * Moves page `pid` to the tip if any fragment of it lies below `end`. Never holds the page
+   * against the caller's writes: everything it read is checked against the page's version
+   * in the synchronous step that logs the copy, and a page written meanwhile is looked at
+   * again. A page that fits an inline base is consolidated. A page whose base is a blob
+   * keeps its blob file: only the pointer moves (relinkBlob()), with its deltas in the same
+   * atomic batch; once it has gathered consolidateAfter deltas it is rewritten whole into a
+   * new blob instead (what link() cannot do for it), unless the caller writes it meanwhile.
+   */
   private async relocate(pid: number, end: number): Promise<void> {
+    let mayRewrite = true
+    // Fragments already read, by LSN: a retry after the caller linked the page reads only
+    // the new delta (from memory, as it is not written yet), so a page written on every
+    // turn still moves.
+    const read = new Map<number, LogRecord | BlobRef>()
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
       const e = this.entry(pid)
       if (e === undefined || (e.frags[0] as number) >= end) return
-      while (this.busy.has(pid)) await new Promise((r) => setImmediate(r))
       const version = e.version
-      const page = await this.get(pid)
+      const rewrite =
+        e.blobBytes > 0 && mayRewrite && e.frags.length / 2 - 1 >= Math.max(1, this.opts.consolidateAfter)
+      let page = e.page
+      if (page === undefined && (e.blobBytes === 0 || rewrite)) page = await this.get(pid)
       if (this.closing || this.log.failure !== undefined) return
-      if (this.table[pid] !== e || e.version !== version || page === undefined) continue
-      // A large write to the page began during the page-in: wait for it, then look again.
-      if (this.busy.has(pid)) continue
-      const bytes = this.codec.encode(page)
-      if (bytes.length > this.maxPageBytes) await this.replaceLarge(pid, page, bytes)
-      else this.replace(pid, page, bytes)
-      this.counters.pagesRelocated++
-      this.counters.bytesRelocated += bytes.length
+      if (this.table[pid] !== e || e.version !== version) continue
+      const bytes = page === undefined ? undefined : this.codec.encode(page)
+      if (page !== undefined && bytes !== undefined) {
+        if (bytes.length <= this.maxPageBytes) {
+          this.writeReplace(pid, page, bytes)
+          this.counted(bytes.length)
+          return
+        }
+        if (rewrite) {
+          // One try: a page the caller keeps writing is carried instead.
+          mayRewrite = false
+          if (await this.rewriteLarge(pid, e, version, page, bytes)) {
+            this.counted(bytes.length)
+            return
+          }
+          continue
+        }
+      }
+      // Too large for an inline base: carry its fragments over as they are.
+      const frags = e.frags.slice()
+      const moved = await this.readFragments(pid, frags, e.blobBytes > 0, read)
+      if (this.closing || this.log.failure !== undefined) return
+      if (this.table[pid] !== e || e.version !== version) continue
+      this.carry(pid, e, moved)
+      this.counted(moved.bytes)
       return
     }
     throw new InvariantError(`page ${pid} could not be relocated`)
+  }
+
+  private counted(bytes: number): void {
+    this.counters.pagesRelocated++
+    this.counters.bytesRelocated += bytes
+  }
+
+  /**
+   * Writes a large page whole as a new base for cleaning: the blob is staged, and its
+   * pointer logged only if the page is still at `version` once the blob is durable (in the
+   * same synchronous step), else the blob is dropped. False: dropped, look again.
+   */
+  private async rewriteLarge(
+    pid: number,
+    e: PageEntry<T>,
+    version: number,
+    page: T,
+    bytes: Uint8Array,
+  ): Promise<boolean> {
+    const rec = encodePageRecord(PageRecordKind.Replace, pid, bytes)
+    if (rec.length <= this.log.maxInlineBytes) {
+      const lsn = this.log.append(rec)
+      this.applyReplace(pid, page, lsn, this.recordBytes(lsn, rec.length), bytes.length, 0)
+      this.afterWrite(rec.length)
+      return true
+    }
+    const ref = await this.log.stageBlob(rec)
+    if (this.closing || this.log.failure !== undefined || this.table[pid] !== e || e.version !== version) {
+      await this.log.dropStagedBlob(ref)
+      return false
+    }
+    const lsn = this.log.relinkBlob(ref)
+    this.applyReplace(pid, page, lsn, pointerRecordBytes(lsn, this.S), bytes.length, rec.length)
+    this.afterWrite(rec.length)
+    return true
+  }
+
+  /**
+   * The records of a page's fragments as logged (the base's blob ref when it is a blob);
+   * `read` keeps what earlier calls read.
+   */
+  private async readFragments(
+    pid: number,
+    frags: readonly number[],
+    blobBase: boolean,
+    read: Map<number, LogRecord | BlobRef>,
+  ): Promise<{ ref: BlobRef | undefined; records: Uint8Array[]; bytes: number }> {
+    const want: Array<Promise<unknown>> = []
+    for (let i = 0; i < frags.length; i += 2) {
+      const lsn = frags[i] as number
+      if (read.has(lsn)) continue
+      const p =
+        i === 0 && blobBase
+          ? this.log.blobRefAt(lsn).then((ref) => read.set(lsn, ref))
+          : this.log.read(lsn).then((rec) => read.set(lsn, rec))
+      want.push(p)
+    }
+    await Promise.all(want)
+    const ref = blobBase ? (read.get(frags[0] as number) as BlobRef) : undefined
+    let bytes = 0
+    const out: Uint8Array[] = []
+    for (let i = blobBase ? 2 : 0; i < frags.length; i += 2) {
+      const rec = read.get(frags[i] as number) as LogRecord
+      const r = decodePageRecord(rec.data, rec.lsn)
+      const kind = i === 0 ? PageRecordKind.Replace : PageRecordKind.Link
+      if (r.pid !== pid || r.kind !== kind || rec.isBlob) {
+        throw new CorruptionError(`the record at LSN ${rec.lsn} is not a fragment of page ${pid}`, {
+          lsn: rec.lsn,
+        })
+      }
+      bytes += rec.data.length
+      out.push(rec.data)
+    }
+    return { ref, records: out, bytes }
+  }
+
+  /**
+   * Logs the fragments read by readFragments() again, in one atomic step, and points the
+   * page table at the copies. Called in the same synchronous step as the version check.
+   */
+  private carry(
+    pid: number,
+    e: PageEntry<T>,
+    moved: { ref: BlobRef | undefined; records: Uint8Array[] },
+  ): void {
+    const lsns: number[] = []
+    let baseLsn: number
+    let baseBytes: number
+    let deltas: Uint8Array[]
+    if (moved.ref !== undefined) {
+      baseLsn = this.log.relinkBlob(moved.ref, 0, moved.records, lsns)
+      baseBytes = pointerRecordBytes(baseLsn, this.S)
+      deltas = moved.records
+    } else {
+      this.log.appendBatch(moved.records, 0, lsns)
+      baseLsn = lsns.shift() as number
+      baseBytes = this.recordBytes(baseLsn, (moved.records[0] as Uint8Array).length)
+      deltas = moved.records.slice(1)
+    }
+    const deltaBytes = e.deltaBytes
+    this.setBase(pid, baseLsn, baseBytes, e.baseBytes, e.blobBytes, false)
+    let written = baseBytes
+    for (let i = 0; i < deltas.length; i++) {
+      const lsn = lsns[i] as number
+      const size = this.recordBytes(lsn, (deltas[i] as Uint8Array).length)
+      e.frags.push(lsn, size)
+      this.sa.added(lsn, size)
+      written += size
+    }
+    e.deltaBytes = deltaBytes
+    // The page is unchanged; a page-in of the old fragments in flight reads again.
+    e.version++
+    this.afterWrite(written)
   }
 
   /**
