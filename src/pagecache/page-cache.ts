@@ -412,7 +412,10 @@ export class PageCache<T> implements PageStore<T> {
         throw new InvalidArgumentError(`page ${w.pid} is free: ${w.kind} needs a written page`)
       }
       if (w.kind === 'replace' && !has) this.checkAllocated(w.pid)
-      if (this.busy.has(w.pid)) throw new InvalidArgumentError(`page ${w.pid} has a large write in flight`)
+      if (this.busy.has(w.pid))
+        throw new InvalidArgumentError(
+          `page ${w.pid} has a large write in flight: await its replaceLarge() first`,
+        )
       if (w.kind === 'replace' || w.kind === 'link') {
         let kind = w.kind === 'replace' ? PageRecordKind.Replace : PageRecordKind.Link
         let body: Uint8Array
@@ -1255,7 +1258,10 @@ export class PageCache<T> implements PageStore<T> {
 
   private checkWritablePid(pid: number, mayBeNew: boolean): void {
     checkPid(pid)
-    if (this.busy.has(pid)) throw new InvalidArgumentError(`page ${pid} has a large write in flight`)
+    if (this.busy.has(pid))
+      throw new InvalidArgumentError(
+        `page ${pid} has a large write in flight: await its replaceLarge() first`,
+      )
     if (this.entry(pid) === undefined) {
       if (!mayBeNew) throw new InvalidArgumentError(`page ${pid} is free`)
       this.checkAllocated(pid)

@@ -314,7 +314,7 @@ test(`page cache protocol monitor over ${SEEDS} seeds: I1–I6 and accounting ho
   console.log(
     `RELIABILITY pagecache-monitor seeds=${seeds.length} events=${events} violations=${v} ` +
       `(I1=${sums.I1} I2=${sums.I2} I3=${sums.I3} I4=${sums.I4} I5=${sums.I5} I6=${sums.I6} A1=${sums.A1}) ` +
-      `checked: extents=${checked.I1} blob_pointers=${checked.I3} (relinked ${relinks}) slot_reuses=${checked.I5} head_zeroings=${checked.I6} seed=${seeds[0]}`,
+      `checked: extents=${checked.I1} blob_pointers=${checked.I3} (via_relinkBlob=${relinks}) slot_reuses=${checked.I5} head_zeroings=${checked.I6} seed=${seeds[0]}`,
   )
   if (process.env.BOBSLED_SEED === undefined) {
     for (const [k, n] of Object.entries(checked)) assert.ok(n > 0, `${k} checked nothing`)
