@@ -64,7 +64,7 @@ export class Log {
 
   private readonly blobWrites = new Set<Promise<BlobRef>>()
   /** Blob files from stageBlob() that no pointer names yet. */
-  private readonly staged = new Set<number>()
+  private readonly staged = new Map<number, BlobRef>()
   /** Reservations from reserve() not yet completed or aborted. */
   private openReservations = 0
   private isClosing = false
@@ -171,7 +171,7 @@ export class Log {
     // bytes skipped are zeros on disk and hold no message.
     const startLsn = resumes ? recovered.nextLsn : Math.ceil(recovered.nextLsn / S) * S
     this.slots = new SegmentSlots(recovered.segments, recovered.freeSlots, recovered.slotCount)
-    for (const b of recovered.blobs) this.slots.noteBlob(Math.floor(b.lsn / S) * S, b.id)
+    for (const b of recovered.blobs) this.slots.noteBlob(Math.floor(b.lsn / S) * S, b)
     this.nextBlobId = Math.max(0, ...recovered.blobs.map((b) => b.id + 1))
     this.commit = new GroupCommit(
       this.ctx,
@@ -269,18 +269,19 @@ export class Log {
       )
     }
     const ref = await this.writeBlobFile(data, len)
-    this.staged.add(ref.id)
+    this.staged.set(ref.id, ref)
     this.stats.blobsWritten++
     return ref
   }
 
   /** Removes a staged blob that no pointer names (best effort: an orphan goes at open). */
   async dropStagedBlob(ref: BlobRef): Promise<void> {
-    if (ref === null || typeof ref !== 'object' || !this.staged.delete(ref.id)) {
+    const { id } = readRef(ref, 'dropStagedBlob()')
+    if (!this.staged.delete(id)) {
       throw new InvalidArgumentError('dropStagedBlob() takes a blob staged and not yet linked')
     }
     if (this.isClosed) return
-    await this.storage.unlink(blobName(ref.id)).catch(() => {})
+    await this.storage.unlink(blobName(id)).catch(() => {})
   }
 
   private async writeBlobFile(data: Uint8Array, len: number): Promise<BlobRef> {
@@ -313,15 +314,14 @@ export class Log {
    */
   relinkBlob(ref: BlobRef, id = 0, records: readonly Uint8Array[] = [], lsnsOut?: number[]): Lsn {
     this.checkWritable()
-    if (ref === null || typeof ref !== 'object')
-      throw new InvalidArgumentError('relinkBlob() takes a blob ref')
-    if (!Number.isSafeInteger(ref.id) || !(this.slots.hasBlob(ref.id) || this.staged.has(ref.id))) {
+    const r = readRef(ref, 'relinkBlob()')
+    const staged = this.staged.get(r.id)
+    const known =
+      staged !== undefined ? staged.sizeBytes === r.sizeBytes && staged.crc === r.crc : this.slots.hasBlob(r)
+    if (!known) {
       throw new InvalidArgumentError(
-        `blob ${String(ref.id)} is neither staged nor named by a pointer in the log`,
+        `blob ${r.id} (${r.sizeBytes} bytes, CRC ${r.crc}) is neither staged nor named by a pointer in the log`,
       )
-    }
-    if (!Number.isSafeInteger(ref.sizeBytes) || ref.sizeBytes < 0 || !Number.isInteger(ref.crc)) {
-      throw new InvalidArgumentError('a blob ref has a size and a CRC')
     }
     checkId(id)
     if (!Array.isArray(records)) throw new InvalidArgumentError('relinkBlob() takes an array of Uint8Array')
@@ -329,12 +329,12 @@ export class Log {
       throw new LimitError('batch record count', this.options.maxBatchRecords, records.length + 1)
     }
     const rs = Array.from(records)
-    const lens = rs.map((r) => checkRecord(r, this.maxInlineBytes))
-    const wasStaged = this.staged.delete(ref.id)
+    const lens = rs.map((x) => checkRecord(x, this.maxInlineBytes))
+    const wasStaged = this.staged.delete(r.id)
     const lsn =
       rs.length === 0
-        ? this.writer.appendBlobPointer(ref, id)
-        : this.writer.appendPointerBatch(ref, rs, lens, id, lsnsOut ?? [])
+        ? this.writer.appendBlobPointer(r, id)
+        : this.writer.appendPointerBatch(r, rs, lens, id, lsnsOut ?? [])
     if (!wasStaged) this.stats.blobsRelinked++
     return asLsn(lsn)
   }
@@ -609,4 +609,28 @@ export class Log {
   private checkOpen(): void {
     if (this.isClosed) throw new ClosedError()
   }
+}
+
+/** A private copy of a caller's blob ref, read once (a getter cannot change it later). */
+function readRef(ref: unknown, what: string): BlobRef {
+  let id: unknown
+  let sizeBytes: unknown
+  let crc: unknown
+  try {
+    ;({ id, sizeBytes, crc } = ref as BlobRef)
+  } catch {
+    throw new InvalidArgumentError(`${what} takes a blob ref { id, sizeBytes, crc }`)
+  }
+  if (
+    !Number.isSafeInteger(id) ||
+    (id as number) < 0 ||
+    !Number.isSafeInteger(sizeBytes) ||
+    (sizeBytes as number) < 0 ||
+    !Number.isInteger(crc) ||
+    (crc as number) < 0 ||
+    (crc as number) > 0xffffffff
+  ) {
+    throw new InvalidArgumentError(`${what} takes a blob ref { id, sizeBytes, crc }`)
+  }
+  return { id: id as number, sizeBytes: sizeBytes as number, crc: crc as number }
 }

@@ -40,6 +40,7 @@ import {
   MessageKind,
   OLDEST_FORMAT_VERSION,
   RED_ZONE_BYTES,
+  readU32,
   readU64,
   SEGMENT_HEADER_BYTES,
   U64_BODY_BYTES,
@@ -55,6 +56,8 @@ export interface SegmentSlot {
 export interface RecoveredBlob {
   id: number
   lsn: number
+  sizeBytes: number
+  crc: number
 }
 
 export interface RecoveredLog {
@@ -282,7 +285,12 @@ export async function recoverLog(
             if (msg.bodyBytes !== BLOB_POINTER_BODY_BYTES || readU64(image, body) < 0) {
               throw new CorruptionError(`malformed blob pointer at LSN ${lsn}`, { file: fileLabel, lsn })
             }
-            blobs.push({ id: readU64(image, body), lsn })
+            blobs.push({
+              id: readU64(image, body),
+              lsn,
+              sizeBytes: readU64(image, body + 8),
+              crc: readU32(image, body + 16),
+            })
             records++
             recordBytes += readU64(image, body + 8)
             break

@@ -6,6 +6,7 @@
 // blob) and goes with the segment holding the newest of them.
 
 import { assert } from '../util/assert.js'
+import type { BlobRef } from './blob.js'
 
 export class SegmentSlots {
   private readonly slotOf = new Map<number, number>()
@@ -16,8 +17,11 @@ export class SegmentSlots {
   /** Slots the file spans, free ones included. */
   private count: number
   private readonly blobsBySegment = new Map<number, number[]>()
-  /** Blob id → base of the newest segment with a pointer to it (pointers go in LSN order). */
-  private readonly blobOwner = new Map<number, number>()
+  /**
+   * Blob id → the newest segment with a pointer to it (pointers go in LSN order), and the
+   * size and CRC the pointers carry.
+   */
+  private readonly blobOwner = new Map<number, { segment: number; sizeBytes: number; crc: number }>()
 
   constructor(
     segments: ReadonlyArray<{ baseLsn: number; slot: number }>,
@@ -86,9 +90,11 @@ export class SegmentSlots {
     this.count = slotCount
   }
 
-  noteBlob(segmentBase: number, id: number): void {
+  noteBlob(segmentBase: number, ref: BlobRef): void {
+    const { id, sizeBytes, crc } = ref
     const owner = this.blobOwner.get(id)
-    if (owner === undefined || owner < segmentBase) this.blobOwner.set(id, segmentBase)
+    if (owner === undefined || owner.segment < segmentBase)
+      this.blobOwner.set(id, { segment: segmentBase, sizeBytes, crc })
     let list = this.blobsBySegment.get(segmentBase)
     if (list === undefined) {
       list = []
@@ -97,9 +103,10 @@ export class SegmentSlots {
     list.push(id)
   }
 
-  /** True while a pointer in a segment of the log names blob `id`. */
-  hasBlob(id: number): boolean {
-    return this.blobOwner.has(id)
+  /** True while a pointer in a segment of the log names this blob, with this size and CRC. */
+  hasBlob(ref: BlobRef): boolean {
+    const owner = this.blobOwner.get(ref.id)
+    return owner !== undefined && owner.sizeBytes === ref.sizeBytes && owner.crc === ref.crc
   }
 
   /**
@@ -111,7 +118,7 @@ export class SegmentSlots {
     this.blobsBySegment.delete(segmentBase)
     const blobs: number[] = []
     for (const id of named) {
-      if (this.blobOwner.get(id) !== segmentBase) continue
+      if (this.blobOwner.get(id)?.segment !== segmentBase) continue
       this.blobOwner.delete(id)
       blobs.push(id)
     }

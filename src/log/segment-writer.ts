@@ -228,7 +228,7 @@ export class SegmentWriter {
     writeU64(b.seg.buf, body + 8, ref.sizeBytes)
     writeU32(b.seg.buf, body + 16, ref.crc)
     this.completeMessage(b, at, this.resHeaderBytes + BLOB_POINTER_BODY_BYTES, true)
-    this.slots.noteBlob(b.seg.baseLsn, ref.id)
+    this.slots.noteBlob(b.seg.baseLsn, ref)
     this.ctx.stats.recordsAppended++
     return b.seg.baseLsn + at
   }

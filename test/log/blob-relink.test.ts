@@ -87,8 +87,27 @@ test('relinkBlob() with records: one atomic batch; blobRefAt() of a record is re
     log.blobRefAt(r),
     (e: unknown) => isBobsledError(e) && e.code === 'BOBSLED_INVALID_ARGUMENT',
   )
+  // A ref must match what the log's pointers say, or the new pointer would be corrupt.
+  const good = await log.blobRefAt(a)
+  const refused = (e: unknown): boolean => isBobsledError(e) && e.code === 'BOBSLED_INVALID_ARGUMENT'
+  const before = log.maxReservedLsn
+  for (const bad of [
+    { ...good, crc: (good.crc + 1) >>> 0 },
+    { ...good, sizeBytes: good.sizeBytes + 1 },
+    { ...good, id: good.id + 1 },
+    { id: good.id, sizeBytes: good.sizeBytes },
+    null,
+    Object.defineProperty({}, 'id', {
+      get() {
+        throw new Error('getter')
+      },
+    }),
+  ]) {
+    assert.throws(() => log.relinkBlob(bad as never), refused)
+  }
+  assert.equal(log.maxReservedLsn, before, 'a refused relink logs nothing')
   const lsns: number[] = []
-  const p = log.relinkBlob(await log.blobRefAt(a), 0, [Buffer.from('d1'), Buffer.from('d2')], lsns)
+  const p = log.relinkBlob(good, 0, [Buffer.from('d1'), Buffer.from('d2')], lsns)
   assert.equal(lsns.length, 2)
   assert.ok(p < (lsns[0] as number) && (lsns[0] as number) < (lsns[1] as number))
   assert.equal(log.metrics().batches, 1)
