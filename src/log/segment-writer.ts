@@ -47,6 +47,23 @@ import type { SegmentSlots } from './segment-slots.js'
 import { StabilityIntervals } from './stability.js'
 import { LsnWaiters } from './waiters.js'
 
+/**
+ * Finished segment buffers kept for the next segment lives. A few cover the steady state
+ * (one life finishes as the next opens); memory kept when idle: this × segmentBytes.
+ */
+export const SPARE_SEGMENT_BUFFERS = 4
+
+/**
+ * Memory for a segment life: a plain Uint8Array over an ArrayBuffer of its own. Not a
+ * Buffer: Buffer's slice() is a view, so a slice() meant as a copy (of a record served from
+ * memory, say) would keep sharing memory that the next life reuses. Not zeroed (that
+ * costs a pass over it): writeOut zeroes what the messages leave unfilled.
+ */
+function newSegmentBuffer(sizeBytes: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(sizeBytes)
+  return new Uint8Array(b.buffer, b.byteOffset, sizeBytes)
+}
+
 /** The memory of one segment life, shared by every IoBuf that continues inside it. */
 export interface SegmentLife {
   buf: Uint8Array
@@ -65,6 +82,11 @@ export interface SegmentLife {
    * until this is 0 too, even when every issued write has settled.
    */
   unissuedBuffers: number
+  /**
+   * Set once, when the life's memory went back to the spare buffers: nothing may read or
+   * write `buf` through this life afterwards (another life may own it).
+   */
+  isRecycled: boolean
 }
 
 /** One buffer: the region of a segment from `base` on, filled by reservations. */
@@ -98,6 +120,8 @@ export class SegmentWriter {
   readonly writtenWaiters = new LsnWaiters()
   /** Segments whose memory may still be needed to serve reads of unwritten data. */
   readonly liveSegments = new Map<number, SegmentLife>()
+  /** Memory of finished segment lives, owned by none, reused by the next ones (tests read it). */
+  readonly spareBuffers: Uint8Array[] = []
   writesInFlight = 0
   bytesInFlight = 0
   writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
@@ -312,7 +336,15 @@ export class SegmentWriter {
 
   private newLife(baseLsn: number, slot: number): SegmentLife {
     const S = this.ctx.segmentBytes
-    const buf = Buffer.allocUnsafeSlow(S)
+    const spare = this.spareBuffers.pop()
+    if (spare !== undefined) {
+      for (const live of this.liveSegments.values()) {
+        assert(live.buf !== spare, 'a spare segment buffer belongs to no live segment')
+      }
+      // Zeroed like a fresh one: no byte of an older life may reach the disk or a reader.
+      spare.fill(0)
+    }
+    const buf = spare ?? newSegmentBuffer(S)
     return {
       buf,
       words: wordsOf(buf),
@@ -322,6 +354,7 @@ export class SegmentWriter {
       slot,
       writesInFlight: 0,
       unissuedBuffers: 0,
+      isRecycled: false,
     }
   }
 
@@ -382,6 +415,7 @@ export class SegmentWriter {
     const S = ctx.segmentBytes
     const h = b.header
     assert(isSealed(h) && writersOf(h) === 0, 'only a sealed buffer without writers is written')
+    assert(!b.seg.isRecycled, 'the memory of a recycled segment life is never written')
     b.seg.unissuedBuffers--
     const off = offsetOf(h)
     let length = off
@@ -438,6 +472,7 @@ export class SegmentWriter {
     seg.writesInFlight--
     if (seg.writesInFlight === 0 && seg.unissuedBuffers === 0 && seg !== this.cur.seg) {
       this.liveSegments.delete(seg.baseLsn)
+      this.recycle(seg)
     }
     if (this.bytesInFlight < this.writeHighWaterBytes && this.writableWaiters.length > 0) {
       const ws = this.writableWaiters
@@ -449,6 +484,22 @@ export class SegmentWriter {
       this.settledWaiters = []
       for (const w of ws) w()
     }
+  }
+
+  /**
+   * Gives the memory of a finished life to the next ones: its writes have settled, no
+   * buffer of it waits to be issued and it is not the current segment, so nothing writes
+   * it again, and reads of its bytes go to the file (record-reader.ts serves from memory
+   * only what is not written yet, and copies it out synchronously). At most once per
+   * life: a buffer pushed twice would be handed to two lives.
+   */
+  private recycle(seg: SegmentLife): void {
+    if (seg.isRecycled) return
+    seg.isRecycled = true
+    if (this.spareBuffers.length >= SPARE_SEGMENT_BUFFERS || this.ctx.poisonError !== undefined) return
+    if (seg.buf.byteOffset !== 0 || seg.buf.length !== this.ctx.segmentBytes) return
+    assert(!this.spareBuffers.includes(seg.buf), 'a segment buffer is spare at most once')
+    this.spareBuffers.push(seg.buf)
   }
 
   private onWritten(seg: SegmentLife, lo: number, hi: number, length: number): void {
