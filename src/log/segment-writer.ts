@@ -165,11 +165,12 @@ export class SegmentWriter {
   }
 
   /**
-   * Appends one checked record of `len` bytes; the caller validated `data` and `id`.
-   * Fast path: a synchronous append never leaves a writer open, so it only moves the
-   * offset of the current buffer (the header word's writer count is untouched).
+   * Appends one checked record of `len` bytes: `head` (when given) then `data`, so a caller
+   * with a short prefix need not copy its payload into one array first. The caller
+   * validated both and `id`. Fast path: a synchronous append never leaves a writer open,
+   * so it only moves the offset of the current buffer (the writer count is untouched).
    */
-  appendRecord(data: Uint8Array, len: number, id: number): number {
+  appendRecord(data: Uint8Array, len: number, id: number, head?: Uint8Array): number {
     const b = this.cur
     const seg = b.seg
     const off = offsetOf(b.header)
@@ -182,7 +183,7 @@ export class SegmentWriter {
       start + total > S ||
       (off === 0 && this.commit.synced.publishedLsn > this.lastWitness)
     ) {
-      return this.appendSlow(data, len, id)
+      return this.appendSlow(data, len, id, head)
     }
     // start + total ≤ S < 2^24 was checked above: the offset cannot overflow its field.
     b.header += total
@@ -196,6 +197,10 @@ export class SegmentWriter {
     else p += writeVarint(buf, p, seg.segmentNumber)
     if (id <= 240) buf[p++] = id
     else p += writeVarint(buf, p, id)
+    if (head !== undefined) {
+      buf.set(head, p)
+      p += head.length
+    }
     buf.set(data, p)
     const crc = messageCrc(buf, start, total, seg.words)
     buf[start] = crc
@@ -258,11 +263,16 @@ export class SegmentWriter {
   }
 
   /** appendRecord() when the buffer must be sealed or a witness written first. */
-  private appendSlow(data: Uint8Array, len: number, id: number): number {
+  private appendSlow(data: Uint8Array, len: number, id: number, head: Uint8Array | undefined): number {
     const b = this.reserveMessage(MessageKind.Record, len, id)
     const at = this.resAt
     const total = this.resHeaderBytes + len
-    b.seg.buf.set(data, at + this.resHeaderBytes)
+    const body = at + this.resHeaderBytes
+    if (head === undefined) b.seg.buf.set(data, body)
+    else {
+      b.seg.buf.set(head, body)
+      b.seg.buf.set(data, body + head.length)
+    }
     this.completeMessage(b, at, total, true)
     this.ctx.stats.recordsAppended++
     return b.seg.baseLsn + at
