@@ -11,7 +11,6 @@ import { readBlob } from './blob.js'
 import {
   decodeMessageHeader,
   decodeSegmentHeader,
-  MAX_MESSAGE_HEADER_BYTES,
   MessageKind,
   readU32,
   readU64,
@@ -119,7 +118,7 @@ export const READ_WINDOW_BYTES = 4096
  * Reads the record that starts at `lsn`. Data not yet written is served from memory;
  * bytes on disk are checked (CRC, segment number) before they are returned.
  */
-export async function readRecord(src: ReadSource, lsn: number, messageBytes?: number): Promise<LogRecord> {
+export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecord> {
   const { ctx, writer } = src
   const S = ctx.segmentBytes
   const base = Math.floor(lsn / S) * S
@@ -143,7 +142,7 @@ export async function readRecord(src: ReadSource, lsn: number, messageBytes?: nu
     // report an IO failure as corruption. Report the poisoning error instead.
     if (ctx.poisonError !== undefined && !writer.written.isDone(lsn)) throw ctx.poisonError
     slot = slotOf(src, base, lsn)
-    image = await readMessageBytes(src, slot, base, at, messageBytes)
+    image = await readMessageBytes(src, slot, base, at)
     origin = at
   }
   const msg = newParsedMessage()
@@ -181,27 +180,22 @@ function slotOf(src: ReadSource, base: number, lsn: number): number {
 
 /**
  * Reads the bytes of the message at in-segment offset `at` of the segment `base` in `slot`:
- * a window first (`messageBytes` long when the caller knows the message's size, else
- * READ_WINDOW_BYTES), then the rest of the body when the header (not yet trusted:
- * parseMessage checks it) names a longer message that still fits the segment. The result
- * starts at `at`. After each read the slot must still hold the segment: a truncation may
- * have zeroed and reused it meanwhile, and its bytes would then be another segment's.
+ * a window first, then the rest of the body when the header (not yet trusted: parseMessage
+ * checks it) names a longer message that still fits the segment. The result starts at `at`.
+ * After each read the slot must still hold the segment: a truncation may have zeroed and
+ * reused it meanwhile, and its bytes would then be another segment's.
  */
 async function readMessageBytes(
   src: ReadSource,
   slot: number,
   base: number,
   at: number,
-  messageBytes: number | undefined,
 ): Promise<Uint8Array> {
   const ctx = src.ctx
   const S = ctx.segmentBytes
   const lsn = base + at
   const room = S - at
-  // Never less than a whole header: a hint too small then costs one more read, not a failure.
-  const window =
-    messageBytes === undefined ? READ_WINDOW_BYTES : Math.max(messageBytes, MAX_MESSAGE_HEADER_BYTES)
-  const first = new Uint8Array(Math.min(window, room))
+  const first = new Uint8Array(Math.min(READ_WINDOW_BYTES, room))
   await readFully(ctx, first, slot * S + at)
   if (src.slots.slotAt(base) !== slot)
     throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)

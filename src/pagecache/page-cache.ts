@@ -310,9 +310,7 @@ export class PageCache<T> implements PageStore<T> {
     for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
     try {
       const reads: Promise<LogRecord>[] = []
-      // Each fragment's size on the log sizes its read: one read, no window to throw away.
-      for (let i = 0; i < frags.length; i += 2)
-        reads.push(this.log.read(frags[i] as number, frags[i + 1] as number))
+      for (let i = 0; i < frags.length; i += 2) reads.push(this.log.read(frags[i] as number))
       const records = await Promise.all(reads)
       let base: Uint8Array | undefined
       const deltas: Uint8Array[] = []
