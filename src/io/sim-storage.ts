@@ -531,7 +531,9 @@ class DiskCore {
   /** The write primitive: may store only a prefix, like pwrite. Returns the count stored. */
   pwrite(h: Handle, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     const range = { position, length }
-    const bytes = buffer.slice(offset, offset + length)
+    // A copy, taken now, as a real pwrite() takes it: Buffer's slice() would be a view, and
+    // a caller may reuse its memory once the write settles (the log reuses segment buffers).
+    const bytes = Uint8Array.prototype.slice.call(buffer, offset, offset + length)
     let issued = -1
     return this.run('write', h.name, h.path, {
       range,

@@ -46,7 +46,10 @@ export interface LogRecord {
   isBlob: boolean
 }
 
-/** An open reservation from reserve(): fill `body`, then complete() or abort(). */
+/**
+ * An open reservation from reserve(): fill `body`, then complete() or abort(). `body` is
+ * the segment's memory: it must not be used after either (a later segment reuses it).
+ */
 export interface Reservation {
   readonly lsn: Lsn
   readonly body: Uint8Array

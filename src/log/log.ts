@@ -216,6 +216,21 @@ export class Log {
   }
 
   /**
+   * Appends one record made of `head` then `body`, as append() of their concatenation
+   * would, without the caller building that copy (the page cache's kind byte and page id
+   * before a page). Both are copied into the log before this returns.
+   */
+  appendWithHead(head: Uint8Array, body: Uint8Array, id = 0): Lsn {
+    if (this.ctx.poisonError !== undefined || this.isClosing || this.isClosed) this.checkWritable()
+    const headLen = checkRecord(head, this.maxInlineBytes)
+    const bodyLen = checkRecord(body, this.maxInlineBytes)
+    const len = headLen + bodyLen
+    if (len > this.maxInlineBytes) throw new LimitError('record size', this.maxInlineBytes, len)
+    if (id !== 0) checkId(id)
+    return asLsn(this.writer.appendRecord(body, len, id, head))
+  }
+
+  /**
    * Appends records that recover all together or not at all, without blocking other writers.
    * Returns the LSN of the last record; `lsnsOut`, when given, receives every record's LSN.
    */

@@ -5,6 +5,7 @@
 
 import { CorruptionError, InvalidArgumentError, wrapIoError } from '../errors.js'
 import type { Storage } from '../io/index.js'
+import { assert } from '../util/assert.js'
 import { asLsn } from '../util/brand.js'
 import { type BlobRef, readBlob } from './blob.js'
 import {
@@ -125,10 +126,13 @@ export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecor
   const { image, origin, bodyAt, msg } = await readMessage(src, lsn)
   if (msg.kind === MessageKind.Record) {
     const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
-    // Copied out of the writer's memory, and out of a read window much larger than the
-    // record (a caller may keep the record for long: the page cache does).
+    // Copied out of the writer's memory (the next segment life reuses it once this one is
+    // written), and out of a read window much larger than the record (a caller may keep
+    // the record for long: the page cache does). A real copy even if `image` is a Buffer,
+    // whose slice() is a view.
     const isOwnBuffer = origin !== 0 && data.length * 2 >= image.length
-    return { lsn: asLsn(lsn), id: msg.id, data: isOwnBuffer ? data : data.slice(), isBlob: false }
+    const own = isOwnBuffer ? data : Uint8Array.prototype.slice.call(data)
+    return { lsn: asLsn(lsn), id: msg.id, data: own, isBlob: false }
   }
   const data = await blobOf(src, image, bodyAt)
   return { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
@@ -164,6 +168,7 @@ async function readMessage(
   let origin: number
   let slot: number
   if (live !== undefined && !writer.written.isDone(lsn)) {
+    assert(!live.isRecycled, 'a live segment keeps its memory')
     image = live.buf
     origin = 0
     slot = live.slot

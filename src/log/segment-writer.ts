@@ -47,6 +47,23 @@ import type { SegmentSlots } from './segment-slots.js'
 import { StabilityIntervals } from './stability.js'
 import { LsnWaiters } from './waiters.js'
 
+/**
+ * Finished segment buffers kept for the next segment lives. A few cover the steady state
+ * (one life finishes as the next opens); memory kept when idle: this × segmentBytes.
+ */
+export const SPARE_SEGMENT_BUFFERS = 4
+
+/**
+ * Memory for a segment life: a plain Uint8Array over an ArrayBuffer of its own. Not a
+ * Buffer: Buffer's slice() is a view, so a slice() meant as a copy (of a record served from
+ * memory, say) would keep sharing memory that the next life reuses. Not zeroed (that
+ * costs a pass over it): writeOut zeroes what the messages leave unfilled.
+ */
+function newSegmentBuffer(sizeBytes: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(sizeBytes)
+  return new Uint8Array(b.buffer, b.byteOffset, sizeBytes)
+}
+
 /** The memory of one segment life, shared by every IoBuf that continues inside it. */
 export interface SegmentLife {
   buf: Uint8Array
@@ -65,6 +82,11 @@ export interface SegmentLife {
    * until this is 0 too, even when every issued write has settled.
    */
   unissuedBuffers: number
+  /**
+   * Set once, when the life's memory went back to the spare buffers: nothing may read or
+   * write `buf` through this life afterwards (another life may own it).
+   */
+  isRecycled: boolean
 }
 
 /** One buffer: the region of a segment from `base` on, filled by reservations. */
@@ -98,6 +120,8 @@ export class SegmentWriter {
   readonly writtenWaiters = new LsnWaiters()
   /** Segments whose memory may still be needed to serve reads of unwritten data. */
   readonly liveSegments = new Map<number, SegmentLife>()
+  /** Memory of finished segment lives, owned by none, reused by the next ones (tests read it). */
+  readonly spareBuffers: Uint8Array[] = []
   writesInFlight = 0
   bytesInFlight = 0
   writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
@@ -141,11 +165,12 @@ export class SegmentWriter {
   }
 
   /**
-   * Appends one checked record of `len` bytes; the caller validated `data` and `id`.
-   * Fast path: a synchronous append never leaves a writer open, so it only moves the
-   * offset of the current buffer (the header word's writer count is untouched).
+   * Appends one checked record of `len` bytes: `head` (when given) then `data`, so a caller
+   * with a short prefix need not copy its payload into one array first. The caller
+   * validated both and `id`. Fast path: a synchronous append never leaves a writer open,
+   * so it only moves the offset of the current buffer (the writer count is untouched).
    */
-  appendRecord(data: Uint8Array, len: number, id: number): number {
+  appendRecord(data: Uint8Array, len: number, id: number, head?: Uint8Array): number {
     const b = this.cur
     const seg = b.seg
     const off = offsetOf(b.header)
@@ -158,7 +183,7 @@ export class SegmentWriter {
       start + total > S ||
       (off === 0 && this.commit.synced.publishedLsn > this.lastWitness)
     ) {
-      return this.appendSlow(data, len, id)
+      return this.appendSlow(data, len, id, head)
     }
     // start + total ≤ S < 2^24 was checked above: the offset cannot overflow its field.
     b.header += total
@@ -172,6 +197,10 @@ export class SegmentWriter {
     else p += writeVarint(buf, p, seg.segmentNumber)
     if (id <= 240) buf[p++] = id
     else p += writeVarint(buf, p, id)
+    if (head !== undefined) {
+      buf.set(head, p)
+      p += head.length
+    }
     buf.set(data, p)
     const crc = messageCrc(buf, start, total, seg.words)
     buf[start] = crc
@@ -268,11 +297,16 @@ export class SegmentWriter {
   }
 
   /** appendRecord() when the buffer must be sealed or a witness written first. */
-  private appendSlow(data: Uint8Array, len: number, id: number): number {
+  private appendSlow(data: Uint8Array, len: number, id: number, head: Uint8Array | undefined): number {
     const b = this.reserveMessage(MessageKind.Record, len, id)
     const at = this.resAt
     const total = this.resHeaderBytes + len
-    b.seg.buf.set(data, at + this.resHeaderBytes)
+    const body = at + this.resHeaderBytes
+    if (head === undefined) b.seg.buf.set(data, body)
+    else {
+      b.seg.buf.set(head, body)
+      b.seg.buf.set(data, body + head.length)
+    }
     this.completeMessage(b, at, total, true)
     this.ctx.stats.recordsAppended++
     return b.seg.baseLsn + at
@@ -346,7 +380,15 @@ export class SegmentWriter {
 
   private newLife(baseLsn: number, slot: number): SegmentLife {
     const S = this.ctx.segmentBytes
-    const buf = Buffer.allocUnsafeSlow(S)
+    const spare = this.spareBuffers.pop()
+    if (spare !== undefined) {
+      for (const live of this.liveSegments.values()) {
+        assert(live.buf !== spare, 'a spare segment buffer belongs to no live segment')
+      }
+      // Zeroed like a fresh one: no byte of an older life may reach the disk or a reader.
+      spare.fill(0)
+    }
+    const buf = spare ?? newSegmentBuffer(S)
     return {
       buf,
       words: wordsOf(buf),
@@ -356,6 +398,7 @@ export class SegmentWriter {
       slot,
       writesInFlight: 0,
       unissuedBuffers: 0,
+      isRecycled: false,
     }
   }
 
@@ -416,6 +459,7 @@ export class SegmentWriter {
     const S = ctx.segmentBytes
     const h = b.header
     assert(isSealed(h) && writersOf(h) === 0, 'only a sealed buffer without writers is written')
+    assert(!b.seg.isRecycled, 'the memory of a recycled segment life is never written')
     b.seg.unissuedBuffers--
     const off = offsetOf(h)
     let length = off
@@ -472,6 +516,7 @@ export class SegmentWriter {
     seg.writesInFlight--
     if (seg.writesInFlight === 0 && seg.unissuedBuffers === 0 && seg !== this.cur.seg) {
       this.liveSegments.delete(seg.baseLsn)
+      this.recycle(seg)
     }
     if (this.bytesInFlight < this.writeHighWaterBytes && this.writableWaiters.length > 0) {
       const ws = this.writableWaiters
@@ -483,6 +528,22 @@ export class SegmentWriter {
       this.settledWaiters = []
       for (const w of ws) w()
     }
+  }
+
+  /**
+   * Gives the memory of a finished life to the next ones: its writes have settled, no
+   * buffer of it waits to be issued and it is not the current segment, so nothing writes
+   * it again, and reads of its bytes go to the file (record-reader.ts serves from memory
+   * only what is not written yet, and copies it out synchronously). At most once per
+   * life: a buffer pushed twice would be handed to two lives.
+   */
+  private recycle(seg: SegmentLife): void {
+    if (seg.isRecycled) return
+    seg.isRecycled = true
+    if (this.spareBuffers.length >= SPARE_SEGMENT_BUFFERS || this.ctx.poisonError !== undefined) return
+    if (seg.buf.byteOffset !== 0 || seg.buf.length !== this.ctx.segmentBytes) return
+    assert(!this.spareBuffers.includes(seg.buf), 'a segment buffer is spare at most once')
+    this.spareBuffers.push(seg.buf)
   }
 
   private onWritten(seg: SegmentLife, lo: number, hi: number, length: number): void {

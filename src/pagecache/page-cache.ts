@@ -36,7 +36,7 @@ import {
   writeCheckpointFile,
 } from './checkpoint.js'
 import type { PageCodec, PageId, PageStore, PageWrite } from './page-store.js'
-import { decodePageRecord, encodePageRecord, PageRecordKind } from './records.js'
+import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
 
 export interface PageCacheOptions extends LogOptions {
   /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
@@ -357,10 +357,11 @@ export class PageCache<T> implements PageStore<T> {
   /** replace() once the page may be written. */
   private writeReplace(pid: number, page: T, body: Uint8Array): Lsn {
     checkBytes(body, this.maxPageBytes, 'page')
-    const rec = encodePageRecord(PageRecordKind.Replace, pid, body)
-    const lsn = this.log.append(rec)
-    this.applyReplace(pid, page, lsn, this.recordBytes(lsn, rec.length), body.length, 0)
-    this.afterWrite(rec.length)
+    const head = encodePageRecordHead(PageRecordKind.Replace, pid)
+    const lsn = this.log.appendWithHead(head, body)
+    const len = head.length + body.length
+    this.applyReplace(pid, page, lsn, this.recordBytes(lsn, len), body.length, 0)
+    this.afterWrite(len)
     return lsn
   }
 
@@ -375,10 +376,11 @@ export class PageCache<T> implements PageStore<T> {
       const body = this.codec.encode(page)
       if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
     }
-    const rec = encodePageRecord(PageRecordKind.Link, pid, delta)
-    const lsn = this.log.append(rec)
-    this.applyLink(pid, e, page, lsn, this.recordBytes(lsn, rec.length), delta.length)
-    this.afterWrite(rec.length)
+    const head = encodePageRecordHead(PageRecordKind.Link, pid)
+    const lsn = this.log.appendWithHead(head, delta)
+    const len = head.length + delta.length
+    this.applyLink(pid, e, page, lsn, this.recordBytes(lsn, len), delta.length)
+    this.afterWrite(len)
     return lsn
   }
 

@@ -21,6 +21,17 @@ export function encodePageRecord(kind: PageRecordKind, pid: number, payload?: Ui
   return out
 }
 
+/**
+ * The record's bytes before its payload (kind byte, page id), for Log.appendWithHead(): a
+ * write then copies its page once, into the log, instead of into a whole record first.
+ */
+export function encodePageRecordHead(kind: PageRecordKind, pid: number): Uint8Array {
+  const out = new Uint8Array(1 + varintBytes(pid))
+  out[0] = kind
+  writeVarint(out, 1, pid)
+  return out
+}
+
 export interface PageRecord {
   kind: PageRecordKind
   pid: number

@@ -80,7 +80,8 @@ export class RecordingStorage extends ForwardingStorage {
       write: (b, o, l, p) => {
         // An empty write issues no op on the SimDisk.
         if (l === 0) return f.write(b, o, l, p)
-        const bytes = b.slice(o, o + l)
+        // A copy (Buffer's slice() is a view): the log reuses segment buffers once a write settles.
+        const bytes = Uint8Array.prototype.slice.call(b, o, o + l)
         const { op, result } = this.oneOp(`write ${f.name}`, () => f.write(b, o, l, p))
         this.handleOf.set(op, openOp)
         this.writeBytes.set(op, bytes)

@@ -180,6 +180,28 @@ describe('SimDisk: crash keeps only what the model allows', () => {
     }
     assert.ok(inFlight > 0 && landed > 0, `${landed} of ${inFlight} in-flight writes landed`)
   })
+
+  test('a write stores the bytes it was given: a Buffer changed after write() resolves stays out', async () => {
+    // As pwrite(2) copies: the log reuses its segment Buffers once their writes settle, and
+    // Buffer's slice() is a view, so the disk must not keep one.
+    for (const latency of [false, true]) {
+      const { disk, s } = await freshDb(3, { latency })
+      const f = await s.openFile('log', 'create')
+      const buf = Buffer.alloc(512, 7)
+      await f.write(buf, 0, buf.length, 0)
+      buf.fill(9)
+      await f.datasync()
+      await s.syncDir('')
+      buf.fill(11)
+      assert.ok((await readAll(f)).every((b) => b === 7))
+      assert.ok(
+        disk
+          .crash({ seed: 1 })
+          .readFileSync('db/log')
+          .every((b) => b === 7),
+      )
+    }
+  })
 })
 
 describe('SimDisk: folder entries', () => {

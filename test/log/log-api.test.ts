@@ -310,6 +310,38 @@ describe('durability and group commit', () => {
   })
 })
 
+describe('appendWithHead', () => {
+  test('stores exactly the record append() of head + body would, on both append paths', async () => {
+    const dir = tempDir()
+    let log = await Log.open(dir, { segmentBytes: 4096, flushEveryMs: 0 })
+    const want: Array<{ lsn: number; bytes: Uint8Array; id: number }> = []
+    for (let i = 0; i < 300; i++) {
+      // Sizes that keep crossing buffer and segment ends (the slow path seals and rolls).
+      const head = enc(`h${i}:`)
+      const body = new Uint8Array((i * 37) % 900).fill(i & 0xff)
+      const bytes = new Uint8Array(head.length + body.length)
+      bytes.set(head)
+      bytes.set(body, head.length)
+      want.push({ lsn: log.appendWithHead(head, body, i), bytes, id: i })
+      if (i % 50 === 49) await log.flush()
+    }
+    const empty = log.appendWithHead(new Uint8Array(0), new Uint8Array(0))
+    await log.close()
+    log = await Log.open(dir, { flushEveryMs: 0 })
+    const got = await all(log)
+    assert.equal(got.length, want.length + 1)
+    want.forEach((w, i) => {
+      const r = got[i] as LogRecord
+      assert.equal(r.lsn, w.lsn)
+      assert.equal(r.id, w.id)
+      assert.deepEqual(r.data, w.bytes)
+    })
+    assert.equal((got[want.length] as LogRecord).lsn, empty)
+    assert.equal((got[want.length] as LogRecord).data.length, 0)
+    await log.close()
+  })
+})
+
 describe('misuse and limits', () => {
   test('wrong types and over-limit input are typed errors and change nothing', async () => {
     const dir = tempDir()
@@ -328,6 +360,10 @@ describe('misuse and limits', () => {
       () => log.appendBatch('no' as unknown as Uint8Array[]),
       () => log.reserve(-1),
       () => log.reserve(log.maxInlineBytes + 1),
+      () => log.appendWithHead('no' as unknown as Uint8Array, enc('x')),
+      () => log.appendWithHead(enc('x'), null as unknown as Uint8Array),
+      () => log.appendWithHead(enc('xy'), new Uint8Array(log.maxInlineBytes - 1)),
+      () => log.appendWithHead(enc('x'), enc('y'), -1),
     ]
     for (const f of bad) {
       assert.throws(
