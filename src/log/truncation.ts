@@ -9,7 +9,7 @@
 //  3. the slots become free (a new segment may take one only after step 2: the protocol
 //     monitor's I5), and their blob files are removed;
 //  4. when the highest slots of the file are free, the file is cut to the last used slot
-//     and datasynced. Writes of a new segment above the cut wait for it (fenceWritesFrom),
+//     and datasynced (also when nothing is dropped: a power cut can lose an earlier cut). Writes of a new segment above the cut wait for it (fenceWritesFrom),
 //     so the cut never erases them; the cut slots are already zero on disk, so a crash
 //     that keeps or loses the new size leaves the same log.
 
@@ -39,7 +39,14 @@ export async function truncateSegments(t: TruncationHost, lsn: number): Promise<
   const drop = slots
     .bases()
     .filter((base) => base + S - 1 < lsn && base + S - 1 <= stable && base !== writer.cur.seg.baseLsn)
-  if (drop.length === 0 || ctx.poisonError !== undefined) return
+  if (ctx.poisonError !== undefined) return
+  // Nothing to drop, but the file may still end in free slots (a power cut lost the cut
+  // of an earlier truncation; recovery zeroed them): give them back now (step 4 alone).
+  if (drop.length === 0) {
+    await shrinkFile(t)
+    if (ctx.poisonError !== undefined) throw ctx.poisonError
+    return
+  }
   // 1. The new start, durable in a segment header before any slot is touched.
   writer.firstLsn = (drop[drop.length - 1] as number) + S
   writer.recordFirstLsn()

@@ -764,7 +764,12 @@ export class PageCache<T> implements PageStore<T> {
         compactPasses--
         picked = this.sa.pickHead()
       }
-      if (picked.length === 0) return
+      if (picked.length === 0) {
+        // Free slots at the end of the file (left by a power cut inside a truncation) are
+        // cut without moving anything: truncateBefore at the log's start drops nothing.
+        if (compact && this.log.fileSlots > this.usedSlots()) await this.log.truncateBefore(this.log.firstLsn)
+        return
+      }
       this.counters.cleaningPasses++
       const end = (picked[picked.length - 1]?.base as number) + this.S
       const before = this.sa.segmentCount
@@ -987,6 +992,16 @@ export class PageCache<T> implements PageStore<T> {
       if (at !== undefined && at / this.S >= keep) return true
     }
     return false
+  }
+
+  /** Slots of the log file up to the highest one a segment uses. */
+  private usedSlots(): number {
+    let n = 0
+    for (const b of this.log.segmentBases()) {
+      const at = this.log.positionOf(b)
+      if (at !== undefined) n = Math.max(n, at / this.S + 1)
+    }
+    return n
   }
 
   /** Keeps the accountant's segment list equal to the log's, and states current. */
