@@ -95,6 +95,11 @@ export interface RunOptions {
   unsafeAckBeforeSync?: boolean
   /** Device faults of the simulated disk (the R3 variants); none by default. */
   device?: SimFaults
+  /**
+   * Mutation switch of the harness: the final read hands back two records swapped, as a
+   * misdirected write landing on a message boundary would; the check must call it wrong.
+   */
+  swapRecords?: boolean
   /** Told every disk of the run as it comes up (the last one's `injected` counts the device faults). */
   onDisk?: (disk: SimDisk) => void
 }
@@ -144,6 +149,9 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome
   const log = await openOn(disk)
   const records = await readAll(log)
   await log.close()
+  if (o.swapRecords === true && records.length >= 2) {
+    ;[records[0], records[1]] = [records[1] as Uint8Array, records[0] as Uint8Array]
+  }
   const check = checkPrefix(records)
   if ('violation' in check) return wrong(check.violation)
   if (check.count <= w.acked) {

@@ -47,6 +47,7 @@ async function judge(
   seed: number,
   device: SimFaults,
   disks: { last?: SimDisk },
+  swapRecords = false,
 ): Promise<{ verdict: Verdict; detail: string }> {
   let timer: NodeJS.Timeout | undefined
   const hang = new Promise<'hang'>((resolve) => {
@@ -56,6 +57,7 @@ async function judge(
     const o: Outcome | 'hang' = await Promise.race([
       runSeed(seed, {
         device,
+        swapRecords,
         onDisk: (d) => {
           disks.last = d
         },
@@ -117,3 +119,16 @@ for (const v of VARIANTS) {
     if (process.env.BOBSLED_SEED === undefined) assert.ok(injectedTotal > 0, `${v.name} injected no fault`)
   })
 }
+
+test('mutation check: records read back out of order are counted as silent_wrong and break the gate', async () => {
+  // The swap hits only the final read, so a seed ends in silent_wrong unless an error or
+  // a lost acknowledged record came first.
+  const seeds = seedList(10, 1)
+  let silentWrong = 0
+  for (const seed of seeds) {
+    const r = await judge(seed, {}, {}, true)
+    if (r.verdict === 'silent_wrong') silentWrong++
+  }
+  console.log(`RELIABILITY r3-variants-mutation seeds=${seeds.length} silent_wrong_caught=${silentWrong}`)
+  assert.ok(silentWrong > 0, 'the variant gate cannot fail: it missed records out of order')
+})
