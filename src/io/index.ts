@@ -11,6 +11,7 @@ export {
   type DiskView,
   type FailAt,
   type FaultCode,
+  type InjectedFaults,
   type OpKind,
   SimDisk,
   type SimDiskOptions,

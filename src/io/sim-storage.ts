@@ -8,6 +8,15 @@
 //    subset: that is the reordering), tears kept writes per 512-byte sector (new, old or
 //    zero bytes, never outside the write: powersafe overwrite), and may persist a file's new
 //    size without its content.
+// Three device faults are opt-in (default off; reliability-regimen §5.0 item 1, R3 nightly):
+//  - nonPsowOdds: no powersafe overwrite. At a power cut, a sector that an unsynced write
+//    covers only in part may read back whole as zeros or junk, previously durable bytes of
+//    that sector included;
+//  - misdirectOdds: a completed write reaches the durable image at another offset of the
+//    same file (a non-zero multiple of misdirectStrideBytes away, inside the file); reads
+//    keep returning the right bytes until the power cut, as an OS page cache would;
+//  - lostWriteOdds: a completed write never reaches the durable image, although a later
+//    datasync covering it succeeds (the file size it reached does).
 // Everything random comes from the seed, so any failure replays from the seed it prints.
 
 import {
@@ -57,6 +66,27 @@ export interface SimFaults {
   shortWrites?: boolean
   /** Each op completes after 0..N setImmediate turns (true: N = 3), so completions reorder. */
   latency?: boolean | number
+  /**
+   * No powersafe overwrite: at a power cut, each sector an unsynced write covers only in
+   * part (its first or last) is, with these odds, read back whole as zeros or junk,
+   * previously durable bytes included. Pessimistic: any pending write may have been the
+   * one in progress. Default 0 (PSOW holds).
+   */
+  nonPsowOdds?: number
+  /** Odds that a completed write lands at a wrong offset of the same file. Default 0. */
+  misdirectOdds?: number
+  /** A misdirected write moves by a non-zero multiple of this. Default 512 (a sector). */
+  misdirectStrideBytes?: number
+  /** Odds that a completed write never reaches the durable image. Default 0. */
+  lostWriteOdds?: number
+}
+
+/** Device faults the opt-in variants injected, over every life of the disk so far. */
+export interface InjectedFaults {
+  /** Sectors a power cut garbled beyond an unsynced write's own range (and changed). */
+  nonPsowSectors: number
+  misdirectedWrites: number
+  lostWrites: number
 }
 
 export interface SimDiskOptions extends SimFaults {
@@ -106,6 +136,10 @@ const DEFAULT_LATENCY_TURNS = 3
 const KEEP_ODDS = [0, 0.2, 0.5, 0.8, 1] as const
 const TEAR_ODDS = 0.5
 const SIZE_WITHOUT_CONTENT_ODDS = 0.25
+// Salts of the variant faults' own random streams, so turning a variant on leaves every
+// other decision of the same seed (latencies, which writes a crash keeps) unchanged.
+const DEVICE_FAULT_SALT = 0x64657666
+const NON_PSOW_SALT = 0x70736f77
 
 const ERRNO: Record<string, number> = {
   EIO: -5,
@@ -183,8 +217,15 @@ class Image {
 }
 
 type DataOp =
-  | { seq: number; kind: 'write'; position: number; bytes: Uint8Array }
+  /** `growTo`: the file size the write reached when it is not `position + bytes.length` (a misdirected or lost write). */
+  | { seq: number; kind: 'write'; position: number; bytes: Uint8Array; growTo?: number }
   | { seq: number; kind: 'size'; size: number }
+
+/** Applies a pending write as it reaches the durable image. */
+function applyDataWrite(img: Image, op: { position: number; bytes: Uint8Array; growTo?: number }): void {
+  if (op.growTo !== undefined && op.growTo > img.size) img.resize(op.growTo)
+  if (op.bytes.length > 0) img.write(op.position, op.bytes)
+}
 
 interface Inode {
   ino: number
@@ -264,6 +305,8 @@ interface Fate {
   sectors?: Uint8Array
   /** A dropped write whose new file size still reached the disk. */
   isSizeOnly?: boolean
+  /** Without PSOW: the write's partly covered edge sectors to garble whole (0 zeros, 1 junk). */
+  garbled?: Array<{ sector: number; junk: boolean }>
 }
 
 type Candidate =
@@ -290,6 +333,9 @@ class DiskCore {
   private bytesWritten = 0
   private crashCount = 0
   private readonly inflight = new Map<number, InflightWrite>()
+  /** Draws for misdirected and lost writes (a stream of its own, see DEVICE_FAULT_SALT). */
+  faultRng: Prng
+  injected: InjectedFaults = { nonPsowSectors: 0, misdirectedWrites: 0, lostWrites: 0 }
   readonly locks = new Set<string>()
 
   constructor(
@@ -299,6 +345,7 @@ class DiskCore {
     isTracing: boolean,
   ) {
     this.rng = new Prng(mixSeed(seed, crashSeeds.length === 0 ? 0 : (crashSeeds.at(-1) as number)))
+    this.faultRng = new Prng(mixSeed(this.rng.seed, DEVICE_FAULT_SALT))
     this.isTracing = isTracing
   }
 
@@ -317,6 +364,16 @@ class DiskCore {
     const f = faults.enospcAfterBytes
     if (f !== undefined && (!Number.isSafeInteger(f) || f < 0)) {
       throw new InvalidArgumentError(`enospcAfterBytes must be a non-negative integer, got ${f}`)
+    }
+    for (const name of ['nonPsowOdds', 'misdirectOdds', 'lostWriteOdds'] as const) {
+      const odds = faults[name]
+      if (odds !== undefined && !(typeof odds === 'number' && odds >= 0 && odds <= 1)) {
+        throw new InvalidArgumentError(`${name} must be a number in [0, 1], got ${odds}`)
+      }
+    }
+    const stride = faults.misdirectStrideBytes
+    if (stride !== undefined && (!Number.isSafeInteger(stride) || stride < 1)) {
+      throw new InvalidArgumentError(`misdirectStrideBytes must be a positive integer, got ${stride}`)
     }
     this.faults = { ...this.faults, ...faults }
   }
@@ -554,8 +611,9 @@ class DiskCore {
         if (this.faults.shortWrites === true && n > 1) n = 1 + this.rng.int(n)
         const stored = n === length ? bytes : bytes.slice(0, n)
         const inode = this.inode(h.ino)
+        const sizeBefore = inode.cache.size
         inode.cache.write(position, stored)
-        inode.pending.push({ seq: end, kind: 'write', position, bytes: stored })
+        inode.pending.push(this.durableFate(end, position, stored, sizeBefore, inode.cache.size))
         this.bytesWritten += n
         range.length = n
         return n
@@ -564,6 +622,46 @@ class DiskCore {
         if (issued >= 0) this.inflight.delete(issued)
       },
     })
+  }
+
+  /**
+   * The pending op a completed write leaves for the durable image: itself, or with the
+   * variant faults on, the same bytes at a wrong offset, or nothing but the size it reached.
+   */
+  private durableFate(
+    seq: number,
+    position: number,
+    bytes: Uint8Array,
+    sizeBefore: number,
+    sizeAfter: number,
+  ): DataOp {
+    const op: DataOp = { seq, kind: 'write', position, bytes }
+    const lost = this.faults.lostWriteOdds ?? 0
+    if (lost > 0 && this.faultRng.chance(lost)) {
+      this.injected.lostWrites++
+      return {
+        seq,
+        kind: 'write',
+        position,
+        bytes: new Uint8Array(0),
+        growTo: Math.max(sizeBefore, sizeAfter),
+      }
+    }
+    const misdirect = this.faults.misdirectOdds ?? 0
+    if (misdirect > 0 && bytes.length > 0 && this.faultRng.chance(misdirect)) {
+      // Somewhere else inside the file as it is after this write: k strides away, k ≠ 0.
+      const stride = this.faults.misdirectStrideBytes ?? SECTOR_BYTES
+      const lowK = -Math.floor(position / stride)
+      const highK = Math.floor((sizeAfter - bytes.length - position) / stride)
+      const choices = highK - lowK // the range without 0
+      if (choices > 0) {
+        let k = lowK + this.faultRng.int(choices)
+        if (k >= 0) k++
+        this.injected.misdirectedWrites++
+        return { seq, kind: 'write', position: position + k * stride, bytes, growTo: sizeAfter }
+      }
+    }
+    return op
   }
 
   datasync(h: Handle): Promise<void> {
@@ -579,7 +677,7 @@ class DiskCore {
         const inode = this.inode(h.ino)
         for (const op of inode.pending) {
           if (!covered(op)) continue
-          if (op.kind === 'write') inode.durable.write(op.position, op.bytes)
+          if (op.kind === 'write') applyDataWrite(inode.durable, op)
           else inode.durable.resize(op.size)
         }
         inode.pending = inode.pending.filter((op) => !covered(op))
@@ -795,7 +893,7 @@ class DiskCore {
       const cut = rng.int(list.length + 1)
       return list.map((c, i) => {
         const fate: Fate = { keep: i < cut }
-        if (i === cut - 1 && isTorn && isWrite(c) && rng.chance(TEAR_ODDS)) {
+        if (i === cut - 1 && isTorn && isWrite(c) && span(c).length > 0 && rng.chance(TEAR_ODDS)) {
           const s = span(c)
           fate.sectors = this.tearing(rng, s.position, s.length)
         }
@@ -816,17 +914,66 @@ class DiskCore {
     })
   }
 
-  private static applyWrite(img: Image, position: number, bytes: Uint8Array, fate: Fate): void {
+  /**
+   * Without PSOW: picks, for each write's partly covered first and last sector, whether
+   * the power cut garbles it whole. Its own stream (`rng`), so the rest of the crash is
+   * the one the same seed gives with PSOW.
+   */
+  private garbling(rng: Prng, list: Candidate[], fates: Fate[]): void {
+    const odds = this.faults.nonPsowOdds ?? 0
+    if (odds <= 0) return
+    list.forEach((c, i) => {
+      const w = 'inflight' in c ? c.inflight : 'data' in c && c.data.kind === 'write' ? c.data : undefined
+      if (w === undefined || w.bytes.length === 0) return
+      const end = w.position + w.bytes.length
+      const first = Math.floor(w.position / SECTOR_BYTES)
+      const last = Math.floor((end - 1) / SECTOR_BYTES)
+      const edges = new Set<number>()
+      if (w.position % SECTOR_BYTES !== 0) edges.add(first)
+      if (end % SECTOR_BYTES !== 0) edges.add(last)
+      for (const sector of edges) {
+        if (!rng.chance(odds)) continue
+        const fate = fates[i] as Fate
+        fate.garbled ??= []
+        fate.garbled.push({ sector, junk: rng.chance(0.5) })
+      }
+    })
+  }
+
+  /** Garbles whole sectors of `img` (inside its size); returns how many changed. */
+  private static garble(img: Image, garbled: Fate['garbled'], rng: Prng): number {
+    let changed = 0
+    for (const g of garbled ?? []) {
+      const from = g.sector * SECTOR_BYTES
+      const to = Math.min(img.size, from + SECTOR_BYTES)
+      if (to <= from) continue
+      const junk = new Uint8Array(to - from)
+      if (g.junk) for (let k = 0; k < junk.length; k++) junk[k] = rng.int(256)
+      const before = img.bytes.subarray(from, to)
+      if (before.every((b, k) => b === junk[k])) continue
+      img.write(from, junk)
+      changed++
+    }
+    return changed
+  }
+
+  private static applyWrite(
+    img: Image,
+    op: { position: number; bytes: Uint8Array; growTo?: number },
+    fate: Fate,
+  ): void {
+    const { position, bytes } = op
+    const end = position + bytes.length
+    const reach = Math.max(end, op.growTo ?? 0)
     if (fate.isSizeOnly === true) {
-      img.resize(Math.max(img.size, position + bytes.length))
+      img.resize(Math.max(img.size, reach))
       return
     }
     if (fate.sectors === undefined) {
-      img.write(position, bytes)
+      applyDataWrite(img, op)
       return
     }
-    const end = position + bytes.length
-    img.resize(Math.max(img.size, end))
+    img.resize(Math.max(img.size, reach))
     const first = Math.floor(position / SECTOR_BYTES)
     fate.sectors.forEach((choice, i) => {
       const from = Math.max(position, (first + i) * SECTOR_BYTES)
@@ -843,6 +990,9 @@ class DiskCore {
   afterPowerLoss(rng: Prng | undefined, crashSeed: number | undefined, o: CrashOptions): DiskCore {
     const list = this.candidates()
     const fates = this.decide(rng, list, o.tornWrites ?? true, o.reorder ?? true)
+    const psowRng = rng === undefined ? undefined : new Prng(mixSeed(crashSeed ?? rng.seed, NON_PSOW_SALT))
+    if (psowRng !== undefined) this.garbling(psowRng, list, fates)
+    const injected = { ...this.injected }
     const dirs = cloneDirs(this.durableDirs)
     const images = new Map<number, Image>()
     const imageOf = (ino: number) => {
@@ -855,17 +1005,33 @@ class DiskCore {
     }
     list.forEach((c, i) => {
       const fate = fates[i] as Fate
-      if (!fate.keep && fate.isSizeOnly !== true) return
-      if ('dir' in c) applyDirOp(dirs, c.dir)
-      else if ('inflight' in c)
-        DiskCore.applyWrite(imageOf(c.inflight.ino), c.inflight.position, c.inflight.bytes, fate)
-      else if (c.data.kind === 'write')
-        DiskCore.applyWrite(imageOf(c.inode.ino), c.data.position, c.data.bytes, fate)
-      else imageOf(c.inode.ino).resize(c.data.size)
+      if ('dir' in c) {
+        if (fate.keep) applyDirOp(dirs, c.dir)
+        return
+      }
+      const ino = 'inflight' in c ? c.inflight.ino : c.inode.ino
+      if (fate.keep || fate.isSizeOnly === true) {
+        if ('inflight' in c) DiskCore.applyWrite(imageOf(ino), c.inflight, fate)
+        else if (c.data.kind === 'write') DiskCore.applyWrite(imageOf(ino), c.data, fate)
+        else imageOf(ino).resize(c.data.size)
+      }
+      // A sector in the middle of being written: whatever the write itself did.
+      if (fate.garbled !== undefined && psowRng !== undefined) {
+        injected.nonPsowSectors += DiskCore.garble(imageOf(ino), fate.garbled, psowRng)
+      }
     })
     const seeds = crashSeed === undefined ? this.crashSeeds : [...this.crashSeeds, crashSeed]
     const next = new DiskCore(this.seed, seeds, this.isTracing)
-    next.faults = { latency: this.faults.latency ?? true, shortWrites: this.faults.shortWrites ?? false }
+    // Faults of the device itself outlive the reboot; injected failures do not.
+    next.faults = {
+      latency: this.faults.latency ?? true,
+      shortWrites: this.faults.shortWrites ?? false,
+      nonPsowOdds: this.faults.nonPsowOdds,
+      misdirectOdds: this.faults.misdirectOdds,
+      misdirectStrideBytes: this.faults.misdirectStrideBytes,
+      lostWriteOdds: this.faults.lostWriteOdds,
+    }
+    next.injected = injected
     next.adopt(dirs, (ino) => imageOf(ino))
     return next
   }
@@ -914,6 +1080,7 @@ class DiskCore {
     c.bytesWritten = this.bytesWritten
     c.faultCounter = this.faultCounter
     c.crashCount = this.crashCount
+    c.injected = { ...this.injected }
     c.dirs = cloneDirs(this.dirs)
     c.durableDirs = cloneDirs(this.durableDirs)
     c.pendingDirOps = [...this.pendingDirOps]
@@ -923,6 +1090,7 @@ class DiskCore {
     c.nextIno = this.nextIno
     c.nextDirId = this.nextDirId
     c.rng = this.rng.clone()
+    c.faultRng = this.faultRng.clone()
     return c
   }
 
@@ -1021,6 +1189,11 @@ export class SimDisk {
     this.core.setFaults(faults)
   }
 
+  /** Device faults the opt-in variants (nonPsowOdds, misdirectOdds, lostWriteOdds) injected so far, over every life. */
+  get injected(): InjectedFaults {
+    return { ...this.core.injected }
+  }
+
   setTracing(isTracing: boolean): void {
     this.core.isTracing = isTracing
   }
@@ -1033,7 +1206,8 @@ export class SimDisk {
   /**
    * Power loss and reboot. Returns the next machine's disk; this one is dead from now on
    * (every op on it and on its open files rejects with IoError). Locks are released.
-   * Faults are not carried over except `latency` and `shortWrites`.
+   * Faults are not carried over except `latency`, `shortWrites` and the device's own
+   * (`nonPsowOdds`, `misdirectOdds`, `misdirectStrideBytes`, `lostWriteOdds`).
    */
   crash(options: CrashOptions = {}): SimDisk {
     return diskOf(this.core.crash(options))

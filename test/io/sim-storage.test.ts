@@ -593,6 +593,94 @@ describe('SimDisk: storage contract', () => {
   })
 })
 
+describe('SimDisk: device fault variants (opt-in)', () => {
+  /** A durable 1000-byte file of 0xa1, then, with `options` on, `b` written at `pos` (unsynced unless `sync`). */
+  async function setUp(
+    seed: number,
+    options: Partial<ConstructorParameters<typeof SimDisk>[0]>,
+    b: Uint8Array,
+    pos: number,
+    sync: boolean,
+  ) {
+    const { disk, s } = await freshDb(seed)
+    const f = await s.openFile('log', 'create')
+    await f.write(fill(1000, 0xa1), 0, 1000, 0)
+    await f.datasync()
+    await s.syncDir('')
+    disk.setFaults(options)
+    await f.write(b, 0, b.length, pos)
+    if (sync) await f.datasync()
+    return { disk, f }
+  }
+
+  test('non-PSOW: a power cut may garble the durable bytes of a sector an unsynced write covers in part', async () => {
+    let garbled = 0
+    for (let seed = 0; seed < 40; seed++) {
+      const { disk } = await setUp(seed, { nonPsowOdds: 1 }, fill(100, 0xb2), 1000, false)
+      const img = disk.crash().readFileSync('db/log')
+      // Sector 0 is not touched by the write: it stays durable.
+      for (let i = 0; i < 512; i++) assert.equal(img[i], 0xa1, `seed=${seed} byte ${i}`)
+      if (img.subarray(512, 1000).some((x) => x !== 0xa1)) garbled++
+      // Same seed, PSOW (the default): the durable bytes are intact.
+      const psow = (await setUp(seed, {}, fill(100, 0xb2), 1000, false)).disk.crash().readFileSync('db/log')
+      for (let i = 0; i < 1000; i++) assert.equal(psow[i], 0xa1, `seed=${seed} PSOW byte ${i}`)
+    }
+    assert.ok(garbled > 30, `garbled ${garbled} of 40`)
+    // 1000..1100 covers sectors 1 and 2 in part: both are garbled (and changed).
+    const { disk } = await setUp(1, { nonPsowOdds: 1 }, fill(100, 0xb2), 1000, false)
+    assert.equal(disk.injected.nonPsowSectors, 0)
+    assert.equal(disk.crash().injected.nonPsowSectors, 2)
+  })
+
+  test('misdirected write: reads see it in place, the durable image has it k strides away', async () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const { disk, f } = await setUp(
+        seed,
+        { misdirectOdds: 1, misdirectStrideBytes: 100 },
+        fill(200, 0xb2),
+        400,
+        true,
+      )
+      assert.deepEqual((await readAll(f)).subarray(400, 600), fill(200, 0xb2))
+      assert.equal(disk.injected.misdirectedWrites, 1)
+      const after = disk.crash()
+      const img = after.readFileSync('db/log')
+      assert.equal(img.length, 1000)
+      const at = img.indexOf(0xb2)
+      assert.ok(at >= 0 && at !== 400 && (at - 400) % 100 === 0, `seed=${seed} landed at ${at}`)
+      assert.deepEqual(img.subarray(at, at + 200), fill(200, 0xb2))
+      assert.equal(img.filter((x) => x === 0xb2).length, 200)
+      assert.equal(after.injected.misdirectedWrites, 1, 'the count outlives the reboot')
+    }
+  })
+
+  test('lost write: a datasync covering it succeeds, yet only the size it reached is durable', async () => {
+    const { disk, f } = await setUp(3, { lostWriteOdds: 1 }, fill(300, 0xb2), 900, true)
+    assert.deepEqual((await readAll(f)).subarray(900, 1200), fill(300, 0xb2))
+    const img = disk.crash().readFileSync('db/log')
+    assert.equal(img.length, 1200)
+    assert.deepEqual(img.subarray(0, 1000), fill(1000, 0xa1))
+    assert.deepEqual(img.subarray(1000), fill(200, 0))
+    assert.equal(disk.injected.lostWrites, 1)
+  })
+
+  test('the variants replay from the seed and reject odds outside [0, 1]', async () => {
+    const run = async () => {
+      const { disk } = await setUp(
+        9,
+        { misdirectOdds: 0.5, lostWriteOdds: 0.3, nonPsowOdds: 0.5 },
+        pattern(700, 3),
+        700,
+        false,
+      )
+      return disk.crash().readFileSync('db/log')
+    }
+    assert.deepEqual(await run(), await run())
+    assert.throws(() => new SimDisk({ seed: 1, nonPsowOdds: 2 }), InvalidArgumentError)
+    assert.throws(() => new SimDisk({ seed: 1, misdirectStrideBytes: 0 }), InvalidArgumentError)
+  })
+})
+
 describe('Prng', () => {
   test('is deterministic per seed and spreads its output', () => {
     const a = new Prng(42)
