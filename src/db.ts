@@ -13,6 +13,7 @@ import {
   equalBytes,
   Forest,
   getValue,
+  getValueCopy,
   MAX_BATCH_OPS,
   MAX_TREE_NAME_BYTES,
   makeTreeConfig,
@@ -195,8 +196,7 @@ export class Tree {
   /** The value of key, or undefined. */
   async get(key: Bytes): Promise<Uint8Array | undefined> {
     const k = this.key(key)
-    const v = await this.read((root, ctx) => getValue(ctx, root, k))
-    return v === undefined ? undefined : copy(v)
+    return this.read((root, ctx) => getValueCopy(ctx, root, k))
   }
 
   /** The value of key decoded as UTF-8, or undefined. */

@@ -84,9 +84,25 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
   assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
 }
 
+/** The leaf whose range holds key (descend() without the path and bounds, for reads). */
+function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
+  let pid = root
+  for (let depth = 0; depth < DEPTH_MAX; depth++) {
+    const node = nodeAt(ctx, pid)
+    if (node.kind === 'leaf') return node
+    pid = node.children[upperBound(node.keys, key)] as number
+  }
+  assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
+}
+
 /** The value of key, or undefined: a view of the tree's bytes, never to be written to. */
 export function getValue(ctx: OpContext, root: number, key: Uint8Array): Uint8Array | undefined {
-  return leafGet(descend(ctx, root, key).leaf, key)
+  return leafGet(findLeaf(ctx, root, key), key)
+}
+
+/** The value of key as a fresh copy (the caller's to keep), or undefined. */
+export function getValueCopy(ctx: OpContext, root: number, key: Uint8Array): Uint8Array | undefined {
+  return leafGet(findLeaf(ctx, root, key), key)?.slice()
 }
 
 /** Sets (value defined) or removes key; returns the previous value (a view, as getValue). */
