@@ -13,6 +13,7 @@ import {
   equalBytes,
   Forest,
   getValue,
+  getValueCopy,
   MAX_BATCH_OPS,
   MAX_TREE_NAME_BYTES,
   makeTreeConfig,
@@ -195,8 +196,7 @@ export class Tree {
   /** The value of key, or undefined. */
   async get(key: Bytes): Promise<Uint8Array | undefined> {
     const k = this.key(key)
-    const v = await this.read((root, ctx) => getValue(ctx, root, k))
-    return v === undefined ? undefined : copy(v)
+    return this.read((root, ctx) => getValueCopy(ctx, root, k))
   }
 
   /** The value of key decoded as UTF-8, or undefined. */
@@ -243,9 +243,8 @@ export class Tree {
   }
 
   private one(lower: Bound | undefined, upper: Bound | undefined, reverse: boolean) {
-    return this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse).entries[0]).then((e) =>
-      e === undefined ? undefined : ([copy(e[0]), copy(e[1])] as [Uint8Array, Uint8Array]),
-    )
+    // readChunk's entries are fresh copies.
+    return this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse).entries[0])
   }
 
   /** The entry with the greatest key below key. */
@@ -273,7 +272,7 @@ export class Tree {
       const e = readChunk(ctx, root, undefined, undefined, reverse).entries[0]
       if (e === undefined) return undefined
       writeKey(ctx, config, root, e[0], undefined)
-      return [copy(e[0]), copy(e[1])] as [Uint8Array, Uint8Array]
+      return e
     }, o)
   }
 
@@ -364,8 +363,9 @@ export class Tree {
         // Each chunk is one leaf as it is now; the next starts past the last key returned
         // or past the leaf's bound, so the iteration re-seeks after every await.
         const chunk = await this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse))
-        for (const [k, v] of chunk.entries) {
-          yield [copy(k), copy(v)]
+        // Fresh copies (readChunk): the caller may keep or change them.
+        for (const e of chunk.entries) {
+          yield e
           if (++n >= limit) return
         }
         if (chunk.resume === undefined) return

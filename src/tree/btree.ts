@@ -13,6 +13,16 @@
 import { assert } from '../util/assert.js'
 import type { OpContext } from './context.js'
 import { compareBytes, lowerBound, upperBound } from './keys.js'
+import {
+  fold,
+  type Leaf,
+  leafCompareKey,
+  leafGet,
+  leafKeyCopy,
+  leafPut,
+  leafSearch,
+  leafValueCopy,
+} from './leaf.js'
 import type { TreeConfig } from './limits.js'
 import {
   concatNodes,
@@ -20,14 +30,10 @@ import {
   entryCount,
   type Index,
   isUnderfull,
-  type Leaf,
-  leafRemoveAt,
-  leafSet,
   makeIndex,
   type Node,
   needsSplit,
   type Piece,
-  searchLeaf,
   splitNode,
 } from './node.js'
 
@@ -78,13 +84,28 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
   assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
 }
 
-export function getValue(ctx: OpContext, root: number, key: Uint8Array): Uint8Array | undefined {
-  const { leaf } = descend(ctx, root, key)
-  const { at, found } = searchLeaf(leaf, key)
-  return found ? leaf.values[at] : undefined
+/** The leaf whose range holds key (descend() without the path and bounds, for reads). */
+function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
+  let pid = root
+  for (let depth = 0; depth < DEPTH_MAX; depth++) {
+    const node = nodeAt(ctx, pid)
+    if (node.kind === 'leaf') return node
+    pid = node.children[upperBound(node.keys, key)] as number
+  }
+  assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
 }
 
-/** Sets (value defined) or removes key; returns the previous value. */
+/** The value of key, or undefined: a view of the tree's bytes, never to be written to. */
+export function getValue(ctx: OpContext, root: number, key: Uint8Array): Uint8Array | undefined {
+  return leafGet(findLeaf(ctx, root, key), key)
+}
+
+/** The value of key as a fresh copy (the caller's to keep), or undefined. */
+export function getValueCopy(ctx: OpContext, root: number, key: Uint8Array): Uint8Array | undefined {
+  return leafGet(findLeaf(ctx, root, key), key)?.slice()
+}
+
+/** Sets (value defined) or removes key; returns the previous value (a view, as getValue). */
 export function writeKey(
   ctx: OpContext,
   c: TreeConfig,
@@ -93,10 +114,9 @@ export function writeKey(
   value: Uint8Array | undefined,
 ): Uint8Array | undefined {
   const hit = descend(ctx, root, key)
-  const { at, found } = searchLeaf(hit.leaf, key)
-  const old = found ? hit.leaf.values[at] : undefined
-  if (value === undefined && !found) return undefined
-  const leaf = value === undefined ? leafRemoveAt(hit.leaf, at) : leafSet(hit.leaf, at, found, key, value)
+  const old = leafGet(hit.leaf, key)
+  if (value === undefined && old === undefined) return undefined
+  const leaf = leafPut(hit.leaf, key, value)
   ctx.setLeaf(hit.pid, leaf, { key, value })
   rebalance(ctx, c, hit.path, hit.pid, leaf)
   return old
@@ -201,10 +221,31 @@ function belowUpper(key: Uint8Array, b: Bound | undefined): boolean {
   return d < 0 || (d === 0 && b.inclusive)
 }
 
+/** aboveLower() for key i of a folded leaf, compared in place. */
+function leafAboveLower(leaf: Leaf, i: number, b: Bound | undefined): boolean {
+  if (b === undefined) return true
+  const d = leafCompareKey(leaf, i, b.key)
+  return d > 0 || (d === 0 && b.inclusive)
+}
+
+/** belowUpper() for key i of a folded leaf, compared in place. */
+function leafBelowUpper(leaf: Leaf, i: number, b: Bound | undefined): boolean {
+  if (b === undefined) return true
+  const d = leafCompareKey(leaf, i, b.key)
+  return d < 0 || (d === 0 && b.inclusive)
+}
+
+/** Where key is or would go in a folded leaf. */
+function positionOf(leaf: Leaf, key: Uint8Array): number {
+  const p = leafSearch(leaf, key)
+  return p >= 0 ? p : ~p
+}
+
 /**
  * The entries of one leaf inside [lower, upper], in key order (reversed when `reverse`),
  * skipping empty leaves. The chunk is one leaf's snapshot: every key in range that the leaf
  * held at that moment, so a key that exists throughout an iteration is never skipped.
+ * Keys and values are fresh copies, the caller's to keep.
  */
 export function readChunk(
   ctx: OpContext,
@@ -218,13 +259,13 @@ export function readChunk(
     if (!reverse) {
       const hit = descend(ctx, root, lower === undefined ? new Uint8Array(0) : lower.key)
       const entries: [Uint8Array, Uint8Array][] = []
-      const { keys, values } = hit.leaf
-      let i = lower === undefined ? 0 : searchLeaf(hit.leaf, lower.key).at
-      for (; i < keys.length; i++) {
-        const k = keys[i] as Uint8Array
-        if (!aboveLower(k, lower)) continue
-        if (!belowUpper(k, upper)) return { entries, resume: undefined }
-        entries.push([k, values[i] as Uint8Array])
+      const leaf = fold(hit.leaf)
+      const n = leaf.count
+      let i = lower === undefined ? 0 : positionOf(leaf, lower.key)
+      for (; i < n; i++) {
+        if (!leafAboveLower(leaf, i, lower)) continue
+        if (!leafBelowUpper(leaf, i, upper)) return { entries, resume: undefined }
+        entries.push([leafKeyCopy(leaf, i), leafValueCopy(leaf, i)])
       }
       const resume =
         hit.hi === undefined || !belowUpper(hit.hi, upper) ? undefined : { key: hit.hi, inclusive: true }
@@ -234,14 +275,14 @@ export function readChunk(
       const hit =
         upper === undefined ? descend(ctx, root, null) : descend(ctx, root, upper.key, !upper.inclusive)
       const entries: [Uint8Array, Uint8Array][] = []
-      const { keys, values } = hit.leaf
-      let i = upper === undefined ? keys.length - 1 : searchLeaf(hit.leaf, upper.key).at
-      if (i >= keys.length) i = keys.length - 1
+      const leaf = fold(hit.leaf)
+      const n = leaf.count
+      let i = upper === undefined ? n - 1 : positionOf(leaf, upper.key)
+      if (i >= n) i = n - 1
       for (; i >= 0; i--) {
-        const k = keys[i] as Uint8Array
-        if (!belowUpper(k, upper)) continue
-        if (!aboveLower(k, lower)) return { entries, resume: undefined }
-        entries.push([k, values[i] as Uint8Array])
+        if (!leafBelowUpper(leaf, i, upper)) continue
+        if (!leafAboveLower(leaf, i, lower)) return { entries, resume: undefined }
+        entries.push([leafKeyCopy(leaf, i), leafValueCopy(leaf, i)])
       }
       const resume =
         hit.lo === undefined || !aboveLower(hit.lo, lower) ? undefined : { key: hit.lo, inclusive: false }

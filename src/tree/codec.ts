@@ -7,18 +7,10 @@ import { CorruptionError } from '../errors.js'
 import type { PageCodec } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import { compareBytes } from './keys.js'
-import {
-  type Counter,
-  type Leaf,
-  type Meta,
-  makeIndex,
-  makeLeaf,
-  searchLeaf,
-  type TreePage,
-  varintBytes,
-} from './node.js'
+import { compareRanges, fold, type Leaf, leafApply, leafMemoryBytes, leafOfBytes, TAG_LEAF } from './leaf.js'
+import { type Counter, type Meta, makeIndex, type TreePage, varintBytes } from './node.js'
 
-export const TAG_LEAF = 0x01
+export { TAG_LEAF }
 export const TAG_INDEX = 0x02
 export const TAG_META = 0x03
 export const TAG_COUNTER = 0x04
@@ -84,6 +76,8 @@ class Reader {
       n += (b & 0x7f) * scale
       if ((b & 0x80) === 0) {
         if (!Number.isSafeInteger(n)) this.fail('varint over 2^53')
+        // Sizes are computed from values (node.bytes, leaf.ts): only the shortest form fits.
+        if (b === 0 && i > 0) this.fail('varint not in its shortest form')
         return n
       }
       scale *= 128
@@ -103,6 +97,14 @@ class Reader {
     this.pos += len
     return b
   }
+  /** Skips a length-prefixed byte string; returns where its bytes start. */
+  skipBytes(): number {
+    const len = this.varint()
+    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
+    const at = this.pos
+    this.pos += len
+    return at
+  }
   end(): void {
     if (this.pos !== this.buf.length) this.fail('trailing bytes')
   }
@@ -119,16 +121,9 @@ function metaBytes(m: Meta): { size: number; names: [Uint8Array, number][] } {
 
 export function encodePage(page: TreePage): Uint8Array {
   switch (page.kind) {
-    case 'leaf': {
-      const w = new Writer(page.bytes)
-      w.u8(TAG_LEAF)
-      w.varint(page.keys.length)
-      for (let i = 0; i < page.keys.length; i++) {
-        w.bytes(page.keys[i] as Uint8Array)
-        w.bytes(page.values[i] as Uint8Array)
-      }
-      return w.done()
-    }
+    case 'leaf':
+      // The leaf's own bytes: immutable, so the store may keep them.
+      return fold(page).buf
     case 'index': {
       const w = new Writer(page.bytes)
       w.u8(TAG_INDEX)
@@ -167,14 +162,25 @@ export function decodePage(bytes: Uint8Array): TreePage {
   let page: TreePage
   if (tag === TAG_LEAF) {
     const n = r.count(2)
-    const keys: Uint8Array[] = []
-    const values: Uint8Array[] = []
+    const offs = new Uint32Array(2 * n)
     for (let i = 0; i < n; i++) {
-      keys.push(r.bytes())
-      values.push(r.bytes())
+      const ks = r.skipBytes()
+      offs[2 * i] = ks
+      offs[2 * i + 1] = r.pos
+      r.skipBytes()
     }
-    checkSorted(r, keys)
-    page = makeLeaf(keys, values)
+    for (let i = 1; i < n; i++) {
+      const c = compareRanges(
+        bytes,
+        offs[2 * i - 2] as number,
+        offs[2 * i - 1] as number,
+        offs[2 * i] as number,
+        offs[2 * i + 1] as number,
+      )
+      if (c >= 0) r.fail(`keys out of order at entry ${i}`)
+    }
+    r.end()
+    return leafOfBytes(bytes, offs)
   } else if (tag === TAG_INDEX) {
     const n = r.count(1)
     if (n < 1) r.fail('an index node without children')
@@ -256,24 +262,9 @@ export function decodeLeafDelta(bytes: Uint8Array): LeafOp[] {
   return ops
 }
 
-/** Applies ops to a leaf. Used at page-in; writers build their nodes with node.ts instead. */
+/** Applies ops to a leaf in order (later ops on a key win). Used at page-in. */
 export function applyLeafOps(leaf: Leaf, ops: readonly LeafOp[]): Leaf {
-  const keys = leaf.keys.slice()
-  const values = leaf.values.slice()
-  for (const op of ops) {
-    const { at, found } = searchLeaf({ kind: 'leaf', keys, values, bytes: 0 }, op.key)
-    if (op.value === undefined) {
-      if (found) {
-        keys.splice(at, 1)
-        values.splice(at, 1)
-      }
-    } else if (found) values[at] = op.value
-    else {
-      keys.splice(at, 0, op.key)
-      values.splice(at, 0, op.value)
-    }
-  }
-  return makeLeaf(keys, values)
+  return leafApply(leaf, ops)
 }
 
 /** The codec the page store uses for every tree-layer page. */
@@ -284,14 +275,15 @@ export const treeCodec: PageCodec<TreePage> = {
     if (page.kind !== 'leaf') {
       throw new CorruptionError(`tree page: a ${page.kind} page with ${deltas.length} leaf deltas`)
     }
-    let leaf: Leaf = page
-    for (const d of deltas) leaf = applyLeafOps(leaf, decodeLeafDelta(d))
-    return leaf
+    // All deltas' ops in one pass: new bytes are built once.
+    const ops: LeafOp[] = []
+    for (const d of deltas) for (const op of decodeLeafDelta(d)) ops.push(op)
+    return applyLeafOps(page, ops)
   },
   encode: encodePage,
   memoryBytes(page: TreePage): number {
-    // Each key and value is a Uint8Array object (~100 bytes of header) besides its bytes.
-    if (page.kind === 'leaf') return 64 + page.bytes + 200 * page.keys.length
+    // A leaf is one buffer (its bytes and key offsets) plus its small overlay (leaf.ts).
+    if (page.kind === 'leaf') return leafMemoryBytes(page)
     if (page.kind === 'index') return 64 + page.bytes + 108 * page.children.length
     if (page.kind === 'meta') return 64 + 160 * page.trees.size
     return 64

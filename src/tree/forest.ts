@@ -24,6 +24,8 @@ export const COUNTER_PID = 1
  */
 const READ_RESTARTS_MAX = 32
 
+const NOTHING_FETCHED: ReadonlyMap<number, TreePage> = new Map()
+
 /** A tree's identity. Handles share it; dropTree() marks it dropped for all of them. */
 export interface TreeRef {
   /** null for the default tree. */
@@ -104,16 +106,17 @@ export class Forest {
    * side effects. Pages fetched while no write lands are reused between attempts.
    */
   async read<R>(plan: (ctx: OpContext) => R): Promise<R> {
-    let fetched = new Map<number, TreePage>()
+    // Most reads find every page in memory: the map is made at the first page-in.
+    let fetched: Map<number, TreePage> | undefined
     let version = this.version
     for (let attempt = 0; attempt < READ_RESTARTS_MAX; attempt++) {
       this.checkOpen()
       if (version !== this.version) {
-        fetched = new Map()
+        fetched = undefined
         version = this.version
       }
       try {
-        return plan(new OpContext(this.store, fetched))
+        return plan(new OpContext(this.store, fetched ?? NOTHING_FETCHED))
       } catch (e) {
         if (!(e instanceof NeedPage)) throw e
         const page = await this.store.get(e.pid)
@@ -122,6 +125,7 @@ export class Forest {
           continue
         }
         if (page === undefined) OpContext.missing(e.pid)
+        fetched ??= new Map()
         fetched.set(e.pid, page)
       }
     }

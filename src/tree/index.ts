@@ -1,5 +1,14 @@
 // The tree layer's public face: db.ts imports only this.
-export { type Bound, type Chunk, clearTree, getValue, readChunk, treePids, writeKey } from './btree.js'
+export {
+  type Bound,
+  type Chunk,
+  clearTree,
+  getValue,
+  getValueCopy,
+  readChunk,
+  treePids,
+  writeKey,
+} from './btree.js'
 export { treeCodec } from './codec.js'
 export type { OpContext } from './context.js'
 export { COUNTER_PID, Forest, META_PID, type TreeRef } from './forest.js'

@@ -4,16 +4,20 @@
 // codec.ts writes exactly that many bytes (docs/DESIGN.md, "Tree: node format").
 
 import { assert } from '../util/assert.js'
-import { compareBytes } from './keys.js'
+import {
+  entryBytes,
+  fold,
+  Leaf,
+  leafConcat,
+  leafEntryBytes,
+  leafKeyAt,
+  leafSlice,
+  makeLeaf,
+  varintBytes,
+} from './leaf.js'
 import type { TreeConfig } from './limits.js'
 
-/** A leaf: sorted distinct keys and their values. */
-export interface Leaf {
-  readonly kind: 'leaf'
-  readonly keys: readonly Uint8Array[]
-  readonly values: readonly Uint8Array[]
-  readonly bytes: number
-}
+export { entryBytes, Leaf, makeLeaf, varintBytes }
 
 /**
  * An index node: n children and n-1 separators; child i holds the keys in
@@ -42,24 +46,10 @@ export interface Counter {
 export type Node = Leaf | Index
 export type TreePage = Leaf | Index | Meta | Counter
 
-/** Bytes of an unsigned LEB128 varint of n (n a safe integer ≥ 0). */
-export function varintBytes(n: number): number {
-  let len = 1
-  while (n >= 128) {
-    n = Math.floor(n / 128)
-    len++
-  }
-  return len
-}
-
 /** Placeholder pids (< 0) stand for pages allocated at commit; count them at the widest. */
 const PID_BYTES_MAX = 8
 export function pidBytes(pid: number): number {
   return pid < 0 ? PID_BYTES_MAX : varintBytes(pid)
-}
-
-export function entryBytes(key: Uint8Array, value: Uint8Array): number {
-  return varintBytes(key.length) + key.length + varintBytes(value.length) + value.length
 }
 
 export function separatorBytes(key: Uint8Array, child: number): number {
@@ -67,13 +57,6 @@ export function separatorBytes(key: Uint8Array, child: number): number {
 }
 
 export const EMPTY_LEAF: Leaf = makeLeaf([], [])
-
-export function makeLeaf(keys: readonly Uint8Array[], values: readonly Uint8Array[]): Leaf {
-  assert(keys.length === values.length, 'a leaf has one value per key')
-  let bytes = 1 + varintBytes(keys.length)
-  for (let i = 0; i < keys.length; i++) bytes += entryBytes(keys[i] as Uint8Array, values[i] as Uint8Array)
-  return { kind: 'leaf', keys, values, bytes }
-}
 
 export function makeIndex(keys: readonly Uint8Array[], children: readonly number[]): Index {
   assert(children.length === keys.length + 1, 'an index node has one more child than separators')
@@ -83,39 +66,8 @@ export function makeIndex(keys: readonly Uint8Array[], children: readonly number
   return { kind: 'index', keys, children, bytes }
 }
 
-/** The leaf with key set to value, at `at` (found: replace there; else insert there). */
-export function leafSet(leaf: Leaf, at: number, found: boolean, key: Uint8Array, value: Uint8Array): Leaf {
-  const keys = leaf.keys.slice()
-  const values = leaf.values.slice()
-  const n = keys.length
-  let bytes = leaf.bytes
-  if (found) {
-    bytes += entryBytes(key, value) - entryBytes(key, values[at] as Uint8Array)
-    values[at] = value
-  } else {
-    keys.splice(at, 0, key)
-    values.splice(at, 0, value)
-    bytes += entryBytes(key, value) + varintBytes(n + 1) - varintBytes(n)
-  }
-  return { kind: 'leaf', keys, values, bytes }
-}
-
-export function leafRemoveAt(leaf: Leaf, at: number): Leaf {
-  const keys = leaf.keys.slice()
-  const values = leaf.values.slice()
-  const n = keys.length
-  const bytes =
-    leaf.bytes -
-    entryBytes(keys[at] as Uint8Array, values[at] as Uint8Array) -
-    varintBytes(n) +
-    varintBytes(n - 1)
-  keys.splice(at, 1)
-  values.splice(at, 1)
-  return { kind: 'leaf', keys, values, bytes }
-}
-
 export function entryCount(node: Node): number {
-  return node.kind === 'leaf' ? node.keys.length : node.children.length
+  return node.kind === 'leaf' ? node.count : node.children.length
 }
 
 /** Fewest entries a node can be split into pieces of: one entry, or two children. */
@@ -174,14 +126,13 @@ export function splitNode(node: Node, c: TreeConfig): Piece[] {
 /** Cuts a node into two pieces of the most even encoded size. */
 function bisect(node: Node): [Node, Node, Uint8Array] {
   if (node.kind === 'leaf') {
-    const n = node.keys.length
-    const sizes = node.keys.map((k, i) => entryBytes(k, node.values[i] as Uint8Array))
+    fold(node)
+    const n = node.count
+    const sizes: number[] = []
+    for (let i = 0; i < n; i++) sizes.push(leafEntryBytes(node, i))
     const cut = evenCut(sizes, 1, n - 1)
-    return [
-      makeLeaf(node.keys.slice(0, cut), node.values.slice(0, cut)),
-      makeLeaf(node.keys.slice(cut), node.values.slice(cut)),
-      node.keys[cut] as Uint8Array,
-    ]
+    // The separator is copied: it outlives the leaf's bytes in the parent.
+    return [leafSlice(node, 0, cut), leafSlice(node, cut, n), leafKeyAt(node, cut).slice()]
   }
   const n = node.children.length
   // Entry i of an index node is child i with the separator before it.
@@ -219,23 +170,8 @@ function evenCut(sizes: readonly number[], lo: number, hi: number): number {
 /** The union of two siblings (`sep` separates them in their parent). */
 export function concatNodes(left: Node, sep: Uint8Array, right: Node): Node {
   if (left.kind === 'leaf' && right.kind === 'leaf') {
-    return makeLeaf([...left.keys, ...right.keys], [...left.values, ...right.values])
+    return leafConcat(fold(left), fold(right))
   }
   assert(left.kind === 'index' && right.kind === 'index', 'siblings are at the same level')
   return makeIndex([...left.keys, sep, ...right.keys], [...left.children, ...right.children])
-}
-
-/** Searches a leaf: the position of key and whether it is there. */
-export function searchLeaf(leaf: Leaf, key: Uint8Array): { at: number; found: boolean } {
-  const keys = leaf.keys
-  let lo = 0
-  let hi = keys.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    const c = compareBytes(keys[mid] as Uint8Array, key)
-    if (c === 0) return { at: mid, found: true }
-    if (c < 0) lo = mid + 1
-    else hi = mid
-  }
-  return { at: lo, found: false }
 }

@@ -4,9 +4,10 @@
 
 import { InvariantError } from '../errors.js'
 import type { PageStore } from '../pagecache/page-store.js'
-import { encodePage } from './codec.js'
+import { decodePage, encodePage } from './codec.js'
 import { COUNTER_PID, META_PID } from './forest.js'
 import { compareBytes } from './keys.js'
+import { leafEntries } from './leaf.js'
 import type { TreeConfig } from './limits.js'
 import { entryCount, needsSplit, type TreePage } from './node.js'
 
@@ -32,6 +33,11 @@ export async function verifyForest(store: PageStore<TreePage>, c: TreeConfig): P
     if ((p.kind === 'leaf' || p.kind === 'index') && p.bytes !== bytes.length) {
       fail(`page ${pid} says ${p.bytes} bytes but encodes to ${bytes.length}`)
     }
+    // A leaf's bytes are its in-memory form too: they must parse back to the same entries.
+    if (p.kind === 'leaf') {
+      const back = decodePage(bytes)
+      if (back.kind !== 'leaf' || back.count !== p.count) fail(`page ${pid}: its bytes do not parse back`)
+    }
     return p
   }
   const meta = await visit(META_PID)
@@ -53,19 +59,21 @@ export async function verifyForest(store: PageStore<TreePage>, c: TreeConfig): P
       const where = `tree "${name}" page ${pid}`
       if (n.kind !== 'leaf' && n.kind !== 'index') return fail(`${where} is a ${n.kind} page`)
       if (needsSplit(n, c)) fail(`${where} should have split (${n.bytes} bytes, ${entryCount(n)} entries)`)
-      for (let i = 0; i < n.keys.length; i++) {
-        const k = n.keys[i] as Uint8Array
-        if (i > 0 && compareBytes(n.keys[i - 1] as Uint8Array, k) >= 0)
+      const nodeKeys = n.kind === 'leaf' ? leafEntries(n).keys : n.keys
+      for (let i = 0; i < nodeKeys.length; i++) {
+        const k = nodeKeys[i] as Uint8Array
+        if (i > 0 && compareBytes(nodeKeys[i - 1] as Uint8Array, k) >= 0)
           fail(`${where}: keys out of order at ${i}`)
         if (lo !== undefined && compareBytes(k, lo) < 0) fail(`${where}: key ${i} below the parent's bound`)
         if (hi !== undefined && compareBytes(k, hi) >= 0)
           fail(`${where}: key ${i} at or above the parent's bound`)
       }
       if (n.kind === 'leaf') {
-        if (n.keys.length === 0 && pid !== root) fail(`${where} is an empty leaf`)
+        if (n.count !== nodeKeys.length) fail(`${where} says ${n.count} entries but holds ${nodeKeys.length}`)
+        if (nodeKeys.length === 0 && pid !== root) fail(`${where} is an empty leaf`)
         if (leafDepth === -1) leafDepth = depth
         else if (leafDepth !== depth) fail(`${where}: leaf at depth ${depth}, others at ${leafDepth}`)
-        keys += n.keys.length
+        keys += nodeKeys.length
         return
       }
       if (n.children.length < 2) fail(`${where}: index node with ${n.children.length} child`)

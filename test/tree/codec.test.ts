@@ -16,15 +16,13 @@ import {
   treeCodec,
 } from '../../src/tree/codec.js'
 import { compareBytes } from '../../src/tree/keys.js'
-import {
-  EMPTY_LEAF,
-  type Leaf,
-  leafRemoveAt,
-  leafSet,
-  makeIndex,
-  makeLeaf,
-  searchLeaf,
-} from '../../src/tree/node.js'
+import { leafEntries, leafGet, leafPut } from '../../src/tree/leaf.js'
+import { EMPTY_LEAF, type Leaf, makeIndex, makeLeaf, type TreePage } from '../../src/tree/node.js'
+
+/** A page with leaves as their entries, so equal contents compare equal (leaf.ts). */
+function plain(p: TreePage): unknown {
+  return p.kind === 'leaf' ? { kind: 'leaf', count: p.count, bytes: p.bytes, ...leafEntries(p) } : p
+}
 
 const bytes = fc.uint8Array({ maxLength: 40 })
 const sortedLeaf = fc
@@ -42,8 +40,8 @@ test('leaf and index pages round-trip and encode to exactly node.bytes', () => {
     fc.property(sortedLeaf, fc.array(fc.maxSafeNat(), { minLength: 1, maxLength: 20 }), (leaf, pids) => {
       const enc = encodePage(leaf)
       assert.equal(enc.length, leaf.bytes)
-      assert.deepEqual(decodePage(enc), leaf)
-      const keys = leaf.keys.slice(0, pids.length - 1)
+      assert.deepEqual(plain(decodePage(enc)), plain(leaf))
+      const keys = leafEntries(leaf).keys.slice(0, pids.length - 1)
       if (keys.length === pids.length - 1) {
         const index = makeIndex(keys, pids)
         const ie = encodePage(index)
@@ -74,9 +72,10 @@ test("deltas materialised at page-in equal the writer's node (node.ts and codec.
         let writer: Leaf = base
         for (const d of deltas) {
           for (const op of d) {
-            const { at, found } = searchLeaf(writer, op.key)
-            if (op.value !== undefined) writer = leafSet(writer, at, found, op.key, op.value)
-            else if (found) writer = leafRemoveAt(writer, at)
+            const before = writer
+            writer = leafPut(writer, op.key, op.value)
+            assert.deepEqual(leafGet(writer, op.key), op.value)
+            if (op.value === undefined && leafGet(before, op.key) === undefined) assert.equal(writer, before)
           }
         }
         const encoded = deltas.map(encodeLeafDelta)
@@ -86,9 +85,9 @@ test("deltas materialised at page-in equal the writer's node (node.ts and codec.
             deltas[i]?.map((o) => ({ ...o })),
           )
         const paged = treeCodec.materialize(encodePage(base), encoded)
-        assert.deepEqual(paged, writer)
+        assert.deepEqual(plain(paged), plain(writer))
         assert.equal(writer.bytes, encodePage(writer).length, 'incremental sizes stay exact')
-        assert.deepEqual(applyLeafOps(EMPTY_LEAF, []), EMPTY_LEAF)
+        assert.deepEqual(plain(applyLeafOps(EMPTY_LEAF, [])), plain(EMPTY_LEAF))
       },
     ),
   )
@@ -120,4 +119,35 @@ test('malformed bytes give CorruptionError, never another error', () => {
   // Truncations of a valid page all fail cleanly.
   const page = encodePage(makeLeaf([new Uint8Array([1, 2])], [new Uint8Array([3])]))
   for (let n = 0; n < page.length; n++) assert.throws(() => decodePage(page.subarray(0, n)), CorruptionError)
+})
+
+test('a leaf written key by key (overlay, folds) matches a sorted-map model', () => {
+  const key = fc.uint8Array({ maxLength: 6 }).map((b) => b.map((x) => x % 4))
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ key, value: fc.option(bytes, { nil: undefined }), fold: fc.boolean() }), {
+        maxLength: 120,
+      }),
+      (ops) => {
+        const model = new Map<string, Uint8Array>()
+        let leaf: Leaf = EMPTY_LEAF
+        for (const op of ops) {
+          const hex = Buffer.from(op.key).toString('hex')
+          leaf = leafPut(leaf, op.key, op.value)
+          if (op.value === undefined) model.delete(hex)
+          else model.set(hex, op.value)
+          assert.deepEqual(leafGet(leaf, op.key), op.value)
+          assert.equal(leaf.count, model.size)
+          // Folding (as encode and scans do) keeps the entries.
+          if (op.fold) assert.equal(encodePage(leaf).length, leaf.bytes)
+        }
+        const keys = [...model.keys()].sort().map((h) => Uint8Array.from(Buffer.from(h, 'hex')))
+        keys.sort(compareBytes)
+        const values = keys.map((k) => model.get(Buffer.from(k).toString('hex')) as Uint8Array)
+        assert.deepEqual(plain(leaf), plain(makeLeaf(keys, values)))
+        assert.deepEqual(plain(decodePage(encodePage(leaf))), plain(leaf))
+      },
+    ),
+    { numRuns: 300 },
+  )
 })

@@ -16,6 +16,7 @@ import {
   verifyForest,
   writeKey,
 } from '../../src/tree/index.js'
+import { leafEntries } from '../../src/tree/leaf.js'
 import type { TreePage } from '../../src/tree/node.js'
 import { Prng } from '../../src/util/prng.js'
 import { MemoryPageStore } from '../helpers/memory-page-store.js'
@@ -58,7 +59,7 @@ async function* staleLeafListScan(
   })
   for (const pid of leaves) {
     const page = await store.get(pid)
-    if (page?.kind === 'leaf') for (const k of page.keys) yield k
+    if (page?.kind === 'leaf') for (const k of leafEntries(page).keys) yield k
   }
 }
 

@@ -41,9 +41,9 @@ export const peer = {
   async open(dir, mode) {
     const { mod, missing } = await load()
     if (mod === undefined) throw new Error(`bobsled: ${missing}`)
-    // 1 GiB of cache: the tree's in-memory leaves cost ~200 B per entry beyond its bytes,
-    // so 1M entries need ~320 MB and the default 256 MiB thrashes (page-ins on every
-    // write). The peers keep their data in the OS page cache, which has no such cap.
+    // 1 GiB of cache, kept so runs compare with earlier ones. Before compact leaves the tree
+    // cost ~200 B per entry beyond its bytes and the default 256 MiB thrashed at 1M entries;
+    // now 1M entries charge ~142 MB of cache (docs/DESIGN.md, "Tree: in-memory leaves").
     const db = await mod.open(dir, {
       durability: mode === 'durable' ? 'sync' : 'flush',
       cacheCapacity: BOBSLED_CACHE_BYTES,
