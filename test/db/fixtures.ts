@@ -11,7 +11,7 @@
 // The page cache is opened the way open() opens it (src/db.ts openPageStore), plus the
 // knobs open() does not expose (checkpoint interval), so checkpoints happen in small tests.
 
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -20,6 +20,7 @@ import { SimDisk } from '../../src/io/index.js'
 import { PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
 import { makeTreeConfig, type TreePage, treeCodec, verifyForest } from '../../src/tree/index.js'
 import { MemoryPageStore, type MemoryPageStoreOptions } from '../helpers/memory-page-store.js'
+import { copyFolderNow } from '../helpers/temp-dir.js'
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 export const dec = (b: Uint8Array | undefined): string | undefined =>
@@ -83,16 +84,6 @@ const tempDirs: string[] = []
 process.on('exit', () => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
 })
-
-/** Copies a folder's files in one synchronous step (a SIGKILL's view of it), LOCK excepted. */
-function copyFolderNow(from: string, to: string): void {
-  mkdirSync(to, { recursive: true })
-  for (const e of readdirSync(from, { withFileTypes: true })) {
-    if (e.name === 'LOCK') continue
-    if (e.isDirectory()) copyFolderNow(join(from, e.name), join(to, e.name))
-    else writeFileSync(join(to, e.name), readFileSync(join(from, e.name)))
-  }
-}
 
 /** A Db over `backend`; see the header for what restart and crash mean on each. */
 export async function dbFixture(

@@ -24,6 +24,7 @@ import { PageCache } from '../../src/pagecache/index.js'
 import { Prng } from '../../src/util/prng.js'
 import { isSoak, RecordingStorage, seedList, showRecord } from '../helpers/io-recorder.js'
 import { deltaOf, type ListPage, listCodec } from '../helpers/list-codec.js'
+import { turns } from '../helpers/log-faults.js'
 import { accountingProblem } from '../helpers/page-history.js'
 import {
   checkProtocol,
@@ -45,16 +46,6 @@ interface Report extends MonitorReport {
   i6Checked: number
   a1: number
   a1Messages: string[]
-}
-
-function turns(n: number): Promise<void> {
-  return new Promise((resolve) => {
-    const step = (k: number): void => {
-      if (k <= 0) resolve()
-      else setImmediate(() => step(k - 1))
-    }
-    step(n)
-  })
 }
 
 /** Wraps the Log's append methods so every extent the page cache writes is a fact. */

@@ -45,6 +45,7 @@ import { newParsedMessage, Parse, parseMessage } from '../../src/log/reader.js'
 import { Prng } from '../../src/util/prng.js'
 import { encodeRecord } from '../crash/log-records.js'
 import { RecordingStorage, showRecord } from './io-recorder.js'
+import { turns } from './log-faults.js'
 
 export const INVARIANTS = ['I1', 'I2', 'I3', 'I4', 'I5'] as const
 export type Invariant = (typeof INVARIANTS)[number]
@@ -117,16 +118,6 @@ export interface MonitorOptions {
 
 function zeroCounts(): Record<Invariant, number> {
   return { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0 }
-}
-
-function turns(n: number): Promise<void> {
-  return new Promise((resolve) => {
-    const step = (k: number): void => {
-      if (k <= 0) resolve()
-      else setImmediate(() => step(k - 1))
-    }
-    step(n)
-  })
 }
 
 /** Runs one seeded workload and checks its trace. */

@@ -34,7 +34,7 @@
 // 1,000,000 overwrites and 2,000 cuts per crash scenario (nightly size; not run in CI).
 
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -48,6 +48,7 @@ import { ForwardingStorage } from '../helpers/forwarding-storage.js'
 import { isSoak } from '../helpers/io-recorder.js'
 import { type ListPage, listCodec } from '../helpers/list-codec.js'
 import { orphanBlobs } from '../helpers/page-history.js'
+import { copyFolderNow } from '../helpers/temp-dir.js'
 
 const S = 8 * 1024
 const OVERWRITES = isSoak ? 1_000_000 : 10_000
@@ -140,15 +141,6 @@ const tempRoots: string[] = []
 process.on('exit', () => {
   for (const d of tempRoots) rmSync(d, { recursive: true, force: true })
 })
-
-function copyFolderNow(from: string, to: string): void {
-  mkdirSync(to, { recursive: true })
-  for (const e of readdirSync(from, { withFileTypes: true })) {
-    if (e.name === 'LOCK') continue
-    if (e.isDirectory()) copyFolderNow(join(from, e.name), join(to, e.name))
-    else writeFileSync(join(to, e.name), readFileSync(join(from, e.name)))
-  }
-}
 
 function filePlace(): Place {
   const root = mkdtempSync(join(tmpdir(), 'bobsled-r14-'))

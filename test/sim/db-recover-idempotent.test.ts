@@ -32,6 +32,7 @@ import { Prng } from '../../src/util/prng.js'
 import { History, runWorkload } from '../crash/db-workload.js'
 import { ForwardingStorage } from '../helpers/forwarding-storage.js'
 import { isSoak, seedList } from '../helpers/io-recorder.js'
+import { turns } from '../helpers/log-faults.js'
 
 const SEEDS = isSoak ? 5000 : 60
 const DEPTH = isSoak ? 3 : 2
@@ -165,16 +166,6 @@ class CutAtOp extends ForwardingStorage {
     this.check()
     return this.inner.syncDir(dir)
   }
-}
-
-function turns(n: number): Promise<void> {
-  return new Promise((resolve) => {
-    const step = (k: number): void => {
-      if (k <= 0) resolve()
-      else setImmediate(() => step(k - 1))
-    }
-    step(n)
-  })
 }
 
 /** Runs the workload through open() and cuts the power at a seeded moment: the image. */

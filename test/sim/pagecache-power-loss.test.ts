@@ -16,6 +16,7 @@ import { PageCache, type PageWrite } from '../../src/pagecache/index.js'
 import { Prng } from '../../src/util/prng.js'
 import { isSoak, seedList } from '../helpers/io-recorder.js'
 import { deltaOf, type ListPage, listCodec } from '../helpers/list-codec.js'
+import { turns } from '../helpers/log-faults.js'
 import {
   accountingProblem,
   type Items,
@@ -45,16 +46,6 @@ function openOn(disk: SimDisk, S: number): Promise<PageCache<ListPage>> {
     cacheCapacity: 2000,
     consolidateAfter: 3,
     checkpointEveryBytes: 2 * S,
-  })
-}
-
-function turns(n: number): Promise<void> {
-  return new Promise((resolve) => {
-    const step = (k: number): void => {
-      if (k <= 0) resolve()
-      else setImmediate(() => step(k - 1))
-    }
-    step(n)
   })
 }
 
