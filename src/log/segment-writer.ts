@@ -225,27 +225,7 @@ export class SegmentWriter {
     id: number,
     lsnsOut?: number[],
   ): number {
-    const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
-    const mAt = this.resAt
-    const mLsn = m.seg.baseLsn + mAt
-    const mTotal = this.resHeaderBytes + U64_BODY_BYTES
-    let lastLsn = mLsn
-    for (let i = 0; i < records.length; i++) {
-      const n = lens[i] as number
-      const b = this.reserveMessage(MessageKind.Record, n, id)
-      const at = this.resAt
-      b.seg.buf.set(records[i] as Uint8Array, at + this.resHeaderBytes)
-      this.completeMessage(b, at, this.resHeaderBytes + n, true)
-      lastLsn = b.seg.baseLsn + at
-      lsnsOut?.push(lastLsn)
-    }
-    const peg = this.maxReserved
-    writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
-    this.commit.synced.markBatch(mLsn, peg)
-    this.completeMessage(m, mAt, mTotal, true)
-    this.ctx.stats.recordsAppended += records.length
-    this.ctx.stats.batches++
-    return lastLsn
+    return this.batch(undefined, records, lens, id, lsnsOut)
   }
 
   /** Logs the pointer to a blob file already written and synced; returns its LSN. */
@@ -264,8 +244,7 @@ export class SegmentWriter {
 
   /**
    * A blob pointer followed by checked records, recovered all together or not at all (a
-   * batch: its manifest is reserved first, as in appendBatch()). Returns the pointer's LSN;
-   * `lsnsOut` receives the records' LSNs.
+   * batch, as appendBatch()). Returns the pointer's LSN; `lsnsOut` receives the records'.
    */
   appendPointerBatch(
     ref: BlobRef,
@@ -274,18 +253,35 @@ export class SegmentWriter {
     id: number,
     lsnsOut: number[],
   ): number {
+    return this.batch(ref, records, lens, id, lsnsOut)
+  }
+
+  /**
+   * The batch framing of appendBatch() and appendPointerBatch(): the manifest first, then
+   * the pointer to `ref` if given, then the records. Returns the pointer's LSN when there is
+   * one, else the last record's (the manifest's for no records).
+   */
+  private batch(
+    ref: BlobRef | undefined,
+    records: readonly Uint8Array[],
+    lens: readonly number[],
+    id: number,
+    lsnsOut: number[] | undefined,
+  ): number {
     const m = this.reserveMessage(MessageKind.BatchManifest, U64_BODY_BYTES, 0)
     const mAt = this.resAt
     const mLsn = m.seg.baseLsn + mAt
     const mTotal = this.resHeaderBytes + U64_BODY_BYTES
-    const pointerLsn = this.appendBlobPointer(ref, id)
+    const pointerLsn = ref === undefined ? -1 : this.appendBlobPointer(ref, id)
+    let lastLsn = mLsn
     for (let i = 0; i < records.length; i++) {
       const n = lens[i] as number
       const b = this.reserveMessage(MessageKind.Record, n, id)
       const at = this.resAt
       b.seg.buf.set(records[i] as Uint8Array, at + this.resHeaderBytes)
       this.completeMessage(b, at, this.resHeaderBytes + n, true)
-      lsnsOut.push(b.seg.baseLsn + at)
+      lastLsn = b.seg.baseLsn + at
+      lsnsOut?.push(lastLsn)
     }
     const peg = this.maxReserved
     writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
@@ -293,7 +289,7 @@ export class SegmentWriter {
     this.completeMessage(m, mAt, mTotal, true)
     this.ctx.stats.recordsAppended += records.length
     this.ctx.stats.batches++
-    return pointerLsn
+    return ref === undefined ? lastLsn : pointerLsn
   }
 
   /** appendRecord() when the buffer must be sealed or a witness written first. */
