@@ -231,8 +231,9 @@ export class SegmentAccountant {
    * would still leave it above `cleanToSpaceRatio`, and dead blob files whose pointers sit
    * in segments not yet Inactive would make the difference: the current segment must then
    * be sealed (and flushed) before cleaning can reach them. Head-only freeing means that
-   * such a pass drains the whole log; the trigger ensures it frees at least
-   * (cleanAt − cleanTo) × live data for at most the live log bytes it moves.
+   * such a pass drains the whole log; since it starts only over the trigger and stops at the
+   * stop level, it frees about (cleanAt − cleanTo) × live data or more for the live log
+   * bytes it moves (live blobs move by pointer).
    */
   needsSeal(trigger = this.policy.cleanAtSpaceRatio): boolean {
     if (!this.overBudget(trigger)) return false
