@@ -6,7 +6,14 @@
 //               fragments, record headers included). Goal: disk ≤ 1.5 × live + 2 segments.
 //   peak-rss    the peak RSS of a process that writes more pages than its cacheCapacity and
 //               reads them back randomly, against cacheCapacity + 64 MiB + the measured
-//               per-page overhead × pages. Goal: ratio ≤ 1.
+//               per-page overhead × pages. Goal: ratio ≤ 1. Measured twice: a 32 MiB cache
+//               (`peak-rss`) and the default 256 MiB (`rss-dflt`, 1.6 × the cache written).
+//   rss-cal     (and dflt-cal for the default cache) the same peak less the peak of a
+//               calibration process: the same writes and
+//               random reads of the same 4 KiB arrays through a plain `Map` LRU holding as
+//               many pages, no database. The difference is what bobsled adds on top of
+//               Node and V8's own garbage slack, against the 64 MiB + per-page allowance.
+//               A second line, not the issue's goal: the absolute lines keep their verdict.
 //   open        PageCache.open of a 1M-page database after a clean close (checkpoint)
 //               against open of the same folder with its checkpoint removed (full log
 //               scan). Goal: ≤ 10 %.
@@ -16,7 +23,8 @@
 //
 // Each measurement runs in a child process of its own (`--part=...`), so its peak RSS and
 // heap are its own. Opens are repeated `rounds` times, the two kinds alternating, best of
-// each kept. MB = 10^6 bytes, MiB = 2^20.
+// each kept; the RSS parts run `rounds` times too, bobsled and its calibration alternating,
+// the median peak of each kept. MB = 10^6 bytes, MiB = 2^20.
 //
 // Flags: --quick (small sizes, a few seconds; the test suite runs it), --json (also print
 // a JSON summary), --rounds=N. The exit code is 0 when goals are missed: this is a report.
@@ -29,9 +37,17 @@ import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PageCache } from '../src/pagecache/index.js'
 import { Prng } from '../src/util/prng.js'
-import { bytesCodec } from './bytes-codec.js'
+import { bytesCodec, UINT8ARRAY_OVERHEAD_BYTES } from './bytes-codec.js'
 
 const MiB = 1024 * 1024
+
+/** One peak-RSS workload: `pages` written through the cache, then `reads` random reads. */
+interface RssShape {
+  /** cacheCapacity; undefined: the page cache's default (256 MiB), not passed at all. */
+  cacheBytes: number | undefined
+  pages: number
+  reads: number
+}
 
 interface Sizes {
   /** space-amp: pages, their size range, overwrite rounds, segment size. */
@@ -40,11 +56,10 @@ interface Sizes {
   spaceMaxBytes: number
   spaceRounds: number
   spaceSegmentBytes: number
-  /** peak-rss: cache capacity, page size, pages written, random reads. */
-  rssCacheBytes: number
+  /** peak-rss: page size, and the two workloads (a small cache, the default cache). */
   rssPageBytes: number
-  rssPages: number
-  rssReads: number
+  rss: RssShape
+  rssDefault: RssShape
   /** open (and the per-page overhead): pages of the database and their size. */
   openPages: number
   openPageBytes: number
@@ -57,10 +72,10 @@ const FULL: Sizes = {
   spaceMaxBytes: 200,
   spaceRounds: 10,
   spaceSegmentBytes: 256 * 1024,
-  rssCacheBytes: 32 * MiB,
   rssPageBytes: 4096,
-  rssPages: 56_000,
-  rssReads: 50_000,
+  rss: { cacheBytes: 32 * MiB, pages: 56_000, reads: 50_000 },
+  // 1.6 × the default cache's 256 MiB of data (~59.5k pages fit under its charge).
+  rssDefault: { cacheBytes: undefined, pages: 96_000, reads: 50_000 },
   openPages: 1_000_000,
   openPageBytes: 100,
   rounds: 3,
@@ -71,10 +86,10 @@ const QUICK: Sizes = {
   spaceMaxBytes: 200,
   spaceRounds: 10,
   spaceSegmentBytes: 16 * 1024,
-  rssCacheBytes: 2 * MiB,
   rssPageBytes: 4096,
-  rssPages: 2_000,
-  rssReads: 1_000,
+  rss: { cacheBytes: 2 * MiB, pages: 2_000, reads: 1_000 },
+  // Not the default in --quick (a smoke run must stay small): a second, larger cache.
+  rssDefault: { cacheBytes: 4 * MiB, pages: 1_500, reads: 1_000 },
   openPages: 20_000,
   openPageBytes: 100,
   rounds: 1,
@@ -82,6 +97,14 @@ const QUICK: Sizes = {
 
 /** The RSS allowance on top of the cache: the Node runtime, the log's buffers, slack. */
 const RSS_ALLOWANCE_BYTES = 64 * MiB
+/** The page cache's DEFAULT_CACHE_CAPACITY (what `rss-dflt` runs with, not passing one). */
+const DEFAULT_CACHE_BYTES = 256 * MiB
+/**
+ * The page cache's charge for a resident entry beyond the codec's estimate (its
+ * ENTRY_MEMORY_BYTES): the calibration charges the same, so it holds as many pages. The
+ * parent checks the resident counts agree, so a change there cannot go unnoticed.
+ */
+const CACHE_ENTRY_CHARGE_BYTES = 160
 const SPACE_RATIO_GOAL = 1.5
 const SPACE_SLACK_SEGMENTS = 2
 const OPEN_RATIO_GOAL = 0.1
@@ -148,6 +171,12 @@ async function folderBytes(dir: string): Promise<number> {
 
 function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024
+}
+
+/** Index of the median of `xs` (the lower one of an even count). */
+function medianIndex(xs: readonly number[]): number {
+  const order = xs.map((_, i) => i).sort((a, b) => (xs[a] as number) - (xs[b] as number))
+  return order[(xs.length - 1) >> 1] as number
 }
 
 const num = (v: number): string => Math.round(v).toLocaleString('en-US')
@@ -221,47 +250,158 @@ async function partSpace(dir: string): Promise<PartResult> {
   }
 }
 
-/** peak-rss: more pages than the cache holds, then random reads of them. */
-async function partRss(dir: string): Promise<PartResult> {
+/** A page cache or the calibration's Map LRU, as the RSS workload sees it. */
+interface RssStore {
+  write(v: Uint8Array): Promise<number>
+  flush(): Promise<void>
+  isResident(pid: number): boolean
+  read(pid: number): Promise<Uint8Array | undefined>
+}
+
+/**
+ * The peak-RSS workload: `pages` pages of rssPageBytes written, then `reads` random reads
+ * of them. Both stores run exactly this, with the same generator, so their peaks compare.
+ */
+async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult> {
   const next = rng(0x55)
-  const rssAtStart = process.memoryUsage().rss
-  const pc = await PageCache.open(dir, bytesCodec, { cacheCapacity: sizes.rssCacheBytes })
-  const pids: number[] = []
-  for (let i = 0; i < sizes.rssPages; i++) {
-    const pid = pc.allocate()
-    pc.replace(pid, value(sizes.rssPageBytes, next))
-    pids.push(pid)
-    if (i % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+  // Where the peak goes: the highest JS heap (committed and used) and array buffer bytes
+  // seen, sampled every SAMPLE_EVERY operations (not at the same instant as the peak RSS).
+  const SAMPLE_EVERY = 100
+  let heapTotal = 0
+  let heapUsed = 0
+  let arrayBuffers = 0
+  const sample = (): void => {
+    const m = process.memoryUsage()
+    heapTotal = Math.max(heapTotal, m.heapTotal)
+    heapUsed = Math.max(heapUsed, m.heapUsed)
+    arrayBuffers = Math.max(arrayBuffers, m.arrayBuffers)
   }
-  await pc.flush()
+  const pids: number[] = []
+  const tw = performance.now()
+  for (let i = 0; i < shape.pages; i++) {
+    pids.push(await store.write(value(sizes.rssPageBytes, next)))
+    if (i % SAMPLE_EVERY === 0) sample()
+  }
+  await store.flush()
+  const writeMs = performance.now() - tw
+  sample()
   const rssAfterWrite = process.memoryUsage().rss
   const t0 = performance.now()
   let misses = 0
-  for (let i = 0; i < sizes.rssReads; i++) {
+  for (let i = 0; i < shape.reads; i++) {
     const pid = pids[Math.floor(next() * pids.length)] as number
-    if (pc.peek(pid) === undefined) misses++
-    const page = await pc.get(pid)
+    if (!store.isResident(pid)) misses++
+    const page = await store.read(pid)
     if (page?.length !== sizes.rssPageBytes) throw new Error(`page ${pid} read back wrong`)
+    if (i % SAMPLE_EVERY === 0) sample()
   }
   const readMs = performance.now() - t0
-  const st = pc.stats()
+  sample()
   const mu = process.memoryUsage()
+  return {
+    peakHeapTotal: heapTotal,
+    peakHeapUsed: heapUsed,
+    peakArrayBuffers: arrayBuffers,
+    rssAfterWrite,
+    writeMs,
+    rssAfterRead: mu.rss,
+    heapUsed: mu.heapUsed,
+    external: mu.external,
+    dataBytes: shape.pages * sizes.rssPageBytes,
+    reads: shape.reads,
+    misses,
+    readMs,
+  }
+}
+
+/** peak-rss: more pages than the cache holds, then random reads of them. */
+async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
+  const rssAtStart = process.memoryUsage().rss
+  const options = shape.cacheBytes === undefined ? {} : { cacheCapacity: shape.cacheBytes }
+  const pc = await PageCache.open(dir, bytesCodec, options)
+  let written = 0
+  const r = await rssWorkload(shape, {
+    write: async (v) => {
+      const pid = pc.allocate()
+      pc.replace(pid, v)
+      if (written++ % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+      return pid
+    },
+    flush: async () => {
+      await pc.flush()
+    },
+    isResident: (pid) => pc.peek(pid) !== undefined,
+    read: (pid) => pc.get(pid),
+  })
+  const st = pc.stats()
   await pc.close()
   return {
     peakRss: peakRssBytes(),
     rssAtStart,
-    rssAfterWrite,
-    rssAfterRead: mu.rss,
-    heapUsed: mu.heapUsed,
-    external: mu.external,
+    ...r,
     pages: st.pages,
-    dataBytes: sizes.rssPages * sizes.rssPageBytes,
     cacheCapacity: st.cacheCapacity,
     cacheBytes: st.cacheBytes,
     residentPages: st.residentPages,
-    reads: sizes.rssReads,
-    misses,
-    readMs,
+  }
+}
+
+/**
+ * The calibration: the RSS workload with no database. A `Map` LRU holds the written
+ * arrays under the page cache's charge per page (so as many stay resident); a miss makes
+ * a fresh array of the page's size, as a page-in does, and the evicted one is garbage, as
+ * in the cache. The event loop turns where the page cache's writes and reads wait for IO,
+ * so V8 gets the same chances to collect. What this process peaks at is Node, the modules
+ * and V8's garbage slack for this churn: no page cache can go below it.
+ */
+async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartResult> {
+  const rssAtStart = process.memoryUsage().rss
+  const capacity = shape.cacheBytes ?? DEFAULT_CACHE_BYTES
+  const charge = sizes.rssPageBytes + UINT8ARRAY_OVERHEAD_BYTES + CACHE_ENTRY_CHARGE_BYTES
+  const lru = new Map<number, Uint8Array>()
+  let bytes = 0
+  const install = (pid: number, v: Uint8Array): void => {
+    lru.set(pid, v)
+    bytes += charge
+    for (const old of lru.keys()) {
+      if (bytes <= capacity) break
+      if (old === pid) continue
+      lru.delete(old)
+      bytes -= charge
+    }
+  }
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+  let nextPid = 0
+  const r = await rssWorkload(shape, {
+    write: async (v) => {
+      const pid = nextPid++
+      install(pid, v)
+      if (pid % LOAD_BACKPRESSURE_EVERY === 0) await turn()
+      return pid
+    },
+    flush: turn,
+    isResident: (pid) => lru.has(pid),
+    read: async (pid) => {
+      const hit = lru.get(pid)
+      if (hit !== undefined) {
+        lru.delete(pid)
+        lru.set(pid, hit)
+        return hit
+      }
+      await turn()
+      const v = new Uint8Array(sizes.rssPageBytes).fill(pid & 0xff)
+      install(pid, v)
+      return v
+    },
+  })
+  return {
+    peakRss: peakRssBytes(),
+    rssAtStart,
+    ...r,
+    pages: nextPid,
+    cacheCapacity: capacity,
+    cacheBytes: bytes,
+    residentPages: lru.size,
   }
 }
 
@@ -323,7 +463,10 @@ async function partOpen(dir: string): Promise<PartResult> {
 
 const PARTS: Record<string, (dir: string) => Promise<PartResult>> = {
   space: partSpace,
-  rss: partRss,
+  rss: (dir) => partRss(dir, sizes.rss),
+  'rss-calib': (dir) => partRssCalibration(dir, sizes.rss),
+  'rss-default': (dir) => partRss(dir, sizes.rssDefault),
+  'rss-default-calib': (dir) => partRssCalibration(dir, sizes.rssDefault),
   build: partBuild,
   open: partOpen,
 }
@@ -364,6 +507,8 @@ export interface Figure {
   /** The ratio must be at most this. */
   goal: number
   pass: boolean
+  /** A goal of issue 3, or a line calibrated against a same-run baseline (not the issue's). */
+  isIssueGoal: boolean
   detail: Record<string, unknown>
 }
 
@@ -382,6 +527,7 @@ function figure(
   baseline: number,
   goal: number,
   detail: Record<string, unknown>,
+  isIssueGoal = true,
 ): Figure {
   const ratio = measured / baseline
   const f: Figure = {
@@ -394,6 +540,7 @@ function figure(
     ratio,
     goal,
     pass: ratio <= goal,
+    isIssueGoal,
     detail,
   }
   console.log(
@@ -477,22 +624,86 @@ async function main(): Promise<number> {
     )
     infos.perPage = b
 
-    // 2. Peak RSS against the cache capacity.
-    const rs = await runPart('rss', path.join(root, 'rss'))
-    const bound = sizes.rssCacheBytes + RSS_ALLOWANCE_BYTES + perPage * (rs.pages as number)
-    figures.push(
-      figure('peak-rss', 'MiB', 'peak', (rs.peakRss as number) / MiB, 'bound', bound / MiB, 1, {
-        bound: `cacheCapacity ${mib(sizes.rssCacheBytes)} MiB + ${mib(RSS_ALLOWANCE_BYTES)} MiB + ${perPage.toFixed(0)} B x ${rs.pages} pages`,
-        ...rs,
-      }),
-    )
-    info(
-      'peak-rss',
-      `${mib(rs.dataBytes as number)} MiB of ${sizes.rssPageBytes} B pages, cacheCapacity ${mib(sizes.rssCacheBytes)} MiB; ` +
-        `RSS at start ${mib(rs.rssAtStart as number)}, after writes ${mib(rs.rssAfterWrite as number)}, ` +
-        `after ${num(rs.reads as number)} random reads ${mib(rs.rssAfterRead as number)} MiB ` +
-        `(${num(rs.misses as number)} misses, ${num((rs.reads as number) / ((rs.readMs as number) / 1000))} reads/s)`,
-    )
+    // 2. Peak RSS against the cache capacity, at 32 MiB and at the default 256 MiB, each
+    // with its no-database calibration in the same run (alternating, median of each).
+    for (const [name, part, shape] of [
+      ['peak-rss', 'rss', sizes.rss],
+      ['rss-dflt', 'rss-default', sizes.rssDefault],
+    ] as const) {
+      const runs: PartResult[] = []
+      const cals: PartResult[] = []
+      for (let r = 0; r < sizes.rounds; r++) {
+        // Each run's folder goes once measured: three of the default's are 1.2 GB.
+        const ours = async (): Promise<void> => {
+          const dir = path.join(root as string, `${part}-${r}`)
+          runs.push(await runPart(part, dir))
+          await fsp.rm(dir, { recursive: true, force: true })
+        }
+        const theirs = async (): Promise<void> => {
+          cals.push(await runPart(`${part}-calib`, path.join(root as string, `${part}-calib-${r}`)))
+        }
+        if (r % 2 === 0) {
+          await ours()
+          await theirs()
+        } else {
+          await theirs()
+          await ours()
+        }
+      }
+      const rs = runs[medianIndex(runs.map((x) => x.peakRss as number))] as PartResult
+      const cal = cals[medianIndex(cals.map((x) => x.peakRss as number))] as PartResult
+      if (Math.abs((rs.residentPages as number) - (cal.residentPages as number)) > 1) {
+        throw new Error(
+          `${name}: the calibration held ${cal.residentPages} pages, the page cache ${rs.residentPages}: ` +
+            'CACHE_ENTRY_CHARGE_BYTES no longer matches the page cache',
+        )
+      }
+      const capacity = rs.cacheCapacity as number
+      if (shape.cacheBytes === undefined && capacity !== DEFAULT_CACHE_BYTES)
+        throw new Error(`the default cacheCapacity is ${capacity}, the bench expects ${DEFAULT_CACHE_BYTES}`)
+      const allowance = RSS_ALLOWANCE_BYTES + perPage * (rs.pages as number)
+      const peak = rs.peakRss as number
+      const calPeak = cal.peakRss as number
+      figures.push(
+        figure(name, 'MiB', 'peak', peak / MiB, 'bound', (capacity + allowance) / MiB, 1, {
+          bound: `cacheCapacity ${mib(capacity)} MiB + ${mib(RSS_ALLOWANCE_BYTES)} MiB + ${perPage.toFixed(0)} B x ${rs.pages} pages`,
+          ...rs,
+          peaks: runs.map((x) => x.peakRss),
+        }),
+      )
+      figures.push(
+        figure(
+          name === 'peak-rss' ? 'rss-cal' : 'dflt-cal',
+          'MiB',
+          'added',
+          (peak - calPeak) / MiB,
+          'allowance',
+          allowance / MiB,
+          1,
+          {
+            measured: 'bobsled peak - calibration peak (no database, Map LRU, same pages and reads)',
+            allowance: `${mib(RSS_ALLOWANCE_BYTES)} MiB + ${perPage.toFixed(0)} B x ${rs.pages} pages`,
+            calibration: cal,
+            calibrationPeaks: cals.map((x) => x.peakRss),
+          },
+          false,
+        ),
+      )
+      const mibs = (xs: PartResult[]): string => xs.map((x) => mib(x.peakRss as number)).join('/')
+      info(
+        name,
+        `${mib(rs.dataBytes as number)} MiB of ${sizes.rssPageBytes} B pages, cacheCapacity ${mib(capacity)} MiB` +
+          `${shape.cacheBytes === undefined ? ' (the default)' : ''}, ${num(rs.residentPages as number)} resident; ` +
+          `peaks ${mibs(runs)} MiB, calibration ${mibs(cals)} MiB (median ${mib(calPeak)}); median run: ` +
+          `RSS at start ${mib(rs.rssAtStart as number)}, after writes ${mib(rs.rssAfterWrite as number)}, ` +
+          `highest heap ${mib(rs.peakHeapTotal as number)} (used ${mib(rs.peakHeapUsed as number)}) and array buffers ` +
+          `${mib(rs.peakArrayBuffers as number)} MiB against ${mib(cal.peakHeapTotal as number)} ` +
+          `(${mib(cal.peakHeapUsed as number)}) and ${mib(cal.peakArrayBuffers as number)} calibrated, ` +
+          `after ${num(rs.reads as number)} random reads ${mib(rs.rssAfterRead as number)} MiB ` +
+          `(${num(rs.misses as number)} misses, ${num((rs.reads as number) / ((rs.readMs as number) / 1000))} reads/s, ` +
+          `${num((rs.pages as number) / ((rs.writeMs as number) / 1000))} writes/s)`,
+      )
+    }
 
     // 3. Open after a clean close (checkpoint) against a full log scan.
     const ckOpens: PartResult[] = []
@@ -545,10 +756,16 @@ async function main(): Promise<number> {
   } finally {
     await fsp.rm(root, { recursive: true, force: true })
   }
-  const missed = figures.filter((f) => !f.pass).map((f) => f.name)
+  // The issue's goals decide the summary; the calibrated lines are reported beside them.
+  const goals = figures.filter((f) => f.isIssueGoal)
+  const missed = goals.filter((f) => !f.pass).map((f) => f.name)
+  const calibrated = figures.filter((f) => !f.isIssueGoal)
+  const calMissed = calibrated.filter((f) => !f.pass).map((f) => f.name)
   console.log(
-    `summary: ${figures.length - missed.length}/${figures.length} PASS` +
-      (missed.length > 0 ? `, MISS: ${missed.join(', ')}` : ''),
+    `summary: ${goals.length - missed.length}/${goals.length} PASS` +
+      (missed.length > 0 ? `, MISS: ${missed.join(', ')}` : '') +
+      `; calibrated (not issue goals): ${calibrated.length - calMissed.length}/${calibrated.length} within allowance` +
+      (calMissed.length > 0 ? `, over: ${calMissed.join(', ')}` : ''),
   )
   if (wantJson) {
     console.log(

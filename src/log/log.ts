@@ -561,12 +561,18 @@ export class Log {
   /**
    * Reads the record that starts at `lsn`. Data not yet written is served from memory;
    * bytes on disk are checked (CRC, segment number) before they are returned.
+   * `messageBytes`, when the caller knows it (header included, as it took on the log),
+   * sizes the read: one read into one array of exactly the message instead of a window
+   * and then the rest. It is only a hint: a wrong one costs a read, never a wrong record.
    */
-  async read(lsn: number): Promise<LogRecord> {
+  async read(lsn: number, messageBytes?: number): Promise<LogRecord> {
     this.checkOpen()
     const bad = lsnError(lsn, 'read()')
     if (bad !== undefined) throw bad
-    return readRecord(this.parts, lsn)
+    if (messageBytes !== undefined && (!Number.isSafeInteger(messageBytes) || messageBytes < 0)) {
+      throw new InvalidArgumentError(`read() takes a byte count as its size hint, got ${messageBytes}`)
+    }
+    return readRecord(this.parts, lsn, messageBytes)
   }
 
   /**

@@ -11,6 +11,7 @@ import { type BlobRef, readBlob } from './blob.js'
 import {
   decodeMessageHeader,
   decodeSegmentHeader,
+  MAX_MESSAGE_HEADER_BYTES,
   MessageKind,
   readU32,
   readU64,
@@ -121,9 +122,10 @@ export const READ_WINDOW_BYTES = 4096
 /**
  * Reads the record that starts at `lsn`. Data not yet written is served from memory;
  * bytes on disk are checked (CRC, segment number) before they are returned.
+ * `messageBytes` (optional) sizes the first read; see readMessageBytes().
  */
-export async function readRecord(src: ReadSource, lsn: number): Promise<LogRecord> {
-  const { image, origin, bodyAt, msg } = await readMessage(src, lsn)
+export async function readRecord(src: ReadSource, lsn: number, messageBytes?: number): Promise<LogRecord> {
+  const { image, origin, bodyAt, msg } = await readMessage(src, lsn, messageBytes)
   if (msg.kind === MessageKind.Record) {
     const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
     // Copied out of the writer's memory (the next segment life reuses it once this one is
@@ -154,6 +156,7 @@ export async function readBlobRef(src: ReadSource, lsn: number): Promise<BlobRef
 async function readMessage(
   src: ReadSource,
   lsn: number,
+  messageBytes?: number,
 ): Promise<{ image: Uint8Array; origin: number; bodyAt: number; msg: ParsedMessage }> {
   const { ctx, writer } = src
   const S = ctx.segmentBytes
@@ -178,7 +181,7 @@ async function readMessage(
     // report an IO failure as corruption. Report the poisoning error instead.
     if (ctx.poisonError !== undefined && !writer.written.isDone(lsn)) throw ctx.poisonError
     slot = slotOf(src, base, lsn)
-    image = await readMessageBytes(src, slot, base, at)
+    image = await readMessageBytes(src, slot, base, at, messageBytes)
     origin = at
   }
   const msg = newParsedMessage()
@@ -204,8 +207,10 @@ function slotOf(src: ReadSource, base: number, lsn: number): number {
 
 /**
  * Reads the bytes of the message at in-segment offset `at` of the segment `base` in `slot`:
- * a window first, then the rest of the body when the header (not yet trusted: parseMessage
- * checks it) names a longer message that still fits the segment. The result starts at `at`.
+ * a window first (`messageBytes` long when the caller knows the message's size, else
+ * READ_WINDOW_BYTES), then the rest of the body when the header (not yet trusted:
+ * parseMessage checks it) names a longer message that still fits the segment. The result
+ * starts at `at`.
  * After each read the slot must still hold the segment: a truncation may have zeroed and
  * reused it meanwhile, and its bytes would then be another segment's.
  */
@@ -214,12 +219,16 @@ async function readMessageBytes(
   slot: number,
   base: number,
   at: number,
+  messageBytes: number | undefined,
 ): Promise<Uint8Array> {
   const ctx = src.ctx
   const S = ctx.segmentBytes
   const lsn = base + at
   const room = S - at
-  const first = new Uint8Array(Math.min(READ_WINDOW_BYTES, room))
+  // Never less than a whole header: a hint too small then costs one more read, not a failure.
+  const window =
+    messageBytes === undefined ? READ_WINDOW_BYTES : Math.max(messageBytes, MAX_MESSAGE_HEADER_BYTES)
+  const first = new Uint8Array(Math.min(window, room))
   await readFully(ctx, first, slot * S + at)
   if (src.slots.slotAt(base) !== slot)
     throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)

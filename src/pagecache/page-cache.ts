@@ -319,7 +319,10 @@ export class PageCache<T> implements PageStore<T> {
     for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
     try {
       const reads: Promise<LogRecord>[] = []
-      for (let i = 0; i < frags.length; i += 2) reads.push(this.log.read(frags[i] as number))
+      // Each fragment's size on the log sizes its read: one read into one array of exactly
+      // the message, no window to throw away (the codec may keep that array as the page).
+      for (let i = 0; i < frags.length; i += 2)
+        reads.push(this.log.read(frags[i] as number, frags[i + 1] as number))
       const records = await Promise.all(reads)
       let base: Uint8Array | undefined
       const deltas: Uint8Array[] = []

@@ -15,7 +15,11 @@ export type PageId = number
 
 /** How the page cache turns log bytes into the upper layer's in-memory page and back. */
 export interface PageCodec<T> {
-  /** Builds the in-memory page from its base bytes and its deltas in LSN order. */
+  /**
+   * Builds the in-memory page from its base bytes and its deltas in LSN order. They are
+   * views into arrays the log made for this page-in alone (each holds one record as read,
+   * a few header bytes more than the view), so a codec may keep them instead of copying.
+   */
   materialize(base: Uint8Array, deltas: readonly Uint8Array[]): T
   /** The bytes of a consolidated base for `page` (used to consolidate and to relocate). */
   encode(page: T): Uint8Array

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { CorruptionError, InvalidArgumentError } from '../../src/errors.js'
 import { FileStorage, SimDisk, type Storage, type StorageFile } from '../../src/io/index.js'
-import { Log } from '../../src/log/index.js'
+import { Log, messageHeaderBytes } from '../../src/log/index.js'
 import { READ_WINDOW_BYTES } from '../../src/log/record-reader.js'
 import { ForwardingStorage } from '../helpers/forwarding-storage.js'
 
@@ -116,6 +116,43 @@ describe('read() reads a window, not a segment', () => {
       assert.ok((probe.reads[0]?.length ?? 0) <= READ_WINDOW_BYTES, 'the first read is one window')
       assert.ok(bytesRead <= Math.max(READ_WINDOW_BYTES, n + 32), `${bytesRead} bytes read for ${n}`)
     }
+    await log.close()
+  })
+
+  test('a size hint reads the message in one read of its size; a wrong hint costs a read, never the record', async () => {
+    const dir = tempDir()
+    const S = 64 * 1024
+    const probe = new ReadProbe(new FileStorage(dir))
+    const sizes = [0, 100, READ_WINDOW_BYTES - 8, READ_WINDOW_BYTES + 20, 10_000]
+    let log = await Log.open(dir, { storage: probe, segmentBytes: S, flushEveryMs: 0 })
+    const lsns = sizes.map((n, i) => log.append(recordOf(n, i), i + 1))
+    await log.flush()
+    await log.close()
+    log = await Log.open(dir, { storage: probe, segmentBytes: S, flushEveryMs: 0 })
+    for (let i = 0; i < sizes.length; i++) {
+      const n = sizes[i] as number
+      const lsn = lsns[i] as number
+      // A message's size on the log: from its LSN to the next one (the last: header + body).
+      const exact = i + 1 < lsns.length ? (lsns[i + 1] as number) - lsn : messageHeaderBytes(n, 0, i + 1) + n
+      for (const [hint, maxReads] of [
+        [exact, 1],
+        [exact - 1, 2],
+        [1, 2],
+        // Past the end of the file a read returns short, and readFully tries once more.
+        [exact + 5000, 2],
+        [10 * S, 2],
+      ] as const) {
+        probe.arm(-1)
+        const r = await log.read(lsn, hint)
+        assert.equal(r.id, i + 1)
+        assert.deepEqual(r.data, recordOf(n, i), `record of ${n} bytes, hint ${hint}`)
+        assert.ok(probe.reads.length <= maxReads, `${probe.reads.length} reads for ${n} bytes, hint ${hint}`)
+        // At least a whole header is read (MAX_MESSAGE_HEADER_BYTES = 32).
+        if (hint === exact) assert.equal(probe.reads[0]?.length, Math.max(exact, 32))
+      }
+    }
+    await assert.rejects(log.read(lsns[0] as number, -1), InvalidArgumentError)
+    await assert.rejects(log.read(lsns[0] as number, 1.5), InvalidArgumentError)
     await log.close()
   })
 
