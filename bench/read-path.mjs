@@ -7,6 +7,9 @@
 // figure is the best of its rounds. The database is built once by the first build and kept
 // in --dir (reused when it exists).
 //
+// --fresh: load a new database in this process first, then measure reads and scan right after
+// the load (as bench/peers does, with the load's background work still going on).
+//
 // Flags: --records N (default 1,000,000), --reads N (default 200,000), --rounds N (default
 // 3), --reopens N (default 5), --dir PATH (default os.tmpdir()/bobsled-read-path-<records>),
 // --builds a,b, --part get|scan|reopen (runs that part alone, once; with --prof DIR its timed run is
@@ -38,6 +41,7 @@ function parseArgs(argv) {
         .split(',')
         .map((p) => path.resolve(p))
     else if (flag === '--part') o.part = value()
+    else if (flag === '--fresh') o.fresh = true
     else if (flag === '--prof') o.prof = path.resolve(value())
     else throw new Error(`unknown flag ${argv[i]}`)
   }
@@ -52,16 +56,24 @@ const mods = []
 for (const b of opts.builds) mods.push(await import(pathToFileURL(b).href))
 const openDb = (mod) => mod.open(opts.dir, { durability: 'flush', cacheCapacity: CACHE_BYTES })
 
-if (!fs.existsSync(opts.dir)) {
+/** Loads every record into a new database in dir; returns it open, flushed. */
+async function load(mod, dir) {
   const t0 = performance.now()
-  const db = await openDb(mods[0])
+  const db = await mod.open(dir, { durability: 'flush', cacheCapacity: CACHE_BYTES })
   for (const { keys, values } of data.batches(0)) {
     await db.applyBatch((b) => {
       for (let i = 0; i < keys.length; i++) b.insert(keys[i], values[i])
     })
   }
-  await db.close()
-  console.log(`built ${opts.dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  await db.flush()
+  console.log(`loaded ${dir} in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  return db
+}
+
+if (opts.fresh) {
+  fs.rmSync(opts.dir, { recursive: true, force: true })
+} else if (!fs.existsSync(opts.dir)) {
+  await (await load(mods[0], opts.dir)).close()
 }
 
 const order = new Uint32Array(opts.reads)
@@ -134,8 +146,8 @@ if (opts.part !== undefined) {
     await reopen(mod)
     console.log(`reopen ${(await profiled(() => reopen(mod))).toFixed(1)} ms`)
   } else {
-    const db = await openDb(mod)
-    await reads(db)
+    const db = opts.fresh ? await load(mod, opts.dir) : await openDb(mod)
+    if (!opts.fresh) await reads(db)
     if (opts.part === 'get') console.log(`reads ${Math.round(await profiled(() => reads(db)))} ops/s`)
     else console.log(`scan ${Math.round(await profiled(() => scan(db)))} rec/s`)
     await db.close()

@@ -70,8 +70,8 @@ export class Forest {
 
   /** Opens the trees in `store`, creating the META, counter and default-tree pages when new. */
   static async open(store: PageStore<TreePage>, config: TreeConfig): Promise<Forest> {
-    let meta = await store.get(META_PID)
-    let counter = await store.get(COUNTER_PID)
+    // Both page-ins at once: each is a read of the log, and open time counts them.
+    let [meta, counter] = await Promise.all([store.get(META_PID), store.get(COUNTER_PID)])
     if (meta === undefined) {
       const existing = [...store.pageIds()]
       if (existing.length > 0) {
