@@ -14,7 +14,7 @@ import { assert } from '../util/assert.js'
 import type { OpContext } from './context.js'
 import type { CopySlab } from './copies.js'
 import { compareBytes, lowerBound, upperBound } from './keys.js'
-import { fold, type Leaf, leafCopyRun, leafGet, leafPut, leafSearch } from './leaf.js'
+import { fold, type Leaf, leafCopyRun, leafGet, leafKeyAt, leafPut, leafSearch } from './leaf.js'
 import type { TreeConfig } from './limits.js'
 import {
   concatNodes,
@@ -252,7 +252,10 @@ export class Chunk {
 
 const NO_SPANS = new Uint32Array(0)
 
-/** Entries [from, to) of a folded leaf (at most `most` of them, nearest the start of the iteration) as a chunk. */
+/**
+ * Entries [from, to) of a folded leaf as a chunk: at most `most` of them, nearest the start
+ * of the iteration; when cut there, the chunk resumes just past its last entry.
+ */
 function chunkOf(
   leaf: Leaf,
   from: number,
@@ -264,6 +267,8 @@ function chunkOf(
   if (to - from > most) {
     if (reverse) from = to - most
     else to = from + most
+    // A copy: the chunk's own keys are the caller's to change.
+    resume = { key: leafKeyAt(leaf, reverse ? from : to - 1).slice(), inclusive: false }
   }
   if (to <= from) return new Chunk(new Uint8Array(0), NO_SPANS, 0, reverse, resume)
   const spans = new Uint32Array(4 * (to - from))
