@@ -4,11 +4,13 @@
 // before any state changes; over-limit input is a LimitError, a wrong type an
 // InvalidArgumentError.
 
+import { Buffer } from 'node:buffer'
 import { InvalidArgumentError, LimitError } from './errors.js'
 import type { Storage } from './io/index.js'
 import { PageCache, type PageCacheOptions, type PageStore } from './pagecache/index.js'
 import {
   type Bound,
+  type Chunk,
   clearTree,
   equalBytes,
   Forest,
@@ -111,6 +113,19 @@ function toBytes(x: unknown, what: string): Uint8Array {
   throw new InvalidArgumentError(`${what} must be a Uint8Array or a string, got ${describe(x)}`)
 }
 
+/**
+ * The bytes of a key that is only looked up, not stored: the caller's own array when it is a
+ * plain Uint8Array or Buffer (no copy on the read path), else a copy as toBytes() makes (a
+ * subclass may lie about its length).
+ */
+function lookupBytes(x: unknown, what: string): Uint8Array {
+  if (x instanceof Uint8Array) {
+    const proto = Object.getPrototypeOf(x)
+    if (proto === Uint8Array.prototype || proto === Buffer.prototype) return x
+  }
+  return toBytes(x, what)
+}
+
 function copy(b: Uint8Array): Uint8Array {
   return new Uint8Array(b)
 }
@@ -166,17 +181,25 @@ export class Tree {
     return b
   }
 
+  /** A key to look up (lookupBytes()), checked as key() checks it. */
+  private lookupKey(k: unknown): Uint8Array {
+    const b = lookupBytes(k, 'key')
+    const max = this.#core.config.keyBytesMax
+    if (b.length > max) throw new LimitError('key bytes', max, b.length)
+    return b
+  }
+
   private optionalValue(v: unknown, what: string): Uint8Array | undefined {
     return v === undefined ? undefined : this.value(v, what)
   }
 
-  private read<R>(plan: (root: number, ctx: OpContext) => R): Promise<R> {
+  /** Runs a read plan; every error, input checks' included, comes back as a rejection. */
+  private read<R>(plan: (root: number, ctx: OpContext) => R, beforeWait?: () => void): Promise<R> {
     const { forest, ref } = this.#core
-    forest.checkTree(ref)
     return forest.read((ctx) => {
       forest.checkTree(ref)
       return plan(ref.root, ctx)
-    })
+    }, beforeWait)
   }
 
   private async write<R>(
@@ -194,9 +217,23 @@ export class Tree {
   }
 
   /** The value of key, or undefined. */
-  async get(key: Bytes): Promise<Uint8Array | undefined> {
-    const k = this.key(key)
-    return this.read((root, ctx) => getValueCopy(ctx, root, k))
+  get(key: Bytes): Promise<Uint8Array | undefined> {
+    // Not async: a read of resident pages returns a settled promise, the only one per get
+    // (docs/DESIGN.md, "Tree: read path").
+    let k: Uint8Array
+    try {
+      k = this.lookupKey(key)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const copies = this.#core.forest.copies
+    return this.read(
+      (root, ctx) => getValueCopy(ctx, root, k, copies),
+      // The plan runs again after a page-in: the caller may have changed its array by then.
+      () => {
+        k = k.slice()
+      },
+    )
   }
 
   /** The value of key decoded as UTF-8, or undefined. */
@@ -244,7 +281,7 @@ export class Tree {
 
   private one(lower: Bound | undefined, upper: Bound | undefined, reverse: boolean) {
     // readChunk's entries are fresh copies.
-    return this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse).entries[0])
+    return this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse, 1).entries[0])
   }
 
   /** The entry with the greatest key below key. */
@@ -269,7 +306,7 @@ export class Tree {
     const o = checkWriteOptions(opts)
     const { config } = this.#core
     return this.write((root, ctx) => {
-      const e = readChunk(ctx, root, undefined, undefined, reverse).entries[0]
+      const e = readChunk(ctx, root, undefined, undefined, reverse, 1).entries[0]
       if (e === undefined) return undefined
       writeKey(ctx, config, root, e[0], undefined)
       return e
@@ -350,33 +387,19 @@ export class Tree {
   }
 
   private iterate(
-    lower0: Bound | undefined,
-    upper0: Bound | undefined,
+    lower: Bound | undefined,
+    upper: Bound | undefined,
     reverse: boolean,
     limit: number,
   ): RangeIterable {
-    const entries = async function* (this: Tree): AsyncGenerator<[Uint8Array, Uint8Array]> {
-      let lower = lower0
-      let upper = upper0
-      let n = 0
-      while (n < limit) {
-        // Each chunk is one leaf as it is now; the next starts past the last key returned
-        // or past the leaf's bound, so the iteration re-seeks after every await.
-        const chunk = await this.read((root, ctx) => readChunk(ctx, root, lower, upper, reverse))
-        // Fresh copies (readChunk): the caller may keep or change them.
-        for (const e of chunk.entries) {
-          yield e
-          if (++n >= limit) return
-        }
-        if (chunk.resume === undefined) return
-        if (reverse) upper = chunk.resume
-        else lower = chunk.resume
-      }
-    }.bind(this)
+    const readChunkAt = (lo: Bound | undefined, hi: Bound | undefined, most: number): Promise<Chunk> =>
+      this.read((root, ctx) => readChunk(ctx, root, lo, hi, reverse, most))
+    const from = <T>(pick: (c: Chunk, i: number) => T): RangeIterator<T> =>
+      new RangeIterator(readChunkAt, lower, upper, reverse, limit, pick)
     return {
-      [Symbol.asyncIterator]: () => entries(),
-      keys: () => mapAsync(entries(), (e) => e[0]),
-      values: () => mapAsync(entries(), (e) => e[1]),
+      [Symbol.asyncIterator]: () => from((c, i): [Uint8Array, Uint8Array] => [c.key(i), c.value(i)]),
+      keys: () => from((c, i) => c.key(i)),
+      values: () => from((c, i) => c.value(i)),
     }
   }
 
@@ -445,8 +468,83 @@ export class Tree {
   }
 }
 
-async function* mapAsync<A, B>(it: AsyncIterable<A>, f: (a: A) => B): AsyncGenerator<B> {
-  for await (const a of it) yield f(a)
+/**
+ * One iteration of range(): one leaf's chunk at a time, its entries handed out from memory.
+ * Each chunk is one synchronous read of a leaf as it is at that moment, and the next chunk
+ * re-seeks from the bound past the last one (so the iteration never skips or repeats a key
+ * that exists throughout, whatever writes land between chunks). Written by hand, not as an
+ * async generator: a generator costs several promise jobs per entry, this costs one settled
+ * promise per entry and a read per leaf (docs/DESIGN.md, "Tree: read path").
+ */
+class RangeIterator<T> implements AsyncIterableIterator<T> {
+  #chunk: Chunk | undefined
+  /** Next entry of #chunk to hand out. */
+  #at = 0
+  /** Entries handed out so far. */
+  #count = 0
+  #isDone = false
+  /** The read of the next chunk while it is in flight; next() calls made meanwhile wait for it. */
+  #reading: Promise<void> | undefined
+
+  constructor(
+    private readonly readChunkAt: (
+      lo: Bound | undefined,
+      hi: Bound | undefined,
+      most: number,
+    ) => Promise<Chunk>,
+    private lower: Bound | undefined,
+    private upper: Bound | undefined,
+    private readonly reverse: boolean,
+    private readonly limit: number,
+    private readonly pick: (c: Chunk, i: number) => T,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#reading !== undefined) {
+      const again = (): Promise<IteratorResult<T>> => this.next()
+      return this.#reading.then(again, again)
+    }
+    if (this.#isDone || this.#count >= this.limit) return this.finish()
+    const c = this.#chunk
+    if (c !== undefined && this.#at < c.count) {
+      this.#count++
+      return Promise.resolve({ value: this.pick(c, this.#at++), done: false })
+    }
+    if (c !== undefined) {
+      if (c.resume === undefined) return this.finish()
+      if (this.reverse) this.upper = c.resume
+      else this.lower = c.resume
+    }
+    const reading = this.readChunkAt(this.lower, this.upper, this.limit - this.#count).then(
+      (chunk) => {
+        this.#reading = undefined
+        this.#chunk = chunk
+        this.#at = 0
+      },
+      (e: unknown) => {
+        this.#reading = undefined
+        this.#isDone = true
+        this.#chunk = undefined
+        throw e
+      },
+    )
+    this.#reading = reading
+    return reading.then(() => this.next())
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    return this.finish()
+  }
+
+  private finish(): Promise<IteratorResult<T>> {
+    this.#isDone = true
+    this.#chunk = undefined
+    return Promise.resolve({ value: undefined, done: true })
+  }
 }
 
 /** Waits for durability when the mode or the call asks for it. */

@@ -12,17 +12,9 @@
 
 import { assert } from '../util/assert.js'
 import type { OpContext } from './context.js'
+import type { CopySlab } from './copies.js'
 import { compareBytes, lowerBound, upperBound } from './keys.js'
-import {
-  fold,
-  type Leaf,
-  leafCompareKey,
-  leafGet,
-  leafKeyCopy,
-  leafPut,
-  leafSearch,
-  leafValueCopy,
-} from './leaf.js'
+import { fold, type Leaf, leafCopyRun, leafGet, leafKeyAt, leafPut, leafSearch } from './leaf.js'
 import type { TreeConfig } from './limits.js'
 import {
   concatNodes,
@@ -101,8 +93,14 @@ export function getValue(ctx: OpContext, root: number, key: Uint8Array): Uint8Ar
 }
 
 /** The value of key as a fresh copy (the caller's to keep), or undefined. */
-export function getValueCopy(ctx: OpContext, root: number, key: Uint8Array): Uint8Array | undefined {
-  return leafGet(findLeaf(ctx, root, key), key)?.slice()
+export function getValueCopy(
+  ctx: OpContext,
+  root: number,
+  key: Uint8Array,
+  copies: CopySlab,
+): Uint8Array | undefined {
+  const v = leafGet(findLeaf(ctx, root, key), key)
+  return v === undefined ? undefined : copies.copy(v)
 }
 
 /** Sets (value defined) or removes key; returns the previous value (a view, as getValue). */
@@ -203,10 +201,78 @@ export interface Bound {
   inclusive: boolean
 }
 
-export interface Chunk {
-  entries: [Uint8Array, Uint8Array][]
-  /** Where the next chunk starts (as the new lower bound, or upper bound when reverse); undefined: done. */
-  resume: Bound | undefined
+/**
+ * A run of one leaf's entries, in iteration order, copied out of the leaf in one buffer of
+ * the chunk's own: key(i) and value(i) are views of that copy, so they are the caller's to
+ * keep or change, and a caller keeping one keeps the chunk's bytes alive.
+ */
+export class Chunk {
+  readonly count: number
+  private readonly buffer: ArrayBufferLike
+
+  constructor(
+    bytes: Uint8Array,
+    /** [keyStart, keyEnd, valueStart, valueEnd) per entry in leaf order (leafCopyRun). */
+    private readonly spans: Uint32Array,
+    count: number,
+    private readonly reverse: boolean,
+    /** Where the next chunk starts (as the new lower bound, or upper bound when reverse); undefined: done. */
+    readonly resume: Bound | undefined,
+  ) {
+    assert(bytes.byteOffset === 0, 'a chunk owns its copy from offset 0')
+    this.buffer = bytes.buffer
+    this.count = count
+  }
+
+  private span(i: number): number {
+    return 4 * (this.reverse ? this.count - 1 - i : i)
+  }
+
+  /** Key of entry i (iteration order). */
+  key(i: number): Uint8Array {
+    const j = this.span(i)
+    const s = this.spans[j] as number
+    return new Uint8Array(this.buffer, s, (this.spans[j + 1] as number) - s)
+  }
+
+  /** Value of entry i (iteration order). */
+  value(i: number): Uint8Array {
+    const j = this.span(i) + 2
+    const s = this.spans[j] as number
+    return new Uint8Array(this.buffer, s, (this.spans[j + 1] as number) - s)
+  }
+
+  /** Every entry as [key, value] pairs (iteration order). */
+  get entries(): [Uint8Array, Uint8Array][] {
+    const out: [Uint8Array, Uint8Array][] = []
+    for (let i = 0; i < this.count; i++) out.push([this.key(i), this.value(i)])
+    return out
+  }
+}
+
+const NO_SPANS = new Uint32Array(0)
+
+/**
+ * Entries [from, to) of a folded leaf as a chunk: at most `most` of them, nearest the start
+ * of the iteration; when cut there, the chunk resumes just past its last entry.
+ */
+function chunkOf(
+  leaf: Leaf,
+  from: number,
+  to: number,
+  most: number,
+  reverse: boolean,
+  resume: Bound | undefined,
+): Chunk {
+  if (to - from > most) {
+    if (reverse) from = to - most
+    else to = from + most
+    // A copy: the chunk's own keys are the caller's to change.
+    resume = { key: leafKeyAt(leaf, reverse ? from : to - 1).slice(), inclusive: false }
+  }
+  if (to <= from) return new Chunk(new Uint8Array(0), NO_SPANS, 0, reverse, resume)
+  const spans = new Uint32Array(4 * (to - from))
+  return new Chunk(leafCopyRun(leaf, from, to, spans), spans, to - from, reverse, resume)
 }
 
 function aboveLower(key: Uint8Array, b: Bound | undefined): boolean {
@@ -221,31 +287,25 @@ function belowUpper(key: Uint8Array, b: Bound | undefined): boolean {
   return d < 0 || (d === 0 && b.inclusive)
 }
 
-/** aboveLower() for key i of a folded leaf, compared in place. */
-function leafAboveLower(leaf: Leaf, i: number, b: Bound | undefined): boolean {
-  if (b === undefined) return true
-  const d = leafCompareKey(leaf, i, b.key)
-  return d > 0 || (d === 0 && b.inclusive)
+/** Index in a folded leaf of the first key inside lower (0 when unbounded). */
+function firstAbove(leaf: Leaf, lower: Bound | undefined): number {
+  if (lower === undefined) return 0
+  const p = leafSearch(leaf, lower.key)
+  return p < 0 ? ~p : lower.inclusive ? p : p + 1
 }
 
-/** belowUpper() for key i of a folded leaf, compared in place. */
-function leafBelowUpper(leaf: Leaf, i: number, b: Bound | undefined): boolean {
-  if (b === undefined) return true
-  const d = leafCompareKey(leaf, i, b.key)
-  return d < 0 || (d === 0 && b.inclusive)
-}
-
-/** Where key is or would go in a folded leaf. */
-function positionOf(leaf: Leaf, key: Uint8Array): number {
-  const p = leafSearch(leaf, key)
-  return p >= 0 ? p : ~p
+/** Index in a folded leaf past the last key inside upper (count when unbounded). */
+function endBelow(leaf: Leaf, upper: Bound | undefined): number {
+  if (upper === undefined) return leaf.count
+  const p = leafSearch(leaf, upper.key)
+  return p < 0 ? ~p : upper.inclusive ? p + 1 : p
 }
 
 /**
- * The entries of one leaf inside [lower, upper], in key order (reversed when `reverse`),
- * skipping empty leaves. The chunk is one leaf's snapshot: every key in range that the leaf
- * held at that moment, so a key that exists throughout an iteration is never skipped.
- * Keys and values are fresh copies, the caller's to keep.
+ * The entries of one leaf inside [lower, upper], in key order (reversed when `reverse`), at
+ * most `most` of them, skipping empty leaves. The chunk is one leaf's snapshot: every key in
+ * range that the leaf held at that moment, so a key that exists throughout an iteration is
+ * never skipped. Keys and values are fresh copies, the caller's to keep.
  */
 export function readChunk(
   ctx: OpContext,
@@ -253,42 +313,30 @@ export function readChunk(
   lower: Bound | undefined,
   upper: Bound | undefined,
   reverse: boolean,
+  most = Number.POSITIVE_INFINITY,
 ): Chunk {
   for (let hops = 0; ; hops++) {
     assert(hops < 1 << 30, 'a range scan makes progress')
+    const hit = reverse
+      ? upper === undefined
+        ? descend(ctx, root, null)
+        : descend(ctx, root, upper.key, !upper.inclusive)
+      : descend(ctx, root, lower === undefined ? new Uint8Array(0) : lower.key)
+    const leaf = fold(hit.leaf)
+    const from = firstAbove(leaf, lower)
+    const to = endBelow(leaf, upper)
+    let resume: Bound | undefined
+    // A key of this leaf beyond the far bound ends the range here; else the next leaf's
+    // bound, if it is still inside the range, is where the next chunk starts.
     if (!reverse) {
-      const hit = descend(ctx, root, lower === undefined ? new Uint8Array(0) : lower.key)
-      const entries: [Uint8Array, Uint8Array][] = []
-      const leaf = fold(hit.leaf)
-      const n = leaf.count
-      let i = lower === undefined ? 0 : positionOf(leaf, lower.key)
-      for (; i < n; i++) {
-        if (!leafAboveLower(leaf, i, lower)) continue
-        if (!leafBelowUpper(leaf, i, upper)) return { entries, resume: undefined }
-        entries.push([leafKeyCopy(leaf, i), leafValueCopy(leaf, i)])
-      }
-      const resume =
-        hit.hi === undefined || !belowUpper(hit.hi, upper) ? undefined : { key: hit.hi, inclusive: true }
-      if (entries.length > 0 || resume === undefined) return { entries, resume }
-      lower = resume
-    } else {
-      const hit =
-        upper === undefined ? descend(ctx, root, null) : descend(ctx, root, upper.key, !upper.inclusive)
-      const entries: [Uint8Array, Uint8Array][] = []
-      const leaf = fold(hit.leaf)
-      const n = leaf.count
-      let i = upper === undefined ? n - 1 : positionOf(leaf, upper.key)
-      if (i >= n) i = n - 1
-      for (; i >= 0; i--) {
-        if (!leafBelowUpper(leaf, i, upper)) continue
-        if (!leafAboveLower(leaf, i, lower)) return { entries, resume: undefined }
-        entries.push([leafKeyCopy(leaf, i), leafValueCopy(leaf, i)])
-      }
-      const resume =
-        hit.lo === undefined || !aboveLower(hit.lo, lower) ? undefined : { key: hit.lo, inclusive: false }
-      if (entries.length > 0 || resume === undefined) return { entries, resume }
-      upper = resume
+      if (to === leaf.count && hit.hi !== undefined && belowUpper(hit.hi, upper))
+        resume = { key: hit.hi, inclusive: true }
+    } else if (from === 0 && hit.lo !== undefined && aboveLower(hit.lo, lower)) {
+      resume = { key: hit.lo, inclusive: false }
     }
+    if (to > from || resume === undefined) return chunkOf(leaf, from, to, most, reverse, resume)
+    if (reverse) upper = resume
+    else lower = resume
   }
 }
 

@@ -41,7 +41,8 @@ export class OpContext {
 
   /** The page as this operation sees it. Throws NeedPage when it must be paged in. */
   page(pid: number): TreePage {
-    const c = this.changes.get(pid)
+    // Reads never change anything: their lookups skip the overlay.
+    const c = this.changes.size === 0 ? undefined : this.changes.get(pid)
     if (c !== undefined) {
       assert(c.page !== null, `page ${pid} is read after this operation freed it`)
       return c.page

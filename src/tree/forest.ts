@@ -10,6 +10,7 @@ import type { Lsn } from '../util/brand.js'
 import { treePids as btreePids } from './btree.js'
 import { encodePage } from './codec.js'
 import { type CommitResult, NeedPage, OpContext } from './context.js'
+import { CopySlab } from './copies.js'
 import type { TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
 import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
@@ -36,6 +37,10 @@ export interface TreeRef {
 
 export class Forest {
   readonly mutex = new Mutex()
+  /** Where callers' copies of values are carved from (copies.ts). */
+  readonly copies = new CopySlab()
+  /** The context of every read's first attempt: resident pages only, never changed. */
+  private readonly residentView: OpContext
   /** Bumped by every commit: a reader's fetched pages are current while it is unchanged. */
   private version = 0
   private readonly refs = new Map<string, TreeRef>()
@@ -57,6 +62,7 @@ export class Forest {
     meta: Meta,
     idLimit: number,
   ) {
+    this.residentView = new OpContext(store, NOTHING_FETCHED)
     this.defaultTree = { name: null, root: meta.defaultRoot, isDropped: false }
     this.nextId = idLimit
     this.idLimit = idLimit
@@ -64,8 +70,8 @@ export class Forest {
 
   /** Opens the trees in `store`, creating the META, counter and default-tree pages when new. */
   static async open(store: PageStore<TreePage>, config: TreeConfig): Promise<Forest> {
-    let meta = await store.get(META_PID)
-    let counter = await store.get(COUNTER_PID)
+    // Both page-ins at once: each is a read of the log, and open time counts them.
+    let [meta, counter] = await Promise.all([store.get(META_PID), store.get(COUNTER_PID)])
     if (meta === undefined) {
       const existing = [...store.pageIds()]
       if (existing.length > 0) {
@@ -103,30 +109,50 @@ export class Forest {
 
   /**
    * Runs a read plan until it completes. The plan may run several times and must not have
-   * side effects. Pages fetched while no write lands are reused between attempts.
+   * side effects. The first attempt runs at once, on the resident pages: when it needs none
+   * paged in (the common case) the result comes back as an already settled promise, with no
+   * await and no allocation here. Otherwise `beforeWait` runs (a caller copies inputs the
+   * plan keeps across the wait) and the plan runs again after each page-in.
    */
-  async read<R>(plan: (ctx: OpContext) => R): Promise<R> {
-    // Most reads find every page in memory: the map is made at the first page-in.
-    let fetched: Map<number, TreePage> | undefined
-    let version = this.version
-    for (let attempt = 0; attempt < READ_RESTARTS_MAX; attempt++) {
+  read<R>(plan: (ctx: OpContext) => R, beforeWait?: () => void): Promise<R> {
+    let missing: number
+    try {
       this.checkOpen()
+      const ctx = this.residentView
+      const value = plan(ctx)
+      assert(!ctx.hasChanges, 'a read plan changes no page')
+      return Promise.resolve(value)
+    } catch (e) {
+      if (!(e instanceof NeedPage)) return Promise.reject(e)
+      missing = e.pid
+    }
+    beforeWait?.()
+    return this.readPagingIn(plan, missing)
+  }
+
+  /** read() after its first attempt found page `missing` not resident. */
+  private async readPagingIn<R>(plan: (ctx: OpContext) => R, missing: number): Promise<R> {
+    // The first attempt ran synchronously just before: no write has landed since.
+    let version = this.version
+    let fetched: Map<number, TreePage> | undefined
+    for (let pageIns = 0; pageIns < READ_RESTARTS_MAX; pageIns++) {
+      const page = await this.store.get(missing)
       if (version !== this.version) {
+        // Pages fetched before the write may be stale: start over from the root.
+        this.readRestarts++
         fetched = undefined
         version = this.version
+      } else {
+        if (page === undefined) OpContext.missing(missing)
+        fetched ??= new Map()
+        fetched.set(missing, page)
       }
+      this.checkOpen()
       try {
         return plan(new OpContext(this.store, fetched ?? NOTHING_FETCHED))
       } catch (e) {
         if (!(e instanceof NeedPage)) throw e
-        const page = await this.store.get(e.pid)
-        if (version !== this.version) {
-          this.readRestarts++
-          continue
-        }
-        if (page === undefined) OpContext.missing(e.pid)
-        fetched ??= new Map()
-        fetched.set(e.pid, page)
+        missing = e.pid
       }
     }
     // Writes kept landing: take the writer mutex so that nothing changes under the plan.

@@ -420,9 +420,25 @@ export function leafValueCopy(l: Leaf, i: number): Uint8Array {
   return l.buf.slice(s, valueEnd)
 }
 
-/** Compares key i of a folded leaf with key (memcmp order). */
-export function leafCompareKey(l: Leaf, i: number, key: Uint8Array): number {
-  return compareAt(l.buf, l.offs[2 * i] as number, l.offs[2 * i + 1] as number, key)
+/**
+ * Copies base entries [from, to) of a folded leaf into one fresh buffer (one allocation and
+ * one memcpy for a whole range chunk, not two per entry) and writes where each key and value
+ * lies in it to `spans`: 4 per entry, [keyStart, keyEnd, valueStart, valueEnd).
+ */
+export function leafCopyRun(l: Leaf, from: number, to: number, spans: Uint32Array): Uint8Array {
+  checkFolded(l)
+  assert(spans.length >= 4 * (to - from), 'a span per entry')
+  const s = entryStart(l, from)
+  const bytes = l.buf.slice(s, entryStart(l, to))
+  const offs = l.offs
+  let k = 0
+  for (let i = from; i < to; i++) {
+    spans[k++] = (offs[2 * i] as number) - s
+    spans[k++] = (offs[2 * i + 1] as number) - s
+    spans[k++] = valueStart(l, i) - s
+    spans[k++] = valueEnd - s
+  }
+  return bytes
 }
 
 /** Encoded bytes of entry i of a folded leaf. */

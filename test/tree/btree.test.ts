@@ -74,8 +74,12 @@ async function run(
       const got: string[] = []
       let lower: { key: Uint8Array; inclusive: boolean } | undefined = { key: lo, inclusive: true }
       let upper: { key: Uint8Array; inclusive: boolean } | undefined = { key: hi, inclusive: false }
+      // Chunks cut short by `most` (a range's limit) must resume right after their last entry.
+      const b0 = o.a[0] ?? 0
+      const most = b0 % 4 === 0 ? Number.POSITIVE_INFINITY : 1 + (b0 % 3)
       for (;;) {
-        const ch = await forest.read((ctx) => readChunk(ctx, root, lower, upper, o.reverse))
+        const ch = await forest.read((ctx) => readChunk(ctx, root, lower, upper, o.reverse, most))
+        assert.ok(ch.count <= most, `a chunk holds at most ${most} entries`)
         for (const [k, v] of ch.entries) got.push(`${hex(k)}=${hex(v)}`)
         if (ch.resume === undefined) break
         if (o.reverse) upper = ch.resume
