@@ -60,6 +60,9 @@ function spawnHolder(dir: string): Promise<{ child: ChildProcess; line: string }
   })
 }
 
+/** A refusal that takes longer waited for something (a stale-lock timeout, say). */
+const NO_WAIT_MS = 2000
+
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise((resolve) => child.once('exit', () => resolve()))
@@ -79,7 +82,9 @@ describe('FileStorage.lock', () => {
       return true
     })
     const elapsedMs = performance.now() - t0
-    assert.ok(elapsedMs < 100, `refusal took ${elapsedMs} ms`)
+    // Refused without waiting for any timeout; the 100 ms figure is R11's (ownership.test.ts),
+    // which reports it. A loaded machine must not fail this functional test.
+    assert.ok(elapsedMs < NO_WAIT_MS, `refusal took ${elapsedMs} ms`)
     await assert.rejects(s.lock(), DatabaseLockedError)
     assert.equal(await hashDir(s.location), beforeHash)
     await held.release()
@@ -108,17 +113,21 @@ describe('FileStorage.lock', () => {
     const trials = 10
     for (let trial = 0; trial < trials; trial++) {
       const { child, line } = await spawnHolder(s.location)
-      assert.equal(line, `LOCKED ${child.pid}`)
-      const beforeHash = await hashDir(s.location)
-      const t0 = performance.now()
-      await assert.rejects(s.lock(), (e) => {
-        assert.ok(e instanceof DatabaseLockedError, String(e))
-        assert.equal(e.holderPid, child.pid)
-        return true
-      })
-      assert.ok(performance.now() - t0 < 100, 'refused fast')
-      assert.equal(await hashDir(s.location), beforeHash, 'a refused opener changes nothing')
-      child.kill('SIGKILL')
+      try {
+        assert.equal(line, `LOCKED ${child.pid}`)
+        const beforeHash = await hashDir(s.location)
+        const t0 = performance.now()
+        await assert.rejects(s.lock(), (e) => {
+          assert.ok(e instanceof DatabaseLockedError, String(e))
+          assert.equal(e.holderPid, child.pid)
+          return true
+        })
+        assert.ok(performance.now() - t0 < NO_WAIT_MS, 'refused without waiting')
+        assert.equal(await hashDir(s.location), beforeHash, 'a refused opener changes nothing')
+      } finally {
+        // Also on a failed check: a live holder would keep the test runner waiting for it.
+        child.kill('SIGKILL')
+      }
       await exited(child)
       const lock = await s.lock()
       assert.equal((await readLockFile(s.location)).pid, process.pid, `trial ${trial}`)
@@ -141,9 +150,13 @@ describe('FileStorage.lock', () => {
     assert.match(out, /^REFUSED BOBSLED_LOCKED/)
     await held.release()
     const { child, line } = await spawnHolder(s.location)
-    assert.match(line, /^LOCKED /)
-    child.stdin?.write('release\n')
-    await exited(child)
+    try {
+      assert.match(line, /^LOCKED /)
+      child.stdin?.write('release\n')
+      await exited(child)
+    } finally {
+      child.kill('SIGKILL')
+    }
     assert.deepEqual(await fs.readdir(s.location), [])
   })
 
