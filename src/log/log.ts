@@ -38,6 +38,8 @@ export type { LogOptions, LogRecord, Reservation } from './log-types.js'
 const DEFAULT_FLUSH_EVERY_MS = 500
 const DEFAULT_HIGH_WATER_BYTES = 64 * 1024 * 1024
 const DEFAULT_SYNC_EVERY_BYTES = 8 * 1024 * 1024
+/** Issued write bytes after which whenWritable() takes one turn of the event loop. */
+const YIELD_EVERY_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 const DEFAULT_MAX_BATCH_RECORDS = 100_000
 
@@ -468,23 +470,25 @@ export class Log {
   }
 
   /**
-   * Resolves when issued-but-unfinished writes fall below the high-water mark. When writes
-   * were issued since the last call it resolves on the next turn of the event loop, not at
-   * once: a producer that only awaits this never lets the loop run otherwise, so finished
-   * writes would neither be counted (in-flight bytes only grow until the high water stalls
-   * it), nor recycle their segment memory, nor start the background sync of syncEveryBytes.
-   * One turn per issued write (a segment, or a sealed part of one) costs next to nothing.
+   * Resolves when issued-but-unfinished writes fall below the high-water mark. Once
+   * YIELD_EVERY_BYTES of writes were issued since it last did, it resolves on the next turn
+   * of the event loop instead of at once: a producer that only awaits this never lets the
+   * loop run otherwise, so its finished writes would neither be counted (in-flight bytes
+   * would only grow until the high water stalls it), nor recycle their segment memory, nor
+   * start the background sync of syncEveryBytes. Small writers never meet the threshold: a
+   * turn per call would let a caller that spins on settled promises (reads of resident
+   * pages) starve them.
    */
   whenWritable(): Promise<void> {
     if (this.ctx.poisonError !== undefined) return Promise.reject(this.ctx.poisonError)
     if (this.isClosing || this.isClosed) return Promise.reject(new ClosedError())
     const w = this.writer
     if (w.bytesInFlight < this.options.writeHighWaterBytes) {
-      if (w.writesIssuedSinceYield === 0) return Promise.resolve()
-      w.writesIssuedSinceYield = 0
+      if (w.bytesIssuedSinceYield < YIELD_EVERY_BYTES) return Promise.resolve()
+      w.bytesIssuedSinceYield = 0
       return new Promise((resolve) => setImmediate(resolve))
     }
-    w.writesIssuedSinceYield = 0
+    w.bytesIssuedSinceYield = 0
     const t0 = performance.now()
     this.stats.stalls++
     return new Promise<void>((resolve, reject) => {

@@ -124,8 +124,8 @@ export class SegmentWriter {
   readonly spareBuffers: Uint8Array[] = []
   writesInFlight = 0
   bytesInFlight = 0
-  /** Writes issued since whenWritable() last let the event loop turn (see Log.whenWritable). */
-  writesIssuedSinceYield = 0
+  /** Bytes of writes issued since whenWritable() last let the event loop turn (Log.whenWritable). */
+  bytesIssuedSinceYield = 0
   writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
   private settledWaiters: Array<() => void> = []
   /**
@@ -491,7 +491,7 @@ export class SegmentWriter {
       return
     }
     this.writesInFlight++
-    this.writesIssuedSinceYield++
+    this.bytesIssuedSinceYield += length
     this.bytesInFlight += length
     b.seg.writesInFlight++
     ctx.stats.writes++

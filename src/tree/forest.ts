@@ -170,9 +170,12 @@ export class Forest {
     afterCommit?: (r: R, c: CommitResult) => void,
   ): Promise<{ value: R; lsn: Lsn | undefined }> {
     this.checkOpen()
-    await this.store.whenWritable()
+    // Queue for the mutex before any await: writes commit in call order. Waiting for
+    // backpressure first let a later call overtake an earlier one whose wait took a turn
+    // longer (db.insert(k, 1); db.insert(k, 2) could end with 1).
     const release = await this.mutex.lock()
     try {
+      await this.store.whenWritable()
       const fetched = new Map<number, TreePage>()
       for (;;) {
         this.checkOpen()
