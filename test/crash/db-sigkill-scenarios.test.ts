@@ -51,6 +51,7 @@ for (const scenario of ['overwrite-256', 'batches-8'] as const) {
         kills: KILLS,
         killsPerFolder: KILLS_PER_FOLDER,
         baseSeed,
+        killDelay: KILL_DELAY,
       })
       console.log(line(NAMES[scenario], durability, KILLS, sum, baseSeed))
       assert.equal(sum.firstViolation, undefined, sum.firstViolation)
