@@ -1,7 +1,7 @@
 // The Db SIGKILL loop shared by test/crash/db-sigkill.test.ts (the mixed workload) and
 // test/crash/db-sigkill-scenarios.test.ts (regimen R2's scenarios): runs the writer child
-// (db-writer-child.ts) in a folder, SIGKILLs it at a random moment (1 kill in 10 while it
-// is still opening), reopens the folder with open() in this process and checks the state
+// (db-writer-child.ts) in a folder, SIGKILLs it at a random moment (1 kill in 10 armed
+// 0–19 ms after it starts open(), so it lands in recovery), reopens the folder with open() in this process and checks the state
 // against the history the child printed (db-workload.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -32,9 +32,9 @@ function runChild(
   killAfterMs: number,
   early: boolean,
   mutation: Mutation,
-): Promise<void> {
+): Promise<{ opened: boolean }> {
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
-  return runUntilKilled(args, killAfterMs, early, (line) => {
+  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, (line) => {
     if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
     else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
     else if (line.startsWith('I ')) {
@@ -80,6 +80,8 @@ export interface KillTotals {
   /** Scenario (b): recoveries whose 8 batch keys were not all equal. */
   tornEqual: number
   reopenFailures: number
+  /** Kills that landed before the child's open() had returned (armed at OPENING: in recovery). */
+  killedInOpen: number
   /** Writes printed as issued that the recovery did not keep, one entry per kill. */
   lostPerKill: number[]
   /** Kills whose recovery broke a rule (the mutation check counts these). */
@@ -114,6 +116,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
     nonprefix: 0,
     tornEqual: 0,
     reopenFailures: 0,
+    killedInOpen: 0,
     lostPerKill: [],
     caught: 0,
   }
@@ -127,7 +130,17 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
       const seed = o.baseSeed + kill
       const early = !mutation && seed % 10 === 0
       const delay = early ? seed % 20 : minMs + ((seed * 7919) % spanMs)
-      await runChild(dir, seed, h, o.durability, scenario, delay, early, o.mutation ?? 'none')
+      const { opened } = await runChild(
+        dir,
+        seed,
+        h,
+        o.durability,
+        scenario,
+        delay,
+        early,
+        o.mutation ?? 'none',
+      )
+      if (!opened) sum.killedInOpen++
       const issued = h.intents.length
       const { violation, kept } = await verify(dir, h, scenario, sum)
       sum.lostPerKill.push(issued - kept)

@@ -38,7 +38,7 @@ const NAMES: Record<Exclude<Scenario, 'mixed'>, string> = {
 }
 
 function line(name: string, durability: string, kills: number, sum: KillTotals, seed: number): string {
-  return `RELIABILITY ${name} durability=${durability} kills=${kills} acked=${sum.acked} kept=${sum.kept} acked_lost=${sum.ackedLost} phantom=${sum.phantom} nonprefix=${sum.nonprefix} torn_batch=${sum.tornBatches + sum.tornEqual} reopen_failures=${sum.reopenFailures} median_unacked_lost=${median(sum.lostPerKill)} seed=${seed}`
+  return `RELIABILITY ${name} durability=${durability} kills=${kills} acked=${sum.acked} kept=${sum.kept} acked_lost=${sum.ackedLost} phantom=${sum.phantom} nonprefix=${sum.nonprefix} torn_batch=${sum.tornBatches + sum.tornEqual} reopen_failures=${sum.reopenFailures} killed_in_open=${sum.killedInOpen} median_unacked_lost=${median(sum.lostPerKill)} seed=${seed}`
 }
 
 for (const scenario of ['overwrite-256', 'batches-8'] as const) {

@@ -25,7 +25,7 @@ for (const durability of ['sync', 'flush'] as const) {
     const sum = await killLoop({ durability, kills: KILLS, killsPerFolder: KILLS_PER_FOLDER, baseSeed })
     assert.equal(sum.firstViolation, undefined, sum.firstViolation)
     console.log(
-      `RELIABILITY db-sigkill durability=${durability} kills=${KILLS} acked=${sum.acked} kept=${sum.kept} acked_lost=${sum.ackedLost} torn_batches=${sum.tornBatches} phantom=${sum.phantom} seed=${baseSeed}`,
+      `RELIABILITY db-sigkill durability=${durability} kills=${KILLS} acked=${sum.acked} kept=${sum.kept} acked_lost=${sum.ackedLost} torn_batches=${sum.tornBatches} phantom=${sum.phantom} killed_in_open=${sum.killedInOpen} seed=${baseSeed}`,
     )
     assert.ok(sum.acked > KILLS, 'the children acknowledged writes')
   })

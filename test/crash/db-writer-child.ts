@@ -1,4 +1,4 @@
-// Child process for the Db SIGKILL test: opens the database in the folder, prints OPEN,
+// Child process for the Db SIGKILL test: prints OPENING, opens the database in the folder, prints OPEN,
 // then runs the key-level workload (test/crash/db-workload.ts, the scenario named by its
 // last argument) forever. Before issuing a
 // write it prints `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it
@@ -15,6 +15,8 @@ import { runWorkload, type Scenario } from './db-workload.js'
 const [dir, seedArg, firstWArg, durabilityArg, mutationArg, scenarioArg] = process.argv.slice(2)
 const scenario = (scenarioArg ?? 'mixed') as Scenario
 const durability = durabilityArg === 'sync' ? 'sync' : 'flush'
+// The parent's kill armed before open counts from here (test/helpers/kill-child.ts).
+writeSync(1, 'OPENING\n')
 const db = await open(dir as string, {
   durability,
   segmentBytes: 16 * 1024,
