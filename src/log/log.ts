@@ -354,6 +354,27 @@ export class Log {
     return asLsn(lsn)
   }
 
+  /**
+   * Bytes of the blob files each segment of the log would take with it when truncated: the
+   * blobs whose newest pointer lies in it (a relinked blob belongs to its newest pointer's
+   * segment only). By segment base; a segment owning none is absent. Complete once the log
+   * is open: recovery walks every segment whenever a blob file exists.
+   */
+  blobBytesBySegment(): Map<number, number> {
+    return this.slots.blobBytesBySegment()
+  }
+
+  /**
+   * Ends the segment being written: the next record starts a new segment, so once a flush
+   * has made it stable, every segment up to this one lies wholly below the tip and may be
+   * truncated. A no-op when the current segment holds no message yet. Cleaning uses it to
+   * free blob files whose newest pointer is in the current segment.
+   */
+  sealSegment(): void {
+    this.checkWritable()
+    this.writer.sealSegment()
+  }
+
   /** The blob that the pointer at `lsn` names (read without reading the blob itself). */
   async blobRefAt(lsn: number): Promise<BlobRef> {
     this.checkOpen()

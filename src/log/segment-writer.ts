@@ -374,6 +374,13 @@ export class SegmentWriter {
     this.appendWitness()
   }
 
+  /** Rolls to a new segment unless the current one holds nothing but its header. */
+  sealSegment(): void {
+    const b = this.cur
+    if (b.base === 0 && offsetOf(b.header) === SEGMENT_HEADER_BYTES) return
+    this.seal(true)
+  }
+
   private newLife(baseLsn: number, slot: number): SegmentLife {
     const S = this.ctx.segmentBytes
     const spare = this.spareBuffers.pop()
