@@ -1,8 +1,9 @@
 // The Db SIGKILL loop shared by test/crash/db-sigkill.test.ts (the mixed workload) and
 // test/crash/db-sigkill-scenarios.test.ts (regimen R2's scenarios): runs the writer child
 // (db-writer-child.ts) in a folder, SIGKILLs it at a random moment (1 kill in 10 armed
-// 0–19 ms after it starts open(), so it lands in recovery), reopens the folder with open() in this process and checks the state
-// against the history the child printed (db-workload.ts).
+// 0–19 ms after it starts open(), so it lands in recovery), reopens the folder with open()
+// in this process and checks the state against the history the child printed
+// (db-workload.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -32,10 +33,12 @@ function runChild(
   killAfterMs: number,
   early: boolean,
   mutation: Mutation,
+  wrong: string[],
 ): Promise<{ opened: boolean }> {
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
   return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, (line) => {
-    if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
+    if (line.startsWith('E ')) wrong.push(line.slice(2))
+    else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
     else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
     else if (line.startsWith('I ')) {
       const [, w, group, ops] = line.split(' ')
@@ -107,6 +110,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
   const { minMs, spanMs } = o.killDelay ?? { minMs: 30, spanMs: 250 }
   let dir = ''
   let h = new History()
+  const wrongAnswers: string[] = []
   const sum: KillTotals = {
     acked: 0,
     kept: 0,
@@ -139,10 +143,16 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
         delay,
         early,
         o.mutation ?? 'none',
+        wrongAnswers,
       )
       if (!opened) sum.killedInOpen++
       const issued = h.intents.length
-      const { violation, kept } = await verify(dir, h, scenario, sum)
+      const checked = await verify(dir, h, scenario, sum)
+      const kept = checked.kept
+      const violation =
+        wrongAnswers.length > 0
+          ? `the child saw a wrong answer: ${wrongAnswers.splice(0).join('; ')}`
+          : checked.violation
       sum.lostPerKill.push(issued - kept)
       if (violation !== undefined) {
         const replay = `BOBSLED_SEED=${seed - (kill % o.killsPerFolder)}`

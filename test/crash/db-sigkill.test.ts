@@ -1,11 +1,12 @@
 // Real processes, real files, at the key level (regimen R2 for the Db API): a child opens
 // the database with open() and writes inserts, removes and batches across two trees,
 // reporting each write's intent before it and its acknowledgement after its promise
-// resolved (test/crash/db-writer-child.ts; the loop: db-kill-loop.ts); the parent SIGKILLs it
-// at a random moment (10% of the time while it is still opening), reopens and checks that the state is a
-// prefix of the applied writes holding every acknowledged one: 0 acks lost, 0 torn
-// batches, 0 phantoms. Two variants: durability 'sync', and 'flush' with explicit
-// `await db.flush()` acknowledgements. A fresh folder every KILLS_PER_FOLDER kills.
+// resolved (test/crash/db-writer-child.ts; the loop: db-kill-loop.ts); the parent SIGKILLs
+// it at a random moment (10% of the time while it is in open(): recovery), reopens and
+// checks that the state is a prefix of the applied writes holding every acknowledged one:
+// 0 acks lost, 0 torn batches, 0 phantoms. Two variants: durability 'sync', and 'flush'
+// with explicit `await db.flush()` acknowledgements. A fresh folder every KILLS_PER_FOLDER
+// kills. R2's scenarios (a) and (b) are in db-sigkill-scenarios.test.ts.
 // A SIGKILL keeps the OS page cache: this is process-crash consistency, not power loss
 // (test/sim/db-power-loss.test.ts). BOBSLED_SOAK=1 runs 300 kills per variant;
 // BOBSLED_SEED=<n> replays a folder's kill timings (close, not exact: kill instants

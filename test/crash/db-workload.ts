@@ -34,12 +34,21 @@ export interface WriteIntent {
   /** Writes issued together (no await between them) share a group: their order is the Db's. */
   group: number
   ops: Op[]
+  /**
+   * How the writer issues it (its effect is the ops either way, so the checker needs no
+   * more): `updateAndFetch` with a function that ignores the old value, compare-and-swap
+   * against the value it has just read (only alone in its group: nothing else writes
+   * meanwhile, so it must succeed), or `clear()` of a whole tree (ops: every key removed).
+   */
+  via?: 'update' | 'cas' | 'clear'
 }
 
 export interface Sink {
   intent(i: WriteIntent): void
   /** Acknowledges write w alone ('sync') or every write up to w (prefix = true). */
   ack(w: number, prefix: boolean): void
+  /** A call answered what it must not (a CAS with no other writer failed): a bug to report. */
+  wrongAnswer?(what: string): void
 }
 
 /**
@@ -67,6 +76,8 @@ export interface WorkloadOptions {
   ackApplied?: boolean
   /** Mutation switch: apply a batch as one write per op, not atomically (torn batches). */
   splitBatches?: boolean
+  /** 'mixed' also issues updateAndFetch, compare-and-swap and clear() (WriteIntent.via). */
+  moreKinds?: boolean
 }
 
 export const keyName = (k: number): string => `k${String(k).padStart(3, '0')}`
@@ -75,7 +86,25 @@ export function valueFor(w: number, len: number): string {
   return `${w}:${'v'.repeat(len)}`
 }
 
+class WrongAnswer extends Error {}
+
 async function applyIntent(db: Db, trees: Tree[], i: WriteIntent, split: boolean): Promise<void> {
+  if (i.via !== undefined) {
+    const o = i.ops[0] as Op
+    const t = trees[o.tree] as Tree
+    if (i.via === 'clear') return t.clear()
+    const v = new TextEncoder().encode(valueFor(i.w, o.len))
+    if (i.via === 'update') {
+      await t.updateAndFetch(keyName(o.key), () => v)
+      return
+    }
+    const cur = await t.get(keyName(o.key))
+    const r = await t.compareAndSwap(keyName(o.key), cur, v)
+    // Nothing else wrote meanwhile: a failure is a bug (reported by the caller).
+    if (!r.ok)
+      throw new WrongAnswer(`w=${i.w}: compareAndSwap of ${keyName(o.key)} failed with no other writer`)
+    return
+  }
   if (i.ops.length === 1 || split) {
     for (const o of i.ops) {
       const t = trees[o.tree] as Tree
@@ -124,6 +153,11 @@ export async function runWorkload(
       const ops = Array.from({ length: BATCH_KEYS }, (_, k) => ({ tree: k % 2, key: k, len }))
       return { w: id, group, ops }
     }
+    if (o.moreKinds === true && rng.chance(0.02)) {
+      const tree = rng.int(TREES.length)
+      const ops = Array.from({ length: KEYS_PER_TREE }, (_, key) => ({ tree, key, len: -1 }))
+      return { w: id, group, ops, via: 'clear' }
+    }
     const n = rng.chance(0.3) ? 2 + rng.int(6) : 1
     return { w: id, group, ops: Array.from({ length: n }, () => randomOp(rng)) }
   }
@@ -135,6 +169,12 @@ export async function runWorkload(
       const g = w
       const n = inFlightMax > 1 && rng.chance(0.3) ? 2 + rng.int(inFlightMax - 1) : 1
       const group = Array.from({ length: n }, () => next(g))
+      if (o.moreKinds === true)
+        for (const i of group) {
+          const single = i.via === undefined && i.ops.length === 1 && (i.ops[0] as Op).len >= 0
+          if (single && group.length === 1 && rng.chance(0.15)) i.via = 'cas'
+          else if (single && rng.chance(0.15)) i.via = 'update'
+        }
       const running: Promise<void>[] = []
       for (const i of group) {
         sink.intent(i)
@@ -154,8 +194,10 @@ export async function runWorkload(
       }
       if (rng.chance(0.1)) await new Promise((r) => setImmediate(r))
     }
-  } catch {
-    // The storage died under the workload (power cut) or the Db was poisoned by it.
+  } catch (e) {
+    // The storage died under the workload (power cut) or the Db was poisoned by it; or a
+    // call gave an answer it must not.
+    if (e instanceof WrongAnswer) sink.wrongAnswer?.(e.message)
   }
   return w
 }

@@ -1,11 +1,11 @@
-// Child process for the Db SIGKILL test: prints OPENING, opens the database in the folder, prints OPEN,
-// then runs the key-level workload (test/crash/db-workload.ts, the scenario named by its
-// last argument) forever. Before issuing a
-// write it prints `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it
-// durable resolved, `A <w>` ('sync': that write) or `F <w>` ('flush': every write up to w).
-// The parent kills it with SIGKILL at random.
-// argv: <dir> <seed> <first write id> <sync|flush> <mutation: none|ack-early|ack-applied|split-batches>
-// <scenario: mixed|overwrite-256|batches-8>.
+// Child process for the Db SIGKILL tests: prints OPENING, opens the database in the folder,
+// prints OPEN, then runs the key-level workload (test/crash/db-workload.ts, the scenario
+// named by its last argument) forever. Before issuing a write it prints
+// `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it durable resolved,
+// `A <w>` ('sync': that write) or `F <w>` ('flush': every write up to w); `E <what>` when a
+// call answered what it must not. The parent kills it with SIGKILL at random.
+// argv: <dir> <seed> <first write id> <sync|flush>
+//       <mutation: none|ack-early|ack-applied|split-batches> <scenario: mixed|overwrite-256|batches-8>
 
 import { writeSync } from 'node:fs'
 import { open } from '../../src/index.js'
@@ -39,6 +39,7 @@ for (;;) {
       intent: (i) =>
         writeSync(1, `I ${i.w} ${i.group} ${i.ops.map((o) => `${o.tree}:${o.key}:${o.len}`).join(',')}\n`),
       ack: (upTo, prefix) => writeSync(1, `${prefix ? 'F' : 'A'} ${upTo}\n`),
+      wrongAnswer: (what) => writeSync(1, `E ${what}\n`),
     },
     {
       durability,
@@ -46,6 +47,7 @@ for (;;) {
       splitBatches: mutationArg === 'split-batches',
       ackApplied: mutationArg === 'ack-applied',
       scenario,
+      moreKinds: true,
     },
   )
 }

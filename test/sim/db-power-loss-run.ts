@@ -1,15 +1,16 @@
 // The key-level power-loss run over the simulated disk, shared by the R3 test at the Db
 // level (test/sim/db-power-loss.test.ts: PSOW, gating) and its device-fault variants
-// (test/sim/power-loss-variants.test.ts: non-PSOW, misdirected and lost writes). A random
-// workload of inserts, removes and batches across two trees (test/crash/db-workload.ts) runs
-// on open() over a SimDisk until the power is cut at a seeded random moment, sometimes again
-// during the recovery that follows; after each reopen the state must be a prefix of the
-// issued writes holding every acknowledged one.
+// (test/sim/db-power-loss-variants.test.ts: non-PSOW, misdirected and lost writes). A
+// random workload of inserts, removes, batches, updateAndFetch, compare-and-swap and
+// clear() across two trees (test/crash/db-workload.ts) runs on open() over a SimDisk until
+// the power is cut at a seeded random moment, sometimes again during the recovery that
+// follows; after each reopen the state must be a prefix of the issued writes holding every
+// acknowledged one, and no call may have answered wrong (a CAS with no other writer failing).
 
 import { type Db, type OpenOptions, open } from '../../src/index.js'
 import { SimDisk, type SimFaults } from '../../src/io/index.js'
 import { Prng } from '../../src/util/prng.js'
-import { checkRecovered, History, readState, runWorkload } from '../crash/db-workload.js'
+import { checkRecovered, History, readState, runWorkload, type WriteIntent } from '../crash/db-workload.js'
 
 export interface DbOutcome {
   acked: number
@@ -112,13 +113,21 @@ export async function runDbSeed(
       await db.close()
       break
     }
-    const running = runWorkload(db, rng, h.nextW, 10 + rng.int(150), h, {
+    const wrong: string[] = []
+    const sink = {
+      intent: (i: WriteIntent) => h.intent(i),
+      ack: (w: number, prefix: boolean) => h.ack(w, prefix),
+      wrongAnswer: (what: string) => wrong.push(what),
+    }
+    const running = runWorkload(db, rng, h.nextW, 10 + rng.int(150), sink, {
       durability,
       ackEarly: o.ackEarly === true,
+      moreKinds: true,
     })
     await Promise.race([running, cutAfter(rng.int(600))])
     crash()
     await running
+    if (wrong.length > 0) return { ...total, violation: `round ${round}: ${wrong.join('; ')}`, kind: 'wrong' }
     if (rng.chance(0.3)) {
       // A second power cut while recovery runs.
       const opening = openDb(disk, durability).catch(() => undefined)

@@ -37,9 +37,12 @@ export function variants(prefix: string, segmentBytes: number): Variant[] {
 
 export type Verdict = 'ok' | 'acked_lost' | 'detected' | 'silent_wrong' | 'crash' | 'hang'
 
-/** What a run reports: nothing wrong, only an acknowledged tail missing, or wrong data. */
+/**
+ * What a run reports: nothing wrong, only an acknowledged tail missing, wrong data, or a
+ * typed error it saw without it being thrown at the caller (background work's error).
+ */
 export interface RunResult {
-  kind?: 'acked_lost' | 'wrong'
+  kind?: 'acked_lost' | 'wrong' | 'detected'
   violation?: string
 }
 
@@ -54,6 +57,7 @@ export async function judge(run: () => Promise<RunResult>): Promise<{ verdict: V
     if (o === 'hang') return { verdict: 'hang', detail: `no end after ${HANG_MS} ms` }
     if (o.kind === 'wrong') return { verdict: 'silent_wrong', detail: o.violation ?? '' }
     if (o.kind === 'acked_lost') return { verdict: 'acked_lost', detail: o.violation ?? '' }
+    if (o.kind === 'detected') return { verdict: 'detected', detail: 'BOBSLED_CORRUPTION (background)' }
     return { verdict: 'ok', detail: '' }
   } catch (e) {
     if (isBobsledError(e) && !(e instanceof InvariantError)) return { verdict: 'detected', detail: e.code }

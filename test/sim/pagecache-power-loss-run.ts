@@ -55,8 +55,11 @@ export interface PcRunOptions {
 
 export interface PcOutcome {
   violation?: string
-  /** 'acked_lost': the pages equal a history prefix shorter than the acknowledged one; else 'wrong'. */
-  kind?: 'acked_lost' | 'wrong'
+  /**
+   * 'acked_lost': the pages equal a history prefix shorter than the acknowledged one;
+   * 'detected': cleaning stopped on a CorruptionError (its background error); else 'wrong'.
+   */
+  kind?: 'acked_lost' | 'wrong' | 'detected'
   /** The acked_lost is a rollback: the pages are an earlier round's state, one a recovery had returned. */
   rollback?: boolean
 }
@@ -188,7 +191,12 @@ export async function runPcSeed(seed: number, t: Totals, o: PcRunOptions = {}): 
   const S = rng.pick([1024, 2048, 4096] as const)
   let disk = new SimDisk({ seed, latency: true, ...o.device })
   o.onDisk?.(disk)
-  const wrong = (violation: string): PcOutcome => ({ violation, kind: 'wrong' })
+  // Cleaning that stopped on a typed corruption error (a blob or segment a device fault
+  // damaged) detected the damage: the variants count it so, the R3p gate fails on it.
+  const wrong = (violation: string): PcOutcome => ({
+    violation,
+    kind: /background error: CorruptionError/.test(violation) ? 'detected' : 'wrong',
+  })
   const h = new PageHistory()
   /** Each earlier round's history (its base and entries), for classify(). */
   const past: PageHistory[] = []
