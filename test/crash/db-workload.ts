@@ -78,6 +78,8 @@ export interface WorkloadOptions {
   splitBatches?: boolean
   /** 'mixed' also issues updateAndFetch, compare-and-swap and clear() (WriteIntent.via). */
   moreKinds?: boolean
+  /** Mutation switch: every compare-and-swap is taken as failed (the check must report it). */
+  casFails?: boolean
 }
 
 export const keyName = (k: number): string => `k${String(k).padStart(3, '0')}`
@@ -88,7 +90,13 @@ export function valueFor(w: number, len: number): string {
 
 class WrongAnswer extends Error {}
 
-async function applyIntent(db: Db, trees: Tree[], i: WriteIntent, split: boolean): Promise<void> {
+async function applyIntent(
+  db: Db,
+  trees: Tree[],
+  i: WriteIntent,
+  split: boolean,
+  casFails = false,
+): Promise<void> {
   if (i.via !== undefined) {
     const o = i.ops[0] as Op
     const t = trees[o.tree] as Tree
@@ -101,7 +109,7 @@ async function applyIntent(db: Db, trees: Tree[], i: WriteIntent, split: boolean
     const cur = await t.get(keyName(o.key))
     const r = await t.compareAndSwap(keyName(o.key), cur, v)
     // Nothing else wrote meanwhile: a failure is a bug (reported by the caller).
-    if (!r.ok)
+    if (!r.ok || casFails)
       throw new WrongAnswer(`w=${i.w}: compareAndSwap of ${keyName(o.key)} failed with no other writer`)
     return
   }
@@ -180,7 +188,7 @@ export async function runWorkload(
         sink.intent(i)
         if (o.ackEarly && o.durability === 'sync') sink.ack(i.w, false)
         running.push(
-          applyIntent(db, trees, i, o.splitBatches === true).then(() => {
+          applyIntent(db, trees, i, o.splitBatches === true, o.casFails === true).then(() => {
             if ((!o.ackEarly && o.durability === 'sync') || o.ackApplied) sink.ack(i.w, false)
           }),
         )

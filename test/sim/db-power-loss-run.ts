@@ -36,6 +36,8 @@ export interface DbRunOptions {
   onDisk?: (disk: SimDisk) => void
   /** Mutation switch of the checker: a value read back is replaced by another write's. */
   swapValues?: boolean
+  /** Mutation switch of the workload: every compare-and-swap is taken as failed. */
+  casFails?: boolean
 }
 
 function openDb(disk: SimDisk, durability: 'sync' | 'flush'): Promise<Db> {
@@ -123,6 +125,7 @@ export async function runDbSeed(
       durability,
       ackEarly: o.ackEarly === true,
       moreKinds: true,
+      casFails: o.casFails === true,
     })
     await Promise.race([running, cutAfter(rng.int(600))])
     crash()

@@ -13,7 +13,8 @@
 // cache, `rollbacks` counts the acked_lost seeds whose pages went back to an earlier round's
 // state, past writes an earlier recovery had already returned (the Db run has no such
 // class: a rollback there would count as silent_wrong).
-// Mutation check: two keys (two pages) trading contents before the check must be silent_wrong.
+// Mutation checks: two keys (two pages) trading contents before the check must be
+// silent_wrong; so must a compare-and-swap that fails with no other writer.
 // BOBSLED_SEED=<n> replays one seed of every variant; BOBSLED_SOAK=1 runs 2,000 per variant.
 
 import assert from 'node:assert/strict'
@@ -89,14 +90,18 @@ test('mutation check: two keys (two pages) trading contents are counted as silen
   const seeds = seedList(10, 1)
   let dbCaught = 0
   let pcCaught = 0
+  let casCaught = 0
   for (const seed of seeds) {
     if ((await judgeDb(seed, {}, {}, true)).verdict === 'silent_wrong') dbCaught++
+    const cas = await judge(() => runDbSeed(seed, 'sync', { casFails: true }))
+    if (cas.verdict === 'silent_wrong') casCaught++
     const pc = await judge(() => runPcSeed(seed, newTotals(), { swapPages: true }))
     if (pc.verdict === 'silent_wrong') pcCaught++
   }
   console.log(
-    `RELIABILITY r3v-mutation seeds=${seeds.length} db_silent_wrong_caught=${dbCaught} pc_silent_wrong_caught=${pcCaught}`,
+    `RELIABILITY r3v-mutation seeds=${seeds.length} db_silent_wrong_caught=${dbCaught} pc_silent_wrong_caught=${pcCaught} cas_failure_caught=${casCaught}`,
   )
+  assert.ok(casCaught > 0, 'the Db workload cannot fail on a compare-and-swap that failed alone')
   assert.ok(dbCaught > 0, 'the Db variant gate cannot fail: it missed values on the wrong keys')
   assert.ok(pcCaught > 0, 'the page-cache variant gate cannot fail: it missed pages with swapped contents')
 })
