@@ -34,18 +34,52 @@ export interface WriteIntent {
   /** Writes issued together (no await between them) share a group: their order is the Db's. */
   group: number
   ops: Op[]
+  /**
+   * How the writer issues it (its effect is the ops either way, so the checker needs no
+   * more): `updateAndFetch` with a function that ignores the old value, compare-and-swap
+   * against the value it has just read (only alone in its group: nothing else writes
+   * meanwhile, so it must succeed), or `clear()` of a whole tree (ops: every key removed).
+   */
+  via?: 'update' | 'cas' | 'clear'
 }
 
 export interface Sink {
   intent(i: WriteIntent): void
   /** Acknowledges write w alone ('sync') or every write up to w (prefix = true). */
   ack(w: number, prefix: boolean): void
+  /** A call answered what it must not (a CAS with no other writer failed): a bug to report. */
+  wrongAnswer?(what: string): void
 }
+
+/**
+ * What the writer writes (regimen R2's scenarios, after sled's test_crash_recovery.rs):
+ *  - 'mixed': inserts, removes and batches of 1–7 ops over both trees, up to 4 in flight;
+ *  - 'overwrite-256': one insert at a time, write w sets key w mod 256 of the default tree
+ *    (sequential overwrites: the recovered tree must be a clean prefix of them);
+ *  - 'batches-8': batches that set the same 8 keys (4 in each tree) to one value, or remove
+ *    all 8 (1 in 10), up to 3 in flight (after recovery the 8 keys must all be equal).
+ */
+export type Scenario = 'mixed' | 'overwrite-256' | 'batches-8'
+
+export const OVERWRITE_KEYS = 256
+export const BATCH_KEYS = 8
 
 export interface WorkloadOptions {
   durability: 'sync' | 'flush'
+  scenario?: Scenario
   /** Mutation switch: acknowledge before awaiting (the harness must then fail). */
   ackEarly?: boolean
+  /**
+   * Mutation switch for 'flush' durability: acknowledge each write once applied and never
+   * flush (acknowledged writes sit in the log's memory buffer; a kill loses them).
+   */
+  ackApplied?: boolean
+  /** Mutation switch: apply a batch as one write per op, not atomically (torn batches). */
+  splitBatches?: boolean
+  /** 'mixed' also issues updateAndFetch, compare-and-swap and clear() (WriteIntent.via). */
+  moreKinds?: boolean
+  /** Mutation switch: every compare-and-swap is taken as failed (the check must report it). */
+  casFails?: boolean
 }
 
 export const keyName = (k: number): string => `k${String(k).padStart(3, '0')}`
@@ -54,12 +88,37 @@ export function valueFor(w: number, len: number): string {
   return `${w}:${'v'.repeat(len)}`
 }
 
-async function applyIntent(db: Db, trees: Tree[], i: WriteIntent): Promise<void> {
-  if (i.ops.length === 1) {
+class WrongAnswer extends Error {}
+
+async function applyIntent(
+  db: Db,
+  trees: Tree[],
+  i: WriteIntent,
+  split: boolean,
+  casFails = false,
+): Promise<void> {
+  if (i.via !== undefined) {
     const o = i.ops[0] as Op
     const t = trees[o.tree] as Tree
-    if (o.len < 0) await t.remove(keyName(o.key))
-    else await t.insert(keyName(o.key), valueFor(i.w, o.len))
+    if (i.via === 'clear') return t.clear()
+    const v = new TextEncoder().encode(valueFor(i.w, o.len))
+    if (i.via === 'update') {
+      await t.updateAndFetch(keyName(o.key), () => v)
+      return
+    }
+    const cur = await t.get(keyName(o.key))
+    const r = await t.compareAndSwap(keyName(o.key), cur, v)
+    // Nothing else wrote meanwhile: a failure is a bug (reported by the caller).
+    if (!r.ok || casFails)
+      throw new WrongAnswer(`w=${i.w}: compareAndSwap of ${keyName(o.key)} failed with no other writer`)
+    return
+  }
+  if (i.ops.length === 1 || split) {
+    for (const o of i.ops) {
+      const t = trees[o.tree] as Tree
+      if (o.len < 0) await t.remove(keyName(o.key))
+      else await t.insert(keyName(o.key), valueFor(i.w, o.len))
+    }
     return
   }
   await db.applyBatch((b) => {
@@ -90,28 +149,52 @@ export async function runWorkload(
   o: WorkloadOptions,
 ): Promise<number> {
   let w = firstW
+  const scenario = o.scenario ?? 'mixed'
   const next = (group: number): WriteIntent => {
+    const id = w++
+    if (scenario === 'overwrite-256') {
+      const len = rng.chance(0.1) ? 200 + rng.int(800) : rng.int(100)
+      return { w: id, group, ops: [{ tree: 0, key: id % OVERWRITE_KEYS, len }] }
+    }
+    if (scenario === 'batches-8') {
+      const len = rng.chance(0.1) ? -1 : rng.int(100)
+      const ops = Array.from({ length: BATCH_KEYS }, (_, k) => ({ tree: k % 2, key: k, len }))
+      return { w: id, group, ops }
+    }
+    if (o.moreKinds === true && rng.chance(0.02)) {
+      const tree = rng.int(TREES.length)
+      const ops = Array.from({ length: KEYS_PER_TREE }, (_, key) => ({ tree, key, len: -1 }))
+      return { w: id, group, ops, via: 'clear' }
+    }
     const n = rng.chance(0.3) ? 2 + rng.int(6) : 1
-    return { w: w++, group, ops: Array.from({ length: n }, () => randomOp(rng)) }
+    return { w: id, group, ops: Array.from({ length: n }, () => randomOp(rng)) }
   }
+  const inFlightMax = scenario === 'overwrite-256' ? 1 : scenario === 'batches-8' ? 3 : 4
   try {
     const trees: Tree[] = [db, await db.openTree('t')]
     for (let s = 0; s < steps; s++) {
-      // Up to 4 writes in flight at once; intents go out in issue order.
+      // Up to inFlightMax writes in flight at once; intents go out in issue order.
       const g = w
-      const group = Array.from({ length: rng.chance(0.3) ? 2 + rng.int(3) : 1 }, () => next(g))
+      const n = inFlightMax > 1 && rng.chance(0.3) ? 2 + rng.int(inFlightMax - 1) : 1
+      const group = Array.from({ length: n }, () => next(g))
+      if (o.moreKinds === true)
+        for (const i of group) {
+          const single = i.via === undefined && i.ops.length === 1 && (i.ops[0] as Op).len >= 0
+          if (single && group.length === 1 && rng.chance(0.15)) i.via = 'cas'
+          else if (single && rng.chance(0.15)) i.via = 'update'
+        }
       const running: Promise<void>[] = []
       for (const i of group) {
         sink.intent(i)
         if (o.ackEarly && o.durability === 'sync') sink.ack(i.w, false)
         running.push(
-          applyIntent(db, trees, i).then(() => {
-            if (!o.ackEarly && o.durability === 'sync') sink.ack(i.w, false)
+          applyIntent(db, trees, i, o.splitBatches === true, o.casFails === true).then(() => {
+            if ((!o.ackEarly && o.durability === 'sync') || o.ackApplied) sink.ack(i.w, false)
           }),
         )
       }
       await Promise.all(running)
-      if (o.durability === 'flush' && rng.chance(0.3)) {
+      if (o.durability === 'flush' && !o.ackApplied && rng.chance(0.3)) {
         const upTo = w - 1
         if (o.ackEarly) sink.ack(upTo, true)
         await db.flush()
@@ -119,8 +202,10 @@ export async function runWorkload(
       }
       if (rng.chance(0.1)) await new Promise((r) => setImmediate(r))
     }
-  } catch {
-    // The storage died under the workload (power cut) or the Db was poisoned by it.
+  } catch (e) {
+    // The storage died under the workload (power cut) or the Db was poisoned by it; or a
+    // call gave an answer it must not.
+    if (e instanceof WrongAnswer) sink.wrongAnswer?.(e.message)
   }
   return w
 }
@@ -301,4 +386,36 @@ export function checkRecovered(
   h.acked.clear()
   h.ackedPrefix = -1
   return res
+}
+
+/**
+ * Scenario (a)'s own check, the sled-style one: the recovered default tree must equal the
+ * base plus the writes of this cycle up to the last one whose value survived, key by key.
+ * Returns how many of the 256 keys disagree with that prefix (0 when it holds). Run it
+ * before checkRecovered, which moves the base on.
+ */
+export function overwriteNonPrefix(h: History, recovered: Map<string, number>): number {
+  let last = -1
+  h.intents.forEach((i, idx) => {
+    const o = i.ops[0] as Op
+    if (recovered.get(slot(o.tree, o.key)) === i.w) last = idx
+  })
+  const expected = new Map(h.base)
+  for (const i of h.intents.slice(0, last + 1)) {
+    const o = i.ops[0] as Op
+    expected.set(slot(o.tree, o.key), o.len < 0 ? -1 : i.w)
+  }
+  let wrong = 0
+  for (let k = 0; k < OVERWRITE_KEYS; k++) {
+    const s = slot(0, k)
+    if ((recovered.get(s) ?? -1) !== (expected.get(s) ?? -1)) wrong++
+  }
+  return wrong
+}
+
+/** Scenario (b)'s own check: 1 when the 8 batch keys do not all hold the same write (or none). */
+export function batchKeysTorn(recovered: Map<string, number>): number {
+  const first = recovered.get(slot(0, 0)) ?? -1
+  for (let k = 1; k < BATCH_KEYS; k++) if ((recovered.get(slot(k % 2, k)) ?? -1) !== first) return 1
+  return 0
 }

@@ -1,21 +1,28 @@
-// Child process for the Db SIGKILL test: opens the database in the folder, prints OPEN,
-// then runs the key-level workload (test/crash/db-workload.ts) forever. Before issuing a
-// write it prints `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it
-// durable resolved, `A <w>` ('sync': that write) or `F <w>` ('flush': every write up to w).
-// The parent kills it with SIGKILL at random.
+// Child process for the Db SIGKILL tests: prints OPENING, opens the database in the folder,
+// prints OPEN, then runs the key-level workload (test/crash/db-workload.ts, the scenario
+// named by its last argument) forever. Before issuing a write it prints
+// `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it durable resolved,
+// `A <w>` ('sync': that write) or `F <w>` ('flush': every write up to w); `E <what>` when a
+// call answered what it must not. The parent kills it with SIGKILL at random.
+// argv: <dir> <seed> <first write id> <sync|flush>
+//       <mutation: none|ack-early|ack-applied|split-batches> <scenario: mixed|overwrite-256|batches-8>
 
 import { writeSync } from 'node:fs'
 import { open } from '../../src/index.js'
 import { Prng } from '../../src/util/prng.js'
-import { runWorkload } from './db-workload.js'
+import { runWorkload, type Scenario } from './db-workload.js'
 
-const [dir, seedArg, firstWArg, durabilityArg, ackEarlyArg] = process.argv.slice(2)
+const [dir, seedArg, firstWArg, durabilityArg, mutationArg, scenarioArg] = process.argv.slice(2)
+const scenario = (scenarioArg ?? 'mixed') as Scenario
 const durability = durabilityArg === 'sync' ? 'sync' : 'flush'
+// The parent's kill armed before open counts from here (test/helpers/kill-child.ts).
+writeSync(1, 'OPENING\n')
 const db = await open(dir as string, {
   durability,
   segmentBytes: 16 * 1024,
   cacheCapacity: 32 * 1024,
-  flushEveryMs: 20,
+  // The ack-applied mutation must not be rescued by the background flush.
+  flushEveryMs: mutationArg === 'ack-applied' ? 0 : 20,
   nodeMaxBytes: 512,
   nodeMaxEntries: 16,
 })
@@ -32,7 +39,15 @@ for (;;) {
       intent: (i) =>
         writeSync(1, `I ${i.w} ${i.group} ${i.ops.map((o) => `${o.tree}:${o.key}:${o.len}`).join(',')}\n`),
       ack: (upTo, prefix) => writeSync(1, `${prefix ? 'F' : 'A'} ${upTo}\n`),
+      wrongAnswer: (what) => writeSync(1, `E ${what}\n`),
     },
-    { durability, ackEarly: ackEarlyArg === '1' },
+    {
+      durability,
+      ackEarly: mutationArg === 'ack-early',
+      splitBatches: mutationArg === 'split-batches',
+      ackApplied: mutationArg === 'ack-applied',
+      scenario,
+      moreKinds: true,
+    },
   )
 }

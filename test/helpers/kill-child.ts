@@ -1,19 +1,22 @@
 // The SIGKILL harness's child runner: starts `node <args>`, hands every stdout line to the
-// caller, and kills the child `killAfterMs` after it prints OPEN (or after its start).
+// caller, and kills the child `killAfterMs` after it prints OPEN; armed before open, after
+// its start, or ('at-opening') after it prints OPENING, for a child that says when it
+// calls open (node takes a few hundred ms to load: a timer from the start lands before it).
 
 import { spawn } from 'node:child_process'
 
 /**
  * Resolves once the child died of the SIGKILL and every line it wrote has been read
- * ('close', not 'exit'); rejects if it exits any other way.
+ * ('close', not 'exit'), telling whether it had printed OPEN; rejects if it exits any other way.
  */
 export function runUntilKilled(
   args: string[],
   killAfterMs: number,
-  killBeforeOpen: boolean,
+  killBeforeOpen: boolean | 'at-opening',
   onLine: (line: string) => void,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+): Promise<{ opened: boolean }> {
+  return new Promise<{ opened: boolean }>((resolve, reject) => {
+    let opened = false
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
@@ -21,7 +24,7 @@ export function runUntilKilled(
     const arm = (): void => {
       timer ??= setTimeout(() => child.kill('SIGKILL'), killAfterMs)
     }
-    if (killBeforeOpen) arm()
+    if (killBeforeOpen === true) arm()
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString()
       let nl = out.indexOf('\n')
@@ -29,8 +32,12 @@ export function runUntilKilled(
         const line = out.slice(0, nl)
         out = out.slice(nl + 1)
         nl = out.indexOf('\n')
-        if (line === 'OPEN') arm()
-        else onLine(line)
+        if (line === 'OPEN') {
+          opened = true
+          arm()
+        } else if (line === 'OPENING') {
+          if (killBeforeOpen === 'at-opening') arm()
+        } else onLine(line)
       }
     })
     child.stderr.on('data', (d: Buffer) => {
@@ -40,7 +47,7 @@ export function runUntilKilled(
     child.on('close', (code, signal) => {
       if (timer !== undefined) clearTimeout(timer)
       if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code}: ${err}`))
-      else resolve()
+      else resolve({ opened })
     })
   })
 }

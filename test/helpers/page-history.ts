@@ -56,6 +56,16 @@ export class PageHistory {
     this.ackedCount = this.entries.length
   }
 
+  /** A copy that later writes and rebases of this one do not change. */
+  clone(): PageHistory {
+    const c = new PageHistory()
+    c.base = new Map(this.base)
+    c.entries = [...this.entries]
+    c.ackedCount = this.ackedCount
+    for (const [pid, items] of this.now) c.now.set(pid, items)
+    return c
+  }
+
   /** After a check, the recovered state is the new base with an empty history. */
   rebase(state: Map<number, readonly string[]>): void {
     this.base = new Map(state)

@@ -1,0 +1,143 @@
+// The key-level power-loss run over the simulated disk, shared by the R3 test at the Db
+// level (test/sim/db-power-loss.test.ts: PSOW, gating) and its device-fault variants
+// (test/sim/db-power-loss-variants.test.ts: non-PSOW, misdirected and lost writes). A
+// random workload of inserts, removes, batches, updateAndFetch, compare-and-swap and
+// clear() across two trees (test/crash/db-workload.ts) runs on open() over a SimDisk until
+// the power is cut at a seeded random moment, sometimes again during the recovery that
+// follows; after each reopen the state must be a prefix of the issued writes holding every
+// acknowledged one, and no call may have answered wrong (a CAS with no other writer failing).
+
+import { type Db, type OpenOptions, open } from '../../src/index.js'
+import { SimDisk, type SimFaults } from '../../src/io/index.js'
+import { Prng } from '../../src/util/prng.js'
+import { checkRecovered, History, readState, runWorkload, type WriteIntent } from '../crash/db-workload.js'
+
+export interface DbOutcome {
+  acked: number
+  kept: number
+  ackedLost: number
+  tornBatches: number
+  phantom: number
+  violation?: string
+  /**
+   * What the violation is: 'acked_lost' when the state is a prefix of the writes that stops
+   * before an acknowledged one (only a tail is missing); 'wrong' when it is no prefix at all
+   * (a phantom value, a torn batch, writes out of order).
+   */
+  kind?: 'acked_lost' | 'wrong'
+}
+
+export interface DbRunOptions {
+  /** Mutation switch of the workload: acknowledge before awaiting. */
+  ackEarly?: boolean
+  /** Device faults of the simulated disk (the R3 variants); none by default. */
+  device?: SimFaults
+  /** Told every disk of the run as it comes up (the last one's `injected` counts the device faults). */
+  onDisk?: (disk: SimDisk) => void
+  /** Mutation switch of the checker: a value read back is replaced by another write's. */
+  swapValues?: boolean
+  /** Mutation switch of the workload: every compare-and-swap is taken as failed. */
+  casFails?: boolean
+}
+
+function openDb(disk: SimDisk, durability: 'sync' | 'flush'): Promise<Db> {
+  const o: OpenOptions = {
+    storage: disk.storage('db'),
+    durability,
+    segmentBytes: 8 * 1024,
+    cacheCapacity: 16 * 1024,
+    flushEveryMs: 0,
+    nodeMaxBytes: 512,
+    nodeMaxEntries: 16,
+  }
+  return open('db', o)
+}
+
+function cutAfter(turns: number): Promise<void> {
+  return new Promise((resolve) => {
+    const step = (n: number): void => {
+      if (n <= 0) resolve()
+      else setImmediate(() => step(n - 1))
+    }
+    step(turns)
+  })
+}
+
+/** Tells a lost tail from a wrong state: the same check with no write acknowledged. */
+function classify(h: History, state: Map<string, number>, phantom: string[]): 'acked_lost' | 'wrong' {
+  const unacked = new History()
+  unacked.base = new Map(h.base)
+  for (const i of h.intents) unacked.intent(i)
+  const c = checkRecovered(unacked, state, phantom)
+  return c.violation === undefined ? 'acked_lost' : 'wrong'
+}
+
+/** One seed; throws when a reopen or a read fails (a typed error is a detection). */
+export async function runDbSeed(
+  seed: number,
+  durability: 'sync' | 'flush',
+  o: DbRunOptions = {},
+): Promise<DbOutcome> {
+  const rng = new Prng(seed)
+  let disk = new SimDisk({ seed, latency: true, ...o.device })
+  o.onDisk?.(disk)
+  const crash = (): void => {
+    disk = disk.crash({ seed: rng.next() })
+    o.onDisk?.(disk)
+  }
+  const h = new History()
+  const total: DbOutcome = { acked: 0, kept: 0, ackedLost: 0, tornBatches: 0, phantom: 0 }
+  const rounds = 1 + rng.int(3)
+  for (let round = 0; round <= rounds; round++) {
+    const db = await openDb(disk, durability)
+    const { state, phantom } = await readState(db)
+    if (o.swapValues === true && round === rounds) {
+      // Two keys trade values, as a misdirected write landing on a record boundary would.
+      const keys = [...state.keys()].filter((k) => (state.get(k) ?? -1) >= 0)
+      if (keys.length >= 2) {
+        const [a, b] = keys as [string, string]
+        const va = state.get(a) as number
+        state.set(a, state.get(b) as number)
+        state.set(b, va)
+      }
+    }
+    const c = checkRecovered(h, state, phantom)
+    total.acked += c.acked
+    total.kept += c.kept
+    total.ackedLost += c.ackedLost
+    total.tornBatches += c.tornBatches
+    total.phantom += c.phantom
+    if (c.violation !== undefined) {
+      await db.close().catch(() => {})
+      return { ...total, violation: `round ${round}: ${c.violation}`, kind: classify(h, state, phantom) }
+    }
+    if (round === rounds) {
+      await db.close()
+      break
+    }
+    const wrong: string[] = []
+    const sink = {
+      intent: (i: WriteIntent) => h.intent(i),
+      ack: (w: number, prefix: boolean) => h.ack(w, prefix),
+      wrongAnswer: (what: string) => wrong.push(what),
+    }
+    const running = runWorkload(db, rng, h.nextW, 10 + rng.int(150), sink, {
+      durability,
+      ackEarly: o.ackEarly === true,
+      moreKinds: true,
+      casFails: o.casFails === true,
+    })
+    await Promise.race([running, cutAfter(rng.int(600))])
+    crash()
+    await running
+    if (wrong.length > 0) return { ...total, violation: `round ${round}: ${wrong.join('; ')}`, kind: 'wrong' }
+    if (rng.chance(0.3)) {
+      // A second power cut while recovery runs.
+      const opening = openDb(disk, durability).catch(() => undefined)
+      await cutAfter(rng.int(40))
+      crash()
+      await opening
+    }
+  }
+  return total
+}
