@@ -269,19 +269,23 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       }
       return
     }
+    if (path.length === 1 && !isBlobLeaf(node, c)) {
+      // Only a root over a blob leaf has one child; once the child is no blob leaf any more,
+      // the root takes it over (above).
+      const root = nodeAt(ctx, (path[0] as PathStep).pid) as Index
+      if (root.kind === 'index' && root.children.length === 1) {
+        pid = (path.pop() as PathStep).pid
+        node = root
+        continue
+      }
+    }
     if (!isUnderfull(node, c)) return
     const step = path[path.length - 1] as PathStep
     const parent = nodeAt(ctx, step.pid) as Index
-    assert(parent.kind === 'index', `index ${step.pid} is an index node`)
-    if (parent.children.length === 1) {
-      // Only a root over a blob leaf has one child, and the child is no blob leaf any more:
-      // the root takes it over (above).
-      assert(path.length === 1, `index ${step.pid} with one child is a root`)
-      path.pop()
-      pid = step.pid
-      node = parent
-      continue
-    }
+    assert(
+      parent.kind === 'index' && parent.children.length >= 2,
+      `index ${step.pid} has two children or more`,
+    )
     const leftSlot = step.slot > 0 ? step.slot - 1 : step.slot
     const leftPid = parent.children[leftSlot] as number
     const rightPid = parent.children[leftSlot + 1] as number
