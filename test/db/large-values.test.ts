@@ -33,7 +33,7 @@ function inlineMaxValue(key: Uint8Array, pageBytes: number): number {
 }
 
 /** A value of n bytes whose content depends on a tag, so mix-ups show. */
-function valueOf(n: number, tag: number): Uint8Array {
+function tagged(n: number, tag: number): Uint8Array {
   const v = new Uint8Array(n)
   for (let i = 0; i < n; i += 4096) v[i] = (tag + i / 4096) & 0xff
   if (n > 0) v[n - 1] = tag
@@ -71,7 +71,7 @@ eachBackend(
     await db.insert('a-small', 'x')
     const blobs0 = blobsWritten(f)
     for (let i = 0; i < sizes.length; i++) {
-      const v = valueOf(sizes[i] as number, i)
+      const v = tagged(sizes[i] as number, i)
       want.set(i, v)
       await db.insert(key(i), v)
       if (i % 3 === 0) await db.insert(`${dec(key(i))}-next`, 'y')
@@ -113,9 +113,9 @@ eachBackend(
     assert.equal(f.writes(), writes)
     // Overwrite big by small and small by big, remove big ones: the leaves change kind.
     const last = sizes.length - 1
-    want.set(last, valueOf(3, 99))
+    want.set(last, tagged(3, 99))
     await db.insert(key(last), want.get(last) as Uint8Array)
-    want.set(0, valueOf(2 * MiB, 98))
+    want.set(0, tagged(2 * MiB, 98))
     await db.insert(key(0), want.get(0) as Uint8Array)
     for (const i of [8, 9]) {
       await db.remove(key(i))
@@ -131,7 +131,7 @@ eachBackend(
 eachBackend('writes beside a blob leaf, and removing them, never rewrite its blob', async (backend) => {
   const f = await dbFixture(backend, { nodeMaxBytes: 256, nodeMaxEntries: 4 }, { maxPageBytes: PAGE_BYTES })
   const { db } = f
-  const big = valueOf(3 * PAGE_BYTES, 7)
+  const big = tagged(3 * PAGE_BYTES, 7)
   await db.insert('m', big)
   const blobs = blobsWritten(f)
   // Neighbours on both sides and far away, splits and merges all around the blob leaf.
@@ -158,7 +158,7 @@ eachBackend(
     const f = await dbFixture(backend, OPTIONS, { maxPageBytes: PAGE_BYTES })
     let db = f.db
     const t = await db.openTree('other')
-    const vs = [1, 2, 3].map((i) => valueOf(PAGE_BYTES * (i + 1), i))
+    const vs = [1, 2, 3].map((i) => tagged(PAGE_BYTES * (i + 1), i))
     await db.applyBatch((b) =>
       b
         .insert('b1', vs[0] as Uint8Array)
@@ -185,14 +185,14 @@ test('power cuts with blob values: the durable ones survive whole, unflushed one
     let disk = new SimDisk({ seed: 100 + round, latency: false })
     const opts = { segmentBytes: 16 * 1024, flushEveryMs: 0, ...OPTIONS }
     let db = await open('db', { ...opts, storage: disk.storage('db') })
-    const durable = valueOf(5 * PAGE_BYTES, round)
+    const durable = tagged(5 * PAGE_BYTES, round)
     await db.insert('durable', durable, { durable: true })
     await db.insert('small', 'kept', { durable: true })
     // Unflushed: a batch of two blob values, then an overwrite of the durable blob value.
-    const a = valueOf(2 * PAGE_BYTES, 50 + round)
-    const b = valueOf(4 * PAGE_BYTES, 60 + round)
+    const a = tagged(2 * PAGE_BYTES, 50 + round)
+    const b = tagged(4 * PAGE_BYTES, 60 + round)
     await db.applyBatch((x) => x.insert('a', a).insert('b', b))
-    const over = valueOf(3 * PAGE_BYTES, 70 + round)
+    const over = tagged(3 * PAGE_BYTES, 70 + round)
     const overwrite = db.insert('durable', over)
     if (round % 2 === 1) await overwrite
     // The cut comes before any flush, right as one starts, or after one.
