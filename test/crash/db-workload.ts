@@ -46,6 +46,8 @@ export interface WorkloadOptions {
   durability: 'sync' | 'flush'
   /** Mutation switch: acknowledge before awaiting (the harness must then fail). */
   ackEarly?: boolean
+  /** Length of an inserted value (default: mostly small, some up to ~1 KB). */
+  valueLen?: (rng: Prng) => number
 }
 
 export const keyName = (k: number): string => `k${String(k).padStart(3, '0')}`
@@ -71,12 +73,16 @@ async function applyIntent(db: Db, trees: Tree[], i: WriteIntent): Promise<void>
   })
 }
 
-function randomOp(rng: Prng): Op {
+/** Values for 16 KiB segments: 40% over the blob threshold (4 KiB), up to 24 KiB. */
+export const blobValueLen = (rng: Prng): number => (rng.chance(0.4) ? 4200 + rng.int(20_000) : rng.int(300))
+
+function randomOp(rng: Prng, valueLen: ((rng: Prng) => number) | undefined): Op {
   const r = rng.int(10)
+  const small = (): number => (r < 9 ? rng.int(60) : 200 + rng.int(800))
   return {
     tree: rng.int(TREES.length),
     key: rng.int(KEYS_PER_TREE),
-    len: r < 3 ? -1 : r < 9 ? rng.int(60) : 200 + rng.int(800),
+    len: r < 3 ? -1 : valueLen === undefined ? small() : valueLen(rng),
   }
 }
 
@@ -92,7 +98,7 @@ export async function runWorkload(
   let w = firstW
   const next = (group: number): WriteIntent => {
     const n = rng.chance(0.3) ? 2 + rng.int(6) : 1
-    return { w: w++, group, ops: Array.from({ length: n }, () => randomOp(rng)) }
+    return { w: w++, group, ops: Array.from({ length: n }, () => randomOp(rng, o.valueLen)) }
   }
   try {
     const trees: Tree[] = [db, await db.openTree('t')]

@@ -1,6 +1,7 @@
-// Counts blob files that no pointer in the recovered log names (orphans), by opening the log
-// alone: recovery must have removed every one, whatever the crash left. The database must be
-// closed (the log takes the folder's lock).
+// Counts blob files that no pointer in the log names (orphans): lists the folder's blob files,
+// then opens the log alone and collects the blob ids its pointers name. Run after a database
+// was reopened and closed, it checks that recovery left no orphan, whatever the crash left.
+// The database must be closed (the log takes the folder's lock); this open removes orphans.
 
 import { openStorage, type Storage } from '../../src/io/index.js'
 import { Log } from '../../src/log/index.js'
@@ -14,6 +15,8 @@ export interface BlobCensus {
 
 export async function blobCensus(pathOrStorage: string | Storage): Promise<BlobCensus> {
   const storage = typeof pathOrStorage === 'string' ? openStorage(pathOrStorage) : pathOrStorage
+  // Listed before the log opens: its recovery removes orphans.
+  const files = await storage.list('blobs').catch(() => [] as string[])
   const log = await Log.open(typeof pathOrStorage === 'string' ? pathOrStorage : 'db', {
     storage,
     flushEveryMs: 0,
@@ -23,7 +26,6 @@ export async function blobCensus(pathOrStorage: string | Storage): Promise<BlobC
     for await (const rec of log.iterFrom(log.firstLsn)) {
       if (rec.isBlob) named.add((await log.blobRefAt(rec.lsn)).id.toString(16).padStart(16, '0'))
     }
-    const files = await storage.list('blobs').catch(() => [] as string[])
     return { files: files.length, orphans: files.filter((f) => !named.has(f)).length }
   } finally {
     await log.close()
