@@ -5,7 +5,8 @@
 // test/crash/db-sigkill.test.ts (a prefix of the applied writes holding every acknowledged
 // one: acked_lost = phantom = nonprefix = 0, whole batches), plus: every reopen succeeds
 // first try, and no blob file is left that no pointer of the log names (orphan_blobs = 0,
-// test/helpers/orphan-blobs.ts). 10% of kills land before or while the child opens.
+// test/helpers/orphan-blobs.ts, against the reopened page cache's log). 10% of kills land
+// before or while the child opens.
 // Folders alternate durability 'sync' and 'flush'. BOBSLED_SOAK=1 runs 1,000 kills;
 // BOBSLED_SEED=<n> replays a folder's kill timings (close, not exact).
 
@@ -15,9 +16,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { open } from '../../src/index.js'
+import { type Db, open, openOn } from '../../src/db.js'
+import { openStorage } from '../../src/io/index.js'
+import { PageCache } from '../../src/pagecache/index.js'
+import { type TreePage, treeCodec } from '../../src/tree/index.js'
 import { runUntilKilled } from '../helpers/kill-child.js'
-import { blobCensus } from '../helpers/orphan-blobs.js'
+import { blobCensus, blobCensusOf } from '../helpers/orphan-blobs.js'
 import { checkRecovered, History, readState } from './db-workload.js'
 
 const CHILD = fileURLToPath(new URL('./db-writer-child.js', import.meta.url))
@@ -39,6 +43,9 @@ interface Totals {
   /** Reopens that found the log's head dropped by cleaning (its first LSN above 0). */
   cleaned: number
   caught: number
+  /** Time in the child runs and in the parent's reopen and checks. */
+  childMs: number
+  checkMs: number
 }
 
 function runChild(
@@ -86,6 +93,8 @@ async function killLoop(kills: number, baseSeed: number, mutation = false): Prom
     blobFiles: 0,
     cleaned: 0,
     caught: 0,
+    childMs: 0,
+    checkMs: 0,
   }
   try {
     for (let kill = 0; kill < kills; kill++) {
@@ -97,25 +106,31 @@ async function killLoop(kills: number, baseSeed: number, mutation = false): Prom
       }
       const seed = baseSeed + kill
       const early = !mutation && seed % 10 === 0
-      const delay = early ? seed % 20 : 20 + ((seed * 7919) % 200)
+      const delay = early ? seed % 20 : 10 + ((seed * 7919) % 150)
+      const t0 = performance.now()
       await runChild(dir, seed, h, durability, delay, early, mutation)
+      const t1 = performance.now()
+      sum.childMs += t1 - t0
       const replay = `kill ${kill} seed=${seed} (replay: BOBSLED_SEED=${seed - (kill % KILLS_PER_FOLDER)})`
-      let db: Awaited<ReturnType<typeof open>>
+      // The page cache open() would build (same options), kept at hand for its log.
+      let pc: PageCache<TreePage>
+      let db: Db
       try {
-        db = await open(dir, { segmentBytes: 16 * 1024, flushEveryMs: 0 })
+        pc = await PageCache.open<TreePage>(dir, treeCodec, { segmentBytes: 16 * 1024, flushEveryMs: 0 })
+        db = await openOn(pc)
       } catch (e) {
         sum.reopenFailures++
         assert.fail(`${replay}: reopen failed: ${(e as Error).stack}`)
       }
       const { state, phantom } = await readState(db)
-      const first = ((await db.stats()) as { store?: { firstLsn?: number } }).store?.firstLsn ?? 0
-      if (first > 0) sum.cleaned++
+      if (pc.stats().firstLsn > 0) sum.cleaned++
+      const census = await blobCensusOf(pc.log, openStorage(dir))
       await db.close()
-      const census = await blobCensus(dir)
       sum.orphanBlobs += census.orphans
       sum.blobFiles += census.files
       assert.equal(census.orphans, 0, `${replay}: ${census.orphans} orphan blob files after recovery`)
       const c = checkRecovered(h, state, phantom)
+      sum.checkMs += performance.now() - t1
       sum.acked += c.acked
       sum.kept += c.kept
       sum.ackedLost += c.ackedLost
@@ -140,7 +155,7 @@ test(`db SIGKILL loop with blob values (R2 c): ${KILLS} kills, nothing acknowled
   const baseSeed = Number(process.env.BOBSLED_SEED ?? Date.now() % 1_000_000)
   const s = await killLoop(KILLS, baseSeed)
   console.log(
-    `RELIABILITY r2-db-blobs kills=${s.kills} acked=${s.acked} kept=${s.kept} acked_lost=${s.ackedLost} phantom=${s.phantom} nonprefix=${s.nonprefix} torn_batches=${s.tornBatches} reopen_failures=${s.reopenFailures} orphan_blobs=${s.orphanBlobs} blob_files=${s.blobFiles} head_cleaned=${s.cleaned} seed=${baseSeed}`,
+    `RELIABILITY r2-db-blobs kills=${s.kills} acked=${s.acked} kept=${s.kept} acked_lost=${s.ackedLost} phantom=${s.phantom} nonprefix=${s.nonprefix} torn_batches=${s.tornBatches} reopen_failures=${s.reopenFailures} orphan_blobs=${s.orphanBlobs} blob_files=${s.blobFiles} head_cleaned=${s.cleaned} child_ms=${Math.round(s.childMs)} check_ms=${Math.round(s.checkMs)} seed=${baseSeed}`,
   )
   assert.ok(s.acked > KILLS, 'the children acknowledged writes')
   assert.ok(s.blobFiles > KILLS, 'the workload stored values as blobs')

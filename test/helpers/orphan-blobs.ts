@@ -13,6 +13,21 @@ export interface BlobCensus {
   orphans: number
 }
 
+/** The census against an open log (after its recovery): files listed now, pointers it holds. */
+export async function blobCensusOf(log: Log, storage: Storage): Promise<BlobCensus> {
+  const files = await storage.list('blobs').catch(() => [] as string[])
+  const named = await namedBlobs(log)
+  return { files: files.length, orphans: files.filter((f) => !named.has(f)).length }
+}
+
+async function namedBlobs(log: Log): Promise<Set<string>> {
+  const named = new Set<string>()
+  for await (const rec of log.iterFrom(log.firstLsn)) {
+    if (rec.isBlob) named.add((await log.blobRefAt(rec.lsn)).id.toString(16).padStart(16, '0'))
+  }
+  return named
+}
+
 export async function blobCensus(pathOrStorage: string | Storage): Promise<BlobCensus> {
   const storage = typeof pathOrStorage === 'string' ? openStorage(pathOrStorage) : pathOrStorage
   // Listed before the log opens: its recovery removes orphans.
@@ -22,10 +37,7 @@ export async function blobCensus(pathOrStorage: string | Storage): Promise<BlobC
     flushEveryMs: 0,
   })
   try {
-    const named = new Set<string>()
-    for await (const rec of log.iterFrom(log.firstLsn)) {
-      if (rec.isBlob) named.add((await log.blobRefAt(rec.lsn)).id.toString(16).padStart(16, '0'))
-    }
+    const named = await namedBlobs(log)
     return { files: files.length, orphans: files.filter((f) => !named.has(f)).length }
   } finally {
     await log.close()
