@@ -793,6 +793,7 @@ function checkOpenOptions(o: unknown): OpenOptions {
 export async function openOn(store: DbStore, options?: OpenOptions): Promise<Db> {
   const o = checkOpenOptions(options)
   const config = makeTreeConfig(store.maxPageBytes, {
+    maxLargePageBytes: store.maxLargePageBytes,
     nodeMaxBytes: o.nodeMaxBytes,
     nodeMaxEntries: o.nodeMaxEntries,
     idPersistInterval: o.idPersistInterval,

@@ -1,6 +1,7 @@
 // The point commands: get, put, del, and scan over a range of one tree.
 
-import type { RangeOptions } from '../index.js'
+import { readFile, stat } from 'node:fs/promises'
+import { InvalidArgumentError, LimitError, type RangeOptions, wrapIoError } from '../index.js'
 import {
   type ArgEncoding,
   argBytes,
@@ -36,19 +37,57 @@ export async function runGet(key: string, o: KvOptions & { raw: boolean }): Prom
   }
 }
 
-export async function runPut(key: string, value: string, o: KvOptions): Promise<void> {
+export async function runPut(
+  key: string,
+  value: string | undefined,
+  o: KvOptions & { valueFile: string | undefined },
+): Promise<void> {
+  if ((value === undefined) === (o.valueFile === undefined))
+    throw new InvalidArgumentError('put takes a value argument or --value-file, one of them')
   const db = await openOrCreate(o.dir)
   try {
     const t = await pickTree(db, o.tree, true)
-    const old = await t.insert(argBytes(key, o.encoding, 'key'), argBytes(value, o.encoding, 'value'), {
-      durable: true,
-    })
+    const k = argBytes(key, o.encoding, 'key')
+    const v =
+      o.valueFile === undefined
+        ? argBytes(value as string, o.encoding, 'value')
+        : await readValueFile(o.valueFile, db.limits.maxValueBytes)
+    const old = await t.insert(k, v, { durable: true })
     emit(o, { tree: t.name, key, replaced: old !== undefined }, () =>
       old === undefined ? 'inserted' : `replaced ${showBytes(old)}`,
     )
   } finally {
     await db.close()
   }
+}
+
+/**
+ * The bytes of a file, or of stdin for '-', refused with LimitError once they pass `max`
+ * (a file by its size, before reading it; stdin as soon as it has sent more).
+ */
+async function readValueFile(file: string, max: number): Promise<Uint8Array> {
+  if (file !== '-') {
+    let size: number
+    try {
+      size = (await stat(file)).size
+    } catch (e) {
+      throw wrapIoError(e, 'reading the value file', file)
+    }
+    if (size > max) throw new LimitError('value bytes', max, size)
+    try {
+      return new Uint8Array(await readFile(file))
+    } catch (e) {
+      throw wrapIoError(e, 'reading the value file', file)
+    }
+  }
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const c of process.stdin as AsyncIterable<Buffer>) {
+    total += c.length
+    if (total > max) throw new LimitError('value bytes', max, total)
+    chunks.push(c)
+  }
+  return new Uint8Array(Buffer.concat(chunks, total))
 }
 
 export async function runDel(key: string, o: KvOptions): Promise<void> {

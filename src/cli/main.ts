@@ -93,9 +93,10 @@ kvCommand('get', 'print the value of a key (exit 3 when it is not there)')
 
 kvCommand('put', 'set a key to a value (durable when the command returns)')
   .argument('<key>')
-  .argument('<value>')
-  .action((key: string, value: string, o) =>
-    runPut(key, value, { ...common(o), tree: o.tree, encoding: o.encoding }),
+  .argument('[value]')
+  .option('--value-file <file>', 'the value is the bytes of this file (- for stdin), for large values')
+  .action((key: string, value: string | undefined, o) =>
+    runPut(key, value, { ...common(o), tree: o.tree, encoding: o.encoding, valueFile: o.valueFile }),
   )
 
 kvCommand('del', 'remove a key (durable when the command returns)')

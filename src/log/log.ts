@@ -360,6 +360,51 @@ export class Log {
   }
 
   /**
+   * appendBatch() whose items may also be blob refs: each is logged as a pointer at its
+   * place in the batch, so several large records (staged with stageBlob(), or named by a
+   * pointer already in the log) commit atomically with small ones. Returns the last item's
+   * LSN; `lsnsOut` receives every item's. Everything is checked before anything is logged.
+   */
+  appendMixedBatch(items: ReadonlyArray<Uint8Array | BlobRef>, id = 0, lsnsOut?: number[]): Lsn {
+    this.checkWritable()
+    if (!Array.isArray(items) || items.length === 0)
+      throw new InvalidArgumentError('appendMixedBatch() takes a non-empty array')
+    if (items.length > this.options.maxBatchRecords) {
+      throw new LimitError('batch record count', this.options.maxBatchRecords, items.length)
+    }
+    checkId(id)
+    const rs: Array<Uint8Array | BlobRef> = []
+    const lens: number[] = []
+    const stagedIds = new Set<number>()
+    let relinked = 0
+    for (const item of items) {
+      if (item instanceof Uint8Array) {
+        lens.push(checkRecord(item, this.maxInlineBytes))
+        rs.push(item)
+        continue
+      }
+      const r = readRef(item, 'appendMixedBatch()')
+      const staged = this.staged.get(r.id)
+      const known =
+        staged !== undefined
+          ? staged.sizeBytes === r.sizeBytes && staged.crc === r.crc && !stagedIds.has(r.id)
+          : this.slots.hasBlob(r)
+      if (!known) {
+        throw new InvalidArgumentError(
+          `blob ${r.id} (${r.sizeBytes} bytes, CRC ${r.crc}) is neither staged nor named by a pointer in the log`,
+        )
+      }
+      if (staged !== undefined) stagedIds.add(r.id)
+      else relinked++
+      lens.push(0)
+      rs.push(r)
+    }
+    for (const b of stagedIds) this.staged.delete(b)
+    this.stats.blobsRelinked += relinked
+    return asLsn(this.writer.appendMixedBatch(rs, lens, id, lsnsOut))
+  }
+
+  /**
    * Bytes of the blob files each segment of the log would take with it when truncated: the
    * blobs whose newest pointer lies in it (a relinked blob belongs to its newest pointer's
    * segment only). By segment base; a segment owning none is absent. Complete once the log
@@ -505,6 +550,11 @@ export class Log {
   /** Highest LSN below which everything is durable (-1: nothing yet). */
   get stableLsn(): Lsn {
     return asLsn(this.commit.stableLsn)
+  }
+
+  /** Largest record appendLarge() and stageBlob() take. */
+  get maxBlobBytes(): number {
+    return this.options.maxBlobBytes
   }
 
   /** Last byte reserved so far. */

@@ -227,7 +227,7 @@ export class SegmentWriter {
     id: number,
     lsnsOut?: number[],
   ): number {
-    return this.batch(undefined, records, lens, id, lsnsOut)
+    return this.batch(records, lens, id, lsnsOut)
   }
 
   /** Logs the pointer to a blob file already written and synced; returns its LSN. */
@@ -255,17 +255,34 @@ export class SegmentWriter {
     id: number,
     lsnsOut: number[],
   ): number {
-    return this.batch(ref, records, lens, id, lsnsOut)
+    const items: Array<Uint8Array | BlobRef> = [ref, ...records]
+    const all: number[] = []
+    this.batch(items, [0, ...lens], id, all)
+    for (let i = 1; i < all.length; i++) lsnsOut.push(all[i] as number)
+    return all[0] as number
   }
 
   /**
-   * The batch framing of appendBatch() and appendPointerBatch(): the manifest first, then
-   * the pointer to `ref` if given, then the records. Returns the pointer's LSN when there is
-   * one, else the last record's (the manifest's for no records).
+   * Checked records and pointers to blob files already written and synced, in the given
+   * order, recovered all together or not at all. Returns the last item's LSN; `lsnsOut`
+   * receives every item's.
+   */
+  appendMixedBatch(
+    items: ReadonlyArray<Uint8Array | BlobRef>,
+    lens: readonly number[],
+    id: number,
+    lsnsOut?: number[],
+  ): number {
+    return this.batch(items, lens, id, lsnsOut)
+  }
+
+  /**
+   * The batch framing of every batch: the manifest first, then the items (a record, or a
+   * pointer to a blob file when the item is a BlobRef). Returns the last item's LSN (the
+   * manifest's for no items).
    */
   private batch(
-    ref: BlobRef | undefined,
-    records: readonly Uint8Array[],
+    items: ReadonlyArray<Uint8Array | BlobRef>,
     lens: readonly number[],
     id: number,
     lsnsOut: number[] | undefined,
@@ -274,24 +291,31 @@ export class SegmentWriter {
     const mAt = this.resAt
     const mLsn = m.seg.baseLsn + mAt
     const mTotal = this.resHeaderBytes + U64_BODY_BYTES
-    const pointerLsn = ref === undefined ? -1 : this.appendBlobPointer(ref, id)
     let lastLsn = mLsn
-    for (let i = 0; i < records.length; i++) {
+    let records = 0
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as Uint8Array | BlobRef
+      if (!(item instanceof Uint8Array)) {
+        lastLsn = this.appendBlobPointer(item, id)
+        lsnsOut?.push(lastLsn)
+        continue
+      }
       const n = lens[i] as number
       const b = this.reserveMessage(MessageKind.Record, n, id)
       const at = this.resAt
-      b.seg.buf.set(records[i] as Uint8Array, at + this.resHeaderBytes)
+      b.seg.buf.set(item, at + this.resHeaderBytes)
       this.completeMessage(b, at, this.resHeaderBytes + n, true)
       lastLsn = b.seg.baseLsn + at
       lsnsOut?.push(lastLsn)
+      records++
     }
     const peg = this.maxReserved
     writeU64(m.seg.buf, mAt + mTotal - U64_BODY_BYTES, peg)
     this.commit.synced.markBatch(mLsn, peg)
     this.completeMessage(m, mAt, mTotal, true)
-    this.ctx.stats.recordsAppended += records.length
+    this.ctx.stats.recordsAppended += records
     this.ctx.stats.batches++
-    return ref === undefined ? lastLsn : pointerLsn
+    return lastLsn
   }
 
   /** appendRecord() when the buffer must be sealed or a witness written first. */

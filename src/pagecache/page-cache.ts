@@ -35,7 +35,7 @@ import {
   readWholeFile,
   writeCheckpointFile,
 } from './checkpoint.js'
-import type { PageCodec, PageId, PageStore, PageWrite } from './page-store.js'
+import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
 import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
 
 export interface PageCacheOptions extends LogOptions {
@@ -103,6 +103,14 @@ interface PageEntry<T> {
   lruStamp: number
 }
 
+/** A base from stageLarge(): its blob file, or its record when that still fits inline. */
+interface StagedBase extends StagedPage {
+  readonly ref: BlobRef | undefined
+  readonly record: Uint8Array | undefined
+  /** Bytes of the whole page record (kind, page id, base). */
+  readonly recordBytes: number
+}
+
 const DEFAULT_CACHE_CAPACITY = 256 * 1024 * 1024
 const DEFAULT_CONSOLIDATE_AFTER = 24
 const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
@@ -119,6 +127,7 @@ const KEEP_CHECKPOINTS = 1
 
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
+  readonly maxLargePageBytes: number
   private readonly table: Array<PageEntry<T> | undefined> = []
   /** The checkpoint open started from: pages not used since are still encoded in it. */
   private lazy: Checkpoint | undefined
@@ -139,6 +148,8 @@ export class PageCache<T> implements PageStore<T> {
   private readonly busy = new Set<number>()
   /** The last replaceLarge() called on each busy page: the next one waits for it. */
   private readonly largeWrites = new Map<number, Promise<Lsn>>()
+  /** Bases from stageLarge() that no writeBatch() has consumed yet. */
+  private readonly stagedBases = new Set<StagedPage>()
   /** In-flight page-ins per segment base: a segment is not dropped under a reader. */
   private readonly pins = new Map<number, number>()
   private unpinWaiters: Array<() => void> = []
@@ -185,6 +196,7 @@ export class PageCache<T> implements PageStore<T> {
     this.S = log.segmentBytes
     // The largest record body, less the kind byte and the longest page-id varint.
     this.maxPageBytes = log.maxInlineBytes - 9
+    this.maxLargePageBytes = Math.max(this.maxPageBytes, log.maxBlobBytes - 9)
     this.sa = new SegmentAccountant(log.segmentBytes, {
       cleanAtSpaceRatio: opts.cleanAtSpaceRatio,
       cleanToSpaceRatio: opts.cleanToSpaceRatio,
@@ -410,8 +422,10 @@ export class PageCache<T> implements PageStore<T> {
     // with nothing changed. Pages written earlier in the batch count as existing.
     const exists = new Map<number, boolean>()
     const deltasSoFar = new Map<number, number>()
-    const records: Uint8Array[] = []
-    const plan: Array<{ kind: PageRecordKind; pid: number; page?: T; payload: number }> = []
+    const items: Array<Uint8Array | BlobRef> = []
+    const usedStaged = new Set<StagedBase>()
+    const plan: Array<{ kind: PageRecordKind; pid: number; page?: T; payload: number; staged?: StagedBase }> =
+      []
     for (const w of writes) {
       if (w === null || typeof w !== 'object')
         throw new InvalidArgumentError('a batch write must be an object')
@@ -425,7 +439,20 @@ export class PageCache<T> implements PageStore<T> {
         throw new InvalidArgumentError(
           `page ${w.pid} has a large write in flight: await its replaceLarge() first`,
         )
-      if (w.kind === 'replace' || w.kind === 'link') {
+      if (w.kind === 'replace' && w.staged !== undefined) {
+        const st = this.checkStaged(w.staged, w.pid, usedStaged)
+        usedStaged.add(st)
+        items.push(st.ref ?? (st.record as Uint8Array))
+        plan.push({
+          kind: PageRecordKind.Replace,
+          pid: w.pid,
+          page: w.page,
+          payload: st.sizeBytes,
+          staged: st,
+        })
+        exists.set(w.pid, true)
+        deltasSoFar.set(w.pid, 0)
+      } else if (w.kind === 'replace' || w.kind === 'link') {
         let kind = w.kind === 'replace' ? PageRecordKind.Replace : PageRecordKind.Link
         let body: Uint8Array
         if (w.kind === 'link') {
@@ -451,11 +478,11 @@ export class PageCache<T> implements PageStore<T> {
           deltasSoFar.set(w.pid, 0)
         }
         checkBytes(body, this.maxPageBytes, 'page')
-        records.push(encodePageRecord(kind, w.pid, body))
+        items.push(encodePageRecord(kind, w.pid, body))
         plan.push({ kind, pid: w.pid, page: w.page, payload: body.length })
         exists.set(w.pid, true)
       } else if (w.kind === 'free') {
-        records.push(encodePageRecord(PageRecordKind.Free, w.pid))
+        items.push(encodePageRecord(PageRecordKind.Free, w.pid))
         plan.push({ kind: PageRecordKind.Free, pid: w.pid, payload: 0 })
         exists.set(w.pid, false)
         deltasSoFar.delete(w.pid)
@@ -464,12 +491,24 @@ export class PageCache<T> implements PageStore<T> {
       }
     }
     const lsns: number[] = []
-    const last = this.log.appendBatch(records, 0, lsns)
+    const last =
+      usedStaged.size === 0
+        ? this.log.appendBatch(items as Uint8Array[], 0, lsns)
+        : this.log.appendMixedBatch(items, 0, lsns)
+    for (const st of usedStaged) this.stagedBases.delete(st)
     let bytes = 0
     for (let i = 0; i < plan.length; i++) {
       const p = plan[i] as (typeof plan)[number]
       const lsn = lsns[i] as number
-      const rec = records[i] as Uint8Array
+      const st = p.staged
+      if (st?.ref !== undefined) {
+        // A pointer record: the base's bytes live in their own file.
+        bytes += st.recordBytes
+        this.freePids.delete(p.pid)
+        this.applyReplace(p.pid, p.page as T, lsn, pointerRecordBytes(lsn, this.S), p.payload, st.recordBytes)
+        continue
+      }
+      const rec = items[i] as Uint8Array
       bytes += rec.length
       if (p.kind === PageRecordKind.Replace) {
         this.freePids.delete(p.pid)
@@ -483,6 +522,44 @@ export class PageCache<T> implements PageStore<T> {
     }
     this.afterWrite(bytes)
     return last
+  }
+
+  async stageLarge(pid: PageId, bytes: Uint8Array): Promise<StagedPage> {
+    this.checkWritable()
+    checkPid(pid)
+    checkBytes(bytes, this.maxLargePageBytes, 'page')
+    const rec = encodePageRecord(PageRecordKind.Replace, pid, bytes)
+    // maxPageBytes allows for the longest page id, so a base just over it may still fit an
+    // inline record: it is then logged inline by the batch, as writeLarge() does.
+    const ref = rec.length <= this.log.maxInlineBytes ? undefined : await this.log.stageBlob(rec)
+    this.checkWritable()
+    const st: StagedBase = {
+      pid,
+      sizeBytes: bytes.length,
+      ref,
+      record: ref === undefined ? rec : undefined,
+      recordBytes: rec.length,
+    }
+    this.stagedBases.add(st)
+    return st
+  }
+
+  async dropStaged(staged: StagedPage): Promise<void> {
+    if (!this.stagedBases.delete(staged)) return
+    const ref = (staged as StagedBase).ref
+    if (ref !== undefined && this.log.failure === undefined && !this.closed)
+      await this.log.dropStagedBlob(ref)
+  }
+
+  /** The StagedBase behind a write's `staged`, checked before anything is logged. */
+  private checkStaged(staged: StagedPage, pid: number, used: ReadonlySet<StagedBase>): StagedBase {
+    if (!this.stagedBases.has(staged) || used.has(staged as StagedBase)) {
+      throw new InvalidArgumentError('a staged write takes a base from stageLarge() not consumed yet')
+    }
+    if (staged.pid !== pid) {
+      throw new InvalidArgumentError(`the base staged for page ${staged.pid} cannot replace page ${pid}`)
+    }
+    return staged as StagedBase
   }
 
   /**

@@ -27,9 +27,19 @@ export interface PageCodec<T> {
   memoryBytes(page: T): number
 }
 
-/** One write of an atomic batch. */
+/**
+ * A base too large for an inline page, already durable (a blob file) but not yet part of
+ * any page: stageLarge() makes it, a writeBatch() replace of the same page id consumes it.
+ */
+export interface StagedPage {
+  readonly pid: PageId
+  /** Bytes of the staged base. */
+  readonly sizeBytes: number
+}
+
+/** One write of an atomic batch. `staged` replaces the page by a base from stageLarge(). */
 export type PageWrite<T> =
-  | { kind: 'replace'; pid: PageId; page: T; bytes?: Uint8Array }
+  | { kind: 'replace'; pid: PageId; page: T; bytes?: Uint8Array; staged?: StagedPage }
   | { kind: 'link'; pid: PageId; delta: Uint8Array; page: T }
   | { kind: 'free'; pid: PageId }
 
@@ -62,6 +72,18 @@ export interface PageStore<T> {
   writeBatch(writes: readonly PageWrite<T>[]): Lsn
   /** Largest encoded page or delta a single write accepts. */
   readonly maxPageBytes: number
+  /** Largest base stageLarge() accepts (≥ maxPageBytes). */
+  readonly maxLargePageBytes: number
+  /**
+   * Writes `bytes` (over maxPageBytes, at most maxLargePageBytes) as a base of page `pid`
+   * and makes it durable, without changing the page: a later writeBatch() replace with
+   * `staged` makes it the page's base in its synchronous step, atomically with the batch's
+   * other writes. Lets a caller commit pages of any size in one synchronous step. A staged
+   * base never consumed is dropped with dropStaged() or, after a crash, at the next open.
+   */
+  stageLarge(pid: PageId, bytes: Uint8Array): Promise<StagedPage>
+  /** Discards a staged base that no write consumed (best effort). */
+  dropStaged(staged: StagedPage): Promise<void>
   /** Everything written before the call is on disk when this resolves. */
   flush(): Promise<Lsn>
   /** Resolves when every byte up to `lsn` is on disk. */

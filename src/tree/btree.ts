@@ -7,22 +7,37 @@
 // - keys in a leaf and separators in an index node are strictly increasing;
 // - child i of an index node holds only keys in [keys[i-1], keys[i]) of its parent;
 // - every leaf is at the same depth;
-// - no leaf is empty except a root leaf, and every index node has at least two children;
-// - no node needsSplit(), so every node fits a page.
+// - no leaf is empty except a root leaf, and every index node has at least two children,
+//   except a root index whose one child is a blob leaf;
+// - no node needsSplit(), so every node fits a page (a blob leaf: a large page);
+// - a blob leaf (node.ts isBlobLeaf) is never the root.
 
 import { assert } from '../util/assert.js'
 import type { OpContext } from './context.js'
 import type { CopySlab } from './copies.js'
 import { compareBytes, lowerBound, upperBound } from './keys.js'
-import { fold, type Leaf, leafCopyRun, leafGet, leafKeyAt, leafPut, leafSearch } from './leaf.js'
+import {
+  fold,
+  type Leaf,
+  leafCopyRun,
+  leafGet,
+  leafKeyAt,
+  leafPut,
+  leafSearch,
+  leafSlice,
+  varintBytes,
+} from './leaf.js'
 import type { TreeConfig } from './limits.js'
 import {
   concatNodes,
   EMPTY_LEAF,
+  entryBytes,
   entryCount,
   type Index,
+  isBlobLeaf,
   isUnderfull,
   makeIndex,
+  makeLeaf,
   type Node,
   needsSplit,
   type Piece,
@@ -114,10 +129,100 @@ export function writeKey(
   const hit = descend(ctx, root, key)
   const old = leafGet(hit.leaf, key)
   if (value === undefined && old === undefined) return undefined
+  if (value !== undefined && old === undefined && isBlobLeaf(hit.leaf, c)) {
+    besideBlobLeaf(ctx, c, hit, key, value)
+    return undefined
+  }
+  if (value !== undefined && 1 + varintBytes(1) + entryBytes(key, value) > c.maxPageBytes) {
+    placeBlobEntry(ctx, c, hit, key, value)
+    return old
+  }
   const leaf = leafPut(hit.leaf, key, value)
   ctx.setLeaf(hit.pid, leaf, { key, value })
   rebalance(ctx, c, hit.path, hit.pid, leaf)
   return old
+}
+
+/**
+ * A new key in a blob leaf's range gets a leaf of its own beside it: the blob leaf keeps its
+ * page id and is not rewritten (a split would copy its value into a new blob).
+ */
+function besideBlobLeaf(
+  ctx: OpContext,
+  c: TreeConfig,
+  hit: LeafHit,
+  key: Uint8Array,
+  value: Uint8Array,
+): void {
+  assert(hit.path.length > 0, `blob leaf ${hit.pid} is not a root`)
+  const fresh = ctx.newPid()
+  ctx.put(fresh, makeLeaf([key], [value]))
+  const blobKey = leafKeyAt(fold(hit.leaf), 0)
+  const isBefore = compareBytes(key, blobKey) < 0
+  if (isBefore) spliceIntoParent(ctx, c, hit.path, [fresh, hit.pid], [blobKey.slice()])
+  else spliceIntoParent(ctx, c, hit.path, [hit.pid, fresh], [key])
+}
+
+/**
+ * Stores an entry too large for an inline leaf: it becomes a blob leaf of its own, built
+ * once from the caller's value, and the leaf it lands in is cut around it (entries below,
+ * the blob leaf, entries above). A blob leaf under the same key is simply replaced.
+ */
+function placeBlobEntry(
+  ctx: OpContext,
+  c: TreeConfig,
+  hit: LeafHit,
+  key: Uint8Array,
+  value: Uint8Array,
+): void {
+  const blob = makeLeaf([key], [value])
+  let rest = hit.leaf
+  if (leafGet(rest, key) !== undefined) rest = leafPut(rest, key, undefined)
+  rest = fold(rest)
+  const p = leafSearch(rest, key)
+  const at = p >= 0 ? p : ~p
+  const pieces: Node[] = []
+  const lowKeys: Uint8Array[] = []
+  if (at > 0) pieces.push(leafSlice(rest, 0, at))
+  if (pieces.length > 0) lowKeys.push(key)
+  pieces.push(blob)
+  if (at < rest.count) {
+    lowKeys.push(leafKeyAt(rest, at).slice())
+    pieces.push(leafSlice(rest, at, rest.count))
+  }
+  if (hit.path.length === 0) {
+    // A root never holds a blob leaf: the root becomes the index of the pieces.
+    const pids = pieces.map(() => ctx.newPid())
+    for (let i = 0; i < pieces.length; i++) ctx.put(pids[i] as number, pieces[i] as Node)
+    ctx.put(hit.pid, makeIndex(lowKeys, pids))
+    return
+  }
+  const pids = [hit.pid, ...pieces.slice(1).map(() => ctx.newPid())]
+  for (let i = 0; i < pieces.length; i++) ctx.put(pids[i] as number, pieces[i] as Node)
+  if (pieces.length > 1) spliceIntoParent(ctx, c, hit.path, pids, lowKeys)
+}
+
+/**
+ * Replaces the child the last path step went through by `pids` (separated by `lowKeys`) in
+ * its parent, then restores the invariants from the parent up.
+ */
+function spliceIntoParent(
+  ctx: OpContext,
+  c: TreeConfig,
+  path: PathStep[],
+  pids: readonly number[],
+  lowKeys: readonly Uint8Array[],
+): void {
+  const step = path.pop() as PathStep
+  const parent = nodeAt(ctx, step.pid) as Index
+  assert(parent.kind === 'index', `page ${step.pid} on a descent path is an index node`)
+  const keys = parent.keys.slice()
+  const children = parent.children.slice()
+  keys.splice(step.slot, 0, ...lowKeys)
+  children.splice(step.slot, 1, ...pids)
+  const node = makeIndex(keys, children)
+  ctx.put(step.pid, node)
+  rebalance(ctx, c, path, step.pid, node)
 }
 
 /** Restores the invariants from a changed node up to the root: splits, merges, collapses. */
@@ -150,14 +255,34 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       continue
     }
     if (path.length === 0) {
+      if (isBlobLeaf(node, c)) {
+        // A root never holds a blob leaf (its page id is fixed, so the leaf would be copied
+        // into a new blob the moment the tree grows): the leaf goes one level down.
+        const child = ctx.newPid()
+        ctx.put(child, node)
+        ctx.put(pid, makeIndex([], [child]))
+        return
+      }
       if (node.kind === 'index' && node.children.length === 1) {
         const childPid = node.children[0] as number
-        node = nodeAt(ctx, childPid)
+        const child = nodeAt(ctx, childPid)
+        if (isBlobLeaf(child, c)) return
+        node = child
         ctx.put(pid, node)
         ctx.free(childPid)
         continue
       }
       return
+    }
+    if (path.length === 1 && !isBlobLeaf(node, c)) {
+      // Only a root over a blob leaf has one child; once the child is no blob leaf any more,
+      // the root takes it over (above).
+      const root = nodeAt(ctx, (path[0] as PathStep).pid) as Index
+      if (root.kind === 'index' && root.children.length === 1) {
+        pid = (path.pop() as PathStep).pid
+        node = root
+        continue
+      }
     }
     if (!isUnderfull(node, c)) return
     const step = path[path.length - 1] as PathStep
@@ -171,9 +296,23 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
     const rightPid = parent.children[leftSlot + 1] as number
     const left = nodeAt(ctx, leftPid)
     const right = nodeAt(ctx, rightPid)
-    const combined = concatNodes(left, parent.keys[leftSlot] as Uint8Array, right)
     const keys = parent.keys.slice()
     const children = parent.children.slice()
+    if (isBlobLeaf(left, c) || isBlobLeaf(right, c)) {
+      // A blob leaf is never merged or shared (that would copy its value): an empty sibling
+      // is dropped, a small one stays as it is.
+      const otherSlot = isBlobLeaf(left, c) ? leftSlot + 1 : leftSlot
+      if (entryCount(isBlobLeaf(left, c) ? right : left) > 0) return
+      ctx.free(children[otherSlot] as number)
+      children.splice(otherSlot, 1)
+      keys.splice(otherSlot > 0 ? otherSlot - 1 : 0, 1)
+      path.pop()
+      pid = step.pid
+      node = makeIndex(keys, children)
+      ctx.put(pid, node)
+      continue
+    }
+    const combined = concatNodes(left, parent.keys[leftSlot] as Uint8Array, right)
     if (!needsSplit(combined, c)) {
       ctx.put(leftPid, combined)
       ctx.free(rightPid)

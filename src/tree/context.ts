@@ -99,40 +99,76 @@ export class OpContext {
   }
 
   /**
-   * Writes the operation to the store: one link, one replace, or one atomic writeBatch.
-   * Synchronous, so the whole operation becomes visible at once. If the store throws, no
-   * page changed (writeBatch is all-or-nothing); placeholder ids allocated for it stay
-   * reserved until a restart.
+   * Turns the operation into store writes (synchronous): allocates real page ids for its new
+   * pages and resolves placeholders. Pages too large for an inline page (blob leaves) are
+   * listed in `large`: their bases must be staged (store.stageLarge) before finish().
    */
-  commit(): CommitResult {
+  prepare(): PreparedCommit {
     const allocated = new Map<number, number>()
     for (const [pid, c] of this.changes)
       if (pid < 0 && c.page !== null) allocated.set(pid, this.store.allocate())
     const real = (pid: number): number => (pid < 0 ? (allocated.get(pid) ?? unresolved(pid)) : pid)
     const writes: PageWrite<TreePage>[] = []
+    const large: number[] = []
+    const max = this.store.maxPageBytes
     for (const [pid, c] of this.changes) {
       if (c.page === null) {
         if (pid >= 0) writes.push({ kind: 'free', pid })
         continue
       }
       const page = resolvePlaceholders(c.page, real)
+      // Never a delta onto or into a page over the inline limit: its base would be a blob
+      // kept alive by the delta, or a delta would carry a blob-sized value.
+      const committed = pid >= 0 ? (this.fetched.get(pid) ?? this.store.peek(pid)) : undefined
       if (
         c.ops !== null &&
         page.kind === 'leaf' &&
-        leafDeltaBytes(c.ops) <= Math.min(page.bytes, this.store.maxPageBytes)
+        page.bytes <= max &&
+        committed !== undefined &&
+        committed.kind === 'leaf' &&
+        committed.bytes <= max &&
+        leafDeltaBytes(c.ops) <= Math.min(page.bytes, max)
       ) {
         writes.push({ kind: 'link', pid, delta: encodeLeafDelta(c.ops), page })
-      } else writes.push({ kind: 'replace', pid: real(pid), page })
+      } else {
+        if ((page.kind === 'leaf' || page.kind === 'index') && page.bytes > max) large.push(writes.length)
+        writes.push({ kind: 'replace', pid: real(pid), page })
+      }
     }
+    return { writes, large, allocated }
+  }
+
+  /**
+   * Writes the prepared operation to the store: one link, one replace, or one atomic
+   * writeBatch. Synchronous, so the whole operation becomes visible at once. If the store
+   * throws, no page changed (writeBatch is all-or-nothing); ids allocated for it stay
+   * reserved until a restart.
+   */
+  finish(p: PreparedCommit): CommitResult {
+    const { writes, allocated } = p
     let lsn: Lsn | undefined
-    if (writes.length === 1) {
+    if (writes.length === 1 && p.large.length === 0) {
       const w = writes[0] as PageWrite<TreePage>
       if (w.kind === 'link') lsn = this.store.link(w.pid, w.delta, w.page)
       else if (w.kind === 'replace') lsn = this.store.replace(w.pid, w.page)
       else lsn = this.store.free(w.pid)
-    } else if (writes.length > 1) lsn = this.store.writeBatch(writes)
+    } else if (writes.length > 0) lsn = this.store.writeBatch(writes)
     return { lsn, allocated }
   }
+
+  /** prepare() and finish() in one step, for operations without large pages. */
+  commit(): CommitResult {
+    const p = this.prepare()
+    assert(p.large.length === 0, 'an operation with large pages stages them before it commits')
+    return this.finish(p)
+  }
+}
+
+export interface PreparedCommit {
+  writes: PageWrite<TreePage>[]
+  /** Indexes in `writes` of replaces whose page needs a staged base (`staged`) first. */
+  large: number[]
+  allocated: Map<number, number>
 }
 
 function unresolved(pid: number): never {

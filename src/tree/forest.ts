@@ -4,12 +4,12 @@
 // one synchronous step (docs/DESIGN.md, "Tree: concurrency").
 
 import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '../errors.js'
-import type { PageStore } from '../pagecache/page-store.js'
+import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { treePids as btreePids } from './btree.js'
 import { encodePage } from './codec.js'
-import { type CommitResult, NeedPage, OpContext } from './context.js'
+import { type CommitResult, NeedPage, OpContext, type PreparedCommit } from './context.js'
 import { CopySlab } from './copies.js'
 import type { TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
@@ -195,7 +195,15 @@ export class Forest {
           afterCommit?.(value, { lsn: undefined, allocated: new Map() })
           return { value, lsn: undefined }
         }
-        const c = ctx.commit()
+        const prepared = ctx.prepare()
+        if (prepared.large.length > 0) await this.stageLarge(prepared)
+        let c: CommitResult
+        try {
+          c = ctx.finish(prepared)
+        } catch (e) {
+          await this.dropStaged(prepared)
+          throw e
+        }
         this.version++
         if (c.lsn !== undefined) this.lastLsn = c.lsn
         afterCommit?.(value, c)
@@ -203,6 +211,34 @@ export class Forest {
       }
     } finally {
       release()
+    }
+  }
+
+  /**
+   * Writes the bases of an operation's large pages (blob leaves) durably before its commit,
+   * which then links them in its one synchronous step. Runs under the writer mutex: the
+   * plan's pages cannot change meanwhile (readers go on, seeing the state before it).
+   */
+  private async stageLarge(p: PreparedCommit): Promise<void> {
+    try {
+      // One at a time: each holds a copy of its page until its blob is written.
+      for (const i of p.large) {
+        const w = p.writes[i] as PageWrite<TreePage> & { kind: 'replace' }
+        const staged = await this.store.stageLarge(w.pid, encodePage(w.page))
+        p.writes[i] = { ...w, staged }
+      }
+    } catch (e) {
+      await this.dropStaged(p)
+      throw e
+    }
+  }
+
+  /** Drops what stageLarge() staged for an operation that did not commit (best effort). */
+  private async dropStaged(p: PreparedCommit): Promise<void> {
+    for (const i of p.large) {
+      const w = p.writes[i]
+      if (w?.kind === 'replace' && w.staged !== undefined)
+        await this.store.dropStaged(w.staged).catch(() => {})
     }
   }
 

@@ -10,7 +10,11 @@ import { InvalidArgumentError } from '../errors.js'
 export const MAX_KEY_BYTES = 4096
 /** The key limit never goes below this; smaller pages are refused at open. */
 export const MIN_KEY_BYTES = 64
-/** Upper cap on a value's bytes; the page store's maxPageBytes may lower it (valueBytesMax). */
+/**
+ * Upper cap on a value's bytes; a page store without large pages may lower it (valueBytesMax).
+ * A leaf holding a value too big for an inline page is stored whole as a blob (DESIGN.md,
+ * "Tree: large values").
+ */
 export const MAX_VALUE_BYTES_CAP = 64 * 1024 * 1024
 /** Most named trees in one database (besides the default tree), when pages are large enough. */
 export const MAX_TREES = 1024
@@ -38,6 +42,8 @@ export interface TreeConfig {
   idPersistInterval: number
   /** Largest page or delta the store accepts (PageStore.maxPageBytes). */
   maxPageBytes: number
+  /** Largest page the store accepts through stageLarge() (PageStore.maxLargePageBytes). */
+  maxLargePageBytes: number
   /** The key limit for these pages: MAX_KEY_BYTES, or less on small pages. */
   keyBytesMax: number
   /** The tree-count limit for these pages: MAX_TREES, or less on small pages. */
@@ -53,8 +59,14 @@ export const MIN_PAGE_BYTES = indexOfThreeBytes(MIN_KEY_BYTES)
 
 export function makeTreeConfig(
   maxPageBytes: number,
-  o: { nodeMaxBytes?: number; nodeMaxEntries?: number; idPersistInterval?: number } = {},
+  o: {
+    nodeMaxBytes?: number
+    nodeMaxEntries?: number
+    idPersistInterval?: number
+    maxLargePageBytes?: number
+  } = {},
 ): TreeConfig {
+  const maxLargePageBytes = o.maxLargePageBytes ?? maxPageBytes
   const nodeMaxBytes = o.nodeMaxBytes ?? Math.min(DEFAULT_NODE_MAX_BYTES, maxPageBytes)
   const nodeMaxEntries = o.nodeMaxEntries ?? DEFAULT_NODE_MAX_ENTRIES
   const idPersistInterval = o.idPersistInterval ?? DEFAULT_ID_PERSIST_INTERVAL
@@ -72,6 +84,11 @@ export function makeTreeConfig(
   if (!Number.isSafeInteger(idPersistInterval) || idPersistInterval < 1) {
     throw new InvalidArgumentError('idPersistInterval must be a positive integer')
   }
+  if (!Number.isSafeInteger(maxLargePageBytes) || maxLargePageBytes < maxPageBytes) {
+    throw new InvalidArgumentError(
+      `the page store's large pages (${maxLargePageBytes} bytes) are below its pages`,
+    )
+  }
   // The longest key such that an index node of three such children fits a page.
   const keyBytesMax = Math.min(
     MAX_KEY_BYTES,
@@ -83,13 +100,21 @@ export function makeTreeConfig(
     1,
     Math.min(MAX_TREES, Math.floor((maxPageBytes - META_HEADER_BYTES) / META_ENTRY_BYTES_MAX)),
   )
-  return { nodeMaxBytes, nodeMaxEntries, idPersistInterval, maxPageBytes, keyBytesMax, treesMax }
+  return {
+    nodeMaxBytes,
+    nodeMaxEntries,
+    idPersistInterval,
+    maxPageBytes,
+    maxLargePageBytes,
+    keyBytesMax,
+    treesMax,
+  }
 }
 
 /**
  * The largest value the tree accepts: a leaf holding one entry of the longest key and this
- * value must still fit one page.
+ * value must still fit one page, a large one (a blob) when the store has them.
  */
 export function valueBytesMax(c: TreeConfig): number {
-  return Math.min(MAX_VALUE_BYTES_CAP, c.maxPageBytes - c.keyBytesMax - 2 * ENTRY_OVERHEAD_BYTES)
+  return Math.min(MAX_VALUE_BYTES_CAP, c.maxLargePageBytes - c.keyBytesMax - 2 * ENTRY_OVERHEAD_BYTES)
 }

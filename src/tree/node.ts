@@ -70,6 +70,16 @@ export function entryCount(node: Node): number {
   return node.kind === 'leaf' ? node.count : node.children.length
 }
 
+/**
+ * True for a leaf too large for an inline page: it holds one entry (a larger leaf always
+ * splits) and is stored as a blob. The tree never copies one needlessly: it is never merged
+ * with a sibling, never a root, and keeps its page id while it is unchanged (DESIGN.md,
+ * "Tree: large values").
+ */
+export function isBlobLeaf(node: TreePage, c: TreeConfig): node is Leaf {
+  return node.kind === 'leaf' && node.count === 1 && node.bytes > c.maxPageBytes
+}
+
 /** Fewest entries a node can be split into pieces of: one entry, or two children. */
 function minPiece(node: Node): number {
   return node.kind === 'leaf' ? 1 : 2

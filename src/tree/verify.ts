@@ -9,7 +9,7 @@ import { COUNTER_PID, META_PID } from './forest.js'
 import { compareBytes } from './keys.js'
 import { leafEntries } from './leaf.js'
 import type { TreeConfig } from './limits.js'
-import { entryCount, needsSplit, type TreePage } from './node.js'
+import { entryCount, isBlobLeaf, needsSplit, type TreePage } from './node.js'
 
 export interface VerifyReport {
   /** Keys per tree; the default tree is "". */
@@ -29,7 +29,12 @@ export async function verifyForest(store: PageStore<TreePage>, c: TreeConfig): P
     const p = await store.get(pid)
     if (p === undefined) return fail(`page ${pid} is referenced but missing`)
     const bytes = encodePage(p)
-    if (bytes.length > store.maxPageBytes) fail(`page ${pid} has ${bytes.length} bytes, over a page`)
+    if (bytes.length > store.maxPageBytes) {
+      // Only a leaf of one entry may be larger, stored as a blob (isBlobLeaf).
+      if (p.kind !== 'leaf' || p.count !== 1) fail(`page ${pid} has ${bytes.length} bytes, over a page`)
+      if (bytes.length > store.maxLargePageBytes)
+        fail(`page ${pid} has ${bytes.length} bytes, over a large page`)
+    }
     if ((p.kind === 'leaf' || p.kind === 'index') && p.bytes !== bytes.length) {
       fail(`page ${pid} says ${p.bytes} bytes but encodes to ${bytes.length}`)
     }
@@ -69,6 +74,7 @@ export async function verifyForest(store: PageStore<TreePage>, c: TreeConfig): P
           fail(`${where}: key ${i} at or above the parent's bound`)
       }
       if (n.kind === 'leaf') {
+        if (pid === root && isBlobLeaf(n, c)) fail(`${where}: a root holds a blob leaf`)
         if (n.count !== nodeKeys.length) fail(`${where} says ${n.count} entries but holds ${nodeKeys.length}`)
         if (nodeKeys.length === 0 && pid !== root) fail(`${where} is an empty leaf`)
         if (leafDepth === -1) leafDepth = depth
@@ -76,7 +82,12 @@ export async function verifyForest(store: PageStore<TreePage>, c: TreeConfig): P
         keys += nodeKeys.length
         return
       }
-      if (n.children.length < 2) fail(`${where}: index node with ${n.children.length} child`)
+      if (n.children.length < 2) {
+        // A root index may have one child when that child is a blob leaf (never a root).
+        const only = n.children.length === 1 ? await store.get(n.children[0] as number) : undefined
+        if (pid !== root || only === undefined || !isBlobLeaf(only, c))
+          fail(`${where}: index node with ${n.children.length} child`)
+      }
       for (let i = 0; i < n.children.length; i++) {
         await walk(
           n.children[i] as number,

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -128,6 +128,45 @@ describe('export and import', () => {
     assert.equal(alt.code, 1)
     assert.match(alt.stderr, /checksum/)
     await assert.rejects(fs.stat(dst), 'nothing was created')
+  })
+})
+
+describe('large values', () => {
+  test('put --value-file (file and stdin), get --raw, export/import and verify with 2 MiB values; over the limit exits 2', async () => {
+    const d = dirOf('large')
+    // Printable bytes, so that stdout (read as text here) compares exactly.
+    const big = Buffer.alloc(2 * 1024 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789')
+    const file = join(root.path, 'big.bin')
+    writeFileSync(file, big)
+    const put = await cli(['put', '--dir', d, 'big', '--value-file', file])
+    assert.equal(put.code, 0, put.stderr)
+    const fromStdin = await cli(['put', '--dir', d, 'big2', '--value-file', '-'], big.subarray(7))
+    assert.equal(fromStdin.code, 0, fromStdin.stderr)
+    await cli(['put', '--dir', d, 'small', 's'])
+    assert.equal((await cli(['get', '--dir', d, 'big', '--raw'])).stdout, big.toString())
+    assert.equal((await cli(['get', '--dir', d, 'big2', '--raw'])).stdout, big.subarray(7).toString())
+    assert.ok(readdirSync(join(d, 'blobs')).length >= 2, 'the values are blob files')
+    const ok = await cliJson(['verify', '--dir', d])
+    assert.equal(ok.code, 0, ok.stdout)
+
+    const exp = join(root.path, 'large.ndjson')
+    assert.equal((await cli(['export', '--dir', d, '-o', exp])).code, 0)
+    const d2 = dirOf('large-imported')
+    const imp = await cliJson(['import', '--dir', d2, exp])
+    assert.equal(imp.code, 0, imp.stderr)
+    assert.equal((imp.doc as { checksumVerified: boolean }).checksumVerified, true)
+    assert.equal((await cli(['get', '--dir', d2, 'big', '--raw'])).stdout, big.toString())
+
+    // One byte over the limit: refused by its size before it is read, nothing written.
+    const huge = join(root.path, 'huge.bin')
+    writeFileSync(huge, '')
+    await fs.truncate(huge, 64 * 1024 * 1024 + 1)
+    const over = await cliJson(['put', '--dir', d, 'huge', '--value-file', huge])
+    assert.equal(over.code, 2)
+    assert.match(over.stdout + over.stderr, /BOBSLED_LIMIT/)
+    assert.equal((await cli(['get', '--dir', d, 'huge'])).code, 3)
+    const both = await cli(['put', '--dir', d, 'k', 'v', '--value-file', file])
+    assert.equal(both.code, 2)
   })
 })
 

@@ -10,7 +10,9 @@
 //  - 'flush': writes resolve when applied; `await db.flush()` acknowledges every write
 //    issued before it.
 // Writes issued together (a group, up to 4) may be applied in any order among themselves
-// (the Db orders concurrent writes as they reach its writer mutex); groups are in order.
+// (the Db orders concurrent writes as they reach its writer mutex, and whenWritable() may
+// let one overtake another); groups are in order. A group wholly applied may have left any
+// of its orders' outcomes, so the checker carries every distinct one into the next group.
 // The checker then demands that the recovered database equals the state after some prefix
 // of the applied writes (some order within each group) that contains every acknowledged one:
 // nothing acknowledged is lost, no key holds an older or never-written value (phantom),
@@ -80,6 +82,8 @@ export interface WorkloadOptions {
   moreKinds?: boolean
   /** Mutation switch: every compare-and-swap is taken as failed (the check must report it). */
   casFails?: boolean
+  /** Length of an inserted value (default: mostly small, some up to ~1 KB). */
+  valueLen?: (rng: Prng) => number
 }
 
 export const keyName = (k: number): string => `k${String(k).padStart(3, '0')}`
@@ -130,12 +134,16 @@ async function applyIntent(
   })
 }
 
-function randomOp(rng: Prng): Op {
+/** Values for 16 KiB segments: 40% over the blob threshold (4 KiB), up to 24 KiB. */
+export const blobValueLen = (rng: Prng): number => (rng.chance(0.4) ? 4200 + rng.int(20_000) : rng.int(300))
+
+function randomOp(rng: Prng, valueLen: ((rng: Prng) => number) | undefined): Op {
   const r = rng.int(10)
+  const small = (): number => (r < 9 ? rng.int(60) : 200 + rng.int(800))
   return {
     tree: rng.int(TREES.length),
     key: rng.int(KEYS_PER_TREE),
-    len: r < 3 ? -1 : r < 9 ? rng.int(60) : 200 + rng.int(800),
+    len: r < 3 ? -1 : valueLen === undefined ? small() : valueLen(rng),
   }
 }
 
@@ -167,7 +175,7 @@ export async function runWorkload(
       return { w: id, group, ops, via: 'clear' }
     }
     const n = rng.chance(0.3) ? 2 + rng.int(6) : 1
-    return { w: id, group, ops: Array.from({ length: n }, () => randomOp(rng)) }
+    return { w: id, group, ops: Array.from({ length: n }, () => randomOp(rng, o.valueLen)) }
   }
   const inFlightMax = scenario === 'overwrite-256' ? 1 : scenario === 'batches-8' ? 3 : 4
   try {
@@ -303,7 +311,6 @@ export function checkRecovered(
   }
   // Find a prefix of the applied writes (groups in order, any order inside a group) whose
   // state equals the recovered one and contains every acknowledged write.
-  const state = new Map(h.base)
   const same = (st: Map<string, number>): boolean => {
     for (const [s, w] of st) if ((recovered.get(s) ?? -1) !== w) return false
     for (const [s, w] of recovered) if ((st.get(s) ?? -1) !== w) return false
@@ -319,30 +326,41 @@ export function checkRecovered(
     else groups.push([i])
   }
   let ackedLeft = h.intents.filter((i) => h.isAcked(i.w)).length
-  let cut: Set<number> | undefined = ackedLeft === 0 && same(state) ? new Set() : undefined
+  // The states the applied writes can have led to: a whole group may have been applied in
+  // any order of its writes, and when two of them touch one key the order shows, so every
+  // distinct outcome is kept (a few at most: a group has up to 4 writes).
+  let states: Map<string, number>[] = [new Map(h.base)]
+  let cut: Set<number> | undefined =
+    ackedLeft === 0 && same(states[0] as Map<string, number>) ? new Set() : undefined
   const done = new Set<number>()
   for (const g of groups) {
     if (cut !== undefined) break
     const ackedInGroup = g.filter((i) => h.isAcked(i.w)).length
-    for (const perm of permutations(g)) {
-      const st = new Map(state)
-      const applied = new Set(done)
-      let acks = 0
-      for (const i of perm) {
-        applyTo(st, i)
-        applied.add(i.w)
-        if (h.isAcked(i.w)) acks++
-        if (ackedLeft - acks === 0 && same(st)) {
-          cut = applied
-          break
+    const next = new Map<string, Map<string, number>>()
+    for (const base of states) {
+      for (const perm of permutations(g)) {
+        const st = new Map(base)
+        const applied = new Set(done)
+        let acks = 0
+        for (const i of perm) {
+          applyTo(st, i)
+          applied.add(i.w)
+          if (h.isAcked(i.w)) acks++
+          if (ackedLeft - acks === 0 && same(st)) {
+            cut = applied
+            break
+          }
         }
+        if (cut !== undefined) break
+        const key = JSON.stringify([...st].sort((a, b) => (a[0] < b[0] ? -1 : 1)))
+        if (!next.has(key)) next.set(key, st)
       }
       if (cut !== undefined) break
     }
-    for (const i of g) {
-      applyTo(state, i)
-      done.add(i.w)
-    }
+    states = [...next.values()]
+    if (states.length > 20_000)
+      throw new Error(`the checker tracks ${states.length} candidate states: too many`)
+    for (const i of g) done.add(i.w)
     ackedLeft -= ackedInGroup
   }
   if (cut === undefined) {

@@ -109,7 +109,10 @@ export async function dbFixture(
         return f.db
       },
       async verify() {
-        const c = makeTreeConfig(store.maxPageBytes, options)
+        const c = makeTreeConfig(store.maxPageBytes, {
+          ...options,
+          maxLargePageBytes: store.maxLargePageBytes,
+        })
         return (await verifyForest(store, c)).keys
       },
       evict: () => store.evictAll(),
@@ -171,7 +174,7 @@ export async function dbFixture(
       return f.db
     },
     async verify() {
-      const c = makeTreeConfig(store.maxPageBytes, options)
+      const c = makeTreeConfig(store.maxPageBytes, { ...options, maxLargePageBytes: store.maxLargePageBytes })
       return (await verifyForest(store, c)).keys
     },
     evict: () => {},

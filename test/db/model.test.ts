@@ -7,7 +7,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import type { Db, Tree } from '../../src/index.js'
-import { BACKENDS, type Backend, collect, dbFixture, hex } from './fixtures.js'
+import { PageCache } from '../../src/pagecache/index.js'
+import type { TreePage } from '../../src/tree/index.js'
+import type { MemoryPageStore } from '../helpers/memory-page-store.js'
+import { BACKENDS, type Backend, collect, dbFixture, type Fixture, hex } from './fixtures.js'
 
 const NAMES = ['', 'a', 'b'] as const
 type Name = (typeof NAMES)[number]
@@ -16,9 +19,13 @@ type Model = Map<Name, Map<string, Uint8Array>>
 const tree = fc.constantFrom(...NAMES)
 const key = fc.uint8Array({ maxLength: 3, max: 4 })
 const value = fc.oneof(
-  { weight: 8, arbitrary: fc.uint8Array({ maxLength: 20 }) },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 80, maxLength: 300 }) },
+  { weight: 16, arbitrary: fc.uint8Array({ maxLength: 20 }) },
+  { weight: 2, arbitrary: fc.uint8Array({ minLength: 80, maxLength: 300 }) },
+  // Over the inline page of 4 KiB segments (PAGE_BYTES): a blob leaf of its own.
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1000, maxLength: 3000 }) },
 )
+/** Pages of the 4 KiB segments the runs use: a quarter segment less the record headers. */
+const PAGE_BYTES = 4096 / 4 - 32 - 9
 
 type Op =
   | { t: 'insert'; n: Name; k: Uint8Array; v: Uint8Array }
@@ -142,7 +149,13 @@ async function showDb(db: Db): Promise<string> {
 }
 
 /** Aggregated page-cache figures over a run: proof that eviction, cleaning, checkpoints ran. */
-const seen = { relocated: 0, cleaned: 0, checkpoints: 0, crashes: 0, crashKeptUnflushed: 0 }
+const seen = { relocated: 0, cleaned: 0, checkpoints: 0, crashes: 0, crashKeptUnflushed: 0, blobs: 0 }
+
+/** Blob leaves staged by the store of `f` (a page cache counts per instance: call before a restart). */
+function countBlobs(f: Fixture, isFinal: boolean): void {
+  if (f.store instanceof PageCache) seen.blobs += f.store.log.metrics().blobsWritten
+  else if (isFinal) seen.blobs += (f.store as MemoryPageStore<TreePage>).counts.staged
+}
 
 async function run(backend: Backend, ops: Op[]): Promise<void> {
   const f = await dbFixture(
@@ -152,6 +165,7 @@ async function run(backend: Backend, ops: Op[]): Promise<void> {
       autoStable: false,
       consolidateAfter: 2,
       segmentBytes: 4096,
+      maxPageBytes: PAGE_BYTES,
       residentMax: 8,
       checkpointEveryBytes: 6 * 1024,
     },
@@ -350,6 +364,7 @@ async function run(backend: Backend, ops: Op[]): Promise<void> {
       case 'restart':
       case 'crash': {
         collectStats(await f.db.stats())
+        countBlobs(f, false)
         if (o.t === 'crash') {
           await f.restart({ crash: true })
           const got = await showDb(f.db)
@@ -381,6 +396,7 @@ async function run(backend: Backend, ops: Op[]): Promise<void> {
     assert.equal(counts.size, model.size, `${at}: tree count`)
   }
   collectStats(await f.db.stats())
+  countBlobs(f, true)
   await (f.db as Db).close()
 }
 
@@ -413,7 +429,8 @@ for (const backend of [...BACKENDS, 'sim'] as Backend[]) {
       )
     }
     console.log(
-      `db-model backend=${backend} runs=${numRuns} crashes=${seen.crashes} crash_kept_unflushed=${seen.crashKeptUnflushed} relocated=${seen.relocated} segments_cleaned=${seen.cleaned} checkpoints=${seen.checkpoints} seed=${seed}`,
+      `db-model backend=${backend} runs=${numRuns} crashes=${seen.crashes} crash_kept_unflushed=${seen.crashKeptUnflushed} relocated=${seen.relocated} segments_cleaned=${seen.cleaned} checkpoints=${seen.checkpoints} blobs=${seen.blobs} seed=${seed}`,
     )
+    assert.ok(seen.blobs > 0, 'some values were stored as blob leaves')
   })
 }

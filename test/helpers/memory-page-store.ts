@@ -6,7 +6,7 @@
 // real IO. writeBatch is all-or-nothing, also when a failpoint fires half-way through it.
 
 import { ClosedError, FailpointError, LimitError } from '../../src/errors.js'
-import type { PageCodec, PageId, PageStore, PageWrite } from '../../src/pagecache/page-store.js'
+import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from '../../src/pagecache/page-store.js'
 import { assert } from '../../src/util/assert.js'
 import { asLsn, type Lsn } from '../../src/util/brand.js'
 
@@ -19,6 +19,8 @@ interface Record {
 
 export interface MemoryPageStoreOptions {
   maxPageBytes?: number
+  /** Largest base stageLarge() takes (the page cache's blob limit). Default 256 MiB. */
+  maxLargePageBytes?: number
   /** Deltas kept before a link() consolidates the page into a new base. */
   consolidateAfter?: number
   /** Resident pages kept; beyond it the least recently used are evicted. Default unbounded. */
@@ -29,6 +31,9 @@ export interface MemoryPageStoreOptions {
 
 export class MemoryPageStore<T> implements PageStore<T> {
   readonly maxPageBytes: number
+  readonly maxLargePageBytes: number
+  /** Bases from stageLarge() not consumed yet, with their bytes. */
+  private readonly staged = new Map<StagedPage, Uint8Array>()
   private readonly consolidateAfter: number
   residentMax: number
   private readonly autoStable: boolean
@@ -48,13 +53,14 @@ export class MemoryPageStore<T> implements PageStore<T> {
   failBatchAtWrite: number | undefined
   /** Failpoint: the next link/replace/free throws before any change. */
   failNextWrite = false
-  readonly counts = { pageIns: 0, links: 0, replaces: 0, frees: 0, batches: 0, consolidations: 0 }
+  readonly counts = { pageIns: 0, links: 0, replaces: 0, frees: 0, batches: 0, consolidations: 0, staged: 0 }
 
   constructor(
     private readonly codec: PageCodec<T>,
     o: MemoryPageStoreOptions = {},
   ) {
     this.maxPageBytes = o.maxPageBytes ?? 256 * 1024 - 64
+    this.maxLargePageBytes = o.maxLargePageBytes ?? 256 * 1024 * 1024
     this.consolidateAfter = o.consolidateAfter ?? 8
     this.residentMax = o.residentMax ?? Number.POSITIVE_INFINITY
     this.autoStable = o.autoStable ?? true
@@ -120,6 +126,7 @@ export class MemoryPageStore<T> implements PageStore<T> {
       delete: (pid: PageId): void => void changed.set(pid, false),
     }
     const encoded: Fragment[] = []
+    const usedStaged = new Set<StagedPage>()
     const failAt = single ? undefined : this.failBatchAtWrite
     if (!single) {
       this.counts.batches++
@@ -142,14 +149,27 @@ export class MemoryPageStore<T> implements PageStore<T> {
           live.has(w.pid) || this.allocated.has(w.pid),
           `replace of page ${w.pid}, which was never allocated`,
         )
-        const bytes = w.bytes ?? this.codec.encode(w.page)
-        if (bytes.length > this.maxPageBytes)
-          throw new LimitError('page bytes', this.maxPageBytes, bytes.length)
+        let bytes: Uint8Array
+        if (w.staged !== undefined) {
+          const st = this.staged.get(w.staged)
+          assert(
+            st !== undefined && !usedStaged.has(w.staged),
+            `staged base of page ${w.pid} unknown or used`,
+          )
+          assert(w.staged.pid === w.pid, `base staged for page ${w.staged.pid} written to page ${w.pid}`)
+          usedStaged.add(w.staged)
+          bytes = st
+        } else {
+          bytes = (w.bytes ?? this.codec.encode(w.page)).slice()
+          if (bytes.length > this.maxPageBytes)
+            throw new LimitError('page bytes', this.maxPageBytes, bytes.length)
+        }
         live.add(w.pid)
-        encoded.push({ pid: w.pid, kind: 'base', bytes: bytes.slice() })
+        encoded.push({ pid: w.pid, kind: 'base', bytes })
       }
     })
     // Apply: one log record for the whole batch, so a crash keeps all of it or none.
+    for (const st of usedStaged) this.staged.delete(st)
     this.nextLsn += encoded.reduce((a, f) => a + f.bytes.length + 16, 0)
     const rec: Record = { lsn: this.nextLsn - 1, frags: [] }
     writes.forEach((w, i) => {
@@ -183,6 +203,23 @@ export class MemoryPageStore<T> implements PageStore<T> {
     const last = this.nextLsn - 1
     if (this.autoStable) this.stable = last
     return asLsn(last)
+  }
+
+  async stageLarge(pid: PageId, bytes: Uint8Array): Promise<StagedPage> {
+    this.checkOpen()
+    assert(Number.isSafeInteger(pid) && pid >= 0, `staging page ${pid}: not a page id`)
+    if (bytes.length > this.maxLargePageBytes)
+      throw new LimitError('page bytes', this.maxLargePageBytes, bytes.length)
+    await new Promise<void>((r) => setImmediate(r))
+    this.checkOpen()
+    const st: StagedPage = { pid, sizeBytes: bytes.length }
+    this.staged.set(st, bytes.slice())
+    this.counts.staged++
+    return st
+  }
+
+  async dropStaged(staged: StagedPage): Promise<void> {
+    this.staged.delete(staged)
   }
 
   async flush(): Promise<Lsn> {

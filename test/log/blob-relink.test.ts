@@ -254,6 +254,52 @@ test('stageBlob(): durable without a pointer; relinkBlob() logs its first pointe
   await again.close()
 })
 
+test('appendMixedBatch(): several blob pointers among records in one atomic batch; a power cut keeps all or none', async () => {
+  let kept = 0
+  for (let seed = 1; seed <= 16; seed++) {
+    let disk = new SimDisk({ seed, latency: true })
+    const open = (): Promise<Log> =>
+      Log.open('db', { storage: disk.storage('db'), segmentBytes: S, flushEveryMs: 0 })
+    const log = await open()
+    log.append(Buffer.from('before'))
+    await log.flush()
+    const x = await log.stageBlob(big('x'))
+    const y = await log.stageBlob(big('y'))
+    const lsns: number[] = []
+    const before = log.maxReservedLsn
+    assert.throws(
+      () => log.appendMixedBatch([Buffer.from('r'), x, x]),
+      (e: unknown) => isBobsledError(e) && e.code === 'BOBSLED_INVALID_ARGUMENT',
+      'one staged blob twice',
+    )
+    assert.throws(
+      () => log.appendMixedBatch([{ id: 999, sizeBytes: 700, crc: 1 }]),
+      (e: unknown) => isBobsledError(e) && e.code === 'BOBSLED_INVALID_ARGUMENT',
+      'an unknown blob',
+    )
+    assert.equal(log.maxReservedLsn, before, 'a refused batch logs nothing')
+    const last = log.appendMixedBatch([Buffer.from('r1'), x, Buffer.from('r2'), y], 0, lsns)
+    assert.equal(lsns.length, 4)
+    assert.equal(last, lsns[3])
+    assert.deepEqual(Buffer.from((await log.read(lsns[1] as number)).data), big('x'))
+    // Flush in flight or not, then the power goes.
+    if (seed % 2 === 0) log.flush().catch(() => {})
+    else await log.flush()
+    disk = disk.crash({ seed: 100 + seed })
+    await log.close().catch(() => {})
+    const again = await open()
+    const texts = (await records(again)).map((r) => r.text)
+    const want = ['before', 'r1', big('x').toString(), 'r2', big('y').toString()]
+    assert.ok(
+      JSON.stringify(texts) === JSON.stringify(want) || JSON.stringify(texts) === JSON.stringify(['before']),
+      `seed ${seed}: all or nothing, got ${texts.length} records`,
+    )
+    if (texts.length > 1) kept++
+    await again.close()
+  }
+  assert.ok(kept >= 8, 'the awaited flushes kept their batch')
+})
+
 test('blobBytesBySegment(): each blob counts for the segment of its newest pointer, also after a reopen', async () => {
   const disk = new SimDisk({ seed: 11 })
   const open = (): Promise<Log> =>

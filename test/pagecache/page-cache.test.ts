@@ -199,3 +199,42 @@ test('large pages go to blob files, which cleaning removes once replaced', async
   assert.deepEqual((await pc.get(p))?.items, ['small'])
   await pc.close()
 })
+
+test('stageLarge(): staged bases join an atomic batch, several at once; misuse refused; unconsumed ones are dropped', async () => {
+  const dir = (await tempDir('pc-staged')).path
+  let pc = await open(dir, { segmentBytes: 4096 })
+  const [a, b, c] = [pc.allocate(), pc.allocate(), pc.allocate()]
+  const big = (ch: string, n: number): ListPage => ({ items: [ch.repeat(n)] })
+  const enc = (p: ListPage): Uint8Array => listCodec.encode(p)
+  const sa = await pc.stageLarge(a, enc(big('A', 5000)))
+  const sb = await pc.stageLarge(b, enc(big('B', 7000)))
+  // Nothing is a page yet; the files are durable.
+  assert.equal(await pc.get(a), undefined)
+  assert.equal((await fs.readdir(path.join(dir, 'blobs'))).length, 2)
+  const writes = [
+    { kind: 'replace' as const, pid: a, page: big('A', 5000), staged: sa },
+    { kind: 'replace' as const, pid: c, page: { items: ['small'] } },
+    { kind: 'replace' as const, pid: b, page: big('B', 7000), staged: sb },
+  ]
+  pc.writeBatch(writes)
+  assert.throws(() => pc.writeBatch([writes[0] as (typeof writes)[0]]), InvalidArgumentError, 'used twice')
+  const sc = await pc.stageLarge(c, enc(big('C', 6000)))
+  assert.throws(
+    () => pc.writeBatch([{ kind: 'replace', pid: a, page: big('C', 6000), staged: sc }]),
+    InvalidArgumentError,
+    'staged for another page',
+  )
+  await pc.dropStaged(sc)
+  assert.equal((await fs.readdir(path.join(dir, 'blobs'))).length, 2, 'the dropped base is gone')
+  // Staged and never consumed, then a crash-like close: an orphan removed at open.
+  await pc.stageLarge(c, enc(big('D', 6000)))
+  await pc.close()
+  assert.equal((await fs.readdir(path.join(dir, 'blobs'))).length, 3)
+  pc = await open(dir, { maxBlobBytes: 64 * 1024 })
+  assert.equal((await fs.readdir(path.join(dir, 'blobs'))).length, 2, 'the orphan went at open')
+  assert.deepEqual(await pc.get(a), big('A', 5000))
+  assert.deepEqual(await pc.get(b), big('B', 7000))
+  assert.deepEqual((await pc.get(c))?.items, ['small'])
+  await assert.rejects(pc.stageLarge(a, new Uint8Array(pc.maxLargePageBytes + 1)), LimitError)
+  await pc.close()
+})
