@@ -109,9 +109,9 @@ const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
 const DEFAULT_WRITE_HIGH_WATER_BYTES = 16 * 1024 * 1024
 /**
  * Background cleaning keeps the log between cleanToSpaceRatio and cleanAtSpaceRatio × live
- * data, a narrow band near its top: with head-only freeing the relocation cost depends on
- * the log's average size over live data, while the file keeps its peak (docs/DESIGN.md,
- * "Segment cleaning"). cleanNow() has no writer to keep up with and cleans down to this.
+ * data. The band is narrow because the file keeps the log's peak (only its end can be cut),
+ * and it costs relocation writes (docs/DESIGN.md, "Segment cleaning"). cleanNow() has no
+ * writer to keep up with and cleans down to CLEAN_NOW_SPACE_RATIO.
  */
 const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
