@@ -41,13 +41,13 @@ import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKin
 export interface PageCacheOptions extends LogOptions {
   /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
   cacheCapacity?: number
-  /** Deltas a page may gather before a write consolidates it into a new base. Default 24. */
+  /** Deltas a page may gather before a write consolidates it into a new base. Default 16. */
   consolidateAfter?: number
   /** Log bytes between periodic checkpoints; 0 = only at clean close. Default 64 MiB. */
   checkpointEveryBytes?: number
-  /** Clean when the log spans more than this × live data. Default 1.25. */
+  /** Clean when the log spans more than this × live data. Default 1.2. */
   cleanAtSpaceRatio?: number
-  /** Cleaning stops once the log is back under this × live data. Default 1.1. */
+  /** Cleaning stops once the log is back under this × live data. Default 1.12. */
   cleanToSpaceRatio?: number
   /** Relocate live pages out of the log's head (on by default). Tests turn it off. */
   cleaning?: boolean
@@ -112,9 +112,18 @@ interface StagedBase extends StagedPage {
 }
 
 const DEFAULT_CACHE_CAPACITY = 256 * 1024 * 1024
-const DEFAULT_CONSOLIDATE_AFTER = 24
+const DEFAULT_CONSOLIDATE_AFTER = 16
 const DEFAULT_CHECKPOINT_EVERY = 64 * 1024 * 1024
 const DEFAULT_WRITE_HIGH_WATER_BYTES = 16 * 1024 * 1024
+/**
+ * Background cleaning keeps the log between cleanToSpaceRatio and cleanAtSpaceRatio × live
+ * data. The band is narrow because the file keeps the log's peak (only its end can be cut),
+ * and it costs relocation writes (docs/DESIGN.md, "Segment cleaning"). cleanNow() has no
+ * writer to keep up with and cleans down to CLEAN_NOW_SPACE_RATIO.
+ */
+const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
+const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
+const CLEAN_NOW_SPACE_RATIO = 1.1
 /** Memory of a resident entry beyond what the codec reports (object, map slot, arrays). */
 const ENTRY_MEMORY_BYTES = 160
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
@@ -216,8 +225,8 @@ export class PageCache<T> implements PageStore<T> {
       cacheCapacity = DEFAULT_CACHE_CAPACITY,
       consolidateAfter = DEFAULT_CONSOLIDATE_AFTER,
       checkpointEveryBytes = DEFAULT_CHECKPOINT_EVERY,
-      cleanAtSpaceRatio = 1.25,
-      cleanToSpaceRatio = 1.1,
+      cleanAtSpaceRatio = DEFAULT_CLEAN_AT_SPACE_RATIO,
+      cleanToSpaceRatio = DEFAULT_CLEAN_TO_SPACE_RATIO,
       cleaning = true,
       ...logOptions
     } = options
@@ -843,13 +852,15 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   /**
-   * Cleans now down to cleanToSpaceRatio, the level a background pass stops at (tools,
-   * tests, and idle time): resolves when the log is within it or the head cannot move.
+   * Cleans now down to CLEAN_NOW_SPACE_RATIO (or cleanToSpaceRatio if lower), below the
+   * level a background pass stops at, then compacts the file (tools, tests, idle time):
+   * resolves when the log is within it or the head cannot move.
    */
   async cleanNow(): Promise<void> {
     this.checkWritable()
     while (this.cleaningRun !== undefined) await this.cleaningRun
-    this.cleaningRun = this.clean(this.opts.cleanToSpaceRatio, true).finally(() => {
+    const ratio = Math.min(CLEAN_NOW_SPACE_RATIO, this.opts.cleanToSpaceRatio)
+    this.cleaningRun = this.clean(ratio, ratio, true).finally(() => {
       this.cleaningRun = undefined
     })
     await this.cleaningRun
@@ -860,13 +871,17 @@ export class PageCache<T> implements PageStore<T> {
    * then drops the emptied segments. Frees only from the head (segments/accountant.ts says
    * why), as many segments per pass as bring the log back under its space budget.
    */
-  private async clean(trigger = this.opts.cleanAtSpaceRatio, compact = false): Promise<void> {
+  private async clean(
+    trigger = this.opts.cleanAtSpaceRatio,
+    stop = this.opts.cleanToSpaceRatio,
+    compact = false,
+  ): Promise<void> {
     // Compacting relocates at most the whole log once: each pass drops the head.
     let compactPasses = compact ? this.sa.segmentCount : 0
     let budgetStuck = false
     while (!this.closing && this.log.failure === undefined) {
       this.trackLogSegments()
-      if (!budgetStuck && this.sa.needsSeal(trigger)) {
+      if (!budgetStuck && this.sa.needsSeal(trigger, stop)) {
         // Dead blob files whose newest pointer is in the segment being written (or one not
         // yet stable) go only with that segment: end it and make it stable, so this pass can
         // drain up to it.
@@ -875,7 +890,7 @@ export class PageCache<T> implements PageStore<T> {
         if (this.closing) return
         this.trackLogSegments()
       }
-      let picked = budgetStuck ? [] : this.sa.pickForCleaning(trigger)
+      let picked = budgetStuck ? [] : this.sa.pickForCleaning(trigger, stop)
       const fromBudget = picked.length > 0
       if (!fromBudget && compactPasses > 0 && this.usesTopSlots()) {
         compactPasses--

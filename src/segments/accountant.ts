@@ -27,6 +27,13 @@ import { InvariantError } from '../errors.js'
 
 /** Segments one cleaning pass frees at least, when the head has that many Inactive ones. */
 const MIN_PICK = 3
+/**
+ * Segments one pass drains at most. A pass's copies must be durable before its originals
+ * go, so the file peaks at the space before the pass plus what the pass relocates (up to
+ * this many segments' live bytes), and the file keeps its peak: only free slots at its end
+ * can be cut. A run of small passes frees as much as one large pass.
+ */
+const MAX_PICK = 8
 
 export type SegmentState = 'active' | 'inactive' | 'draining'
 
@@ -228,14 +235,14 @@ export class SegmentAccountant {
 
   /**
    * True when the space is over budget at `trigger`, draining every Inactive head segment
-   * would still leave it above `cleanToSpaceRatio`, and dead blob files whose pointers sit
+   * would still leave it above `stop`, and dead blob files whose pointers sit
    * in segments not yet Inactive would make the difference: the current segment must then
    * be sealed (and flushed) before cleaning can reach them. Head-only freeing means that
    * such a pass drains the whole log; since it starts only over the trigger and stops at the
    * stop level, it frees about (cleanAt − cleanTo) × live data or more for the live log
    * bytes it moves (live blobs move by pointer).
    */
-  needsSeal(trigger = this.policy.cleanAtSpaceRatio): boolean {
+  needsSeal(trigger = this.policy.cleanAtSpaceRatio, stop = this.policy.cleanToSpaceRatio): boolean {
     if (!this.overBudget(trigger)) return false
     let space = this.spaceBytes
     let deadBeyond = 0
@@ -247,21 +254,24 @@ export class SegmentAccountant {
         deadBeyond += s.deadBlobBytes
       }
     }
-    return deadBeyond > 0 && space > this.allowedBytes(this.policy.cleanToSpaceRatio)
+    return deadBeyond > 0 && space > this.allowedBytes(stop)
   }
 
   /**
    * The head segments to drain now: the oldest Inactive ones, as many as bring the space
-   * back under `cleanToSpaceRatio` (at least MIN_PICK when there are), stopping at the first
-   * that is not Inactive (cleaning frees from the head only). A segment counts for its slot
-   * and its dead blob bytes.
+   * back under `stop` (at least MIN_PICK when there are, at most MAX_PICK), stopping at the
+   * first that is not Inactive (cleaning frees from the head only). A segment counts for its
+   * slot and its dead blob bytes.
    */
-  pickForCleaning(trigger = this.policy.cleanAtSpaceRatio): SegmentInfo[] {
+  pickForCleaning(
+    trigger = this.policy.cleanAtSpaceRatio,
+    stop = this.policy.cleanToSpaceRatio,
+  ): SegmentInfo[] {
     if (!this.overBudget(trigger)) return []
     const picked: SegmentInfo[] = []
     let space = this.spaceBytes
     // Relocated bytes stay live at the tip, so they still count; the slot does not.
-    const allowed = this.allowedBytes(this.policy.cleanToSpaceRatio)
+    const allowed = this.allowedBytes(stop)
     for (const s of this.segments()) {
       if (s.state === 'draining') {
         picked.push(s)
@@ -271,7 +281,7 @@ export class SegmentAccountant {
       if (s.state !== 'inactive') break
       // At least MIN_PICK: dropping segments rolls the log to a fresh one (its header
       // carries the new start), so freeing a single segment per pass would gain nothing.
-      if (picked.length >= MIN_PICK && space <= allowed) break
+      if (picked.length >= MIN_PICK && (space <= allowed || picked.length >= MAX_PICK)) break
       s.state = 'draining'
       picked.push(s)
       space -= this.freedBy(s)

@@ -107,3 +107,30 @@ test('settleDeadBlobs(): dead = what the log says a segment keeps, less its live
   sa.settleDeadBlobs(new Map())
   assert.equal(sa.deadBlobBytes, 0)
 })
+
+test('a pass drains at most 8 head segments however far over budget the log is, and stops at the stop level it is given', () => {
+  // 40 segments for 1000 live bytes: far over any budget.
+  const sa = withSegments(40)
+  sa.added(39 * S + 10, 1000, true)
+  const first = sa.pickForCleaning()
+  assert.deepEqual(
+    first.map((s) => s.base),
+    [0, 1, 2, 3, 4, 5, 6, 7].map((i) => i * S),
+    'the oldest 8, not the 36 the budget would free',
+  )
+  // Still draining (a pass cut short): picked again first, and the cap still holds.
+  assert.equal(sa.pickForCleaning().length, 8)
+
+  // Within the cap the stop level decides: 10 live segments' worth, 14 segments in the log.
+  const sb = withSegments(14)
+  sb.added(13 * S + 10, 10 * S, true)
+  // Over 1.1 × 10 + 2 = 13 segments: one is enough, but a pass takes at least 3.
+  assert.equal(sb.pickForCleaning(1.1, 1.1).length, 3)
+  const sc = withSegments(14)
+  sc.added(13 * S + 10, 10 * S, true)
+  // Down to 1.0 × 10 + 2 = 12 segments from 14: still 3 (the floor); down to 0.5 would be 7.
+  assert.equal(sc.pickForCleaning(1.0, 1.0).length, 3)
+  const sd = withSegments(14)
+  sd.added(13 * S + 10, 10 * S, true)
+  assert.equal(sd.pickForCleaning(1.0, 0.5).length, 7)
+})
