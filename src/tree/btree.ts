@@ -10,6 +10,7 @@
 // - no leaf is empty except a root leaf, and every index node has at least two children;
 // - no node needsSplit(), so every node fits a page.
 
+import { CorruptionError } from '../errors.js'
 import { assert } from '../util/assert.js'
 import type { OpContext } from './context.js'
 import { compareBytes, lowerBound, upperBound } from './keys.js'
@@ -58,8 +59,17 @@ export interface LeafHit {
 
 export function nodeAt(ctx: OpContext, pid: number): Node {
   const p = ctx.page(pid)
-  assert(p.kind === 'leaf' || p.kind === 'index', `page ${pid} is a ${p.kind} page, not a tree node`)
+  if (p.kind !== 'leaf' && p.kind !== 'index') {
+    // Only the stored pages can point at META or the counter: a plan never builds that.
+    assert(pid >= 0, `placeholder ${pid} is a ${p.kind} page`)
+    throw new CorruptionError(`tree page ${pid} is a ${p.kind} page, not a tree node`)
+  }
   return p
+}
+
+/** A tree that is deeper than DEPTH_MAX points in a cycle or was written by something else. */
+function tooDeep(root: number): never {
+  throw new CorruptionError(`tree ${root} is deeper than ${DEPTH_MAX} levels (a cycle of pages?)`)
 }
 
 /**
@@ -81,7 +91,7 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
     path.push({ pid, slot })
     pid = node.children[slot] as number
   }
-  assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
+  return tooDeep(root)
 }
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
@@ -92,7 +102,7 @@ function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
     if (node.kind === 'leaf') return node
     pid = node.children[upperBound(node.keys, key)] as number
   }
-  assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
+  return tooDeep(root)
 }
 
 /** The value of key, or undefined: a view of the tree's bytes, never to be written to. */
@@ -197,6 +207,12 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
   }
 }
 
+function noProgress(root: number): never {
+  throw new CorruptionError(
+    `tree ${root}: a range scan came back to a key it had passed (separators out of order)`,
+  )
+}
+
 /** A bound of a range: a key and whether the key itself is in the range. */
 export interface Bound {
   key: Uint8Array
@@ -270,6 +286,8 @@ export function readChunk(
       const resume =
         hit.hi === undefined || !belowUpper(hit.hi, upper) ? undefined : { key: hit.hi, inclusive: true }
       if (entries.length > 0 || resume === undefined) return { entries, resume }
+      // Separators out of order on disk could send the scan back to a leaf it left.
+      if (lower !== undefined && compareBytes(resume.key, lower.key) <= 0) noProgress(root)
       lower = resume
     } else {
       const hit =
@@ -287,6 +305,11 @@ export function readChunk(
       const resume =
         hit.lo === undefined || !aboveLower(hit.lo, lower) ? undefined : { key: hit.lo, inclusive: false }
       if (entries.length > 0 || resume === undefined) return { entries, resume }
+      if (upper !== undefined) {
+        // lo may equal an inclusive upper bound (that key was removed): excluding it is progress.
+        const d = compareBytes(resume.key, upper.key)
+        if (d > 0 || (d === 0 && !upper.inclusive)) noProgress(root)
+      }
       upper = resume
     }
   }
@@ -300,14 +323,22 @@ export function clearTree(ctx: OpContext, root: number): void {
 
 /** Every page id of the tree under root (root included), for clear() and dropTree(). */
 export function treePids(ctx: OpContext, root: number): number[] {
+  // Bounded and visited-once: a cycle or a page shared between subtrees on disk would make
+  // this walk loop for ever or free a page twice.
   let height = 1
-  for (let n = nodeAt(ctx, root); n.kind === 'index'; n = nodeAt(ctx, n.children[0] as number)) height++
+  for (let n = nodeAt(ctx, root); n.kind === 'index'; n = nodeAt(ctx, n.children[0] as number)) {
+    if (++height > DEPTH_MAX) tooDeep(root)
+  }
   const out: number[] = []
+  const seen = new Set<number>()
   const walk = (pid: number, level: number): void => {
+    if (seen.has(pid)) throw new CorruptionError(`tree ${root}: page ${pid} is reachable twice`)
+    seen.add(pid)
     out.push(pid)
     if (level === height - 1) return
     const n = nodeAt(ctx, pid)
-    assert(n.kind === 'index', `page ${pid} at level ${level} of ${height} is an index node`)
+    if (n.kind !== 'index')
+      throw new CorruptionError(`tree ${root}: leaf ${pid} at level ${level} of ${height}`)
     for (const ch of n.children) walk(ch, level + 1)
   }
   walk(root, 0)
