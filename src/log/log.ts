@@ -245,6 +245,7 @@ export class Log {
     const rs = Array.from(records)
     const lens = rs.map((r) => checkRecord(r, this.maxInlineBytes))
     checkId(id)
+    checkLsnsOut(lsnsOut, 'appendBatch()')
     if (rs.length === 1) {
       const lsn = this.append(rs[0] as Uint8Array, id)
       lsnsOut?.push(lsn)
@@ -345,6 +346,7 @@ export class Log {
     }
     const rs = Array.from(records)
     const lens = rs.map((x) => checkRecord(x, this.maxInlineBytes))
+    checkLsnsOut(lsnsOut, 'relinkBlob()')
     const wasStaged = this.staged.delete(r.id)
     const lsn =
       rs.length === 0
@@ -627,6 +629,13 @@ export class Log {
 }
 
 /** A private copy of a caller's blob ref, read once (a getter cannot change it later). */
+/** lsnsOut is pushed to after the records are framed: a wrong type must be refused before. */
+function checkLsnsOut(lsnsOut: unknown, what: string): void {
+  if (lsnsOut !== undefined && !Array.isArray(lsnsOut)) {
+    throw new InvalidArgumentError(`${what} takes an array (or nothing) for lsnsOut`)
+  }
+}
+
 function readRef(ref: unknown, what: string): BlobRef {
   let id: unknown
   let sizeBytes: unknown
