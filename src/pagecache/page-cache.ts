@@ -1276,6 +1276,24 @@ export class PageCache<T> implements PageStore<T> {
     }
   }
 
+  /**
+   * Closes without a checkpoint, for an open refused by the layer above (the tree found
+   * its pages damaged): the folder's lock is released and no checkpoint of a table the
+   * caller refused is written.
+   */
+  async closeRefused(): Promise<void> {
+    if (this.closed || this.closing) return
+    this.closing = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    try {
+      await this.cleaningRun
+      await this.checkpointRun?.catch(() => {})
+    } finally {
+      this.closed = true
+      await this.log.close()
+    }
+  }
+
   // ---- checks ----
 
   private checkOpen(): void {
