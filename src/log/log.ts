@@ -550,6 +550,25 @@ export class Log {
   // ---- lifecycle ----
 
   /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
+  /**
+   * Releases the folder without writing anything: no flush, no closing Witness, no
+   * witness file. For an open that a layer above refused right after recovery (damaged
+   * pages): a refused database must be left as it was found. Nothing appended since open
+   * may still be pending; such records are dropped, as a crash would drop them.
+   */
+  async closeRefused(): Promise<void> {
+    if (this.isClosed || this.isClosing) return
+    this.isClosing = true
+    if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
+    await Promise.allSettled([...this.blobWrites])
+    await this.writer.allWritesSettled()
+    this.isClosed = true
+    this.commit.stableWaiters.rejectAll(new ClosedError())
+    this.writer.rejectWaiters(new ClosedError(), false)
+    await this.file.close().catch(() => {})
+    await this.lockHandle.release()
+  }
+
   async close(): Promise<void> {
     if (this.isClosed || this.isClosing) return
     if (this.openReservations > 0) {

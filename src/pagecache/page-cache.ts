@@ -247,7 +247,8 @@ export class PageCache<T> implements PageStore<T> {
     try {
       await pc.recover()
     } catch (e) {
-      await log.close().catch(() => {})
+      // Recovery writes nothing: neither may giving up (no witness of a refused log).
+      await log.closeRefused().catch(() => {})
       throw wrapIoError(e, `opening the page cache in ${storage.location}`)
     }
     pc.recoveryInfo.ms = performance.now() - t0
@@ -1277,9 +1278,9 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   /**
-   * Closes without a checkpoint, for an open refused by the layer above (the tree found
-   * its pages damaged): the folder's lock is released and no checkpoint of a table the
-   * caller refused is written.
+   * Closes without writing anything, for an open refused by the layer above (the tree
+   * found its pages damaged): the folder's lock is released, and neither a checkpoint of
+   * the refused table nor a witness is written (a refused database stays as found).
    */
   async closeRefused(): Promise<void> {
     if (this.closed || this.closing) return
@@ -1290,7 +1291,7 @@ export class PageCache<T> implements PageStore<T> {
       await this.checkpointRun?.catch(() => {})
     } finally {
       this.closed = true
-      await this.log.close()
+      await this.log.closeRefused()
     }
   }
 

@@ -222,6 +222,17 @@ test(`${CASES} mutated log folders (CRC-fixing included): no uncaught error, han
       `largest_alloc_served_kib=${Math.round(r.largestAllocBytes / 1024)} mem_growth_mib=${(r.memGrowthBytes / 2 ** 20).toFixed(1)} ` +
       `worker_restarts=${r.restarts} ms=${Math.round(ms)} seed=${only ?? BASE_SEED}`,
   )
+  const db = r.ends.filter((e) => e.isDb === true)
+  const dbKind = (k: OutcomeKind): number => db.filter((e) => e.kind === k).length
+  const labelled = (p: string): number => db.filter((e) => e.labels.some((l) => l.startsWith(p))).length
+  console.log(
+    `RELIABILITY mutated-files-db cases=${db.length} crc_tree_page=${labelled('crcTreePage')} crc_checkpoint=${labelled('crcCheckpoint')} ` +
+      `detected_open=${db.filter((e) => e.kind === 'detected' && e.where === 'open').length} ` +
+      `detected_read=${db.filter((e) => e.kind === 'detected' && e.where === 'read').length} exact=${dbKind('exact')} ` +
+      `crc_fixed_changed=${dbKind('crc_fixed_changed')} tail_unwitnessed=${dbKind('tail_unwitnessed')} ` +
+      `uncaught=${dbKind('uncaught')} hangs=${dbKind('hang')} over_cap=${dbKind('over_cap')} silent_wrong=${dbKind('silent_wrong')} ` +
+      `refused_open_modified=${db.filter((e) => e.refusedModified).length}`,
+  )
   const bad = judged.filter(breaksGate)
   assert.deepEqual(examples(bad), [], `${bad.length} cases broke a gate`)
   assert.equal(r.ends.length, CASES, 'every case reported')
