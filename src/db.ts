@@ -93,7 +93,7 @@ export interface Limits {
 export type DbStore = PageStore<TreePage> & {
   sizeOnDisk?(): Promise<number>
   stats?(): object
-  /** Closes without writing a checkpoint: the open was refused above the store. */
+  /** Closes without writing anything (no checkpoint, no witness): the open was refused above the store. */
   closeRefused?(): Promise<void>
 }
 

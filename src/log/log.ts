@@ -549,7 +549,6 @@ export class Log {
 
   // ---- lifecycle ----
 
-  /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
   /**
    * Releases the folder without writing anything: no flush, no closing Witness, no
    * witness file. For an open that a layer above refused right after recovery (damaged
@@ -569,6 +568,7 @@ export class Log {
     await this.lockHandle.release()
   }
 
+  /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
   async close(): Promise<void> {
     if (this.isClosed || this.isClosing) return
     if (this.openReservations > 0) {
@@ -647,13 +647,14 @@ export class Log {
   }
 }
 
-/** A private copy of a caller's blob ref, read once (a getter cannot change it later). */
 /** lsnsOut is pushed to after the records are framed: a wrong type must be refused before. */
 function checkLsnsOut(lsnsOut: unknown, what: string): void {
   if (lsnsOut !== undefined && !Array.isArray(lsnsOut)) {
     throw new InvalidArgumentError(`${what} takes an array (or nothing) for lsnsOut`)
   }
 }
+
+/** A private copy of a caller's blob ref, read once (a getter cannot change it later). */
 
 function readRef(ref: unknown, what: string): BlobRef {
   let id: unknown
