@@ -224,9 +224,14 @@ async function timedOps(writers: number, op: () => Promise<void>): Promise<numbe
 }
 
 /** One writer: write 4 KiB at the end of a new file, datasync, repeat. Returns ops/s. */
-async function rawSyncRate(): Promise<number> {
+/**
+ * Records/s of one writer that writes `group` 4 KiB records in one write, then datasyncs:
+ * group 1 is the durable-1 baseline; group = writers is the most group commit can reach
+ * on this disk (every writer's record in one write and one sync, nothing else).
+ */
+async function rawSyncRate(group = 1): Promise<number> {
   const p = path.join(root as string, 'raw-sync')
-  const buf = record(4096)
+  const buf = Buffer.concat(Array.from({ length: group }, () => record(4096)))
   const fh = await fsp.open(p, 'w')
   let pos = 0
   try {
@@ -235,7 +240,7 @@ async function rawSyncRate(): Promise<number> {
       pos += buf.length
       await fh.datasync()
     })
-    return perSec(ops, sizes.durableMs)
+    return perSec(ops * group, sizes.durableMs)
   } finally {
     await fh.close()
     await fsp.rm(p, { force: true })
@@ -465,12 +470,14 @@ async function main(): Promise<number> {
 
     // Durable appends: rounds of raw, 1 writer, 64 writers; best round of each.
     const rawRates: number[] = []
+    const rawGroupRates: number[] = []
     const d1: DurableResult[] = []
     const d64: DurableResult[] = []
     for (let r = 0; r < sizes.rounds; r++) {
       rawRates.push(await rawSyncRate())
       d1.push(await durable('durable-1', 1))
       d64.push(await durable('durable-64', sizes.writers))
+      rawGroupRates.push(await rawSyncRate(sizes.writers))
     }
     const best1 = bestDurable(d1)
     const best64 = bestDurable(d64)
@@ -487,8 +494,16 @@ async function main(): Promise<number> {
         writers: sizes.writers,
         windowMs: sizes.durableMs,
         bobsledRates: d64.map((d) => Math.round(d.rate)),
+        rawGroupRates: rawGroupRates.map(Math.round),
         metrics: pick(best64.metrics),
       }),
+    )
+    // Not a goal of the issue: what the disk allows. The 30× goal assumes a sync costs the
+    // same for 4 KiB and for 64 × 4 KiB; where it does not, even a perfect group is short.
+    const ceiling = Math.max(...rawGroupRates)
+    console.log(
+      `  (durable-64 ceiling: raw ${sizes.writers} x 4 KiB in one write + one datasync = ${fmt(ceiling)} ops/s` +
+        ` = ${(ceiling / Math.max(...rawRates)).toFixed(1)} x raw 1-writer; bobsled durable-64 / ceiling = ${(best64.rate / ceiling).toFixed(2)})`,
     )
 
     // Reopen of the 100 B log: records/s against the bulk-append records/s.

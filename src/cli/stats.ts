@@ -10,6 +10,7 @@ interface StoreStats {
   cacheCapacity?: number
   liveBytes?: number
   liveBlobBytes?: number
+  deadBlobBytes?: number
   segments?: number
   fileSlots?: number
   segmentBytes?: number
@@ -38,10 +39,13 @@ export async function runStats(o: CommonOptions & { tree: string | undefined }):
     const userBytes = trees.reduce((a, t) => a + t.keyBytes + t.valueBytes, 0)
     const liveBytes = (s.liveBytes ?? 0) + (s.liveBlobBytes ?? 0)
     const logBytes = (s.fileSlots ?? 0) * (s.segmentBytes ?? 0)
+    const deadBlobBytes = s.deadBlobBytes ?? 0
     const space = {
       sizeOnDisk,
       logFileBytes: logBytes,
       liveBytes,
+      // Blob files of overwritten pages, kept until cleaning drops the segment of their pointer.
+      deadBlobBytes,
       // Everything on disk that is not a live page: old page versions, checkpoints, headers.
       notLiveBytes: Math.max(0, sizeOnDisk - liveBytes),
       userBytes,
@@ -70,6 +74,11 @@ export async function runStats(o: CommonOptions & { tree: string | undefined }):
         `  log segments  ${fmt(s.fileSlots ?? 0)} × ${mib(s.segmentBytes ?? 0)}  (capacity ${mib(logBytes)}; the last one fills as it is written)`,
         `  live pages    ${mib(liveBytes)}  (the current version of every tree page)`,
         `  not live      ${mib(space.notLiveBytes)}  (old page versions, checkpoints, headers; cleaning reclaims old versions)`,
+        ...(deadBlobBytes > 0
+          ? [
+              `    dead blobs  ${mib(deadBlobBytes)}  (blob files of overwritten pages, freed with their pointer's segment)`,
+            ]
+          : []),
         `  keys + values ${mib(userBytes)}  → space amplification ${space.spaceAmplification ?? 'n/a'}x`,
         'memory',
         `  page cache    ${mib(memory.cacheBytes)} of ${mib(memory.cacheCapacity)}  (${fmt(memory.residentPages)} of ${fmt(memory.pages)} pages resident)`,

@@ -1,6 +1,8 @@
 // Group commit: one datasync in flight, covering every write that completed before it
 // began; only then does the stable LSN move and do its waiters resolve (docs/DESIGN.md,
-// "Stability and group commit"). A sync starts only when someone waits for stability.
+// "Stability and group commit"). A sync starts when someone waits for stability, or in the
+// background once `syncEveryBytes` of written bytes are unsynced (bounded dirty data, so a
+// later flush or the kernel's own writeback does not meet one large burst).
 
 import type { LogContext } from './log-context.js'
 import { bump } from './metrics.js'
@@ -19,6 +21,8 @@ export class GroupCommit {
   syncHold = false
   /** Written ranges not yet covered by a datasync, as [lo, hi] pairs. */
   private unsynced: number[] = []
+  /** Bytes of the ranges in `unsynced`. */
+  private unsyncedBytes = 0
   /** Syncs put off in a row because writes were still finishing (see kick). */
   private syncDeferrals = 0
 
@@ -28,6 +32,8 @@ export class GroupCommit {
     private readonly unsafeAckBeforeSync: boolean,
     /** Issued writes of the log not yet finished. */
     private readonly writesInFlight: () => number,
+    /** Unsynced written bytes that start a sync with nobody waiting; 0 = only on demand. */
+    private readonly syncEveryBytes: number,
   ) {
     this.synced = new StabilityIntervals(stableLsn)
   }
@@ -39,6 +45,7 @@ export class GroupCommit {
   /** A write of [lo, hi] finished: the next datasync covers it. */
   noteWritten(lo: number, hi: number): void {
     this.unsynced.push(lo, hi)
+    this.unsyncedBytes += hi - lo + 1
     this.kick()
   }
 
@@ -51,7 +58,11 @@ export class GroupCommit {
     const ctx = this.ctx
     if (ctx.poisonError !== undefined || this.syncInFlight || this.syncHold || this.unsynced.length === 0)
       return
-    if (this.stableWaiters.size === 0) return
+    if (
+      this.stableWaiters.size === 0 &&
+      (this.syncEveryBytes === 0 || this.unsyncedBytes < this.syncEveryBytes)
+    )
+      return
     // A sync covers only writes already finished. While others are about to finish (a
     // group split over two segments, say) wait for them, a few times at most, rather than
     // spend a whole sync on part of the group: each finishing write calls kick again.
@@ -62,6 +73,7 @@ export class GroupCommit {
     this.syncDeferrals = 0
     const ranges = this.unsynced
     this.unsynced = []
+    this.unsyncedBytes = 0
     this.syncInFlight = true
     const t0 = performance.now()
     let sync: Promise<void>

@@ -11,6 +11,13 @@ export interface LogOptions {
   segmentBytes?: number
   /** Background flush period; 0 turns it off. Default 500. */
   flushEveryMs?: number
+  /**
+   * Written but unsynced bytes that start a datasync in the background, with nobody
+   * waiting (as RocksDB's `wal_bytes_per_sync`): the final flush of a bulk load then syncs
+   * only the last few MiB. 0 turns it off (syncs only for waiters and the flusher).
+   * Default 8 MiB.
+   */
+  syncEveryBytes?: number
   /** Bytes of issued but unfinished writes above which whenWritable() makes callers wait. */
   writeHighWaterBytes?: number
   /** Largest item appendLarge() accepts. Default 256 MiB. */

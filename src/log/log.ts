@@ -37,6 +37,7 @@ export type { LogOptions, LogRecord, Reservation } from './log-types.js'
 
 const DEFAULT_FLUSH_EVERY_MS = 500
 const DEFAULT_HIGH_WATER_BYTES = 64 * 1024 * 1024
+const DEFAULT_SYNC_EVERY_BYTES = 8 * 1024 * 1024
 const DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 const DEFAULT_MAX_BATCH_RECORDS = 100_000
 
@@ -147,6 +148,7 @@ export class Log {
     this.maxInlineBytes = Math.floor(conf.segmentBytes / 4) - MAX_MESSAGE_HEADER_BYTES
     this.options = {
       flushEveryMs: options.flushEveryMs ?? DEFAULT_FLUSH_EVERY_MS,
+      syncEveryBytes: options.syncEveryBytes ?? DEFAULT_SYNC_EVERY_BYTES,
       writeHighWaterBytes: options.writeHighWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
       maxBlobBytes: options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES,
       maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
@@ -178,6 +180,7 @@ export class Log {
       startLsn - 1,
       this.options.unsafeAckBeforeSync,
       () => this.writer.writesInFlight,
+      this.options.syncEveryBytes,
     )
     this.writer = new SegmentWriter(
       this.ctx,
@@ -356,6 +359,27 @@ export class Log {
     return asLsn(lsn)
   }
 
+  /**
+   * Bytes of the blob files each segment of the log would take with it when truncated: the
+   * blobs whose newest pointer lies in it (a relinked blob belongs to its newest pointer's
+   * segment only). By segment base; a segment owning none is absent. Complete once the log
+   * is open: recovery walks every segment whenever a blob file exists.
+   */
+  blobBytesBySegment(): Map<number, number> {
+    return this.slots.blobBytesBySegment()
+  }
+
+  /**
+   * Ends the segment being written: the next record starts a new segment, so once a flush
+   * has made it stable, every segment up to this one lies wholly below the tip and may be
+   * truncated. A no-op when the current segment holds no message yet. Cleaning uses it to
+   * free blob files whose newest pointer is in the current segment.
+   */
+  sealSegment(): void {
+    this.checkWritable()
+    this.writer.sealSegment()
+  }
+
   /** The blob that the pointer at `lsn` names (read without reading the blob itself). */
   async blobRefAt(lsn: number): Promise<BlobRef> {
     this.checkOpen()
@@ -445,12 +469,24 @@ export class Log {
     return asLsn(target)
   }
 
-  /** Resolves when issued-but-unfinished writes fall below the high-water mark. */
+  /**
+   * Resolves when issued-but-unfinished writes fall below the high-water mark. When writes
+   * were issued since the last call it resolves on the next turn of the event loop, not at
+   * once: a producer that only awaits this never lets the loop run otherwise, so finished
+   * writes would neither be counted (in-flight bytes only grow until the high water stalls
+   * it), nor recycle their segment memory, nor start the background sync of syncEveryBytes.
+   * One turn per issued write (a segment, or a sealed part of one) costs next to nothing.
+   */
   whenWritable(): Promise<void> {
     if (this.ctx.poisonError !== undefined) return Promise.reject(this.ctx.poisonError)
     if (this.isClosing || this.isClosed) return Promise.reject(new ClosedError())
     const w = this.writer
-    if (w.bytesInFlight < this.options.writeHighWaterBytes) return Promise.resolve()
+    if (w.bytesInFlight < this.options.writeHighWaterBytes) {
+      if (w.writesIssuedSinceYield === 0) return Promise.resolve()
+      w.writesIssuedSinceYield = 0
+      return new Promise((resolve) => setImmediate(resolve))
+    }
+    w.writesIssuedSinceYield = 0
     const t0 = performance.now()
     this.stats.stalls++
     return new Promise<void>((resolve, reject) => {

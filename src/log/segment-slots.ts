@@ -110,6 +110,18 @@ export class SegmentSlots {
   }
 
   /**
+   * Bytes of the blob files each segment would take with it if it were truncated now (the
+   * blobs whose newest pointer it holds), by segment base. Segments owning none are absent.
+   */
+  blobBytesBySegment(): Map<number, number> {
+    const out = new Map<number, number>()
+    for (const { segment, sizeBytes } of this.blobOwner.values()) {
+      out.set(segment, (out.get(segment) ?? 0) + sizeBytes)
+    }
+    return out
+  }
+
+  /**
    * Forgets the pointers in the segment at `segmentBase` and returns the blob ids no
    * pointer in a later segment names: their files may go with the segment.
    */

@@ -124,6 +124,8 @@ export class SegmentWriter {
   readonly spareBuffers: Uint8Array[] = []
   writesInFlight = 0
   bytesInFlight = 0
+  /** Writes issued since whenWritable() last let the event loop turn (see Log.whenWritable). */
+  writesIssuedSinceYield = 0
   writableWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = []
   private settledWaiters: Array<() => void> = []
   /**
@@ -374,6 +376,13 @@ export class SegmentWriter {
     this.appendWitness()
   }
 
+  /** Rolls to a new segment unless the current one holds nothing but its header. */
+  sealSegment(): void {
+    const b = this.cur
+    if (b.base === 0 && offsetOf(b.header) === SEGMENT_HEADER_BYTES) return
+    this.seal(true)
+  }
+
   private newLife(baseLsn: number, slot: number): SegmentLife {
     const S = this.ctx.segmentBytes
     const spare = this.spareBuffers.pop()
@@ -482,6 +491,7 @@ export class SegmentWriter {
       return
     }
     this.writesInFlight++
+    this.writesIssuedSinceYield++
     this.bytesInFlight += length
     b.seg.writesInFlight++
     ctx.stats.writes++

@@ -162,7 +162,13 @@ export function validateOptions(o: unknown): void {
       `segmentBytes must be a power of two from ${MIN_SEGMENT_BYTES} to ${MAX_SEGMENT_BYTES}, got ${describe(segmentBytes)}`,
     )
   }
-  for (const k of ['flushEveryMs', 'writeHighWaterBytes', 'maxBlobBytes', 'maxBatchRecords'] as const) {
+  for (const k of [
+    'flushEveryMs',
+    'syncEveryBytes',
+    'writeHighWaterBytes',
+    'maxBlobBytes',
+    'maxBatchRecords',
+  ] as const) {
     const v = opts[k]
     if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) {
       throw new InvalidArgumentError(`${k} must be a non-negative integer, got ${describe(v)}`)

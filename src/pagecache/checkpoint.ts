@@ -12,7 +12,14 @@ import { readVarint, writeVarint } from '../log/index.js'
 import { crc32 } from '../util/crc32.js'
 
 const MAGIC = [0x42, 0x53, 0x43, 0x4b, 0x50, 0x54, 0x0a, 0x00] // "BSCKPT\n\0"
-const VERSION = 2
+/**
+ * 3 adds each segment's live blob bytes to the summary (B-PC5). Version 2 files are still
+ * read: open then finds those bytes by decoding the entries (docs/FORMAT.md, "Checkpoints").
+ */
+const VERSION = 3
+const OLDEST_READABLE_VERSION = 2
+/** Figures per segment in the summary, by version. */
+const summaryFields = (version: number): number => (version >= 3 ? 4 : 3)
 const HEADER_BYTES = 80
 const NAME = /^checkpoint-([0-9a-f]{16})$/
 
@@ -27,8 +34,12 @@ export interface Checkpoint {
   replayFrom: number
   nextPid: number
   pageCount: number
-  /** Live bytes and fragments per segment at the cut, as [base, bytes, fragments, ...]. */
+  /**
+   * Per segment at the cut, as [base, live bytes, live fragments, live blob bytes, ...]. A
+   * version-2 file has no blob figure: it reads as 0 and `hasSegmentBlobBytes` is false.
+   */
   summary: number[]
+  hasSegmentBlobBytes: boolean
   /** Bytes of the blob files of the pages at the cut. */
   liveBlobBytes: number
   bytes: Uint8Array
@@ -98,7 +109,10 @@ export function encodeCheckpoint(
   source: CheckpointSource,
   summary: readonly number[],
   liveBlobBytes: number,
+  version = VERSION,
 ): Uint8Array {
+  // Older versions are written only by tests of the upgrade path.
+  const fields = summaryFields(version)
   const indexAt = HEADER_BYTES
   const bodyAt = indexAt + 4 * nextPid
   const w = new Writer(bodyAt + 16 * nextPid + 64)
@@ -128,14 +142,16 @@ export function encodeCheckpoint(
   }
   const summaryAt = w.at
   w.varint(liveBlobBytes)
-  w.varint(summary.length / 3)
-  for (const v of summary) w.varint(v)
+  w.varint(summary.length / 4)
+  for (let i = 0; i < summary.length; i += 4) {
+    for (let k = 0; k < fields; k++) w.varint(summary[i + k] as number)
+  }
   w.ensure(4)
   const end = w.at
   const out = w.buf
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength)
   out.set(MAGIC, 0)
-  dv.setUint16(8, VERSION, true)
+  dv.setUint16(8, version, true)
   putU64(dv, 16, logId)
   putU64(dv, 24, replayFrom)
   putU64(dv, 32, count)
@@ -161,7 +177,8 @@ export function openCheckpoint(
   for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC[i]) return 'bad magic'
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (view.getUint32(72, true) !== inverted(bytes, 0, 72)) return 'header CRC mismatch'
-  if (view.getUint16(8, true) !== VERSION) return 'unknown version'
+  const version = view.getUint16(8, true)
+  if (version < OLDEST_READABLE_VERSION || version > VERSION) return 'unknown version'
   if (getU64(view, 16) !== logId) return 'belongs to another log'
   const replayFrom = getU64(view, 24)
   const pageCount = getU64(view, 32)
@@ -189,22 +206,31 @@ export function openCheckpoint(
     at += out.bytes
     return v
   }
+  const fields = summaryFields(version)
   let liveBlobBytes: number
   try {
     liveBlobBytes = next()
     const n = next()
-    if (n > (end - at) / 3) return 'bad summary'
-    for (let i = 0; i < 3 * n; i++) summary.push(next())
+    if (n > (end - at) / fields) return 'bad summary'
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < fields; k++) summary.push(next())
+      if (fields === 3) summary.push(0)
+    }
   } catch {
     return 'truncated summary'
   }
   if (at !== end) return 'trailing bytes'
+  let segmentBlobBytes = 0
+  for (let i = 3; i < summary.length; i += 4) segmentBlobBytes += summary[i] as number
+  // Every live blob's pointer lies in a segment of the log at the cut.
+  if (fields === 4 && segmentBlobBytes !== liveBlobBytes) return 'bad summary'
   return {
     name,
     replayFrom,
     nextPid,
     pageCount,
     summary,
+    hasSegmentBlobBytes: fields === 4,
     liveBlobBytes,
     bytes,
     view,

@@ -60,6 +60,11 @@ export interface PageCacheStats {
   cacheCapacity: number
   liveBytes: number
   liveBlobBytes: number
+  /**
+   * Bytes of blob files no page names any more, kept until the segment holding their
+   * newest pointer leaves the log (cleaning counts them as reclaimable space).
+   */
+  deadBlobBytes: number
   segments: number
   fileSlots: number
   segmentBytes: number
@@ -158,7 +163,6 @@ export class PageCache<T> implements PageStore<T> {
     lastCheckpointLsn: -1,
   }
   private backgroundError: unknown
-  private liveBlobBytes = 0
   private readonly recoveryInfo: PageCacheStats['recovery'] = {
     ms: 0,
     checkpoint: undefined,
@@ -542,7 +546,17 @@ export class PageCache<T> implements PageStore<T> {
       this.afterWrite(rec.length)
       return lsn
     }
-    const lsn = await this.log.appendLarge(rec)
+    // Staged, then linked in the same synchronous step that updates the page table: a
+    // checkpoint cut between a logged pointer and its page-table update would lose the
+    // write, and accounting would see a blob that no page names and no segment counts.
+    const ref = await this.log.stageBlob(rec)
+    let lsn: Lsn
+    try {
+      lsn = this.log.relinkBlob(ref)
+    } catch (e) {
+      await this.log.dropStagedBlob(ref).catch(() => {})
+      throw e
+    }
     // A pointer record: the blob's bytes live in their own file.
     this.applyReplace(pid, page, lsn, pointerRecordBytes(lsn, this.S), body.length, rec.length)
     this.afterWrite(rec.length)
@@ -565,6 +579,8 @@ export class PageCache<T> implements PageStore<T> {
   /**
    * Makes the record at `lsn` the page's base: its older fragments die and accounting
    * follows. Shared by writes and by replay at open (`recovering`: any segment may take it).
+   * `relinked`: the new base is another pointer to the old base's blob file (cleaning moved
+   * it), so that file lives on with the new pointer instead of dying with the old one.
    */
   private setBase(
     pid: number,
@@ -573,6 +589,7 @@ export class PageCache<T> implements PageStore<T> {
     payloadBytes: number,
     blobBytes: number,
     recovering: boolean,
+    relinked = false,
   ): PageEntry<T> {
     let e = this.entry(pid)
     if (e === undefined) {
@@ -581,14 +598,14 @@ export class PageCache<T> implements PageStore<T> {
       this.pageCount++
       if (pid >= this.nextPid) this.nextPid = pid + 1
     } else {
-      this.dropFragments(e)
+      this.dropFragments(e, !relinked)
     }
     e.frags = [lsn, recordBytes]
     e.blobBytes = blobBytes
-    this.liveBlobBytes += blobBytes
     e.baseBytes = payloadBytes
     e.deltaBytes = 0
     this.sa.added(lsn, recordBytes, recovering)
+    if (blobBytes > 0) this.sa.blobLinked(lsn, blobBytes)
     return e
   }
 
@@ -609,7 +626,7 @@ export class PageCache<T> implements PageStore<T> {
 
   private applyFree(pid: number): void {
     const e = this.entry(pid) as PageEntry<T>
-    this.dropFragments(e)
+    this.dropFragments(e, true)
     e.version++
     this.uncache(pid, e)
     this.table[pid] = undefined
@@ -617,10 +634,15 @@ export class PageCache<T> implements PageStore<T> {
     this.freePids.add(pid)
   }
 
-  private dropFragments(e: PageEntry<T>): void {
+  /**
+   * The page's fragments die. Its base's blob file dies too (`blobDies`) unless a newer
+   * pointer names it; it then stays until its newest pointer's segment leaves the log
+   * (docs/DESIGN.md, "Segment cleaning").
+   */
+  private dropFragments(e: PageEntry<T>, blobDies: boolean): void {
     for (let i = 0; i < e.frags.length; i += 2)
       this.sa.removed(e.frags[i] as number, e.frags[i + 1] as number)
-    this.liveBlobBytes -= e.blobBytes
+    if (e.blobBytes > 0) this.sa.blobUnlinked(e.frags[0] as number, e.blobBytes, blobDies)
     e.frags = []
   }
 
@@ -714,6 +736,12 @@ export class PageCache<T> implements PageStore<T> {
     return this.entry(pid)?.frags.slice()
   }
 
+  /** Bytes of the blob file a page's base names (0: inline), undefined for a free page (tools, tests). */
+  blobBytesOf(pid: PageId): number | undefined {
+    checkPid(pid)
+    return this.entry(pid)?.blobBytes
+  }
+
   // ---- background work: cleaning and checkpoints ----
 
   private afterWrite(bytes: number): void {
@@ -773,6 +801,15 @@ export class PageCache<T> implements PageStore<T> {
     let budgetStuck = false
     while (!this.closing && this.log.failure === undefined) {
       this.trackLogSegments()
+      if (!budgetStuck && this.sa.needsSeal(trigger)) {
+        // Dead blob files whose newest pointer is in the segment being written (or one not
+        // yet stable) go only with that segment: end it and make it stable, so this pass can
+        // drain up to it.
+        this.log.sealSegment()
+        await this.log.flush()
+        if (this.closing) return
+        this.trackLogSegments()
+      }
       let picked = budgetStuck ? [] : this.sa.pickForCleaning(trigger)
       const fromBudget = picked.length > 0
       if (!fromBudget && compactPasses > 0 && this.usesTopSlots()) {
@@ -787,7 +824,7 @@ export class PageCache<T> implements PageStore<T> {
       }
       this.counters.cleaningPasses++
       const end = (picked[picked.length - 1]?.base as number) + this.S
-      const before = this.sa.segmentCount
+      const before = this.sa.spaceBytes
       for (const s of picked) await this.drain(s.base)
       if (this.closing) return
       // The copies must be durable before the originals can go.
@@ -803,7 +840,7 @@ export class PageCache<T> implements PageStore<T> {
       // write or timer tick tries again. Compacting moves live pages without shrinking the
       // log by design, so only a stuck head ends it.
       if (freed === 0) return
-      if (fromBudget && this.sa.segmentCount >= before) {
+      if (fromBudget && this.sa.spaceBytes >= before) {
         if (compactPasses === 0) return
         budgetStuck = true
       }
@@ -978,7 +1015,7 @@ export class PageCache<T> implements PageStore<T> {
       deltas = moved.records.slice(1)
     }
     const deltaBytes = e.deltaBytes
-    this.setBase(pid, baseLsn, baseBytes, e.baseBytes, e.blobBytes, false)
+    this.setBase(pid, baseLsn, baseBytes, e.baseBytes, e.blobBytes, false, moved.ref !== undefined)
     let written = baseBytes
     for (let i = 0; i < deltas.length; i++) {
       const lsn = lsns[i] as number
@@ -1054,7 +1091,9 @@ export class PageCache<T> implements PageStore<T> {
     if (this.checkpointRun !== undefined) return this.checkpointRun
     const replayFrom = this.log.maxReservedLsn + 1
     const summary: number[] = []
-    for (const seg of this.sa.segments()) summary.push(seg.base, seg.liveBytes, seg.liveFragments)
+    for (const seg of this.sa.segments()) {
+      summary.push(seg.base, seg.liveBytes, seg.liveFragments, seg.liveBlobBytes)
+    }
     const lazy = this.lazy
     const bytes = encodeCheckpoint(
       this.log.logId,
@@ -1065,7 +1104,7 @@ export class PageCache<T> implements PageStore<T> {
         raw: (pid) => (lazy !== undefined && this.table[pid] === undefined ? rawPage(lazy, pid) : undefined),
       },
       summary,
-      this.liveBlobBytes,
+      this.sa.liveBlobBytes,
     )
     this.bytesSinceCheckpoint = 0
     const run = async (): Promise<void> => {
@@ -1120,7 +1159,7 @@ export class PageCache<T> implements PageStore<T> {
     const first = this.log.firstLsn
     const bases = new Set(this.log.segmentBases())
     const s = ck.summary
-    for (let i = 0; i < s.length; i += 3) {
+    for (let i = 0; i < s.length; i += 4) {
       const base = s[i] as number
       if ((s[i + 2] as number) > 0 && base >= first && !bases.has(base)) {
         return `names fragments in segment ${base}, which the log does not hold`
@@ -1143,14 +1182,22 @@ export class PageCache<T> implements PageStore<T> {
       this.lazy = ck
       this.nextPid = ck.nextPid
       this.pageCount = ck.pageCount
-      this.liveBlobBytes = ck.liveBlobBytes
       const s = ck.summary
       let namesDropped = false
-      for (let i = 0; i < s.length; i += 3) {
+      for (let i = 0; i < s.length; i += 4) {
         const base = s[i] as number
         if ((s[i + 2] as number) === 0) continue
-        if (base >= first) this.sa.credit(base, s[i + 1] as number, s[i + 2] as number)
+        if (base >= first) this.sa.credit(base, s[i + 1] as number, s[i + 2] as number, s[i + 3] as number)
         else namesDropped = true
+      }
+      // A version-2 checkpoint has no blob bytes per segment: decode the entries once to
+      // find them (only when it names blobs at all). The next checkpoint is version 3.
+      if (!ck.hasSegmentBlobBytes && ck.liveBlobBytes > 0) {
+        for (let pid = 0; pid < ck.nextPid; pid++) {
+          const p = readPage(ck, pid)
+          const base = p?.frags[0] as number
+          if (p !== undefined && p.blobBytes > 0 && base >= first) this.sa.blobLinked(base, p.blobBytes)
+        }
       }
       // Cleaning after the cut dropped segments the checkpoint still names. A page whose base
       // lies down there was either relocated later in the log (replay brings its new base
@@ -1166,7 +1213,6 @@ export class PageCache<T> implements PageStore<T> {
               const lsn = e.frags[i] as number
               if (lsn >= first) this.sa.removed(lsn, e.frags[i + 1] as number)
             }
-            this.liveBlobBytes -= e.blobBytes
             this.table[pid] = undefined
             this.pageCount--
           }
@@ -1194,7 +1240,7 @@ export class PageCache<T> implements PageStore<T> {
           this.sa.added(rec.lsn, size, true)
         }
       } else if (e !== undefined) {
-        this.dropFragments(e)
+        this.dropFragments(e, true)
         this.table[r.pid] = undefined
         this.pageCount--
       }
@@ -1211,18 +1257,28 @@ export class PageCache<T> implements PageStore<T> {
       if (this.table[pid] === undefined && (lazy === undefined || !hasPage(lazy, pid))) this.freePids.add(pid)
     }
     this.trackLogSegments()
+    // Replay cannot tell a relinked pointer from a new blob (both are a new base): the log's
+    // own record of which segment keeps which blob file decides what is dead.
+    // A segment whose live blobs exceed what its pointers keep can only come from missing
+    // blob files (the log then had none to walk for): reading such a page is the
+    // CorruptionError; the open itself does not fail for it.
+    this.sa.settleDeadBlobs(this.log.blobBytesBySegment())
   }
 
   // ---- lifecycle ----
 
   stats(): PageCacheStats {
+    // A truncation that finished since the last write took segments (and their dead blob
+    // files) with it: report what the log holds now.
+    this.trackLogSegments()
     return {
       pages: this.pageCount,
       residentPages: this.lru.size,
       cacheBytes: this.cacheBytes,
       cacheCapacity: this.opts.cacheCapacity,
       liveBytes: this.sa.liveBytes,
-      liveBlobBytes: this.liveBlobBytes,
+      liveBlobBytes: this.sa.liveBlobBytes,
+      deadBlobBytes: this.sa.deadBlobBytes,
       segments: this.sa.segmentCount,
       fileSlots: this.log.fileSlots,
       segmentBytes: this.S,
@@ -1234,8 +1290,15 @@ export class PageCache<T> implements PageStore<T> {
     }
   }
 
-  /** Segment states and live bytes, oldest first (for tools and the invariant monitor). */
-  segments(): Array<{ base: number; state: string; liveBytes: number; liveFragments: number }> {
+  /** Segment states, live bytes and blob bytes, oldest first (for tools and the invariant monitor). */
+  segments(): Array<{
+    base: number
+    state: string
+    liveBytes: number
+    liveFragments: number
+    liveBlobBytes: number
+    deadBlobBytes: number
+  }> {
     this.trackLogSegments()
     return this.sa.segments().map((s) => ({ ...s }))
   }

@@ -62,6 +62,7 @@ function instrument(log: Log, facts: Facts, life: number, rec: RecordingStorage,
     facts.extents.push({ instance: life, kind, lo, hi, pieces, clock })
   }
   const append = log.append.bind(log)
+  const appendWithHead = log.appendWithHead.bind(log)
   const appendBatch = log.appendBatch.bind(log)
   const appendLarge = log.appendLarge.bind(log)
   const relinkBlob = log.relinkBlob.bind(log)
@@ -75,6 +76,14 @@ function instrument(log: Log, facts: Facts, life: number, rec: RecordingStorage,
       lsn + messageHeaderBytes(data.length, Math.floor(lsn / S), 0) + data.length - 1,
       clock,
     )
+    return lsn
+  }
+  // replace() and link() log through appendWithHead() (head and page, one record).
+  l.appendWithHead = (head: Uint8Array, body: Uint8Array, ...rest: unknown[]) => {
+    const clock = rec.clock()
+    const lsn = (appendWithHead as (...a: unknown[]) => number)(head, body, ...rest)
+    const len = head.length + body.length
+    extentOf('record', lsn, lsn + messageHeaderBytes(len, Math.floor(lsn / S), 0) + len - 1, clock)
     return lsn
   }
   l.appendBatch = (...args: unknown[]) => {

@@ -130,30 +130,65 @@ export function pageTable(pc: PageCache<ListPage>): string {
 }
 
 /**
- * Accounting invariants: no background failure, the segments' live bytes and fragments
- * sum to the totals, and the totals equal the page table's fragments. Returns a problem
- * or undefined.
+ * Accounting invariants: no background failure, the segments' live bytes, fragments, live
+ * and dead blob bytes sum to the totals, and the totals equal the page table's fragments
+ * and blob bases. Blob bytes per segment are also checked against the log's own record of
+ * which segment keeps which blob file (its newest pointer): what a segment keeps must be
+ * exactly its live blob bytes (from the page table) plus its dead ones (B-PC5). Returns a
+ * problem or undefined.
  */
 export function accountingProblem(pc: PageCache<ListPage>): string | undefined {
   const st = pc.stats()
   if (st.backgroundError !== undefined) return `background error: ${st.backgroundError}`
   let bytes = 0
   let frags = 0
-  for (const s of pc.segments()) {
+  let liveBlob = 0
+  let deadBlob = 0
+  const segs = pc.segments()
+  for (const s of segs) {
     if (s.liveBytes < 0 || s.liveFragments < 0) return `segment ${s.base} below zero`
+    if (s.liveBlobBytes < 0 || s.deadBlobBytes < 0) return `segment ${s.base} below zero blob bytes`
     bytes += s.liveBytes
     frags += s.liveFragments
+    liveBlob += s.liveBlobBytes
+    deadBlob += s.deadBlobBytes
   }
   if (bytes !== st.liveBytes) return `segments hold ${bytes} live bytes, stats say ${st.liveBytes}`
+  if (liveBlob !== st.liveBlobBytes)
+    return `segments hold ${liveBlob} live blob bytes, stats say ${st.liveBlobBytes}`
+  if (deadBlob !== st.deadBlobBytes)
+    return `segments hold ${deadBlob} dead blob bytes, stats say ${st.deadBlobBytes}`
   let tableBytes = 0
   let tableFrags = 0
+  const tableBlobs = new Map<number, number>()
   for (const pid of pc.pageIds()) {
     const f = pc.fragmentsOf(pid) ?? []
     for (let i = 1; i < f.length; i += 2) tableBytes += f[i] as number
     tableFrags += f.length / 2
+    const blob = pc.blobBytesOf(pid) ?? 0
+    if (blob > 0) {
+      const base = Math.floor((f[0] as number) / st.segmentBytes) * st.segmentBytes
+      tableBlobs.set(base, (tableBlobs.get(base) ?? 0) + blob)
+    }
   }
   if (tableBytes !== st.liveBytes) return `page table holds ${tableBytes} bytes, stats say ${st.liveBytes}`
   if (tableFrags !== frags) return `page table holds ${tableFrags} fragments, segments ${frags}`
+  const kept = pc.log.blobBytesBySegment()
+  for (const s of segs) {
+    const table = tableBlobs.get(s.base) ?? 0
+    if (table !== s.liveBlobBytes) {
+      return `segment ${s.base}: page table bases name ${table} blob bytes, accounting says ${s.liveBlobBytes} live`
+    }
+    const logKeeps = kept.get(s.base) ?? 0
+    if (logKeeps !== s.liveBlobBytes + s.deadBlobBytes) {
+      return (
+        `segment ${s.base}: the log's pointers keep ${logKeeps} blob bytes, accounting says ` +
+        `${s.liveBlobBytes} live + ${s.deadBlobBytes} dead`
+      )
+    }
+    kept.delete(s.base)
+  }
+  for (const [base, b] of kept) return `segment ${base} keeps ${b} blob bytes but is not accounted`
   return undefined
 }
 

@@ -253,3 +253,56 @@ test('stageBlob(): durable without a pointer; relinkBlob() logs its first pointe
   )
   await again.close()
 })
+
+test('blobBytesBySegment(): each blob counts for the segment of its newest pointer, also after a reopen', async () => {
+  const disk = new SimDisk({ seed: 11 })
+  const open = (): Promise<Log> =>
+    Log.open('db', { storage: disk.storage('db'), segmentBytes: S, flushEveryMs: 0 })
+  let log = await open()
+  const a = await log.appendLarge(big('a'))
+  const b = await log.appendLarge(big('b'))
+  assert.deepEqual([...log.blobBytesBySegment()], [[0, 1400]])
+  await fillTo(log, S + 100)
+  const moved = log.relinkBlob(await log.blobRefAt(a))
+  const base = Math.floor(moved / S) * S
+  assert.deepEqual(
+    [...log.blobBytesBySegment()].sort((x, y) => x[0] - y[0]),
+    [
+      [0, 700],
+      [base, 700],
+    ],
+  )
+  await log.close()
+  log = await open()
+  assert.deepEqual(
+    [...log.blobBytesBySegment()].sort((x, y) => x[0] - y[0]),
+    [
+      [0, 700],
+      [base, 700],
+    ],
+    'rebuilt by recovery',
+  )
+  assert.ok(b < S)
+  await log.close()
+})
+
+test('sealSegment() ends the segment being written; on an empty one it does nothing', async () => {
+  const log = await Log.open('db', {
+    storage: new SimDisk({ seed: 12 }).storage('db'),
+    segmentBytes: S,
+    flushEveryMs: 0,
+  })
+  log.append(Buffer.from('first'))
+  assert.deepEqual(log.segmentBases(), [0])
+  log.sealSegment()
+  assert.deepEqual(log.segmentBases(), [0, S])
+  log.sealSegment()
+  assert.deepEqual(log.segmentBases(), [0, S], 'nothing was written to the new segment yet')
+  const next = log.append(Buffer.from('second'))
+  assert.ok(next >= S)
+  await log.flush()
+  // Once stable, the sealed segment lies wholly below the tip and may be truncated.
+  await log.truncateBefore(S)
+  assert.equal(log.firstLsn, S)
+  await log.close()
+})

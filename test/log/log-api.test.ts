@@ -308,6 +308,48 @@ describe('durability and group commit', () => {
     assert.ok(log.stableLsn >= lsn)
     await log.close()
   })
+
+  test('syncEveryBytes syncs written bytes in the background; 0 leaves them to waiters', async () => {
+    const S = 4096
+    const run = async (syncEveryBytes: number): Promise<{ stable: number; syncs: number; last: number }> => {
+      const disk = new SimDisk({ seed: 3 })
+      const log = await Log.open('db', {
+        storage: disk.storage('db'),
+        segmentBytes: S,
+        flushEveryMs: 0,
+        syncEveryBytes,
+      })
+      let last = -1
+      // 40 segments of appends, nobody waiting for stability: only the byte trigger syncs.
+      for (let i = 0; i < 40 * 40; i++) {
+        last = log.append(new Uint8Array(90).fill(i & 255))
+        if (i % 40 === 39) await log.whenWritable()
+      }
+      await log.makeDurable(last as never)
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r))
+      const out = { stable: log.stableLsn as number, syncs: log.metrics().syncs, last }
+      // The stable LSN the log published must survive a power cut: only synced bytes count.
+      const stable = out.stable
+      const reopened = await Log.open('db', {
+        storage: disk.crash({ seed: 5 }).storage('db'),
+        flushEveryMs: 0,
+      })
+      const recs = await all(reopened)
+      const lastLsn = recs.length === 0 ? -1 : (recs[recs.length - 1]?.lsn as number)
+      assert.ok(lastLsn >= stable - 100, `recovered up to ${lastLsn}, stable was ${stable}`)
+      await reopened.close()
+      return out
+    }
+    const on = await run(8 * S)
+    assert.ok(on.syncs >= 2, `${on.syncs} background syncs over 40 segments with syncEveryBytes = 8 segments`)
+    assert.ok(
+      on.stable >= on.last - 8 * S - S,
+      `stable ${on.stable} lags the last append ${on.last} by > 9 segments`,
+    )
+    const off = await run(0)
+    assert.equal(off.syncs, 0, 'with syncEveryBytes 0 nobody waited, so nothing synced')
+    assert.ok(off.stable < 0, `stable ${off.stable} moved without a sync`)
+  })
 })
 
 describe('appendWithHead', () => {

@@ -71,6 +71,8 @@ export interface CaseEnd {
   where: 'open' | 'read' | ''
   /** A database folder (open(), trees) rather than a bare log. */
   isDb?: boolean
+  /** A refused database open changed only the log, and only by zeroing bytes (B-R9-DB1). */
+  refusedLogZeroedOnly?: boolean
 }
 
 const input = workerData as WorkerInput
@@ -204,6 +206,33 @@ async function examine(
 
 class WrongData extends Error {}
 
+/** Every byte that differs is now zero (and the size is the same): recovery zeroed junk. */
+function zeroedOnly(now: Uint8Array | undefined, was: Uint8Array | undefined): boolean {
+  if (now === undefined || was === undefined || now.length !== was.length) return false
+  for (let i = 0; i < now.length; i++) if (now[i] !== was[i] && now[i] !== 0) return false
+  return true
+}
+
+/** Where two versions of a file differ (for failure messages). */
+function diffAt(a: Uint8Array | undefined, b: Uint8Array | undefined): string {
+  if (a === undefined || b === undefined) return `sizes ${a?.length} ${b?.length}`
+  const out: string[] = [`sizes ${a.length} ${b.length}`]
+  let i = 0
+  while (i < Math.min(a.length, b.length) && out.length < 6) {
+    if (a[i] === b[i]) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < Math.min(a.length, b.length) && a[j] !== b[j]) j++
+    out.push(
+      `[${i}, ${j}) now ${Buffer.from(a.subarray(i, Math.min(j, i + 8))).toString('hex')} was ${Buffer.from(b.subarray(i, Math.min(j, i + 8))).toString('hex')}`,
+    )
+    i = j
+  }
+  return out.join('; ')
+}
+
 // ---- database folders (open(), the page cache's checkpoints and the tree's pages) ----
 
 const DB_SEGMENT_BYTES = 4096
@@ -271,8 +300,10 @@ async function examineDb(
       ...base,
       kind: 'detected',
       where: 'open',
-      detail: `${e.code}: ${e.message}${changed.length > 0 ? ` (changed: ${changed.join(', ')})` : ''}`,
+      detail: `${e.code}: ${e.message}${changed.length > 0 ? ` (changed: ${changed.join(', ')})` : ''}${changed.includes('log') ? ` [log ${diffAt(after.get('log'), m.files.get('log'))}]` : ''}`,
       refusedModified: hashFiles(after) !== before,
+      refusedLogZeroedOnly:
+        changed.length === 1 && changed[0] === 'log' && zeroedOnly(after.get('log'), m.files.get('log')),
     }
   }
   let out: Omit<CaseEnd, 't' | 'i' | 'seed' | 'labels' | 'isCrcFixed' | 'isReal'>

@@ -120,6 +120,8 @@ interface Place {
   path(): string
   crash(rng: Prng): void
   files(): Map<string, number>
+  /** Bytes of every file, cheaply enough to sample after every write. */
+  totalBytes(): number
   listBlobs(): Promise<string[]>
 }
 
@@ -133,6 +135,15 @@ function simPlace(seed: number, m: Mutation): Place {
       disk = disk.crash({ seed: rng.next() })
     },
     files: () => new Map([...filesOf(disk)].map(([n, b]) => [n, b.length])),
+    totalBytes: () => {
+      // The folder holds files and one folder, blobs/ (src/log/folder.ts).
+      let n = 0
+      for (const name of disk.listSync('db')) {
+        if (name !== 'blobs') n += disk.sizeSync(`db/${name}`)
+        else for (const b of disk.listSync('db/blobs')) n += disk.sizeSync(`db/blobs/${b}`)
+      }
+      return n
+    },
     listBlobs: () => disk.storage('db').list('blobs'),
   }
 }
@@ -167,6 +178,9 @@ function filePlace(): Place {
       const out = new Map<string, number>()
       walk(dir, '', out)
       return out
+    },
+    totalBytes() {
+      return sumBytes(this.files())
     },
     listBlobs: async () => {
       try {
@@ -389,6 +403,9 @@ async function runBlobScenario(crashing: boolean, seed: number, m: Mutation = {}
   }
   for (let op = 1; op <= BLOB_OVERWRITES; op++) {
     await write(rng.chance(0.5) ? big : rng.pick(small))
+    // The peak during the run, after every write: cleaning must keep up with dead blobs,
+    // not only reclaim them when settling (B-PC5 peaked at 696 KB for 4.5 KB live).
+    maxFiles = Math.max(maxFiles, place.totalBytes())
     if (rng.chance(1 / 10)) {
       await pc.flush()
       model.ackAll()
@@ -480,8 +497,12 @@ const SCENARIOS: Array<[Scenario, boolean]> = [
   ['one-key-file', true],
 ]
 
-/** Blob-page runs are not held to the files bound while B-PC5 is open (docs/RELIABILITY.md). */
-const KNOWN_B_PC5 = true
+/**
+ * Blob-page runs were not held to the files bound while B-PC5 was open (fixed: cleaning
+ * counts dead blob files; docs/RELIABILITY.md). Their peak during the run is reported, not
+ * gated: replaceLarge() does not wait for cleaning.
+ */
+const KNOWN_B_PC5 = false
 
 test('R14 space leaks: overwrites with and without power cuts stay within 4 × live + 2 segments', async () => {
   const all: Figures[] = []
@@ -502,6 +523,7 @@ test('R14 space leaks: overwrites with and without power cuts stay within 4 × l
       `db_worst_files_over_live=${ratio(db)} db_over_bound=${db.filter((f) => overBound(f).length > 0).length} ` +
       `db_free_slot_runs=${db.filter((f) => f.freeSlots > 0).length} ` +
       `blob_worst_files_over_live=${ratio(blob)} blob_over_bound=${blob.filter((f) => overBound(f).length > 0).length} ` +
+      `blob_peak_files=${Math.max(...blob.map((f) => f.maxFilesBytes))} ` +
       `orphan_blobs=${sum('orphanBlobs')} live_keys_lost=${sum('liveKeysLost')} ` +
       `segments_cleaned=${sum('segmentsCleaned')} ms=${Math.round(performance.now() - t0)} seed=${SEED}`,
   )
