@@ -3,7 +3,7 @@
 // reopen in the same process got DatabaseLockedError). open() built the page cache, which
 // takes the folder's lock, and the tree above it then refused the pages (damage, or an I/O
 // error reading META); nothing closed the page cache. openOn() now releases it on failure,
-// without writing a checkpoint of the refused table.
+// writing nothing (no checkpoint of the refused table, no witness: Log.closeRefused()).
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -17,7 +17,7 @@ import { filesOf, hashFiles } from '../helpers/db-images.js'
 
 const OPTIONS = { segmentBytes: 8 * 1024, flushEveryMs: 0 }
 
-test('a Db open refused above the page cache releases the lock and writes no checkpoint', async () => {
+test('a Db open refused above the page cache releases the lock and writes nothing', async () => {
   const disk = new SimDisk({ seed: 7, latency: false })
   const db = await open('db', { ...OPTIONS, storage: disk.storage('db') })
   await db.insert('k', 'v')
