@@ -95,6 +95,8 @@ export interface Limits {
 export type DbStore = PageStore<TreePage> & {
   sizeOnDisk?(): Promise<number>
   stats?(): object
+  /** Closes without writing anything (no checkpoint, no witness): the open was refused above the store. */
+  closeRefused?(): Promise<void>
 }
 
 const utf8 = new TextEncoder()
@@ -792,14 +794,21 @@ function checkOpenOptions(o: unknown): OpenOptions {
  */
 export async function openOn(store: DbStore, options?: OpenOptions): Promise<Db> {
   const o = checkOpenOptions(options)
-  const config = makeTreeConfig(store.maxPageBytes, {
-    maxLargePageBytes: store.maxLargePageBytes,
-    nodeMaxBytes: o.nodeMaxBytes,
-    nodeMaxEntries: o.nodeMaxEntries,
-    idPersistInterval: o.idPersistInterval,
-  })
-  const forest = await Forest.open(store, config)
-  return new Db({ forest, ref: forest.defaultTree, config, isSync: o.durability === 'sync' })
+  try {
+    const config = makeTreeConfig(store.maxPageBytes, {
+      maxLargePageBytes: store.maxLargePageBytes,
+      nodeMaxBytes: o.nodeMaxBytes,
+      nodeMaxEntries: o.nodeMaxEntries,
+      idPersistInterval: o.idPersistInterval,
+    })
+    const forest = await Forest.open(store, config)
+    return new Db({ forest, ref: forest.defaultTree, config, isSync: o.durability === 'sync' })
+  } catch (e) {
+    // The store holds the folder's lock: a refused open must let it go (a retry in this
+    // process would find the folder locked), and write nothing on the way out.
+    await (store.closeRefused?.() ?? store.close()).catch(() => {})
+    throw e
+  }
 }
 
 /** Opens (creating if needed) the database in the folder at path. */

@@ -250,6 +250,7 @@ export class Log {
     const rs = Array.from(records)
     const lens = rs.map((r) => checkRecord(r, this.maxInlineBytes))
     checkId(id)
+    checkLsnsOut(lsnsOut, 'appendBatch()')
     if (rs.length === 1) {
       const lsn = this.append(rs[0] as Uint8Array, id)
       lsnsOut?.push(lsn)
@@ -350,6 +351,7 @@ export class Log {
     }
     const rs = Array.from(records)
     const lens = rs.map((x) => checkRecord(x, this.maxInlineBytes))
+    checkLsnsOut(lsnsOut, 'relinkBlob()')
     const wasStaged = this.staged.delete(r.id)
     const lsn =
       rs.length === 0
@@ -643,6 +645,25 @@ export class Log {
 
   // ---- lifecycle ----
 
+  /**
+   * Releases the folder without writing anything: no flush, no closing Witness, no
+   * witness file. For an open that a layer above refused right after recovery (damaged
+   * pages): a refused database must be left as it was found. Nothing appended since open
+   * may still be pending; such records are dropped, as a crash would drop them.
+   */
+  async closeRefused(): Promise<void> {
+    if (this.isClosed || this.isClosing) return
+    this.isClosing = true
+    if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
+    await Promise.allSettled([...this.blobWrites])
+    await this.writer.allWritesSettled()
+    this.isClosed = true
+    this.commit.stableWaiters.rejectAll(new ClosedError())
+    this.writer.rejectWaiters(new ClosedError(), false)
+    await this.file.close().catch(() => {})
+    await this.lockHandle.release()
+  }
+
   /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
   async close(): Promise<void> {
     if (this.isClosed || this.isClosing) return
@@ -722,7 +743,15 @@ export class Log {
   }
 }
 
+/** lsnsOut is pushed to after the records are framed: a wrong type must be refused before. */
+function checkLsnsOut(lsnsOut: unknown, what: string): void {
+  if (lsnsOut !== undefined && !Array.isArray(lsnsOut)) {
+    throw new InvalidArgumentError(`${what} takes an array (or nothing) for lsnsOut`)
+  }
+}
+
 /** A private copy of a caller's blob ref, read once (a getter cannot change it later). */
+
 function readRef(ref: unknown, what: string): BlobRef {
   let id: unknown
   let sizeBytes: unknown

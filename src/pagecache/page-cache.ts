@@ -133,6 +133,12 @@ const MAX_PAGE_IN_ATTEMPTS = 64
  * the newest is damaged (open then scans the log instead), and each costs space.
  */
 const KEEP_CHECKPOINTS = 1
+/**
+ * Free page ids open will track below the highest page id (the gaps a free left). A
+ * JavaScript Set holds at most 2^24 entries, so a database with more could not be opened
+ * anyway; an id that far beyond the page count comes from a damaged or crafted record.
+ */
+const MAX_FREE_PIDS_AT_OPEN = 2 ** 24 - 1
 
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
@@ -266,7 +272,8 @@ export class PageCache<T> implements PageStore<T> {
     try {
       await pc.recover()
     } catch (e) {
-      await log.close().catch(() => {})
+      // Recovery writes nothing: neither may giving up (no witness of a refused log).
+      await log.closeRefused().catch(() => {})
       throw wrapIoError(e, `opening the page cache in ${storage.location}`)
     }
     pc.recoveryInfo.ms = performance.now() - t0
@@ -344,7 +351,15 @@ export class PageCache<T> implements PageStore<T> {
       // the message, no window to throw away (the codec may keep that array as the page).
       for (let i = 0; i < frags.length; i += 2)
         reads.push(this.log.read(frags[i] as number, frags[i + 1] as number))
-      const records = await Promise.all(reads)
+      const records = await Promise.all(reads).catch((e: unknown) => {
+        // The LSNs come from the page table, not from a caller: one the log refuses (no
+        // record starts there) was read from a damaged or foreign checkpoint.
+        if (e instanceof InvalidArgumentError)
+          throw new CorruptionError(`page ${pid} names a fragment the log does not hold: ${e.message}`, {
+            cause: e,
+          })
+        throw e
+      })
       let base: Uint8Array | undefined
       const deltas: Uint8Array[] = []
       for (let i = 0; i < records.length; i++) {
@@ -1325,6 +1340,13 @@ export class PageCache<T> implements PageStore<T> {
         this.pageCount--
       }
     }
+    // Every id below nextPid that holds no page becomes a free id: a record naming a huge
+    // page id (crafted, or written by something else) would make that loop endless.
+    if (this.nextPid - this.pageCount > MAX_FREE_PIDS_AT_OPEN) {
+      throw new CorruptionError(
+        `the log names page ${this.nextPid - 1} but holds ${this.pageCount} pages: more free page ids than a page table can hold`,
+      )
+    }
     const lazy = this.lazy
     for (let pid = 0; pid < this.nextPid; pid++) {
       if (this.table[pid] === undefined && (lazy === undefined || !hasPage(lazy, pid))) this.freePids.add(pid)
@@ -1410,6 +1432,24 @@ export class PageCache<T> implements PageStore<T> {
     } finally {
       this.closed = true
       await this.log.close()
+    }
+  }
+
+  /**
+   * Closes without writing anything, for an open refused by the layer above (the tree
+   * found its pages damaged): the folder's lock is released, and neither a checkpoint of
+   * the refused table nor a witness is written (a refused database stays as found).
+   */
+  async closeRefused(): Promise<void> {
+    if (this.closed || this.closing) return
+    this.closing = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    try {
+      await this.cleaningRun
+      await this.checkpointRun?.catch(() => {})
+    } finally {
+      this.closed = true
+      await this.log.closeRefused()
     }
   }
 

@@ -12,6 +12,7 @@
 // - no node needsSplit(), so every node fits a page (a blob leaf: a large page);
 // - a blob leaf (node.ts isBlobLeaf) is never the root.
 
+import { CorruptionError } from '../errors.js'
 import { assert } from '../util/assert.js'
 import type { OpContext } from './context.js'
 import type { CopySlab } from './copies.js'
@@ -65,8 +66,17 @@ export interface LeafHit {
 
 export function nodeAt(ctx: OpContext, pid: number): Node {
   const p = ctx.page(pid)
-  assert(p.kind === 'leaf' || p.kind === 'index', `page ${pid} is a ${p.kind} page, not a tree node`)
+  if (p.kind !== 'leaf' && p.kind !== 'index') {
+    // Only the stored pages can point at META or the counter: a plan never builds that.
+    assert(pid >= 0, `placeholder ${pid} is a ${p.kind} page`)
+    throw new CorruptionError(`tree page ${pid} is a ${p.kind} page, not a tree node`)
+  }
   return p
+}
+
+/** A tree that is deeper than DEPTH_MAX points in a cycle or was written by something else. */
+function tooDeep(root: number): never {
+  throw new CorruptionError(`tree ${root} is deeper than ${DEPTH_MAX} levels (a cycle of pages?)`)
 }
 
 /**
@@ -88,7 +98,7 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
     path.push({ pid, slot })
     pid = node.children[slot] as number
   }
-  assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
+  return tooDeep(root)
 }
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
@@ -99,7 +109,7 @@ function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
     if (node.kind === 'leaf') return node
     pid = node.children[upperBound(node.keys, key)] as number
   }
-  assert(false, `tree ${root} is deeper than ${DEPTH_MAX} levels`)
+  return tooDeep(root)
 }
 
 /** The value of key, or undefined: a view of the tree's bytes, never to be written to. */
@@ -334,6 +344,12 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
   }
 }
 
+function noProgress(root: number): never {
+  throw new CorruptionError(
+    `tree ${root}: a range scan came back to a key it had passed (separators out of order)`,
+  )
+}
+
 /** A bound of a range: a key and whether the key itself is in the range. */
 export interface Bound {
   key: Uint8Array
@@ -474,8 +490,18 @@ export function readChunk(
       resume = { key: hit.lo, inclusive: false }
     }
     if (to > from || resume === undefined) return chunkOf(leaf, from, to, most, reverse, resume)
-    if (reverse) upper = resume
-    else lower = resume
+    // Separators out of order on disk could send the scan back to a leaf it left.
+    if (reverse) {
+      if (upper !== undefined) {
+        // lo may equal an inclusive upper bound (that key was removed): excluding it is progress.
+        const d = compareBytes(resume.key, upper.key)
+        if (d > 0 || (d === 0 && !upper.inclusive)) noProgress(root)
+      }
+      upper = resume
+    } else {
+      if (lower !== undefined && compareBytes(resume.key, lower.key) <= 0) noProgress(root)
+      lower = resume
+    }
   }
 }
 
@@ -487,14 +513,22 @@ export function clearTree(ctx: OpContext, root: number): void {
 
 /** Every page id of the tree under root (root included), for clear() and dropTree(). */
 export function treePids(ctx: OpContext, root: number): number[] {
+  // Bounded and visited-once: a cycle or a page shared between subtrees on disk would make
+  // this walk loop for ever or free a page twice.
   let height = 1
-  for (let n = nodeAt(ctx, root); n.kind === 'index'; n = nodeAt(ctx, n.children[0] as number)) height++
+  for (let n = nodeAt(ctx, root); n.kind === 'index'; n = nodeAt(ctx, n.children[0] as number)) {
+    if (++height > DEPTH_MAX) tooDeep(root)
+  }
   const out: number[] = []
+  const seen = new Set<number>()
   const walk = (pid: number, level: number): void => {
+    if (seen.has(pid)) throw new CorruptionError(`tree ${root}: page ${pid} is reachable twice`)
+    seen.add(pid)
     out.push(pid)
     if (level === height - 1) return
     const n = nodeAt(ctx, pid)
-    assert(n.kind === 'index', `page ${pid} at level ${level} of ${height} is an index node`)
+    if (n.kind !== 'index')
+      throw new CorruptionError(`tree ${root}: leaf ${pid} at level ${level} of ${height}`)
     for (const ch of n.children) walk(ch, level + 1)
   }
   walk(root, 0)

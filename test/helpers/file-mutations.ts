@@ -7,6 +7,8 @@
 //  - CRC-fixing: a field of a message, segment header, conf, witness, blob header or tail
 //    journal is changed and its CRC recomputed so it passes. Nothing can tell these from
 //    honest bytes; they must still never crash, hang or allocate without bound.
+// mutateDb() does the same to a database folder, and adds CRC-fixing changes to tree pages
+// (hostile page ids in index nodes and the META catalog) and to checkpoints.
 // The CRC-fixing encoders are written here from docs/FORMAT.md, not imported from src/log:
 // a test that shares the code under test cannot catch that code's mistakes.
 
@@ -651,6 +653,190 @@ const CRC_FIXING: ReadonlyArray<[Mutation, number]> = [
   [fixedBlob, 1],
   [fixedTailJournal, 1],
 ]
+
+// ---- CRC-fixing mutations of a database folder (page records and checkpoints) ----
+
+/** A LEB128 varint (the tree pages' encoding, docs/DESIGN.md "Tree: node format"). */
+function readLeb(b: Uint8Array, at: number, end: number): { value: number; bytes: number } | undefined {
+  let value = 0
+  let scale = 1
+  for (let i = 0; i < 8 && at + i < end; i++) {
+    const x = b[at + i] as number
+    value += (x & 0x7f) * scale
+    if ((x & 0x80) === 0) return { value, bytes: i + 1 }
+    scale *= 128
+  }
+  return undefined
+}
+
+function writeLeb(b: Uint8Array, at: number, v: number, bytes: number): void {
+  for (let i = 0; i < bytes; i++) {
+    b[at + i] = (v % 128) | (i < bytes - 1 ? 0x80 : 0)
+    v = Math.floor(v / 128)
+  }
+}
+
+const lebBytes = (v: number): number => (v < 128 ? 1 : 1 + lebBytes(Math.floor(v / 128)))
+
+/** The page-id fields of an index node or META page body (offset, bytes), after its tag. */
+function pidFieldsOf(page: Uint8Array): Array<{ at: number; bytes: number; value: number }> | undefined {
+  const out: Array<{ at: number; bytes: number; value: number }> = []
+  const tag = page[0]
+  let at = 1
+  const leb = (): { value: number; bytes: number } | undefined => {
+    const v = readLeb(page, at, page.length)
+    if (v !== undefined) at += v.bytes
+    return v
+  }
+  const pid = (): boolean => {
+    const start = at
+    const v = leb()
+    if (v === undefined) return false
+    out.push({ at: start, bytes: v.bytes, value: v.value })
+    return true
+  }
+  const skipBytes = (): boolean => {
+    const n = leb()
+    if (n === undefined || at + n.value > page.length) return false
+    at += n.value
+    return true
+  }
+  if (tag === 0x02) {
+    const n = leb()
+    if (n === undefined || n.value < 1 || !pid()) return undefined
+    for (let i = 1; i < n.value; i++) if (!skipBytes() || !pid()) return undefined
+  } else if (tag === 0x03) {
+    if (!pid()) return undefined
+    const n = leb()
+    if (n === undefined) return undefined
+    for (let i = 0; i < n.value; i++) if (!skipBytes() || !pid()) return undefined
+  } else {
+    return undefined
+  }
+  return out
+}
+
+/**
+ * A tree page (an index node or the META catalog) in a page record gets a hostile page id,
+ * its message's CRC recomputed: itself or page 0/1 (a cycle, or a child that is no tree
+ * node), a sibling (a shared child), an id past every page, or a huge id (the record grows,
+ * and the messages after it no longer parse).
+ */
+const fixedTreePage: Mutation = (m, rng, img) => {
+  const S = segmentBytesOf(m, img)
+  const log = bytesOf(m, 'log')
+  const candidates: Array<{
+    msg: MessageAt
+    pidAt: number
+    pid: number
+    fields: NonNullable<ReturnType<typeof pidFieldsOf>>
+  }> = []
+  for (const msg of messagesOf(log, S)) {
+    if (msg.kind !== 3 || msg.bodyBytes < 3) continue // a Record
+    const body = log.subarray(msg.pos + msg.headerBytes, msg.pos + msg.headerBytes + msg.bodyBytes)
+    if (body[0] !== 1) continue // Replace: a whole page follows the page id
+    const pid = decodeVarint(body, 1, body.length)
+    if (pid === undefined) continue
+    const fields = pidFieldsOf(body.subarray(1 + pid.bytes))
+    if (fields !== undefined && fields.length > 0)
+      candidates.push({ msg, pidAt: 1 + pid.bytes, pid: pid.value, fields })
+  }
+  if (candidates.length === 0) return
+  const c = candidates[rng.int(candidates.length)] as (typeof candidates)[number]
+  const body = log.slice(c.msg.pos + c.msg.headerBytes, c.msg.pos + c.msg.headerBytes + c.msg.bodyBytes)
+  const f = c.fields[rng.int(c.fields.length)] as (typeof c.fields)[number]
+  const sibling = c.fields[rng.int(c.fields.length)] as (typeof c.fields)[number]
+  const kinds = ['self', 'meta', 'counter', 'sibling', 'pastEnd', 'huge'] as const
+  const kind = kinds[rng.int(kinds.length)] as (typeof kinds)[number]
+  const value = {
+    self: c.pid,
+    meta: 0,
+    counter: 1,
+    sibling: sibling.value,
+    pastEnd: 128 ** f.bytes - 1,
+    huge: 2 ** 40 + rng.int(1000),
+  }[kind]
+  let out: Uint8Array
+  if (lebBytes(value) === f.bytes) {
+    writeLeb(body, c.pidAt + f.at, value, f.bytes)
+    out = body
+  } else {
+    // Another length: the page grows or shrinks, so does its record.
+    const page = body.subarray(c.pidAt)
+    const n = lebBytes(value)
+    out = new Uint8Array(body.length - f.bytes + n)
+    out.set(body.subarray(0, c.pidAt + f.at))
+    writeLeb(out, c.pidAt + f.at, value, n)
+    out.set(page.subarray(f.at + f.bytes), c.pidAt + f.at + n)
+  }
+  put(
+    m,
+    'log',
+    rewriteMessage(log, c.msg, S, {
+      kind: 3,
+      bodyBytes: out.length,
+      segmentNumber: c.msg.segmentNumber,
+      id: c.msg.id,
+      body: out,
+    }),
+  )
+  m.isCrcFixed = true
+  m.labels.push(`crcTreePage.${kind}`)
+}
+
+/**
+ * A checkpoint field changed, both its CRCs recomputed (docs/FORMAT.md, "Checkpoints"):
+ * the cut, page count, next page id, body length or summary offset; an index entry; a
+ * byte of the body (fragment lists: counts, LSNs) or of the summary.
+ */
+const fixedCheckpoint: Mutation = (m, rng) => {
+  const names = [...m.files.keys()].filter((n) => n.startsWith('checkpoint-'))
+  if (names.length === 0) return
+  const name = names[rng.int(names.length)] as string
+  const b = bytesOf(m, name)
+  if (b.length < 84) return
+  const fields = ['cut', 'pageCount', 'nextPid', 'bodyBytes', 'summaryAt', 'index', 'body'] as const
+  const field = fields[rng.int(fields.length)] as (typeof fields)[number]
+  const at = { cut: 24, pageCount: 32, nextPid: 40, bodyBytes: 48, summaryAt: 56 } as Record<string, number>
+  if (field === 'index') {
+    const nextPid = Math.min(getU64(b, 40), Math.floor((b.length - 84) / 4))
+    if (nextPid > 0)
+      u32(b, 80 + 4 * rng.int(nextPid), rng.int(2) === 0 ? rng.int(b.length) : evilU64(rng, 0) % TWO_32)
+  } else if (field === 'body') {
+    const i = 80 + rng.int(b.length - 84)
+    b[i] = rng.int(2) === 0 ? rng.int(256) : (b[i] as number) ^ (1 << rng.int(8))
+  } else {
+    const k = at[field] as number
+    u64(b, k, evilU64(rng, getU64(b, k)))
+  }
+  u32(b, 72, (crc32(b, 0, 72) ^ 0xffffffff) >>> 0)
+  u32(b, b.length - 4, (crc32(b, 80, b.length - 4) ^ 0xffffffff) >>> 0)
+  put(m, name, b)
+  m.isCrcFixed = true
+  m.labels.push(`crcCheckpoint.${field}`)
+}
+
+const CRC_FIXING_DB: ReadonlyArray<[Mutation, number]> = [
+  [fixedTreePage, 4],
+  [fixedCheckpoint, 4],
+  [fixedMessage, 2],
+  [fixedSegmentHeader, 1],
+]
+
+/**
+ * mutate() for a database folder: the same damage, and in half the cases a CRC-fixing
+ * change to a tree page, a checkpoint, a message or a segment header.
+ */
+export function mutateDb(img: DbImage, other: DbImage, rng: Prng): Mutated {
+  const m: Mutated = { files: new Map(img.files), labels: [], isCrcFixed: false, touchedWitness: false }
+  const n = rng.int(4) === 0 ? 2 : 1
+  for (let i = 0; i < n; i++) {
+    const f = rng.int(2) === 0 ? weighted(rng, CRC_FIXING_DB) : weighted(rng, DAMAGE)
+    f(m, rng, img, other)
+  }
+  if (m.labels.length === 0) bitFlips(m, rng, img, other)
+  return m
+}
 
 function weighted(rng: Prng, table: ReadonlyArray<[Mutation, number]>): Mutation {
   const total = table.reduce((n, [, w]) => n + w, 0)

@@ -1,5 +1,7 @@
 // R10 at the log level (reliability-regimen §4 P10, §5.1 R10, §6.4): every public method of
-// Log, and Log.open with its options, fuzzed with fc.anything() and a catalogue of edge
+// Log (the page cache's blob methods stageBlob, dropStagedBlob, relinkBlob with its batch
+// and lsnsOut, and blobRefAt included, with real, used-up and forged blob refs), and
+// Log.open with its options, fuzzed with fc.anything() and a catalogue of edge
 // values (null, undefined, NaN, ±Infinity, -1, 1.5, 2^53, lone surrogates, plain arrays,
 // ArrayBuffer, DataView, detached and SharedArrayBuffer-backed buffers, throwing getters, a
 // closed log, a log poisoned by a failed datasync). An oracle written from the code and the
@@ -33,6 +35,7 @@ import {
 } from '../../src/errors.js'
 import { SimDisk, type Storage } from '../../src/io/index.js'
 import {
+  type BlobRef,
   Failpoints,
   Log,
   type LogOptions,
@@ -79,6 +82,8 @@ const totals = {
   untyped: 0,
   stateChangesOnReject: 0,
   knownBugCalls: new Map<Bug, number>(),
+  /** Calls of the page cache's blob methods: [succeeded, rejected as invalid]. */
+  blobCalls: new Map<string, [number, number]>(),
 }
 
 let tmp: { path: string; remove: () => Promise<void> }
@@ -93,6 +98,7 @@ after(async () => {
   console.log(
     `RELIABILITY api-fuzz runs=${totals.runs} invalid=${totals.invalid} typed=${pct.toFixed(pct === 100 ? 0 : 2)}% ` +
       `untyped=${totals.untyped} state_changes_on_reject=${totals.stateChangesOnReject} ` +
+      `blob_methods=${[...totals.blobCalls].map(([m, [ok, bad]]) => `${m}:${ok}ok/${bad}rejected`).join(',')} ` +
       `known_src_bug_calls=${bugs} seed=${SEED}`,
   )
 })
@@ -113,6 +119,10 @@ interface Ctx {
   maxReserved: number
   stable: number
   lsns: number[]
+  /** Blob refs: staged and not yet linked or dropped; named by a pointer in the log; used up. */
+  refs: { staged: BlobRef[]; logged: BlobRef[]; gone: BlobRef[] }
+  /** LSNs of blob pointers in the model. */
+  blobLsns: number[]
 }
 
 /** A generated argument: made fresh for every call (a detached buffer can be used once). */
@@ -311,7 +321,106 @@ const sizeArb: fc.Arbitrary<Val> = fc.oneof(
   { weight: 1, arbitrary: anythingArb },
 )
 
+const refKey = (r: BlobRef): string => `${r.id}:${r.sizeBytes}:${r.crc}`
+const NO_REF: BlobRef = { id: 0, sizeBytes: 0, crc: 0 }
+const pick = (xs: BlobRef[], k: number): BlobRef => xs[k % Math.max(1, xs.length)] ?? NO_REF
+
+const refArb: fc.Arbitrary<Val> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom('staged', 'logged', 'gone') as fc.Arbitrary<'staged' | 'logged' | 'gone'>,
+        fc.nat(16),
+      )
+      .map(([kind, k]) => val(`${kind} ref #${k}`, (c) => ({ ...pick(c.refs[kind], k) }))),
+  },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom('staged', 'logged') as fc.Arbitrary<'staged' | 'logged'>,
+        fc.nat(16),
+        fc.constantFrom(
+          'sizeBytes + 1',
+          'crc ^ 1',
+          'id + 1000',
+          'extra field',
+          'frozen',
+          'null prototype',
+          'crc getter throws',
+          'crc 2^32',
+          'id -1',
+          'size as string',
+        ),
+      )
+      .map(([kind, k, how]) =>
+        val(`${kind} ref #${k} with ${how}`, (c) => {
+          const r = { ...pick(c.refs[kind], k) }
+          switch (how) {
+            case 'sizeBytes + 1':
+              return { ...r, sizeBytes: r.sizeBytes + 1 }
+            case 'crc ^ 1':
+              return { ...r, crc: (r.crc ^ 1) >>> 0 }
+            case 'id + 1000':
+              return { ...r, id: r.id + 1000 }
+            case 'extra field':
+              return { ...r, extra: 'x' }
+            case 'frozen':
+              return Object.freeze(r)
+            case 'null prototype':
+              return Object.assign(Object.create(null), r)
+            case 'crc getter throws':
+              return {
+                id: r.id,
+                sizeBytes: r.sizeBytes,
+                get crc(): number {
+                  throw new Error('crc getter of the caller')
+                },
+              }
+            case 'crc 2^32':
+              return { ...r, crc: 2 ** 32 }
+            case 'id -1':
+              return { ...r, id: -1 }
+            default:
+              return { ...r, sizeBytes: String(r.sizeBytes) }
+          }
+        }),
+      ),
+  },
+  { weight: 2, arbitrary: edgeArb },
+  { weight: 1, arbitrary: anythingArb },
+)
+
+/** The lsnsOut argument of relinkBlob(): absent, an array, or anything else. */
+const lsnsOutArb: fc.Arbitrary<Val | undefined> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant(undefined) },
+  { weight: 3, arbitrary: fc.constant(val('[]', () => [], true)) },
+  { weight: 1, arbitrary: edgeArb },
+)
+
+/** A blob-sized record for stageBlob(): over maxInlineBytes, up to maxBlobBytes. */
+const blobBytesArb: fc.Arbitrary<Val> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(fc.nat(MAX_BLOB_BYTES), fc.nat(255))
+      .map(([n, b]) =>
+        val(
+          `blob[maxInline + 1 + ${n} clamped]`,
+          (c) => filled(Math.min(c.maxInline + 1 + n, c.maxBlob), b),
+          true,
+        ),
+      ),
+  },
+  { weight: 3, arbitrary: recordArb },
+)
+
 type Method =
+  | 'stageBlob'
+  | 'dropStagedBlob'
+  | 'relinkBlob'
+  | 'blobRefAt'
   | 'append'
   | 'appendBatch'
   | 'appendLarge'
@@ -339,6 +448,14 @@ const callArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 5, arbitrary: fc.tuple(recordArb, idArb).map((args): Call => ({ method: 'append', args })) },
   { weight: 1, arbitrary: recordArb.map((d): Call => ({ method: 'append', args: [d] })) },
   { weight: 4, arbitrary: fc.tuple(batchArb, idArb).map((args): Call => ({ method: 'appendBatch', args })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(batchArb, idArb, lsnsOutArb)
+      .map(
+        ([b, id, out]): Call => ({ method: 'appendBatch', args: out === undefined ? [b, id] : [b, id, out] }),
+      ),
+  },
   { weight: 3, arbitrary: fc.tuple(recordArb, idArb).map((args): Call => ({ method: 'appendLarge', args })) },
   {
     weight: 3,
@@ -359,6 +476,57 @@ const callArb: fc.Arbitrary<Call> = fc.oneof(
   { weight: 1, arbitrary: extraArgs.map((args): Call => ({ method: 'flush', args })) },
   { weight: 1, arbitrary: extraArgs.map((args): Call => ({ method: 'whenWritable', args })) },
   { weight: 1, arbitrary: extraArgs.map((args): Call => ({ method: 'close', args })) },
+  { weight: 3, arbitrary: blobBytesArb.map((d): Call => ({ method: 'stageBlob', args: [d] })) },
+  { weight: 1, arbitrary: refArb.map((r): Call => ({ method: 'dropStagedBlob', args: [r] })) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(refArb, idArb, fc.option(batchArb, { nil: undefined, freq: 2 }), lsnsOutArb)
+      .map(([r, id, records, out]): Call => {
+        const args = [r, id]
+        if (records !== undefined || out !== undefined) args.push(records ?? lit('undefined', undefined))
+        if (out !== undefined) args.push(out)
+        return { method: 'relinkBlob', args }
+      }),
+  },
+  // Valid-leaning calls, so the blob methods' success paths run too (a valid relink needs a
+  // staged or logged blob from earlier in the same run).
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(blobBytesArb, fc.nat(1000))
+      .map(([d, id]): Call => ({ method: 'appendLarge', args: [d, lit(String(id), id)] })),
+  },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom('staged', 'logged') as fc.Arbitrary<'staged' | 'logged'>,
+        fc.nat(16),
+        fc.nat(1000),
+        fc.array(bytesArb, { maxLength: 3 }),
+        fc.boolean(),
+      )
+      .map(([kind, k, id, rs, withOut]): Call => {
+        const args = [
+          val(`${kind} ref #${k}`, (c) => ({ ...pick(c.refs[kind], k) })),
+          lit(String(id), id),
+          val(`[${rs.map((v) => v.label).join(', ')}]`, (c) => rs.map((v) => v.make(c))),
+        ]
+        if (withOut) args.push(val('[]', () => [], true))
+        return { method: 'relinkBlob', args }
+      }),
+  },
+  { weight: 2, arbitrary: lsnArb.map((l): Call => ({ method: 'blobRefAt', args: [l] })) },
+  {
+    weight: 1,
+    arbitrary: fc.nat(16).map(
+      (k): Call => ({
+        method: 'blobRefAt',
+        args: [val(`blob lsn #${k}`, (c) => c.blobLsns[k % Math.max(1, c.blobLsns.length)] ?? 0)],
+      }),
+    ),
+  },
 )
 
 // ---- the oracle ----
@@ -451,6 +619,21 @@ function idVerdict(id: unknown): Expect | undefined {
   return reject([InvalidArgumentError], textThrows(id) ? 'B3' : undefined)
 }
 
+/** readRef()'s shape check, without running the caller's getters more than once. */
+function refShape(v: unknown): BlobRef | undefined {
+  let r: { id: unknown; sizeBytes: unknown; crc: unknown }
+  try {
+    const { id, sizeBytes, crc } = v as BlobRef
+    r = { id, sizeBytes, crc }
+  } catch {
+    return undefined
+  }
+  const { id, sizeBytes, crc } = r
+  if (!isSafeInt(id) || id < 0 || !isSafeInt(sizeBytes) || sizeBytes < 0) return undefined
+  if (typeof crc !== 'number' || !Number.isInteger(crc) || crc < 0 || crc > 0xffffffff) return undefined
+  return { id, sizeBytes, crc }
+}
+
 function expectFor(call: Call, args: unknown[], state: LogState, c: Ctx): Expect {
   const poisoned = state === 'poisoned' || state === 'poisoned-closed'
   const closed = state === 'closed' || state === 'poisoned-closed'
@@ -475,7 +658,9 @@ function expectFor(call: Call, args: unknown[], state: LogState, c: Ctx): Expect
         if (e.errs[0] !== LimitError) return e.bug === undefined ? reject(ARG) : reject(ARG, e.bug)
         limit = reject(ARG)
       }
-      return limit ?? idVerdict(b) ?? mustOk
+      const out = args[2]
+      const outBad = out !== undefined && !Array.isArray(out) ? reject([InvalidArgumentError]) : undefined
+      return limit ?? idVerdict(b) ?? outBad ?? mustOk
     }
     case 'reserve': {
       const w = writable()
@@ -519,6 +704,50 @@ function expectFor(call: Call, args: unknown[], state: LogState, c: Ctx): Expect
       return closed ? reject([ClosedError], 'B8') : mustOk
     case 'close':
       return mustOk
+    case 'stageBlob': {
+      const w = writable() ?? recordVerdict(a, c.maxBlob)
+      if (w !== undefined) return w
+      return recordKind(a).kind === 'u8' && (a as Uint8Array).length <= c.maxInline
+        ? reject([InvalidArgumentError])
+        : mustOk
+    }
+    case 'dropStagedBlob': {
+      // Neither closed nor poisoned matters: the staged file is forgotten (removed at open).
+      const r = refShape(a)
+      return r !== undefined && c.refs.staged.some((x) => x.id === r.id)
+        ? mustOk
+        : reject([InvalidArgumentError])
+    }
+    case 'blobRefAt': {
+      if (closed) return reject([ClosedError])
+      if (!isSafeInt(a)) return reject([InvalidArgumentError])
+      if (c.blobLsns.includes(a) && state === 'open') return mustOk
+      // A record that is no pointer, or no record at all: a typed refusal, never another ref.
+      return { ok: true, errs: [InvalidArgumentError, CorruptionError, IoError] }
+    }
+    case 'relinkBlob': {
+      const w = writable()
+      if (w !== undefined) return w
+      const r = refShape(a)
+      if (r === undefined) return reject([InvalidArgumentError])
+      const isKnown =
+        c.refs.staged.some((x) => refKey(x) === refKey(r)) ||
+        c.refs.logged.some((x) => refKey(x) === refKey(r))
+      if (!isKnown) return reject([InvalidArgumentError])
+      const idBad = idVerdict(b)
+      if (idBad !== undefined) return idBad
+      const records = args.length > 2 ? args[2] : []
+      const rs = records === undefined ? [] : records
+      if (!Array.isArray(rs)) return reject([InvalidArgumentError])
+      if (rs.length + 1 > c.maxBatch) return reject([LimitError])
+      for (const x of rs) {
+        const e = recordVerdict(x, c.maxInline)
+        if (e !== undefined) return e.bug === undefined ? reject(ARG) : reject(ARG, e.bug)
+      }
+      const out = args[3]
+      if (out !== undefined && !Array.isArray(out)) return reject([InvalidArgumentError])
+      return mustOk
+    }
   }
 }
 
@@ -550,6 +779,8 @@ interface ModelRecord {
   id: number
   data: Uint8Array
   isBlob: boolean | undefined
+  /** The blob file a pointer names (learned from blobRefAt()). */
+  ref?: BlobRef
 }
 
 const copyOf = (d: Uint8Array): Uint8Array => new Uint8Array(d)
@@ -562,6 +793,10 @@ class Subject {
   maybe: ModelRecord | undefined
   state: LogState = 'open'
   trace: string[] = []
+  /** Blobs from stageBlob() not yet linked or dropped, with their bytes. */
+  staged = new Map<number, { ref: BlobRef; data: Uint8Array }>()
+  /** Staged refs used up (linked or dropped): they must be refused from then on, if not logged. */
+  gone: BlobRef[] = []
 
   constructor(
     readonly disk: SimDisk,
@@ -578,6 +813,12 @@ class Subject {
       maxReserved: this.log.maxReservedLsn,
       stable: this.log.stableLsn,
       lsns,
+      refs: {
+        staged: [...this.staged.values()].map((x) => x.ref),
+        logged: this.model.flatMap((r) => (r.ref === undefined ? [] : [r.ref])),
+        gone: this.gone,
+      },
+      blobLsns: this.model.flatMap((r) => (r.ref === undefined || r.lsn === undefined ? [] : [r.lsn])),
     }
   }
 
@@ -677,6 +918,11 @@ async function step(s: Subject, call: Call): Promise<void> {
     assert.fail(`${what}: ${why}\ntrace:\n  ${s.trace.join('\n  ')}`)
   }
 
+  if (['stageBlob', 'dropStagedBlob', 'relinkBlob', 'blobRefAt'].includes(call.method)) {
+    const n = totals.blobCalls.get(call.method) ?? [0, 0]
+    n[out.kind === 'ok' ? 0 : 1]++
+    totals.blobCalls.set(call.method, n)
+  }
   if (out.kind === 'hang') return deviate('no answer (hang)')
   if (out.kind === 'err') {
     const e = out.error
@@ -725,16 +971,69 @@ async function checkSuccess(
       )
       const data = inputCopy[0] as Uint8Array
       const isBlob = call.method === 'appendLarge' && data.length > s.log.maxInlineBytes
-      s.model.push({ lsn, id, data, isBlob })
+      const m: ModelRecord = { lsn, id, data, isBlob }
+      // The pointer's ref, so that relinkBlob() and blobRefAt() get real refs to work with.
+      if (isBlob) m.ref = await s.log.blobRefAt(lsn)
+      s.model.push(m)
       scribble(0)
+      break
+    }
+    case 'stageBlob': {
+      const ref = value as BlobRef
+      const data = inputCopy[0] as Uint8Array
+      assert.equal(ref.sizeBytes, data.length, `${what}: the ref's size`)
+      assert.equal(s.log.maxReservedLsn, before.maxReserved, `${what}: staging logs nothing`)
+      s.staged.set(ref.id, { ref: { ...ref }, data })
+      scribble(0)
+      break
+    }
+    case 'dropStagedBlob': {
+      const id = (refShape(args[0]) as BlobRef).id
+      const st = s.staged.get(id) as { ref: BlobRef }
+      s.staged.delete(id)
+      s.gone.push(st.ref)
+      break
+    }
+    case 'blobRefAt': {
+      const lsn = args[0] as number
+      const m = s.model.find((r) => r.lsn === lsn && r.ref !== undefined)
+      assert.ok(m !== undefined, `${what}: a ref for LSN ${lsn}, which holds no blob pointer`)
+      assert.deepEqual({ ...(value as BlobRef) }, m.ref, `${what}: the ref`)
+      break
+    }
+    case 'relinkBlob': {
+      const lsn = value as number
+      assert.ok(
+        isSafeInt(lsn) && lsn > before.maxReserved && lsn <= s.log.maxReservedLsn,
+        `${what}: LSN ${lsn}`,
+      )
+      const r = refShape(args[0]) as BlobRef
+      const st = s.staged.get(r.id)
+      let data: Uint8Array
+      if (st !== undefined && refKey(st.ref) === refKey(r)) {
+        data = st.data
+        s.staged.delete(r.id)
+      } else {
+        data = (s.model.find((x) => x.ref !== undefined && refKey(x.ref) === refKey(r)) as ModelRecord).data
+      }
+      s.model.push({ lsn, id, data, isBlob: true, ref: r })
+      const rs = ((args[2] as Uint8Array[] | undefined) ?? []).map(copyOf)
+      const out = args[3] as number[] | undefined
+      if (out !== undefined) assert.equal(out.length, rs.length, `${what}: lsnsOut gets every record's LSN`)
+      rs.forEach((d, i) => {
+        s.model.push({ lsn: out?.[i], id, data: d, isBlob: false })
+      })
       break
     }
     case 'appendBatch': {
       const last = value as number
       assert.ok(isSafeInt(last) && last > before.maxReserved && last <= s.log.maxReservedLsn, `${what}: LSN`)
       const records = (args[0] as Uint8Array[]).map(copyOf)
+      const out = args[2] as number[] | undefined
+      if (out !== undefined)
+        assert.equal(out.length, records.length, `${what}: lsnsOut gets every record's LSN`)
       records.forEach((data, i) => {
-        s.model.push({ lsn: i === records.length - 1 ? last : undefined, id, data, isBlob: false })
+        s.model.push({ lsn: i === records.length - 1 ? last : out?.[i], id, data, isBlob: false })
       })
       break
     }
@@ -829,6 +1128,14 @@ async function setUp(diskSeed: number, state: LogState, seedRecords: Uint8Array[
   seedRecords.forEach((d, i) => {
     s.model.push({ lsn: log.append(d, i), id: i, data: copyOf(d), isBlob: false })
   })
+  // One logged and one staged blob in every run, so relinkBlob(), dropStagedBlob() and
+  // blobRefAt() have real refs to be called with (valid ones, and forgeries of them).
+  const blob = filled(log.maxInlineBytes + 1 + (diskSeed % 500), 0x62)
+  const blobLsn = await log.appendLarge(blob, 9)
+  s.model.push({ lsn: blobLsn, id: 9, data: blob, isBlob: true, ref: await log.blobRefAt(blobLsn) })
+  const staged = filled(log.maxInlineBytes + 1 + (diskSeed % 300), 0x61)
+  const ref = await log.stageBlob(staged)
+  s.staged.set(ref.id, { ref, data: staged })
   await log.flush()
   if (state === 'closed') {
     await log.close()
@@ -884,6 +1191,51 @@ describe('R10: API input validation (log level)', () => {
       ),
       { numRuns: RUNS, seed: SEED, endOnFailure: true, includeErrorInReport: true },
     )
+  })
+
+  test('self-check: a relinkBlob() that forgets a staged blob before refusing the call is caught', async () => {
+    // The planted bug changes state on a rejected call (the staged entry is gone), which
+    // only a later call can see: the fuzz must find it.
+    const proto = Log.prototype as unknown as { relinkBlob: (...a: unknown[]) => unknown }
+    const original = proto.relinkBlob
+    proto.relinkBlob = function (this: { staged: Map<number, unknown> }, ...a: unknown[]) {
+      try {
+        this.staged.delete((a[0] as BlobRef).id)
+      } catch {
+        // A hostile ref: the planted bug has nothing to forget.
+      }
+      return original.apply(this, a)
+    }
+    const saved = {
+      ...totals,
+      knownBugCalls: new Map(totals.knownBugCalls),
+      blobCalls: new Map([...totals.blobCalls].map(([m, n]) => [m, [...n] as [number, number]])),
+    }
+    let caught = false
+    try {
+      const r = await fc.check(
+        fc.asyncProperty(
+          fc.integer({ min: 0, max: 0x7fffffff }),
+          fc.array(callArb, { minLength: 1, maxLength: 8 }),
+          async (diskSeed, calls) => {
+            const s = await setUp(diskSeed, 'open', [])
+            try {
+              for (const call of calls) await step(s, call)
+              await finish(s)
+            } finally {
+              await s.log.close().catch(() => {})
+            }
+          },
+        ),
+        { numRuns: 300, seed: SEED },
+      )
+      caught = r.failed
+    } finally {
+      proto.relinkBlob = original
+      Object.assign(totals, saved)
+    }
+    console.log(`RELIABILITY api-fuzz-mutation planted=relink_forgets_staged caught=${caught}`)
+    assert.ok(caught, 'the fuzz sees a rejected relinkBlob() that changed state')
   })
 
   test('Log.open: path and options fuzzed; a refused open creates and changes nothing', async () => {
@@ -958,7 +1310,16 @@ describe('R10: API input validation (log level)', () => {
           l.append(filled(10, 1), 1)
           await l.close()
         }
-        const ctx: Ctx = { maxInline: 0, maxBlob: 0, maxBatch: 0, maxReserved: -1, stable: -1, lsns: [] }
+        const ctx: Ctx = {
+          maxInline: 0,
+          maxBlob: 0,
+          maxBatch: 0,
+          maxReserved: -1,
+          stable: -1,
+          lsns: [],
+          refs: { staged: [], logged: [], gone: [] },
+          blobLsns: [],
+        }
         let p = pathVal.make(ctx)
         // Any other string becomes a folder under the temp folder (never the cwd, never '..').
         if (typeof p === 'string' && p !== '' && !p.startsWith(tmp.path)) {

@@ -6,7 +6,9 @@
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
+import { type Db, open as openDb } from '../../src/db.js'
 import { isBobsledError } from '../../src/errors.js'
+import { SimDisk } from '../../src/io/index.js'
 import { Log } from '../../src/log/index.js'
 import { mixSeed, Prng } from '../../src/util/prng.js'
 import { installAllocCap } from '../helpers/alloc-cap.js'
@@ -21,7 +23,7 @@ import {
   openOn,
   plant,
 } from '../helpers/db-images.js'
-import { type Mutated, mutate } from '../helpers/file-mutations.js'
+import { type Mutated, mutate, mutateDb } from '../helpers/file-mutations.js'
 import { describeError, TimeoutError, withTimeout } from '../helpers/log-faults.js'
 
 export interface WorkerInput {
@@ -67,6 +69,10 @@ export interface CaseEnd {
   /** The folder grew past its input by more than two segments + 64 KiB. */
   diskGrowth: boolean
   where: 'open' | 'read' | ''
+  /** A database folder (open(), trees) rather than a bare log. */
+  isDb?: boolean
+  /** A refused database open changed only the log, and only by zeroing bytes (B-R9-DB1). */
+  refusedLogZeroedOnly?: boolean
 }
 
 const input = workerData as WorkerInput
@@ -74,6 +80,7 @@ const port = parentPort
 if (port === null) throw new Error('mutated-files-worker runs as a worker thread')
 
 const GROWTH_SLACK_BYTES = 2 * IMAGE_SEGMENT_BYTES + 64 * 1024
+const DB_EVERY = 10
 
 // Errors that escape every await (stray promises, timers) are counted against the case
 // that was running.
@@ -199,6 +206,135 @@ async function examine(
 
 class WrongData extends Error {}
 
+/** Every byte that differs is now zero (and the size is the same): recovery zeroed junk. */
+function zeroedOnly(now: Uint8Array | undefined, was: Uint8Array | undefined): boolean {
+  if (now === undefined || was === undefined || now.length !== was.length) return false
+  for (let i = 0; i < now.length; i++) if (now[i] !== was[i] && now[i] !== 0) return false
+  return true
+}
+
+/** Where two versions of a file differ (for failure messages). */
+function diffAt(a: Uint8Array | undefined, b: Uint8Array | undefined): string {
+  if (a === undefined || b === undefined) return `sizes ${a?.length} ${b?.length}`
+  const out: string[] = [`sizes ${a.length} ${b.length}`]
+  let i = 0
+  while (i < Math.min(a.length, b.length) && out.length < 6) {
+    if (a[i] === b[i]) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < Math.min(a.length, b.length) && a[j] !== b[j]) j++
+    out.push(
+      `[${i}, ${j}) now ${Buffer.from(a.subarray(i, Math.min(j, i + 8))).toString('hex')} was ${Buffer.from(b.subarray(i, Math.min(j, i + 8))).toString('hex')}`,
+    )
+    i = j
+  }
+  return out.join('; ')
+}
+
+// ---- database folders (open(), the page cache's checkpoints and the tree's pages) ----
+
+const DB_SEGMENT_BYTES = 4096
+const DB_OPTIONS = { segmentBytes: DB_SEGMENT_BYTES, flushEveryMs: 0, nodeMaxBytes: 400, nodeMaxEntries: 8 }
+const DB_TREES = ['', 'a', 'b']
+type TreesModel = Map<string, Map<string, string>>
+
+interface DbShape {
+  img: DbImage
+  trees: TreesModel
+}
+
+const treeOf = async (db: Db, name: string) => (name === '' ? db : db.openTree(name))
+
+/** A small database of three trees, closed cleanly (a checkpoint and a witness). */
+async function buildDbShape(seed: number): Promise<DbShape> {
+  const disk = new SimDisk({ seed, latency: false })
+  const rng = new Prng(seed)
+  const trees: TreesModel = new Map(DB_TREES.map((t) => [t, new Map<string, string>()]))
+  for (let life = 0; life < 2; life++) {
+    const db = await openDb('db', { ...DB_OPTIONS, storage: disk.storage('db') })
+    for (let i = 0; i < 160; i++) {
+      const name = DB_TREES[rng.int(3)] as string
+      const k = `k${String(rng.int(120)).padStart(4, '0')}`
+      const t = await treeOf(db, name)
+      const m = trees.get(name) as Map<string, string>
+      if (rng.int(6) === 0) {
+        await t.remove(k)
+        m.delete(k)
+      } else {
+        const v = `${k}.${life}.${i}`.padEnd(8 + rng.int(40), '~')
+        await t.insert(k, v)
+        m.set(k, v)
+      }
+    }
+    await db.close()
+  }
+  const files = filesOf(disk)
+  const conf = files.get('conf') as Uint8Array
+  const v = new DataView(conf.buffer, conf.byteOffset, conf.byteLength)
+  const logId = v.getUint32(20, true) * 0x1_0000_0000 + v.getUint32(16, true)
+  return { img: { shape: 'clean', files, model: [], isWitnessed: true, logId }, trees }
+}
+
+/** Opens a mutated database folder with open() and reads every tree both ways. */
+async function examineDb(
+  shape: DbShape,
+  m: Mutated,
+  seed: number,
+): Promise<Omit<CaseEnd, 't' | 'i' | 'seed' | 'labels' | 'isCrcFixed' | 'isReal'>> {
+  const inputBytes = totalBytes(m.files)
+  const base = { refusedModified: false, diskGrowth: false, where: '' as CaseEnd['where'], isDb: true }
+  const disk = plant(m.files, seed)
+  const before = hashFiles(filesOf(disk))
+  let db: Db
+  try {
+    db = await openDb('db', { ...DB_OPTIONS, storage: disk.storage('db') })
+  } catch (e) {
+    if (!isBobsledError(e)) return { ...base, kind: 'uncaught', detail: `open: ${describeError(e)}` }
+    const after = filesOf(disk)
+    const changed = [...new Set([...after.keys(), ...m.files.keys()])].filter(
+      (n) => Buffer.compare(Buffer.from(after.get(n) ?? []), Buffer.from(m.files.get(n) ?? [])) !== 0,
+    )
+    return {
+      ...base,
+      kind: 'detected',
+      where: 'open',
+      detail: `${e.code}: ${e.message}${changed.length > 0 ? ` (changed: ${changed.join(', ')})` : ''}${changed.includes('log') ? ` [log ${diffAt(after.get('log'), m.files.get('log'))}]` : ''}`,
+      refusedModified: hashFiles(after) !== before,
+      refusedLogZeroedOnly:
+        changed.length === 1 && changed[0] === 'log' && zeroedOnly(after.get('log'), m.files.get('log')),
+    }
+  }
+  let out: Omit<CaseEnd, 't' | 'i' | 'seed' | 'labels' | 'isCrcFixed' | 'isReal'>
+  try {
+    const dec = new TextDecoder()
+    let wrong = ''
+    for (const name of DB_TREES) {
+      const t = await treeOf(db, name)
+      const got: string[] = []
+      for await (const [k, v] of t.range()) got.push(`${dec.decode(k)}=${dec.decode(v)}`)
+      const back: string[] = []
+      for await (const [k, v] of t.range({ reverse: true })) back.push(`${dec.decode(k)}=${dec.decode(v)}`)
+      const want = [...(shape.trees.get(name) as Map<string, string>)].sort().map(([k, v]) => `${k}=${v}`)
+      if (back.reverse().join() !== got.join()) wrong ||= `tree "${name}": the reverse scan differs`
+      else if (got.join() !== want.join())
+        wrong ||= `tree "${name}": ${got.length} entries, ${want.length} written`
+    }
+    if (wrong === '') out = { ...base, kind: 'exact', detail: '' }
+    else if (m.isCrcFixed) out = { ...base, kind: 'crc_fixed_changed', detail: wrong }
+    else if (m.touchedWitness) out = { ...base, kind: 'tail_unwitnessed', detail: wrong }
+    else out = { ...base, kind: 'silent_wrong', detail: wrong }
+  } catch (e) {
+    if (!isBobsledError(e)) out = { ...base, kind: 'uncaught', detail: `reading: ${describeError(e)}` }
+    else out = { ...base, kind: 'detected', where: 'read', detail: e.code }
+  } finally {
+    await db.close().catch(() => {})
+  }
+  out.diskGrowth = totalBytes(filesOf(disk)) > inputBytes + 2 * DB_SEGMENT_BYTES + 64 * 1024
+  return out
+}
+
 /**
  * Self-check of the allocation cap: an over-cap request made during a case, as a src bug
  * would make it (crafted tail journals did, before replay bounded its extents), must be
@@ -224,6 +360,7 @@ async function main(): Promise<void> {
     buildImage('truncated', 0x07a1),
     buildImage('crashed', 0x0c4a),
   ])
+  const dbShapes = await Promise.all([buildDbShape(0xdb01), buildDbShape(0xdb02)])
   const alloc = installAllocCap(input.capBytes)
   const mem = (): number => {
     const u = process.memoryUsage()
@@ -236,9 +373,11 @@ async function main(): Promise<void> {
     port?.postMessage({ t: 'start', i, seed })
     const rng = new Prng(seed)
     const k = rng.int(3)
-    const img = shapes[k] as DbImage
-    const m = mutate(img, others[k] as DbImage, rng)
-    const isReal = rng.int(input.realEvery) === 0
+    // One case in DB_EVERY is a database folder (its own stream, so the log cases keep theirs).
+    const isDb = new Prng(seed ^ 0xdb).int(DB_EVERY) === 0
+    const img = isDb ? (dbShapes[0] as DbShape).img : (shapes[k] as DbImage)
+    const m = isDb ? mutateDb(img, (dbShapes[1] as DbShape).img, rng) : mutate(img, others[k] as DbImage, rng)
+    const isReal = !isDb && rng.int(input.realEvery) === 0
     const real = isReal ? path.join(input.tmpRoot, `case-${i}`) : undefined
     strays = []
     const overBefore = alloc.overCap
@@ -246,7 +385,11 @@ async function main(): Promise<void> {
     if (input.isSelfCheck && m.labels.some((l) => l.startsWith('crcTailJournal')))
       plantOverCap(input.capBytes)
     try {
-      r = await withTimeout(examine(img, m, seed, real), input.caseTimeoutMs, `case ${i}`)
+      r = await withTimeout(
+        isDb ? examineDb(dbShapes[0] as DbShape, m, seed) : examine(img, m, seed, real),
+        input.caseTimeoutMs,
+        `case ${i}`,
+      )
     } catch (e) {
       r =
         e instanceof TimeoutError

@@ -19,12 +19,20 @@
 // "recovery" that writes one key before the cut (a recovery with a side effect on the
 // state, like one that re-applies a logged write) must be reported as a diff.
 // One line: `RELIABILITY r13-recover-idempotent cases=… diffs=0 seed=…`.
+//
+// I/O errors inside recovery (second test): on other clones of image I, op k ∈ [0, R) of
+// recovery fails with EIO (once, or every op from k on), the open must fail typed or
+// succeed, and then — the fault cleared, and in half the cases the power cut as well — a
+// full recovery must give the reference hash. Mutation check: a harness whose failed open
+// "repairs" the log by cutting it (a recovery that took an unreadable tail for a torn one)
+// must be reported as a diff or a failed reopen.
 // BOBSLED_SEED=<n> replays one seed; BOBSLED_SOAK=1 runs 5,000 seeds with chains of 3.
 
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 import { type Db, type OpenOptions, open, openOn } from '../../src/db.js'
+import { isBobsledError } from '../../src/errors.js'
 import { type OpenMode, SimDisk, type Storage, type StorageFile } from '../../src/io/index.js'
 import { PageCache } from '../../src/pagecache/index.js'
 import { type TreePage, treeCodec } from '../../src/tree/index.js'
@@ -276,4 +284,100 @@ test('R13 mutation check: a recovery with a side effect on the state is reported
     `RELIABILITY r13-recover-idempotent-mutation cases=${t.cases} diffs=${t.diffs} seed=${seeds[0]}`,
   )
   assert.ok(t.diffs > 0, 'the comparison never sees a difference')
+})
+
+interface IoTotals {
+  cases: number
+  diffs: number
+  failedOpens: number
+  untyped: number
+  failedReopens: number
+  lines: string[]
+}
+
+/**
+ * I/O errors inside recovery: per chain, a clone of the power-cut image whose op k of
+ * recovery fails with EIO (once or from then on), then a full recovery with no fault.
+ */
+async function runIoSeed(seed: number, t: IoTotals, mutant = false): Promise<void> {
+  const rng = new Prng(seed ^ 0x10e2)
+  const image = await powerCutImage(seed, new Prng(seed))
+  const refDisk = image.clone()
+  const ops0 = refDisk.opCount
+  const ref = await recoverOn(refDisk.storage('db'))
+  const recoveryOps = refDisk.opCount - ops0
+  const want = await stateHash(ref.db, ref.pc)
+  await ref.db.close()
+  for (let c = 0; c < CHAINS; c++) {
+    let disk = image.clone()
+    const k = rng.int(recoveryOps)
+    const persistent = rng.chance(0.5)
+    const powerCut = rng.chance(0.5)
+    const what = `seed=${seed} EIO at recovery op ${k} of ${recoveryOps}${persistent ? ' and after' : ''}${powerCut ? ', then a power cut' : ''}`
+    t.cases++
+    disk.setFaults({ failAt: { op: k, code: 'EIO', persistent } })
+    try {
+      const r = await recoverOn(disk.storage('db'))
+      // The fault lands after open resolved (in its background work or close): fine too.
+      await r.db.close().catch(() => {})
+    } catch (e) {
+      t.failedOpens++
+      if (!isBobsledError(e)) {
+        t.untyped++
+        t.lines.push(`${what}: untyped ${(e as Error).stack}`)
+      }
+      if (mutant) await cutLogInHalf(disk)
+    }
+    disk.setFaults({ failAt: undefined })
+    if (powerCut) disk = disk.crash({ seed: rng.next() })
+    let final: Awaited<ReturnType<typeof recoverOn>>
+    try {
+      final = await recoverOn(disk.storage('db'))
+    } catch (e) {
+      t.failedReopens++
+      t.lines.push(`${what}: the reopen failed: ${(e as Error).message}`)
+      continue
+    }
+    const d = diffOf(want, await stateHash(final.db, final.pc))
+    if (d !== undefined) {
+      t.diffs++
+      t.lines.push(`${what}: ${d}`)
+    }
+    await final.db.close()
+  }
+}
+
+/** The planted bug: a failed recovery that "repairs" the log by dropping its second half. */
+async function cutLogInHalf(disk: SimDisk): Promise<void> {
+  disk.setFaults({ failAt: undefined })
+  const f = await disk.storage('db').openFile('log', 'createOrOpen')
+  const size = await f.size()
+  await f.truncate(Math.floor(size / 2 / 4096) * 4096)
+  await f.datasync()
+  await f.close()
+}
+
+const IO_SEEDS = isSoak ? 2000 : 20
+
+test(`R13: an I/O error inside recovery, then a clean reopen, gives the state of a clean recovery (${IO_SEEDS} seeds)`, async () => {
+  const t: IoTotals = { cases: 0, diffs: 0, failedOpens: 0, untyped: 0, failedReopens: 0, lines: [] }
+  const seeds = seedList(IO_SEEDS, 1)
+  const t0 = performance.now()
+  for (const seed of seeds) await runIoSeed(seed, t)
+  console.log(
+    `RELIABILITY r13-io-error-in-recovery cases=${t.cases} failed_opens=${t.failedOpens} untyped=${t.untyped} ` +
+      `failed_reopens=${t.failedReopens} diffs=${t.diffs} ms=${Math.round(performance.now() - t0)} seed=${seeds[0]}`,
+  )
+  assert.deepEqual(t.lines.slice(0, 10), [], 'replay: BOBSLED_SEED=<seed>')
+  if (process.env.BOBSLED_SEED === undefined)
+    assert.ok(t.failedOpens > seeds.length, 'the errors landed inside recovery')
+})
+
+test('R13 I/O-error mutation check: a failed recovery that cuts the log is reported', async () => {
+  const t: IoTotals = { cases: 0, diffs: 0, failedOpens: 0, untyped: 0, failedReopens: 0, lines: [] }
+  for (const seed of seedList(5, 1)) await runIoSeed(seed, t, true)
+  console.log(
+    `RELIABILITY r13-io-error-in-recovery-mutation cases=${t.cases} failed_opens=${t.failedOpens} caught=${t.diffs + t.failedReopens}`,
+  )
+  assert.ok(t.diffs + t.failedReopens > 0, 'the comparison never sees the cut log')
 })
