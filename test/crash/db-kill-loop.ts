@@ -24,7 +24,11 @@ import {
 
 const CHILD = fileURLToPath(new URL('./db-writer-child.js', import.meta.url))
 
-function runChild(
+/**
+ * Runs the writer child until killed, feeding its intents and acks into `h` and its wrong
+ * answers into `wrong`. `values` 'blobs': values over the blob threshold (R2c).
+ */
+export function runChild(
   dir: string,
   seed: number,
   h: History,
@@ -34,8 +38,10 @@ function runChild(
   early: boolean,
   mutation: Mutation,
   wrong: string[],
+  values?: 'blobs',
 ): Promise<{ opened: boolean }> {
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
+  if (values !== undefined) args.push(values)
   return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, (line) => {
     if (line.startsWith('E ')) wrong.push(line.slice(2))
     else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)

@@ -15,16 +15,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { type Db, open, openOn } from '../../src/db.js'
 import { openStorage } from '../../src/io/index.js'
 import { PageCache } from '../../src/pagecache/index.js'
 import { type TreePage, treeCodec } from '../../src/tree/index.js'
-import { runUntilKilled } from '../helpers/kill-child.js'
 import { blobCensus, blobCensusOf } from '../helpers/orphan-blobs.js'
+import { runChild } from './db-kill-loop.js'
 import { checkRecovered, History, readState } from './db-workload.js'
 
-const CHILD = fileURLToPath(new URL('./db-writer-child.js', import.meta.url))
 const soak = process.env.BOBSLED_SOAK === '1'
 const KILLS = process.env.BOBSLED_SEED !== undefined ? 10 : soak ? 1000 : 50
 const KILLS_PER_FOLDER = 10
@@ -46,36 +44,6 @@ interface Totals {
   /** Time in the child runs and in the parent's reopen and checks. */
   childMs: number
   checkMs: number
-}
-
-function runChild(
-  dir: string,
-  seed: number,
-  h: History,
-  durability: string,
-  delayMs: number,
-  early: boolean,
-  ackEarly: boolean,
-  wrong: string[],
-) {
-  const mutation = ackEarly ? 'ack-early' : 'none'
-  const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, 'mixed', 'blobs']
-  return runUntilKilled(args, delayMs, early ? 'at-opening' : false, (line) => {
-    if (line.startsWith('E ')) wrong.push(line.slice(2))
-    else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
-    else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
-    else if (line.startsWith('I ')) {
-      const [, w, group, ops] = line.split(' ')
-      h.intent({
-        w: Number(w),
-        group: Number(group),
-        ops: (ops as string).split(',').map((o) => {
-          const [tree, key, len] = o.split(':').map(Number)
-          return { tree: tree as number, key: key as number, len: len as number }
-        }),
-      })
-    }
-  })
 }
 
 /** Runs `kills` kill-and-check cycles; with `mutation`, counts violations instead of failing. */
@@ -112,7 +80,8 @@ async function killLoop(kills: number, baseSeed: number, mutation = false): Prom
       const delay = early ? seed % 20 : 10 + ((seed * 7919) % 150)
       const t0 = performance.now()
       const wrong: string[] = []
-      await runChild(dir, seed, h, durability, delay, early, mutation, wrong)
+      const m = mutation ? 'ack-early' : 'none'
+      await runChild(dir, seed, h, durability, 'mixed', delay, early, m, wrong, 'blobs')
       const t1 = performance.now()
       sum.childMs += t1 - t0
       const replay = `kill ${kill} seed=${seed} (replay: BOBSLED_SEED=${seed - (kill % KILLS_PER_FOLDER)})`
