@@ -653,15 +653,8 @@ export class Log {
    */
   async closeRefused(): Promise<void> {
     if (this.isClosed || this.isClosing) return
-    this.isClosing = true
-    if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
-    await Promise.allSettled([...this.blobWrites])
-    await this.writer.allWritesSettled()
-    this.isClosed = true
-    this.commit.stableWaiters.rejectAll(new ClosedError())
-    this.writer.rejectWaiters(new ClosedError(), false)
-    await this.file.close().catch(() => {})
-    await this.lockHandle.release()
+    await this.beginClose()
+    await this.release()
   }
 
   /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
@@ -673,9 +666,7 @@ export class Log {
         `complete or abort the ${this.openReservations} open reservation(s) before close()`,
       )
     }
-    this.isClosing = true
-    if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
-    await Promise.allSettled([...this.blobWrites])
+    await this.beginClose()
     const ctx = this.ctx
     try {
       if (ctx.poisonError === undefined) {
@@ -697,13 +688,25 @@ export class Log {
         }
       }
     } finally {
-      await this.writer.allWritesSettled()
-      this.isClosed = true
-      this.commit.stableWaiters.rejectAll(new ClosedError())
-      this.writer.rejectWaiters(new ClosedError(), false)
-      await this.file.close().catch(() => {})
-      await this.lockHandle.release()
+      await this.release()
     }
+  }
+
+  /** The start of close() and closeRefused(): no new work, blob writes settled. */
+  private async beginClose(): Promise<void> {
+    this.isClosing = true
+    if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
+    await Promise.allSettled([...this.blobWrites])
+  }
+
+  /** The end of close() and closeRefused(): writes settled, waiters told, file and lock let go. */
+  private async release(): Promise<void> {
+    await this.writer.allWritesSettled()
+    this.isClosed = true
+    this.commit.stableWaiters.rejectAll(new ClosedError())
+    this.writer.rejectWaiters(new ClosedError(), false)
+    await this.file.close().catch(() => {})
+    await this.lockHandle.release()
   }
 
   /**

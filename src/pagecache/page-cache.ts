@@ -1423,11 +1423,8 @@ export class PageCache<T> implements PageStore<T> {
   /** Finishes cleaning, writes a checkpoint, closes the log and releases the folder. */
   async close(): Promise<void> {
     if (this.closed || this.closing) return
-    this.closing = true
-    if (this.timer !== undefined) clearInterval(this.timer)
     try {
-      await this.cleaningRun
-      await this.checkpointRun?.catch(() => {})
+      await this.stopBackgroundWork()
       if (this.log.failure === undefined) await this.checkpoint()
     } finally {
       this.closed = true
@@ -1442,15 +1439,20 @@ export class PageCache<T> implements PageStore<T> {
    */
   async closeRefused(): Promise<void> {
     if (this.closed || this.closing) return
-    this.closing = true
-    if (this.timer !== undefined) clearInterval(this.timer)
     try {
-      await this.cleaningRun
-      await this.checkpointRun?.catch(() => {})
+      await this.stopBackgroundWork()
     } finally {
       this.closed = true
       await this.log.closeRefused()
     }
+  }
+
+  /** Stops the timer and waits for a cleaning run and a checkpoint in flight. */
+  private async stopBackgroundWork(): Promise<void> {
+    this.closing = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    await this.cleaningRun
+    await this.checkpointRun?.catch(() => {})
   }
 
   // ---- checks ----
