@@ -11,6 +11,7 @@ import { type Db, type OpenOptions, open } from '../../src/index.js'
 import { SimDisk, type SimFaults } from '../../src/io/index.js'
 import { Prng } from '../../src/util/prng.js'
 import { checkRecovered, History, readState, runWorkload, type WriteIntent } from '../crash/db-workload.js'
+import { turns } from '../helpers/log-faults.js'
 
 export interface DbOutcome {
   acked: number
@@ -51,16 +52,6 @@ function openDb(disk: SimDisk, durability: 'sync' | 'flush'): Promise<Db> {
     nodeMaxEntries: 16,
   }
   return open('db', o)
-}
-
-function cutAfter(turns: number): Promise<void> {
-  return new Promise((resolve) => {
-    const step = (n: number): void => {
-      if (n <= 0) resolve()
-      else setImmediate(() => step(n - 1))
-    }
-    step(turns)
-  })
 }
 
 /** Tells a lost tail from a wrong state: the same check with no write acknowledged. */
@@ -127,14 +118,14 @@ export async function runDbSeed(
       moreKinds: true,
       casFails: o.casFails === true,
     })
-    await Promise.race([running, cutAfter(rng.int(600))])
+    await Promise.race([running, turns(rng.int(600))])
     crash()
     await running
     if (wrong.length > 0) return { ...total, violation: `round ${round}: ${wrong.join('; ')}`, kind: 'wrong' }
     if (rng.chance(0.3)) {
       // A second power cut while recovery runs.
       const opening = openDb(disk, durability).catch(() => undefined)
-      await cutAfter(rng.int(40))
+      await turns(rng.int(40))
       crash()
       await opening
     }

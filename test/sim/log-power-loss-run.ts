@@ -10,6 +10,7 @@ import { SimDisk, type SimFaults } from '../../src/io/index.js'
 import { Log } from '../../src/log/index.js'
 import { Prng } from '../../src/util/prng.js'
 import { checkPrefix, encodeRecord } from '../crash/log-records.js'
+import { turns } from '../helpers/log-faults.js'
 
 export const SEGMENT_BYTES = 2048
 export interface Outcome {
@@ -79,17 +80,6 @@ async function openOn(disk: SimDisk, options: { unsafeAckBeforeSync?: boolean } 
   })
 }
 
-/** Cuts the power after `turns` turns of the event loop. */
-function cutAfter(turns: number): Promise<void> {
-  return new Promise((resolve) => {
-    const step = (n: number): void => {
-      if (n <= 0) resolve()
-      else setImmediate(() => step(n - 1))
-    }
-    step(turns)
-  })
-}
-
 export interface RunOptions {
   /** Mutation switch of the log: flush() resolves without a datasync. */
   unsafeAckBeforeSync?: boolean
@@ -135,13 +125,13 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome
     w.seq = before.count
     // The workload runs while the power cut is scheduled a random number of turns ahead.
     const running = workload(log, rng, w, 20 + rng.int(200))
-    await Promise.race([running, cutAfter(rng.int(400))])
+    await Promise.race([running, turns(rng.int(400))])
     cut()
     await running.catch(() => {})
     if (rng.chance(0.3)) {
       // A second power cut while recovery runs (it zeroes and syncs the torn tail).
       const opening = openOn(disk).catch(() => undefined)
-      await cutAfter(rng.int(30))
+      await turns(rng.int(30))
       cut()
       await opening
     }
