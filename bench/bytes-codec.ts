@@ -45,6 +45,33 @@ export const bytesCodec: PageCodec<Uint8Array> = {
   memoryBytes(page) {
     return page.byteLength + UINT8ARRAY_OVERHEAD_BYTES
   },
+  // Pages are byte strings: the page cache keeps them in its arena and builds page-ins
+  // there (the same bytes materialize() makes, without an array per page-in).
+  arena: {
+    builtBytes(base, deltas) {
+      let n = base.length
+      for (const d of deltas) n = d[0] === OP_REPLACE ? d.length - 1 : n + d.length - 1
+      return n
+    },
+    build(base, deltas, out) {
+      // Only what the last replace (or the base) left, then the appends after it.
+      let from = -1
+      for (let i = 0; i < deltas.length; i++) if ((deltas[i] as Uint8Array)[0] === OP_REPLACE) from = i
+      let at = 0
+      if (from < 0) {
+        out.set(base)
+        at = base.length
+      }
+      for (let i = Math.max(from, 0); i < deltas.length; i++) {
+        const d = deltas[i] as Uint8Array
+        if (d[0] !== OP_REPLACE && d[0] !== OP_APPEND)
+          throw new RangeError(`bench delta op ${d[0]} is unknown`)
+        if (d[0] === OP_REPLACE) at = 0
+        out.set(d.subarray(1), at)
+        at += d.length - 1
+      }
+    },
+  },
 }
 
 export function appendDelta(bytes: Uint8Array): Uint8Array {

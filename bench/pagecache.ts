@@ -35,6 +35,7 @@ import * as fsp from 'node:fs/promises'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import * as v8 from 'node:v8'
 import { PageCache } from '../src/pagecache/index.js'
 import { Prng } from '../src/util/prng.js'
 import { bytesCodec, UINT8ARRAY_OVERHEAD_BYTES } from './bytes-codec.js'
@@ -131,7 +132,12 @@ function rng(seed: number): () => number {
 
 /** A page value of `n` bytes: its own Uint8Array, filled from the generator. */
 function value(n: number, next: () => number): Uint8Array {
-  const v = new Uint8Array(n)
+  return fill(new Uint8Array(n), next)
+}
+
+/** Fills `v` from the generator (the same bytes value() makes for its length). */
+function fill(v: Uint8Array, next: () => number): Uint8Array {
+  const n = v.length
   for (let i = 0; i < n; i += 4) {
     const x = (next() * 2 ** 32) >>> 0
     v[i] = x
@@ -140,6 +146,11 @@ function value(n: number, next: () => number): Uint8Array {
     if (i + 3 < n) v[i + 3] = x >>> 24
   }
   return v
+}
+
+/** The first four bytes of a page, as a number: what the RSS workload checks on a read. */
+function fingerprint(v: Uint8Array): number {
+  return (v[0] as number) | ((v[1] as number) << 8) | ((v[2] as number) << 16) | ((v[3] as number) << 24)
 }
 
 function shuffle(a: number[], next: () => number): void {
@@ -184,7 +195,7 @@ const mib = (b: number): string => (b / MiB).toFixed(1)
 
 // ---- the parts, each run in its own child process ----
 
-type PartResult = Record<string, number | string | undefined>
+type PartResult = Record<string, number | string | Record<string, number> | undefined>
 
 /** space-amp: N pages, every one overwritten `spaceRounds` times in a shuffled order. */
 async function partSpace(dir: string): Promise<PartResult> {
@@ -252,15 +263,19 @@ async function partSpace(dir: string): Promise<PartResult> {
 
 /** A page cache or the calibration's Map LRU, as the RSS workload sees it. */
 interface RssStore {
+  /** Stores a copy of `v` (the workload refills the same array for the next page). */
   write(v: Uint8Array): Promise<number>
   flush(): Promise<void>
   isResident(pid: number): boolean
-  read(pid: number): Promise<Uint8Array | undefined>
+  /** The page's length, checked (and not kept) where the store holds it; -1: missing. */
+  read(pid: number): Promise<number>
 }
 
 /**
  * The peak-RSS workload: `pages` pages of rssPageBytes written, then `reads` random reads
  * of them. Both stores run exactly this, with the same generator, so their peaks compare.
+ * The workload itself makes no garbage per page: one array is refilled for every write
+ * (each store copies what it keeps), and a read is checked where it lands, not kept.
  */
 async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult> {
   const next = rng(0x55)
@@ -270,16 +285,26 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
   let heapTotal = 0
   let heapUsed = 0
   let arrayBuffers = 0
+  // The sample with the highest RSS, broken down: what the peak is made of.
+  let atPeak: Record<string, number> = { rss: 0 }
   const sample = (): void => {
     const m = process.memoryUsage()
+    if (m.rss > (atPeak.rss as number)) {
+      atPeak = { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers }
+      for (const sp of v8.getHeapSpaceStatistics()) {
+        if (sp.space_name === 'new_space' || sp.space_name === 'old_space')
+          atPeak[sp.space_name] = sp.physical_space_size
+      }
+    }
     heapTotal = Math.max(heapTotal, m.heapTotal)
     heapUsed = Math.max(heapUsed, m.heapUsed)
     arrayBuffers = Math.max(arrayBuffers, m.arrayBuffers)
   }
   const pids: number[] = []
   const tw = performance.now()
+  const v = new Uint8Array(sizes.rssPageBytes)
   for (let i = 0; i < shape.pages; i++) {
-    pids.push(await store.write(value(sizes.rssPageBytes, next)))
+    pids.push(await store.write(fill(v, next)))
     if (i % SAMPLE_EVERY === 0) sample()
   }
   await store.flush()
@@ -291,14 +316,14 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
   for (let i = 0; i < shape.reads; i++) {
     const pid = pids[Math.floor(next() * pids.length)] as number
     if (!store.isResident(pid)) misses++
-    const page = await store.read(pid)
-    if (page?.length !== sizes.rssPageBytes) throw new Error(`page ${pid} read back wrong`)
+    if ((await store.read(pid)) !== sizes.rssPageBytes) throw new Error(`page ${pid} read back wrong`)
     if (i % SAMPLE_EVERY === 0) sample()
   }
   const readMs = performance.now() - t0
   sample()
   const mu = process.memoryUsage()
   return {
+    atPeak,
     peakHeapTotal: heapTotal,
     peakHeapUsed: heapUsed,
     peakArrayBuffers: arrayBuffers,
@@ -320,9 +345,16 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
   const options = shape.cacheBytes === undefined ? {} : { cacheCapacity: shape.cacheBytes }
   const pc = await PageCache.open(dir, bytesCodec, options)
   let written = 0
+  // Each page's first bytes, checked on every read: a page the cache lent after reusing
+  // its memory would show another page's.
+  const firsts = new Int32Array(shape.pages)
+  const check = (pid: number, page: Uint8Array): number =>
+    fingerprint(page) === firsts[pid] ? page.length : -2
   const r = await rssWorkload(shape, {
     write: async (v) => {
       const pid = pc.allocate()
+      firsts[pid] = fingerprint(v)
+      // The page cache copies the page into its arena (bytesCodec has `arena`).
       pc.replace(pid, v)
       if (written++ % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
       return pid
@@ -330,8 +362,8 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     flush: async () => {
       await pc.flush()
     },
-    isResident: (pid) => pc.peek(pid) !== undefined,
-    read: (pid) => pc.get(pid),
+    isResident: (pid) => pc.isResident(pid),
+    read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
   })
   const st = pc.stats()
   await pc.close()
@@ -375,7 +407,8 @@ async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartRe
   const r = await rssWorkload(shape, {
     write: async (v) => {
       const pid = nextPid++
-      install(pid, v)
+      // A plain LRU keeps a copy of its own, as the page cache does.
+      install(pid, v.slice())
       if (pid % LOAD_BACKPRESSURE_EVERY === 0) await turn()
       return pid
     },
@@ -386,12 +419,12 @@ async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartRe
       if (hit !== undefined) {
         lru.delete(pid)
         lru.set(pid, hit)
-        return hit
+        return hit.length
       }
       await turn()
       const v = new Uint8Array(sizes.rssPageBytes).fill(pid & 0xff)
       install(pid, v)
-      return v
+      return v.length
     },
   })
   return {

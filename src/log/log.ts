@@ -620,15 +620,21 @@ export class Log {
    * `messageBytes`, when the caller knows it (header included, as it took on the log),
    * sizes the read: one read into one array of exactly the message instead of a window
    * and then the rest. It is only a hint: a wrong one costs a read, never a wrong record.
+   * `scratch`, memory the caller lends for the read: when the record is read from disk
+   * into it (the window fits), the record's data is a view into `scratch`, valid as long as
+   * the caller leaves it alone, and no array is made; otherwise data is an array of its own.
    */
-  async read(lsn: number, messageBytes?: number): Promise<LogRecord> {
+  async read(lsn: number, messageBytes?: number, scratch?: Uint8Array): Promise<LogRecord> {
     this.checkOpen()
     const bad = lsnError(lsn, 'read()')
     if (bad !== undefined) throw bad
     if (messageBytes !== undefined && (!Number.isSafeInteger(messageBytes) || messageBytes < 0)) {
       throw new InvalidArgumentError(`read() takes a byte count as its size hint, got ${messageBytes}`)
     }
-    return readRecord(this.parts, lsn, messageBytes)
+    if (scratch !== undefined && !(scratch instanceof Uint8Array)) {
+      throw new InvalidArgumentError('read() takes a Uint8Array as its scratch space')
+    }
+    return readRecord(this.parts, lsn, messageBytes, scratch)
   }
 
   /**

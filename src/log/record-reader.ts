@@ -124,10 +124,19 @@ export const READ_WINDOW_BYTES = 4096
  * bytes on disk are checked (CRC, segment number) before they are returned.
  * `messageBytes` (optional) sizes the first read; see readMessageBytes().
  */
-export async function readRecord(src: ReadSource, lsn: number, messageBytes?: number): Promise<LogRecord> {
-  const { image, origin, bodyAt, msg } = await readMessage(src, lsn, messageBytes)
+export async function readRecord(
+  src: ReadSource,
+  lsn: number,
+  messageBytes?: number,
+  scratch?: Uint8Array,
+): Promise<LogRecord> {
+  const { image, origin, bodyAt, msg } = await readMessage(src, lsn, messageBytes, scratch)
   if (msg.kind === MessageKind.Record) {
     const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
+    // The caller lent this memory for the read and keeps it: no copy.
+    if (scratch !== undefined && image.buffer === scratch.buffer) {
+      return { lsn: asLsn(lsn), id: msg.id, data, isBlob: false }
+    }
     // Copied out of the writer's memory (the next segment life reuses it once this one is
     // written), and out of a read window much larger than the record (a caller may keep
     // the record for long: the page cache does). A real copy even if `image` is a Buffer,
@@ -157,6 +166,7 @@ async function readMessage(
   src: ReadSource,
   lsn: number,
   messageBytes?: number,
+  scratch?: Uint8Array,
 ): Promise<{ image: Uint8Array; origin: number; bodyAt: number; msg: ParsedMessage }> {
   const { ctx, writer } = src
   const S = ctx.segmentBytes
@@ -181,7 +191,7 @@ async function readMessage(
     // report an IO failure as corruption. Report the poisoning error instead.
     if (ctx.poisonError !== undefined && !writer.written.isDone(lsn)) throw ctx.poisonError
     slot = slotOf(src, base, lsn)
-    image = await readMessageBytes(src, slot, base, at, messageBytes)
+    image = await readMessageBytes(src, slot, base, at, messageBytes, scratch)
     origin = at
   }
   const msg = newParsedMessage()
@@ -208,7 +218,7 @@ function slotOf(src: ReadSource, base: number, lsn: number): number {
 /**
  * Reads the bytes of the message at in-segment offset `at` of the segment `base` in `slot`:
  * a window first (`messageBytes` long when the caller knows the message's size, else
- * READ_WINDOW_BYTES), then the rest of the body when the header (not yet trusted:
+ * READ_WINDOW_BYTES; into `scratch` when it is long enough), then the rest of the body when the header (not yet trusted:
  * parseMessage checks it) names a longer message that still fits the segment. The result
  * starts at `at`.
  * After each read the slot must still hold the segment: a truncation may have zeroed and
@@ -220,6 +230,7 @@ async function readMessageBytes(
   base: number,
   at: number,
   messageBytes: number | undefined,
+  scratch: Uint8Array | undefined,
 ): Promise<Uint8Array> {
   const ctx = src.ctx
   const S = ctx.segmentBytes
@@ -228,7 +239,11 @@ async function readMessageBytes(
   // Never less than a whole header: a hint too small then costs one more read, not a failure.
   const window =
     messageBytes === undefined ? READ_WINDOW_BYTES : Math.max(messageBytes, MAX_MESSAGE_HEADER_BYTES)
-  const first = new Uint8Array(Math.min(window, room))
+  const firstBytes = Math.min(window, room)
+  const first =
+    scratch !== undefined && scratch.length >= firstBytes
+      ? scratch.subarray(0, firstBytes)
+      : new Uint8Array(firstBytes)
   await readFully(ctx, first, slot * S + at)
   if (src.slots.slotAt(base) !== slot)
     throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)

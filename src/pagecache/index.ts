@@ -1,3 +1,5 @@
 // The page cache layer's public face: the tree and tools import only this file.
+
+export { type ArenaStats, POISON_BYTE } from './arena.js'
 export { PageCache, type PageCacheOptions, type PageCacheStats } from './page-cache.js'
-export type { PageCodec, PageId, PageStore, PageWrite } from './page-store.js'
+export type { ArenaPageBuilder, PageCodec, PageId, PageStore, PageWrite } from './page-store.js'

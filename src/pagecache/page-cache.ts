@@ -21,6 +21,7 @@ import { openStorage, type Storage } from '../io/index.js'
 import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
+import { type ArenaStats, PageArena, slotBytesFor } from './arena.js'
 import {
   type Checkpoint,
   checkpointName,
@@ -51,6 +52,19 @@ export interface PageCacheOptions extends LogOptions {
   cleanToSpaceRatio?: number
   /** Relocate live pages out of the log's head (on by default). Tests turn it off. */
   cleaning?: boolean
+  /**
+   * Fill the arena slots of pages the cache drops with POISON_BYTE, and check they are
+   * still poison when reused (pagecache/arena.ts): a test mode that turns a use of a page
+   * after eviction into wrong bytes or an InvariantError. Default: on when the environment
+   * variable BOBSLED_POISON_FREED_PAGES is 1. Only codecs with `arena` use the arena.
+   */
+  poisonFreedPages?: boolean
+  /**
+   * TEST ONLY — a mutation switch: get() and peek() lend the arena's memory instead of a
+   * copy, so a caller keeps bytes the cache reuses. The arena tests turn it on to prove
+   * they catch a page used after eviction. Never use it otherwise.
+   */
+  unsafeLendFromGet?: boolean
 }
 
 export interface PageCacheStats {
@@ -84,6 +98,8 @@ export interface PageCacheStats {
     replayFrom: number
   }
   backgroundError: string | undefined
+  /** The arena of byte-string pages (PageCodec.arena); undefined for other codecs. */
+  arena: ArenaStats | undefined
 }
 
 interface PageEntry<T> {
@@ -156,6 +172,8 @@ export class PageCache<T> implements PageStore<T> {
   private lruClock = 0
   private readonly sa: SegmentAccountant
   private readonly S: number
+  /** Memory of resident pages when the codec's pages are byte strings (PageCodec.arena). */
+  private readonly arena: PageArena | undefined
   /**
    * Pages with a caller's replaceLarge() in flight: the caller's synchronous writes to them
    * are refused (their LSN would come first). Cleaning never adds a page here.
@@ -205,9 +223,13 @@ export class PageCache<T> implements PageStore<T> {
         | 'cleanToSpaceRatio'
         | 'cleaning'
         | 'flushEveryMs'
+        | 'poisonFreedPages'
+        | 'unsafeLendFromGet'
       >
     >,
   ) {
+    this.arena =
+      codec.arena === undefined ? undefined : new PageArena(opts.cacheCapacity, opts.poisonFreedPages)
     this.S = log.segmentBytes
     // The largest record body, less the kind byte and the longest page-id varint.
     this.maxPageBytes = log.maxInlineBytes - 9
@@ -234,12 +256,16 @@ export class PageCache<T> implements PageStore<T> {
       cleanAtSpaceRatio = DEFAULT_CLEAN_AT_SPACE_RATIO,
       cleanToSpaceRatio = DEFAULT_CLEAN_TO_SPACE_RATIO,
       cleaning = true,
+      poisonFreedPages = process.env.BOBSLED_POISON_FREED_PAGES === '1',
+      unsafeLendFromGet,
       ...logOptions
     } = options
     checkCount('cacheCapacity', cacheCapacity, 0)
     checkCount('consolidateAfter', consolidateAfter, 0)
     checkCount('checkpointEveryBytes', checkpointEveryBytes, 0)
     if (typeof cleaning !== 'boolean') throw new InvalidArgumentError('cleaning must be a boolean')
+    if (typeof poisonFreedPages !== 'boolean')
+      throw new InvalidArgumentError('poisonFreedPages must be a boolean')
     if (
       typeof cleanAtSpaceRatio !== 'number' ||
       typeof cleanToSpaceRatio !== 'number' ||
@@ -268,6 +294,9 @@ export class PageCache<T> implements PageStore<T> {
       cleanToSpaceRatio,
       cleaning,
       flushEveryMs: logOptions.flushEveryMs ?? 500,
+      poisonFreedPages,
+      // Only a literal true turns the mutation switch on.
+      unsafeLendFromGet: unsafeLendFromGet === true,
     })
     try {
       await pc.recover()
@@ -309,10 +338,31 @@ export class PageCache<T> implements PageStore<T> {
     const e = this.entry(pid)
     if (e?.page === undefined) return undefined
     this.touch(pid, e)
-    return e.page
+    return this.handOut(e.page)
   }
 
-  async get(pid: PageId): Promise<T | undefined> {
+  get(pid: PageId): Promise<T | undefined> {
+    return this.usePage(pid, (page) => this.handOut(page))
+  }
+
+  /**
+   * Calls `use` with the page (paged in if needed) in the same synchronous step that finds
+   * it resident, and resolves to what `use` returns; undefined when the id is free. With a
+   * byte-string codec (PageCodec.arena) the page is the cache's own memory, lent: it is
+   * valid only while `use` runs (the next page-in may evict it and reuse its bytes), so
+   * `use` must neither keep it nor return it nor write to it. get() returns a copy instead.
+   */
+  withPage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
+    return this.usePage(pid, use)
+  }
+
+  /** Whether the page is in memory now (no IO, the LRU is not touched). */
+  isResident(pid: PageId): boolean {
+    checkPid(pid)
+    return this.entry(pid)?.page !== undefined
+  }
+
+  private async usePage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
     this.checkOpen()
     checkPid(pid)
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
@@ -320,7 +370,7 @@ export class PageCache<T> implements PageStore<T> {
       if (e === undefined) return undefined
       if (e.page !== undefined) {
         this.touch(pid, e)
-        return e.page
+        return use(e.page)
       }
       const version = e.version
       const frags = e.frags.slice()
@@ -333,9 +383,14 @@ export class PageCache<T> implements PageStore<T> {
         if (this.table[pid] !== e || e.version !== version) continue
         throw err
       }
-      if (this.table[pid] !== e || e.version !== version) continue
-      if (e.page === undefined) this.install(pid, e, page)
-      return e.page
+      if (this.table[pid] !== e || e.version !== version) {
+        this.release(page)
+        continue
+      }
+      if (e.page === undefined) this.install(pid, e, page, true)
+      else this.release(page)
+      // The page was just made the youngest (install never evicts it): still resident.
+      return use(e.page as T)
     }
     throw new InvariantError(`page ${pid} kept moving during ${MAX_PAGE_IN_ATTEMPTS} page-ins`)
   }
@@ -345,13 +400,27 @@ export class PageCache<T> implements PageStore<T> {
     const bases = new Set<number>()
     for (let i = 0; i < frags.length; i += 2) bases.add(this.sa.baseOf(frags[i] as number))
     for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
+    // Read space lent to the log from the arena, given back once the page is built.
+    const scratch: Uint8Array[] = []
     try {
       const reads: Promise<LogRecord>[] = []
       // Each fragment's size on the log sizes its read: one read into one array of exactly
       // the message, no window to throw away (the codec may keep that array as the page).
-      for (let i = 0; i < frags.length; i += 2)
-        reads.push(this.log.read(frags[i] as number, frags[i + 1] as number))
-      const records = await Promise.all(reads).catch((e: unknown) => {
+      for (let i = 0; i < frags.length; i += 2) {
+        const space = this.arena?.alloc(frags[i + 1] as number)
+        if (space !== undefined) scratch.push(space)
+        reads.push(this.log.read(frags[i] as number, frags[i + 1] as number, space))
+      }
+      // Every read settles before any fails the page-in: the finally below gives their
+      // space back, and a read still in flight would write into the slot's next owner.
+      const settled = await Promise.allSettled(reads)
+      const records: LogRecord[] = []
+      for (const r of settled) {
+        if (r.status === 'fulfilled') {
+          records.push(r.value)
+          continue
+        }
+        const e: unknown = r.reason
         // The LSNs come from the page table, not from a caller: one the log refuses (no
         // record starts there) was read from a damaged or foreign checkpoint.
         if (e instanceof InvalidArgumentError)
@@ -359,7 +428,7 @@ export class PageCache<T> implements PageStore<T> {
             cause: e,
           })
         throw e
-      })
+      }
       let base: Uint8Array | undefined
       const deltas: Uint8Array[] = []
       for (let i = 0; i < records.length; i++) {
@@ -374,8 +443,10 @@ export class PageCache<T> implements PageStore<T> {
         if (i === 0) base = r.payload
         else deltas.push(r.payload)
       }
+      if (this.arena !== undefined) return this.buildInArena(pid, base as Uint8Array, deltas)
       return this.codec.materialize(base as Uint8Array, deltas)
     } finally {
+      for (const space of scratch) this.arena?.free(space)
       for (const b of bases) {
         const n = (this.pins.get(b) ?? 1) - 1
         if (n === 0) this.pins.delete(b)
@@ -389,11 +460,47 @@ export class PageCache<T> implements PageStore<T> {
     }
   }
 
+  /** A byte-string page built into a slot of the arena (a plain array when it is full). */
+  private buildInArena(pid: number, base: Uint8Array, deltas: readonly Uint8Array[]): T {
+    const builder = this.codec.arena as NonNullable<PageCodec<T>['arena']>
+    const arena = this.arena as PageArena
+    const n = builder.builtBytes(base, deltas)
+    if (!Number.isSafeInteger(n) || n < 0 || n > this.maxLargePageBytes) {
+      throw new CorruptionError(`page ${pid} would build to ${n} bytes`)
+    }
+    const out = arena.alloc(n) ?? new Uint8Array(n)
+    try {
+      builder.build(base, deltas, out)
+    } catch (e) {
+      arena.free(out)
+      throw e
+    }
+    return out as T
+  }
+
+  /** What get() and peek() return: a byte-string page's copy, never the arena's memory. */
+  private handOut(page: T): T {
+    if (this.arena === undefined || this.opts.unsafeLendFromGet) return page
+    return (page as Uint8Array).slice() as T
+  }
+
+  /** Gives a dropped page's arena slot back (nothing for other codecs or plain arrays). */
+  private release(page: T): void {
+    this.arena?.free(page as Uint8Array)
+  }
+
+  /** A byte-string codec's pages must be Uint8Arrays: checked before anything is logged. */
+  private checkPage(page: unknown): void {
+    if (this.arena !== undefined && !(page instanceof Uint8Array))
+      throw new InvalidArgumentError('a page of a codec with `arena` is a Uint8Array')
+  }
+
   // ---- writing ----
 
   replace(pid: PageId, page: T, bytes?: Uint8Array): Lsn {
     this.checkWritable()
     this.checkWritablePid(pid, true)
+    this.checkPage(page)
     return this.writeReplace(pid, page, bytes ?? this.codec.encode(page))
   }
 
@@ -412,6 +519,7 @@ export class PageCache<T> implements PageStore<T> {
     this.checkWritable()
     this.checkWritablePid(pid, false)
     checkBytes(delta, this.maxPageBytes, 'delta')
+    this.checkPage(page)
     const e = this.entry(pid) as PageEntry<T>
     if (this.shouldConsolidate(e, delta.length)) {
       // A page too large for an inline base cannot be consolidated here (a blob write is
@@ -454,6 +562,7 @@ export class PageCache<T> implements PageStore<T> {
       if (w === null || typeof w !== 'object')
         throw new InvalidArgumentError('a batch write must be an object')
       checkPid(w.pid)
+      if (w.kind !== 'free') this.checkPage(w.page)
       const has = exists.get(w.pid) ?? this.entry(w.pid) !== undefined
       if (w.kind !== 'replace' && !has) {
         throw new InvalidArgumentError(`page ${w.pid} is free: ${w.kind} needs a written page`)
@@ -599,6 +708,10 @@ export class PageCache<T> implements PageStore<T> {
     checkPid(pid)
     const before = this.largeWrites.get(pid)
     if (before === undefined) this.checkWritablePid(pid, true)
+    this.checkPage(page)
+    // This write installs the page after an await: a byte-string page is copied now, as
+    // the caller may reuse its array (or lend one from withPage(), valid only now).
+    if (this.arena !== undefined) page = (page as Uint8Array).slice() as T
     const body = bytes ?? this.codec.encode(page)
     if (!(body instanceof Uint8Array)) throw new InvalidArgumentError('page bytes must be a Uint8Array')
     if (before === undefined && body.length <= this.maxPageBytes) return this.replace(pid, page, body)
@@ -747,11 +860,22 @@ export class PageCache<T> implements PageStore<T> {
 
   // ---- the LRU ----
 
-  private install(pid: number, e: PageEntry<T>, page: T): void {
-    if (e.page !== undefined) this.cacheBytes -= e.mem
+  /**
+   * Makes `page` the resident page. A byte-string page is copied into the arena unless it
+   * is there already (`isArenaPage`: a page-in built it there, or it is the resident page
+   * itself, as a relocation writes it); the one it replaces gives its slot back, after
+   * the copy (the caller may have passed a lent view of it).
+   */
+  private install(pid: number, e: PageEntry<T>, page: T, isArenaPage = false): void {
+    const isSame = page === e.page
+    if (this.arena !== undefined && !isArenaPage && !isSame) page = this.adopt(page)
+    if (e.page !== undefined) {
+      this.cacheBytes -= e.mem
+      if (!isSame) this.release(e.page)
+    }
     this.lru.delete(pid)
     e.page = page
-    e.mem = this.codec.memoryBytes(page) + ENTRY_MEMORY_BYTES
+    e.mem = this.memoryOf(page)
     this.cacheBytes += e.mem
     this.lru.set(pid, e)
     e.lruStamp = ++this.lruClock
@@ -770,8 +894,25 @@ export class PageCache<T> implements PageStore<T> {
     e.lruStamp = ++this.lruClock
   }
 
+  /** A copy of a byte-string page in the arena (a plain copy when the arena is full). */
+  private adopt(page: T): T {
+    const bytes = page as Uint8Array
+    const slot = (this.arena as PageArena).alloc(bytes.length) ?? new Uint8Array(bytes.length)
+    slot.set(bytes)
+    return slot as T
+  }
+
+  /** The LRU's charge: the codec's estimate, the entry, and a slot's bytes beyond the page. */
+  private memoryOf(page: T): number {
+    let n = this.codec.memoryBytes(page) + ENTRY_MEMORY_BYTES
+    const bytes = page as Uint8Array
+    if (this.arena?.owns(bytes)) n += slotBytesFor(bytes.length) - bytes.length
+    return n
+  }
+
   private uncache(pid: number, e: PageEntry<T>): void {
     if (e.page === undefined) return
+    this.release(e.page)
     this.cacheBytes -= e.mem
     e.page = undefined
     e.mem = 0
@@ -993,7 +1134,9 @@ export class PageCache<T> implements PageStore<T> {
         if (rewrite) {
           // One try: a page the caller keeps writing is carried instead.
           mayRewrite = false
-          if (await this.rewriteLarge(pid, e, version, page, bytes)) {
+          // The resident page's arena slot may be evicted and reused during the blob write.
+          const kept = this.arena !== undefined && page === e.page ? this.handOut(page) : page
+          if (await this.rewriteLarge(pid, e, version, kept, bytes)) {
             this.counted(bytes.length)
             return
           }
@@ -1382,6 +1525,7 @@ export class PageCache<T> implements PageStore<T> {
       ...this.counters,
       recovery: structuredClone(this.recoveryInfo),
       backgroundError: this.backgroundError === undefined ? undefined : String(this.backgroundError),
+      arena: this.arena?.stats(),
     }
   }
 

@@ -25,6 +25,26 @@ export interface PageCodec<T> {
   encode(page: T): Uint8Array
   /** Approximate bytes of memory `page` holds, for the byte-bounded LRU. */
   memoryBytes(page: T): number
+  /**
+   * Present when pages are byte strings (T is Uint8Array) that the page cache keeps in its
+   * own arena (pagecache/arena.ts), so that writes and page-ins make no garbage. The page
+   * cache then keeps a copy of every page it is given (the caller may reuse its array),
+   * builds paged-in pages straight into arena space with build() (materialize() is not
+   * called), and get()/peek() return copies; PageCache.withPage() lends the resident bytes
+   * themselves, valid only while its callback runs.
+   */
+  readonly arena?: ArenaPageBuilder
+}
+
+/** How a byte-string page is built from its base and deltas in arena space. */
+export interface ArenaPageBuilder {
+  /** Bytes of the page that `base` and `deltas` make. */
+  builtBytes(base: Uint8Array, deltas: readonly Uint8Array[]): number
+  /**
+   * Writes that page into `out` (exactly builtBytes() long). `base` and `deltas` are views
+   * into read space the page cache reuses once this returns: keep nothing of them.
+   */
+  build(base: Uint8Array, deltas: readonly Uint8Array[], out: Uint8Array): void
 }
 
 /**

@@ -1,0 +1,181 @@
+// The page cache's own memory for resident pages that are byte strings (PageCodec.arena):
+// fixed 1 MiB slabs, allocated once up to the cache's capacity and then reused. A page
+// that is written or paged in takes a slot; eviction, replacement and free give it back.
+// So a page cache under churn makes no garbage for its pages: without it every write and
+// every page-in made a 4 KiB ArrayBuffer that died on eviction, and V8 collects those
+// late (a scavenge only when the young generation fills) while malloc keeps the freed
+// chunks, so RSS grew by that floating garbage (docs/DESIGN.md, "Peak RSS").
+//
+// Slots come in size classes (four per power of two, as jemalloc's: at most 25 % waste),
+// each served from a segregated free list; a slab (64 slots, 64 KiB to 1 MiB) belongs to
+// the class that first carved it, for life: when the page sizes shift, slabs of the old
+// classes stay with them and the new sizes fall back to plain arrays once the slab bytes
+// reach the capacity (correct, only no longer garbage-free). What must stay true: a slot is handed to one owner at a time, and nothing
+// reads a slot after it is freed (the next owner's bytes would be read as this page's:
+// silent corruption). Poisoning (tests) fills a freed slot with POISON_BYTE and checks it
+// is still poison when the slot is taken again, so a write through a stale view throws and
+// a read through one sees poison instead of a plausible page.
+
+import { assert } from '../util/assert.js'
+
+/** Bytes of the largest slab: one ArrayBuffer, carved into slots of a single size class. */
+export const ARENA_SLAB_BYTES = 1024 * 1024
+/**
+ * Slots per slab, so a class of small slots takes a small slab (at least
+ * ARENA_MIN_SLAB_BYTES): pages of many sizes do not each claim a whole megabyte.
+ */
+export const ARENA_SLOTS_PER_SLAB = 64
+export const ARENA_MIN_SLAB_BYTES = 64 * 1024
+/** The smallest slot. */
+export const ARENA_MIN_SLOT_BYTES = 64
+/** The largest slot (a quarter slab); a larger page is a plain array outside the arena. */
+export const ARENA_MAX_SLOT_BYTES = ARENA_SLAB_BYTES / 4
+/**
+ * Slab bytes allowed beyond the capacity: a partly carved slab per size class in use, and
+ * the page-ins' read space, which is taken from the arena too.
+ */
+export const ARENA_SPARE_BYTES = 4 * ARENA_SLAB_BYTES
+/** What a freed slot holds while poisoning is on. */
+export const POISON_BYTE = 0xdb
+
+export interface ArenaStats {
+  slabs: number
+  /** Bytes of every slab allocated, and the most there may be. */
+  slabBytes: number
+  maxSlabBytes: number
+  /** Bytes of the slots in use (their class size, not the bytes asked for). */
+  usedBytes: number
+  /** Allocations the arena could not serve (the caller used a plain array instead). */
+  misses: number
+}
+
+/** Bytes of a slab of `slotBytes` slots. */
+export function slabBytesFor(slotBytes: number): number {
+  return Math.min(ARENA_SLAB_BYTES, Math.max(ARENA_MIN_SLAB_BYTES, slotBytes * ARENA_SLOTS_PER_SLAB))
+}
+
+/** The size class of an `n`-byte request: 2^k × {1, 1.25, 1.5, 1.75}, at least the minimum. */
+export function slotBytesFor(n: number): number {
+  if (n <= ARENA_MIN_SLOT_BYTES) return ARENA_MIN_SLOT_BYTES
+  const pow = 2 ** Math.floor(Math.log2(n - 1))
+  const step = pow / 4
+  return pow + Math.ceil((n - pow) / step) * step
+}
+
+export class PageArena {
+  private readonly slabs: ArrayBuffer[] = []
+  private readonly slabOf = new Map<ArrayBuffer, number>()
+  /** The slot size each slab is carved into. */
+  private readonly slabSlotBytes: number[] = []
+  /**
+   * One view per carved slot, made once and handed out again on every reuse: a page of
+   * exactly a class size costs no object per write or page-in, so nothing of it survives
+   * into V8's old generation to become garbage there on eviction.
+   */
+  private readonly slotViews: Uint8Array[][] = []
+  /** Free slot addresses (slab index × ARENA_SLAB_BYTES + offset) per slot size. */
+  private readonly freeSlots = new Map<number, number[]>()
+  /** Per slot size, the next uncarved address of its newest slab and that slab's end. */
+  private readonly carving = new Map<number, { next: number; end: number }>()
+  private usedBytes = 0
+  private slabBytes = 0
+  private misses = 0
+  readonly maxSlabBytes: number
+
+  constructor(
+    capacityBytes: number,
+    private readonly isPoisoning: boolean,
+  ) {
+    assert(Number.isSafeInteger(capacityBytes) && capacityBytes >= 0, 'the arena capacity is a byte count')
+    this.maxSlabBytes = capacityBytes + ARENA_SPARE_BYTES
+  }
+
+  /**
+   * A view of `n` bytes in a free slot, or undefined when the arena cannot serve it (too
+   * large for a slot, or every slab carved and this class has no free slot). The bytes are
+   * not cleared: the caller overwrites all `n`.
+   */
+  alloc(n: number): Uint8Array | undefined {
+    if (n > ARENA_MAX_SLOT_BYTES) return undefined
+    const size = slotBytesFor(n)
+    const addr = this.freeSlots.get(size)?.pop() ?? this.carve(size)
+    if (addr === undefined) {
+      this.misses++
+      return undefined
+    }
+    const i = Math.floor(addr / ARENA_SLAB_BYTES)
+    const slot = (this.slotViews[i] as Uint8Array[])[(addr % ARENA_SLAB_BYTES) / size] as Uint8Array
+    if (this.isPoisoning) {
+      for (let j = 0; j < size; j++) {
+        if (slot[j] !== POISON_BYTE)
+          assert(false, `arena slot ${addr} was written after it was freed (byte ${j} is ${slot[j]})`)
+      }
+    }
+    this.usedBytes += size
+    return n === size ? slot : slot.subarray(0, n)
+  }
+
+  /**
+   * Gives back the slot behind `view` (a view alloc() returned). Returns false, and does
+   * nothing, for memory that is not the arena's (a plain array made when alloc() failed).
+   */
+  free(view: Uint8Array): boolean {
+    const i = this.slabOf.get(view.buffer as ArrayBuffer)
+    if (i === undefined) return false
+    const size = this.slabSlotBytes[i] as number
+    assert(view.byteOffset % size === 0 && view.byteLength <= size, 'an arena view is one whole slot')
+    if (this.isPoisoning) new Uint8Array(view.buffer, view.byteOffset, size).fill(POISON_BYTE)
+    let list = this.freeSlots.get(size)
+    if (list === undefined) {
+      list = []
+      this.freeSlots.set(size, list)
+    }
+    list.push(i * ARENA_SLAB_BYTES + view.byteOffset)
+    this.usedBytes -= size
+    assert(this.usedBytes >= 0, 'an arena slot was freed twice')
+    return true
+  }
+
+  /** Whether `view` lies in the arena's memory. */
+  owns(view: Uint8Array): boolean {
+    return this.slabOf.has(view.buffer as ArrayBuffer)
+  }
+
+  stats(): ArenaStats {
+    return {
+      slabs: this.slabs.length,
+      slabBytes: this.slabBytes,
+      maxSlabBytes: this.maxSlabBytes,
+      usedBytes: this.usedBytes,
+      misses: this.misses,
+    }
+  }
+
+  /** The next slot of this size from its newest slab, or a new slab while any are left. */
+  private carve(size: number): number | undefined {
+    let c = this.carving.get(size)
+    if (c === undefined || c.next + size > c.end) {
+      const bytes = slabBytesFor(size)
+      if (this.slabBytes + bytes > this.maxSlabBytes) return undefined
+      const buf = new ArrayBuffer(bytes)
+      this.slabBytes += bytes
+      const i = this.slabs.length
+      this.slabs.push(buf)
+      this.slabOf.set(buf, i)
+      this.slabSlotBytes.push(size)
+      this.slotViews.push([])
+      if (this.isPoisoning) new Uint8Array(buf).fill(POISON_BYTE)
+      // A slab holds whole slots only: the tail past the last one stays unused.
+      const whole = Math.floor(bytes / size) * size
+      c = { next: i * ARENA_SLAB_BYTES, end: i * ARENA_SLAB_BYTES + whole }
+      this.carving.set(size, c)
+    }
+    const addr = c.next
+    c.next += size
+    const i = Math.floor(addr / ARENA_SLAB_BYTES)
+    ;(this.slotViews[i] as Uint8Array[]).push(
+      new Uint8Array(this.slabs[i] as ArrayBuffer, addr % ARENA_SLAB_BYTES, size),
+    )
+    return addr
+  }
+}

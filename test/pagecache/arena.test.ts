@@ -1,0 +1,94 @@
+// The arena of byte-string pages (src/pagecache/arena.ts): size classes, reuse without
+// new memory, the capacity bound, and poisoning that catches a write after free.
+
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import {
+  ARENA_MAX_SLOT_BYTES,
+  ARENA_SLAB_BYTES,
+  ARENA_SPARE_BYTES,
+  PageArena,
+  POISON_BYTE,
+  slotBytesFor,
+} from '../../src/pagecache/arena.js'
+
+test('size classes are four per power of two and waste at most a quarter', () => {
+  assert.equal(slotBytesFor(1), 64)
+  assert.equal(slotBytesFor(4096), 4096)
+  assert.equal(slotBytesFor(4097), 5120)
+  assert.equal(slotBytesFor(4110), 5120)
+  assert.equal(slotBytesFor(6000), 6144)
+  for (let n = 65; n <= ARENA_MAX_SLOT_BYTES; n += 37) {
+    const s = slotBytesFor(n)
+    assert.ok(s >= n && s < n * 1.25 + 1, `class ${s} for ${n}`)
+    assert.equal(slotBytesFor(s), s, `a class size is its own class (${s})`)
+  }
+})
+
+test('freed slots are reused: churn through the arena takes no new slab', () => {
+  const arena = new PageArena(4 * ARENA_SLAB_BYTES, false)
+  const held: Uint8Array[] = []
+  for (let i = 0; i < 512; i++) held.push(arena.alloc(4096) as Uint8Array)
+  const slabs = arena.stats().slabs
+  assert.equal(slabs, 8, '64 slots of 4 KiB a slab')
+  for (let round = 0; round < 100; round++) {
+    const v = held.shift() as Uint8Array
+    assert.equal(arena.free(v), true)
+    const w = arena.alloc(4096) as Uint8Array
+    assert.equal(w.buffer, v.buffer, 'the slot just freed is the one handed out again')
+    assert.equal(w.byteOffset, v.byteOffset)
+    held.push(w)
+  }
+  assert.equal(arena.stats().slabs, slabs)
+  assert.equal(arena.stats().usedBytes, 512 * 4096)
+})
+
+test('slots never overlap, and a request shorter than its class gets its own length', () => {
+  const arena = new PageArena(ARENA_SLAB_BYTES, false)
+  const views: Uint8Array[] = []
+  for (let i = 0; i < 300; i++) {
+    const n = 1 + ((i * 977) % 3000)
+    const v = arena.alloc(n) as Uint8Array
+    assert.equal(v.length, n)
+    v.fill(i & 0xff)
+    views.push(v)
+  }
+  for (const [i, v] of views.entries())
+    assert.ok(
+      v.every((b) => b === (i & 0xff)),
+      `slot ${i} kept its bytes`,
+    )
+})
+
+test('the arena stops at its capacity plus spare bytes and says so; other memory is not its own', () => {
+  const arena = new PageArena(2 * ARENA_SLAB_BYTES, false)
+  let n = 0
+  while (arena.alloc(64 * 1024) !== undefined) n++
+  assert.equal(arena.stats().slabBytes, 2 * ARENA_SLAB_BYTES + ARENA_SPARE_BYTES)
+  assert.equal(n, (2 * ARENA_SLAB_BYTES + ARENA_SPARE_BYTES) / (64 * 1024))
+  assert.equal(arena.stats().misses, 1)
+  assert.equal(arena.alloc(ARENA_MAX_SLOT_BYTES + 1), undefined, 'over the largest slot')
+  const plain = new Uint8Array(100)
+  assert.equal(arena.owns(plain), false)
+  assert.equal(arena.free(plain), false)
+})
+
+test('poisoning fills a freed slot and catches a write through a stale view', () => {
+  const arena = new PageArena(ARENA_SLAB_BYTES, true)
+  const v = arena.alloc(4096) as Uint8Array
+  v.fill(7)
+  arena.free(v)
+  assert.ok(
+    v.every((b) => b === POISON_BYTE),
+    'a stale view reads poison, not a plausible page',
+  )
+  v[100] = 1 // the bug this mode exists to catch
+  assert.throws(() => arena.alloc(4096), /written after it was freed/)
+})
+
+test('freeing a slot twice is an invariant violation', () => {
+  const arena = new PageArena(ARENA_SLAB_BYTES, false)
+  const v = arena.alloc(100) as Uint8Array
+  arena.free(v)
+  assert.throws(() => arena.free(v), /freed twice/)
+})
