@@ -10,9 +10,10 @@
 //               (`peak-rss`) and the default 256 MiB (`rss-dflt`, 1.6 × the cache written).
 //   rss-cal     (and dflt-cal for the default cache) the same peak less the peak of a
 //               calibration process: the same writes and
-//               random reads of the same 4 KiB arrays through a plain `Map` LRU holding as
-//               many pages, no database. The difference is what bobsled adds on top of
-//               Node and V8's own garbage slack, against the 64 MiB + per-page allowance.
+//               random reads of the same 4 KiB pages through a plain `Map` LRU holding as
+//               many pages (a fresh array per page, no arena), no database. The difference
+//               is what bobsled adds on top of Node and a plain LRU's garbage slack, against
+//               the 64 MiB + per-page allowance (negative: bobsled peaks lower).
 //               A second line, not the issue's goal: the absolute lines keep their verdict.
 //   open        PageCache.open of a 1M-page database after a clean close (checkpoint)
 //               against open of the same folder with its checkpoint removed (full log
@@ -379,12 +380,12 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
 }
 
 /**
- * The calibration: the RSS workload with no database. A `Map` LRU holds the written
- * arrays under the page cache's charge per page (so as many stay resident); a miss makes
- * a fresh array of the page's size, as a page-in does, and the evicted one is garbage, as
- * in the cache. The event loop turns where the page cache's writes and reads wait for IO,
- * so V8 gets the same chances to collect. What this process peaks at is Node, the modules
- * and V8's garbage slack for this churn: no page cache can go below it.
+ * The calibration: the RSS workload with no database. A plain `Map` LRU holds a copy of
+ * each written page under the page cache's charge per page (so as many stay resident); a
+ * miss makes a fresh array of the page's size, and the evicted one is garbage. That is
+ * what the page cache did before its arena: what this process peaks at is Node, the
+ * modules and V8's garbage slack for that churn. The event loop turns where the page
+ * cache's writes and reads wait for IO, so V8 gets the same chances to collect.
  */
 async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartResult> {
   const rssAtStart = process.memoryUsage().rss
