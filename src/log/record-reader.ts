@@ -218,9 +218,9 @@ function slotOf(src: ReadSource, base: number, lsn: number): number {
 /**
  * Reads the bytes of the message at in-segment offset `at` of the segment `base` in `slot`:
  * a window first (`messageBytes` long when the caller knows the message's size, else
- * READ_WINDOW_BYTES; into `scratch` when it is long enough), then the rest of the body when the header (not yet trusted:
- * parseMessage checks it) names a longer message that still fits the segment. The result
- * starts at `at`.
+ * READ_WINDOW_BYTES; into `scratch` when it is long enough), then the rest of the body
+ * when the header (not yet trusted: parseMessage checks it) names a longer message that
+ * still fits the segment. The result starts at `at`.
  * After each read the slot must still hold the segment: a truncation may have zeroed and
  * reused it meanwhile, and its bytes would then be another segment's.
  */

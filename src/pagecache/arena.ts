@@ -1,20 +1,22 @@
 // The page cache's own memory for resident pages that are byte strings (PageCodec.arena):
-// fixed 1 MiB slabs, allocated once up to the cache's capacity and then reused. A page
-// that is written or paged in takes a slot; eviction, replacement and free give it back.
-// So a page cache under churn makes no garbage for its pages: without it every write and
-// every page-in made a 4 KiB ArrayBuffer that died on eviction, and V8 collects those
-// late (a scavenge only when the young generation fills) while malloc keeps the freed
-// chunks, so RSS grew by that floating garbage (docs/DESIGN.md, "Peak RSS").
+// slabs allocated once, up to the cache's capacity, and then reused. A page that is
+// written or paged in takes a slot; eviction, replacement and free give it back. So a
+// page cache under churn makes no garbage for its pages: without it every write and every
+// page-in made a 4 KiB ArrayBuffer that died on eviction, and V8 collects those late (a
+// scavenge only when the young generation fills) while malloc keeps the freed chunks, so
+// RSS grew by that floating garbage (docs/DESIGN.md, "Peak RSS").
 //
 // Slots come in size classes (four per power of two, as jemalloc's: at most 25 % waste),
 // each served from a segregated free list; a slab (64 slots, 64 KiB to 1 MiB) belongs to
 // the class that first carved it, for life: when the page sizes shift, slabs of the old
 // classes stay with them and the new sizes fall back to plain arrays once the slab bytes
-// reach the capacity (correct, only no longer garbage-free). What must stay true: a slot is handed to one owner at a time, and nothing
-// reads a slot after it is freed (the next owner's bytes would be read as this page's:
-// silent corruption). Poisoning (tests) fills a freed slot with POISON_BYTE and checks it
-// is still poison when the slot is taken again, so a write through a stale view throws and
-// a read through one sees poison instead of a plausible page.
+// reach the capacity (correct, only no longer garbage-free).
+//
+// What must stay true: a slot is handed to one owner at a time, and nothing reads a slot
+// after it is freed (the next owner's bytes would be read as this page's: silent
+// corruption). Poisoning (tests) fills a freed slot with POISON_BYTE and checks it is still
+// poison when the slot is taken again, so a write through a stale view throws and a read
+// through one sees poison instead of a plausible page.
 
 import { assert } from '../util/assert.js'
 
