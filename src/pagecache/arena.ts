@@ -59,7 +59,8 @@ export function slabBytesFor(slotBytes: number): number {
 /** The size class of an `n`-byte request: 2^k × {1, 1.25, 1.5, 1.75}, at least the minimum. */
 export function slotBytesFor(n: number): number {
   if (n <= ARENA_MIN_SLOT_BYTES) return ARENA_MIN_SLOT_BYTES
-  const pow = 2 ** Math.floor(Math.log2(n - 1))
+  // The highest power of two below n (n ≤ ARENA_MAX_SLOT_BYTES fits 32 bits).
+  const pow = 2 ** (31 - Math.clz32(n - 1))
   const step = pow / 4
   return pow + Math.ceil((n - pow) / step) * step
 }

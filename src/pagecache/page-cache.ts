@@ -1110,6 +1110,7 @@ export class PageCache<T> implements PageStore<T> {
    */
   private async relocate(pid: number, end: number): Promise<void> {
     let mayRewrite = true
+    let mayLend = this.arena !== undefined
     // Fragments already read, by LSN: a retry after the caller linked the page reads only
     // the new delta (from memory, as it is not written yet), so a page written on every
     // turn still moves.
@@ -1121,9 +1122,17 @@ export class PageCache<T> implements PageStore<T> {
       const rewrite =
         e.blobBytes > 0 && mayRewrite && e.frags.length / 2 - 1 >= Math.max(1, this.opts.consolidateAfter)
       let page = e.page
-      if (page === undefined && (e.blobBytes === 0 || rewrite)) page = await this.get(pid)
+      if (page === undefined && (e.blobBytes === 0 || rewrite)) {
+        // An arena page is lent, not copied: it is still this page's only while it is the
+        // resident page (checked below), else the next attempt takes a copy.
+        page = mayLend ? await this.usePage(pid, (p) => p) : await this.get(pid)
+      }
       if (this.closing || this.log.failure !== undefined) return
       if (this.table[pid] !== e || e.version !== version) continue
+      if (this.arena !== undefined && page !== undefined && page !== e.page && mayLend) {
+        mayLend = false
+        continue
+      }
       const bytes = page === undefined ? undefined : this.codec.encode(page)
       if (page !== undefined && bytes !== undefined) {
         if (bytes.length <= this.maxPageBytes) {

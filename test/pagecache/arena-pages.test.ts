@@ -159,9 +159,10 @@ async function run(seed: number, lendFromGet: boolean, c: Counters): Promise<voi
           }
         }
       } else if (r < 0.94) {
+        const relocatedBefore = pc.stats().pagesRelocated
         await pc.flush()
         await pc.cleanNow()
-        c.relocated = Math.max(c.relocated, pc.stats().pagesRelocated)
+        c.relocated += pc.stats().pagesRelocated - relocatedBefore
       } else if (r < 0.97) {
         await pc.close()
         pc = await open()
@@ -201,11 +202,14 @@ test(`arena pages: ${RUNS} seeded runs of ${OPS} operations, poisoned slots, 0 d
   for (const seed of seeds) await run(seed, false, c)
   console.log(
     `RELIABILITY arena-pages runs=${seeds.length} ops=${c.ops} reads=${c.reads} page_ins=${c.pageIns} ` +
-      `reopens=${c.reopens} power_cuts=${c.powerCuts} divergences=${c.divergences} ` +
+      `reopens=${c.reopens} power_cuts=${c.powerCuts} relocated=${c.relocated} divergences=${c.divergences} ` +
       `ms=${Math.round(performance.now() - t0)} seed=${seeds[0]}`,
   )
   assert.equal(c.divergences, 0)
-  assert.ok(c.pageIns > 100 && c.reopens > 0 && c.powerCuts > 0, 'the runs paged in, reopened and lost power')
+  assert.ok(
+    c.pageIns > 100 && c.reopens > 0 && c.powerCuts > 0 && c.relocated > 100,
+    'the runs paged in, reopened, lost power and relocated pages',
+  )
 })
 
 test('mutation self-check: get() lending the arena slot is caught as divergences', async () => {
