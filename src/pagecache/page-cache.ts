@@ -492,6 +492,7 @@ export class PageCache<T> implements PageStore<T> {
           const whole = consolidate ? this.codec.encode(w.page) : undefined
           // As in link(): a page over maxPageBytes keeps its delta instead.
           if (whole !== undefined && whole.length <= this.maxPageBytes) {
+            if (KILL_ODDS) maybeKill('pagecache.consolidate')
             kind = PageRecordKind.Replace
             body = whole
             deltasSoFar.set(w.pid, 0)

@@ -104,10 +104,18 @@ export interface KillLoopOptions {
    */
   mutation?: Mutation
   /**
-   * Kill points armed in every child at odds 1/`odds` (1/`earlyOdds` for the 1 kill in 10
-   * that the timer loop arms before open); the timer (killDelay) is then only a backstop.
+   * Kill points armed in every child, as this says for the child of `seed` (`early`: the 1
+   * kill in 10 that the timer loop arms before open); the timer (killDelay) is then only a
+   * backstop.
    */
-  killPoints?: { odds: number; earlyOdds: number }
+  killPoints?: (seed: number, early: boolean) => KillPointArming
+}
+
+/** A child's kill points: odds 1/`odds` at each point, only those named `only*` if given. */
+export interface KillPointArming {
+  odds: number
+  /** BOBSLED_KILL_ONLY: comma-separated name prefixes. */
+  only?: string
 }
 
 export interface KillTotals {
@@ -135,6 +143,9 @@ export interface KillTotals {
   idRegressions: number
   /** Kill-point mode: ids generateId() returned. */
   ids: number
+  /** Wall time spent running children, and checking their folders (ms). */
+  childMs: number
+  checkMs: number
   /** The first violation, with the seed that replays its folder. */
   firstViolation?: string
 }
@@ -173,6 +184,8 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
     timerKills: 0,
     idRegressions: 0,
     ids: 0,
+    childMs: 0,
+    checkMs: 0,
   }
   const kp = o.killPoints
   /** The highest id a child of this folder got from generateId(). */
@@ -197,17 +210,20 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
       const seed = o.baseSeed + kill
       const early = !mutation && seed % 10 === 0
       const delay = early && kp === undefined ? seed % 20 : minMs + ((seed * 7919) % spanMs)
+      const arming = kp?.(seed, early)
       const extras: ChildExtras | undefined =
-        kp === undefined
+        arming === undefined
           ? undefined
           : {
               env: {
                 ...process.env,
-                BOBSLED_KILL_POINTS: String(early ? kp.earlyOdds : kp.odds),
+                BOBSLED_KILL_POINTS: String(arming.odds),
                 BOBSLED_KILL_SEED: String(mixSeed(seed, 0x6b696c6c)),
+                BOBSLED_KILL_ONLY: arming.only ?? '',
               },
               onId,
             }
+      const t0 = performance.now()
       const { opened, stderr } = await runChild(
         dir,
         seed,
@@ -221,6 +237,8 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
         kp === undefined ? undefined : 'some-blobs',
         extras,
       )
+      const t1 = performance.now()
+      sum.childMs += t1 - t0
       if (!opened) sum.killedInOpen++
       if (kp !== undefined) {
         const point = firedKillPoint(stderr)
@@ -240,6 +258,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
       } finally {
         if (checkDir !== dir) rmSync(checkDir, { recursive: true, force: true })
       }
+      sum.checkMs += performance.now() - t1
       const kept = checked.kept
       const violation =
         wrongAnswers.length > 0

@@ -96,7 +96,7 @@ async function churnRound(): Promise<void> {
     await db.dropTree('scratch')
   }
   for (let n = rng.int(12); n > 0; n--) writeSync(1, `G ${await db.generateId()}\n`)
-  if (rng.chance(0.1)) {
+  if (rng.chance(0.25)) {
     await db.close()
     db = await openDb()
   }
