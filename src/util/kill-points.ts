@@ -116,11 +116,13 @@ let rng: Prng | undefined
 let evaluations = 0
 
 /**
- * SIGKILLs this process with probability 1/KILL_ODDS. Only call it behind `if (KILL_ODDS)`.
+ * SIGKILLs this process with probability 1/KILL_ODDS (never when off). Call sites test
+ * `if (KILL_ODDS)` first so that an unarmed point costs no call.
  * The same seed gives the same sequence of draws; which point the n-th draw lands on
  * still depends on how IO completions interleave, so a replay is close, not exact.
  */
 export function maybeKill(name: KillPointName): void {
+  if (KILL_ODDS === 0) return
   if (KILL_ONLY !== undefined && !KILL_ONLY.some((prefix) => name.startsWith(prefix))) return
   rng ??= new Prng(KILL_SEED)
   evaluations++
