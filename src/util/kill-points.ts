@@ -78,6 +78,11 @@ export type KillPointName = (typeof KILL_POINT_NAMES)[number]
 
 /** The line a kill point writes to stderr just before the SIGKILL (the test parses it). */
 export const KILL_POINT_LINE_PREFIX = 'BOBSLED_KILL_POINT '
+/**
+ * The line each point writes to stderr the first time it is evaluated in the process, so a
+ * test can tell a point its workload never reaches from one the draws passed over.
+ */
+export const KILL_POINT_REACHED_PREFIX = 'BOBSLED_KILL_POINT_REACHED '
 
 function readOdds(raw: string | undefined): number {
   if (raw === undefined || raw === '' || raw === '0') return 0
@@ -114,6 +119,16 @@ const KILL_ONLY: readonly string[] | undefined =
 
 let rng: Prng | undefined
 let evaluations = 0
+const reached = new Set<KillPointName>()
+
+/** Best effort: the process is about to be killed, or the line is only information. */
+function say(line: string): void {
+  try {
+    writeSync(2, line)
+  } catch {
+    // stderr gone: the kill matters, the line does not.
+  }
+}
 
 /**
  * SIGKILLs this process with probability 1/KILL_ODDS (never when off). Call sites test
@@ -123,18 +138,15 @@ let evaluations = 0
  */
 export function maybeKill(name: KillPointName): void {
   if (KILL_ODDS === 0) return
+  if (!reached.has(name)) {
+    reached.add(name)
+    say(`${KILL_POINT_REACHED_PREFIX}${name}\n`)
+  }
   if (KILL_ONLY !== undefined && !KILL_ONLY.some((prefix) => name.startsWith(prefix))) return
   rng ??= new Prng(KILL_SEED)
   evaluations++
   if (rng.int(KILL_ODDS) !== 0) return
-  try {
-    writeSync(
-      2,
-      `${KILL_POINT_LINE_PREFIX}${name} odds=1/${KILL_ODDS} seed=${KILL_SEED} evaluation=${evaluations}\n`,
-    )
-  } catch {
-    // stderr gone: the kill matters, the line does not.
-  }
+  say(`${KILL_POINT_LINE_PREFIX}${name} odds=1/${KILL_ODDS} seed=${KILL_SEED} evaluation=${evaluations}\n`)
   process.kill(process.pid, 'SIGKILL')
   // The signal lands asynchronously: block this thread so that nothing after the point runs.
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)

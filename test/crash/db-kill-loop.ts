@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Db, open } from '../../src/index.js'
-import { KILL_POINT_LINE_PREFIX } from '../../src/util/kill-points.js'
+import { KILL_POINT_LINE_PREFIX, KILL_POINT_REACHED_PREFIX } from '../../src/util/kill-points.js'
 import { mixSeed } from '../../src/util/prng.js'
 import { runUntilKilled } from '../helpers/kill-child.js'
 import {
@@ -87,6 +87,14 @@ export function firedKillPoint(stderr: string): string | undefined {
   return stderr.slice(at + KILL_POINT_LINE_PREFIX.length).split(' ')[0]
 }
 
+/** The kill points a child's stderr says it evaluated at least once. */
+export function reachedKillPoints(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith(KILL_POINT_REACHED_PREFIX))
+    .map((l) => l.slice(KILL_POINT_REACHED_PREFIX.length))
+}
+
 export type Mutation = 'none' | 'ack-early' | 'ack-applied' | 'split-batches'
 
 export interface KillLoopOptions {
@@ -137,6 +145,8 @@ export interface KillTotals {
   caught: number
   /** Kill-point mode: how often each kill point killed a child. */
   killPointsFired: Map<string, number>
+  /** Kill-point mode: the points some child evaluated (reached), fired or not. */
+  killPointsReached: Set<string>
   /** Kill-point mode: children that the timer killed because no kill point fired. */
   timerKills: number
   /** Kill-point mode: ids from generateId() not above every id returned before them. */
@@ -181,6 +191,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
     lostPerKill: [],
     caught: 0,
     killPointsFired: new Map(),
+    killPointsReached: new Set(),
     timerKills: 0,
     idRegressions: 0,
     ids: 0,
@@ -242,6 +253,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
       if (!opened) sum.killedInOpen++
       if (kp !== undefined) {
         const point = firedKillPoint(stderr)
+        for (const p of reachedKillPoints(stderr)) sum.killPointsReached.add(p)
         if (point === undefined) sum.timerKills++
         else sum.killPointsFired.set(point, (sum.killPointsFired.get(point) ?? 0) + 1)
       }
