@@ -418,8 +418,10 @@ export class PageCache<T> implements PageStore<T> {
       // A page too large for an inline base cannot be consolidated here (a blob write is
       // async): it keeps gathering deltas until the caller or cleaning rewrites it whole.
       const body = this.codec.encode(page)
-      if (KILL_ODDS) maybeKill('pagecache.consolidate')
-      if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
+      if (body.length <= this.maxPageBytes) {
+        if (KILL_ODDS) maybeKill('pagecache.consolidate')
+        return this.replace(pid, page, body)
+      }
     }
     const head = encodePageRecordHead(PageRecordKind.Link, pid)
     const lsn = this.log.appendWithHead(head, delta)
