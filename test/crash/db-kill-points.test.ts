@@ -21,8 +21,9 @@
 // and no generateId() regression; reported: which points fired, how often, and which never.
 // Mutation check: the same loop with children that acknowledge writes once applied and never
 // flush ('flush' mode), and children that apply each batch as separate writes, must be caught.
-// BOBSLED_SOAK=1 runs 2,000 cycles at odds 1/2,000; BOBSLED_SEED=<n> replays a folder
-// (close, not exact: which draw lands on which point depends on IO timing).
+// BOBSLED_SOAK=1 runs 2,000 cycles at odds 1/2,000; BOBSLED_SEED=<n> (and BOBSLED_DURABILITY=flush
+// for a 'flush' folder) replays a folder (close, not exact: which draw lands on which point
+// depends on IO timing); BOBSLED_KILL_CYCLES and BOBSLED_KILL_ODDS override the size and odds.
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -107,19 +108,22 @@ function add(a: KillTotals, b: KillTotals): KillTotals {
 test(`r2-kill-points: ${CYCLES} children killed at kill points (odds 1/${ODDS}), nothing acknowledged lost`, async () => {
   const baseSeed = Number(replay ?? Date.now() % 1_000_000)
   // Half the folders 'sync' (each write acked by its promise), half 'flush' (by db.flush()).
-  const half = Math.ceil(CYCLES / 2 / CYCLES_PER_FOLDER) * CYCLES_PER_FOLDER
-  const sync = await loop({ durability: 'sync', kills: Math.min(half, CYCLES), baseSeed })
+  // A replay (BOBSLED_SEED=<the folder's first seed>) runs that folder's 10 cycles in the
+  // mode the failure named (BOBSLED_DURABILITY=flush, else 'sync').
+  const replayFlush = replay !== undefined && process.env.BOBSLED_DURABILITY === 'flush'
+  const half = replayFlush ? 0 : Math.ceil(CYCLES / 2 / CYCLES_PER_FOLDER) * CYCLES_PER_FOLDER
+  const sync =
+    half > 0 ? await loop({ durability: 'sync', kills: Math.min(half, CYCLES), baseSeed }) : undefined
   const flush =
-    CYCLES > half && sync.firstViolation === undefined
+    CYCLES > half && sync?.firstViolation === undefined
       ? await loop({ durability: 'flush', kills: CYCLES - half, baseSeed: baseSeed + half })
       : undefined
-  const sum = flush === undefined ? sync : add(sync, flush)
-  // A replay (BOBSLED_SEED=<the folder's first seed>) runs that folder's 10 cycles in 'sync'.
+  const sum = sync === undefined ? (flush as KillTotals) : flush === undefined ? sync : add(sync, flush)
   const violation =
-    sync.firstViolation !== undefined
+    sync?.firstViolation !== undefined
       ? `durability=sync ${sync.firstViolation}`
       : flush?.firstViolation !== undefined
-        ? `durability=flush ${flush.firstViolation}`
+        ? `durability=flush ${flush.firstViolation} (with BOBSLED_DURABILITY=flush)`
         : undefined
   const fired = [...sum.killPointsFired.entries()].sort((a, b) => b[1] - a[1])
   const hit = fired.reduce((n, [, c]) => n + c, 0)
