@@ -30,6 +30,7 @@ import {
   writeKey,
 } from './tree/index.js'
 import { crc32 } from './util/crc32.js'
+import { KILL_ODDS, maybeKill } from './util/kill-points.js'
 
 /** A key or value as the API accepts it: bytes, or a string stored as UTF-8. */
 export type Bytes = Uint8Array | string
@@ -559,6 +560,7 @@ async function settle(
   // A write that changed nothing still waits for the writes whose state it observed.
   const target = lsn ?? core.forest.lastLsn
   if (target >= 0) await core.forest.store.makeStable(target)
+  if (KILL_ODDS) maybeKill('db.write.stable-unacked')
 }
 
 interface BatchOp {
@@ -691,6 +693,7 @@ export class Db extends Tree {
         writeKey(ctx, c.config, op.ref.root, op.key, op.value)
       }
     })
+    if (KILL_ODDS) maybeKill('db.batch.appended')
     await settle(c, lsn, o)
   }
 

@@ -3,6 +3,7 @@
 
 import { CorruptionError, NotADatabaseError } from '../errors.js'
 import type { Storage } from '../io/index.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { BLOB_DIR, parseBlobName } from './blob.js'
 import { WITNESS_NAME } from './close-witness.js'
 import { type Conf, readConf, writeConf } from './conf.js'
@@ -84,6 +85,7 @@ export async function collectOrphanBlobs(storage: Storage, referenced: number[])
     if (id !== undefined) idEnd = Math.max(idEnd, id + 1)
     if (id === undefined || !keep.has(id)) {
       await storage.unlink(`${BLOB_DIR}/${name}`)
+      if (KILL_ODDS) maybeKill('log.open.orphan-blob-unlinked')
       removed++
     }
   }

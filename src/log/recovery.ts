@@ -32,6 +32,7 @@ import { Buffer } from 'node:buffer'
 import { CorruptionError } from '../errors.js'
 import type { Storage, StorageFile } from '../io/index.js'
 import { assert } from '../util/assert.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { BLOB_DIR } from './blob.js'
 import type { Conf } from './conf.js'
 import type { Failpoints } from './failpoints.js'
@@ -361,6 +362,7 @@ export async function recoverLog(
     continuesLastSegment = inSegment < S - RED_ZONE_BYTES && inSegment === endAt
     if (inSegment < S && !isZero(endImage, inSegment, S)) {
       failpoints.hit('recovery zero')
+      if (KILL_ODDS) maybeKill('log.recovery.zero-tail')
       const zeros = new Uint8Array(S - inSegment)
       await file.write(zeros, 0, zeros.length, lastSeg.slot * S + inSegment)
       wrote = true
@@ -385,6 +387,7 @@ export async function recoverLog(
   if (tail.length > 0) {
     failpoints.hit('recovery zero')
     await writeTailJournal(storage, conf.logId, tail)
+    if (KILL_ODDS) maybeKill('log.recovery.tail-journaled')
     for (const e of tail) await file.write(e.bytes, 0, e.bytes.length, e.position)
     wrote = true
   }
@@ -401,6 +404,7 @@ export async function recoverLog(
     image = await readSegmentInto(file, slot, S, image ?? new Uint8Array(S))
     if (!isZero(image, 0, S)) {
       failpoints.hit('recovery zero')
+      if (KILL_ODDS) maybeKill('log.recovery.zero-slot')
       await file.write(new Uint8Array(S), 0, S, slot * S)
       zeroedSlots++
       wrote = true
@@ -411,7 +415,9 @@ export async function recoverLog(
     await file.truncate(slotCount * S)
     wrote = true
   }
+  if (KILL_ODDS && wrote) maybeKill('log.recovery.before-sync')
   if (wrote) await file.datasync()
+  if (KILL_ODDS && wrote) maybeKill('log.recovery.synced')
   if (tail.length > 0) {
     await storage.unlink(TAIL_JOURNAL)
     await storage.syncDir('')

@@ -6,6 +6,7 @@
 import { CorruptionError, wrapIoError } from '../errors.js'
 import type { Storage, StorageFile } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { readU32, readU64, writeU32, writeU64 } from './format.js'
 
 export const TAIL_JOURNAL = 'tail.journal'
@@ -124,6 +125,7 @@ export async function replayTailJournal(
         replayed++
       })
       if (replayed > 0) await log.datasync()
+      if (KILL_ODDS && replayed > 0) maybeKill('log.open.tail-journal-replayed')
     }
   } finally {
     await f.close()

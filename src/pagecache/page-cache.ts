@@ -21,6 +21,7 @@ import { openStorage, type Storage } from '../io/index.js'
 import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import {
   type Checkpoint,
   checkpointName,
@@ -417,7 +418,10 @@ export class PageCache<T> implements PageStore<T> {
       // A page too large for an inline base cannot be consolidated here (a blob write is
       // async): it keeps gathering deltas until the caller or cleaning rewrites it whole.
       const body = this.codec.encode(page)
-      if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
+      if (body.length <= this.maxPageBytes) {
+        if (KILL_ODDS) maybeKill('pagecache.consolidate')
+        return this.replace(pid, page, body)
+      }
     }
     const head = encodePageRecordHead(PageRecordKind.Link, pid)
     const lsn = this.log.appendWithHead(head, delta)
@@ -490,6 +494,7 @@ export class PageCache<T> implements PageStore<T> {
           const whole = consolidate ? this.codec.encode(w.page) : undefined
           // As in link(): a page over maxPageBytes keeps its delta instead.
           if (whole !== undefined && whole.length <= this.maxPageBytes) {
+            if (KILL_ODDS) maybeKill('pagecache.consolidate')
             kind = PageRecordKind.Replace
             body = whole
             deltasSoFar.set(w.pid, 0)
@@ -519,6 +524,7 @@ export class PageCache<T> implements PageStore<T> {
       usedStaged.size === 0
         ? this.log.appendBatch(items as Uint8Array[], 0, lsns)
         : this.log.appendMixedBatch(items, 0, lsns)
+    if (KILL_ODDS) maybeKill('pagecache.batch.appended')
     for (const st of usedStaged) this.stagedBases.delete(st)
     let bytes = 0
     for (let i = 0; i < plan.length; i++) {
@@ -922,10 +928,13 @@ export class PageCache<T> implements PageStore<T> {
       const before = this.sa.spaceBytes
       for (const s of picked) await this.drain(s.base)
       if (this.closing) return
+      if (KILL_ODDS) maybeKill('pagecache.clean.drained')
       // The copies must be durable before the originals can go.
       await this.log.flush()
+      if (KILL_ODDS) maybeKill('pagecache.clean.copies-stable')
       await this.waitUnpinned(end)
       await this.log.truncateBefore(end)
+      if (KILL_ODDS) maybeKill('pagecache.clean.truncated')
       this.trackLogSegments()
       let freed = 0
       for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
@@ -988,6 +997,7 @@ export class PageCache<T> implements PageStore<T> {
         if (bytes.length <= this.maxPageBytes) {
           this.writeReplace(pid, page, bytes)
           this.counted(bytes.length)
+          if (KILL_ODDS) maybeKill('pagecache.clean.relocated')
           return
         }
         if (rewrite) {
@@ -1007,6 +1017,7 @@ export class PageCache<T> implements PageStore<T> {
       if (this.table[pid] !== e || e.version !== version) continue
       this.carry(pid, e, moved)
       this.counted(moved.bytes)
+      if (KILL_ODDS) maybeKill('pagecache.clean.relocated')
       return
     }
     throw new InvariantError(`page ${pid} could not be relocated`)
@@ -1037,6 +1048,7 @@ export class PageCache<T> implements PageStore<T> {
       return true
     }
     const ref = await this.log.stageBlob(rec)
+    if (KILL_ODDS) maybeKill('pagecache.clean.blob-staged')
     if (this.closing || this.log.failure !== undefined || this.table[pid] !== e || e.version !== version) {
       await this.log.dropStagedBlob(ref)
       return false
@@ -1210,6 +1222,7 @@ export class PageCache<T> implements PageStore<T> {
       this.counters.lastCheckpointLsn = replayFrom
       const old = (await listCheckpoints(this.storage)).slice(KEEP_CHECKPOINTS)
       for (const n of old) await this.storage.unlink(n)
+      if (KILL_ODDS && old.length > 0) maybeKill('pagecache.checkpoint.old-unlinked')
       if (old.length > 0) await this.storage.syncDir('')
     }
     this.checkpointRun = run().finally(() => {
@@ -1226,7 +1239,10 @@ export class PageCache<T> implements PageStore<T> {
    */
   private async recover(): Promise<void> {
     for (const n of await this.storage.list('')) {
-      if (isCheckpointTemp(n)) await this.storage.unlink(n).catch(() => {})
+      if (isCheckpointTemp(n)) {
+        await this.storage.unlink(n).catch(() => {})
+        if (KILL_ODDS) maybeKill('pagecache.open.temp-unlinked')
+      }
     }
     for (const name of await listCheckpoints(this.storage)) {
       let ck: Checkpoint | string

@@ -14,6 +14,7 @@
 
 import { CorruptionError } from '../errors.js'
 import { assert } from '../util/assert.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { OpContext } from './context.js'
 import type { CopySlab } from './copies.js'
 import { compareBytes, lowerBound, upperBound } from './keys.js'
@@ -239,6 +240,7 @@ function spliceIntoParent(
 function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number, node: Node): void {
   for (;;) {
     if (needsSplit(node, c)) {
+      if (KILL_ODDS) maybeKill('tree.split')
       const pieces = splitNode(node, c)
       if (path.length === 0) {
         // The root keeps its page id: its entries move into new children.
@@ -295,6 +297,7 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       }
     }
     if (!isUnderfull(node, c)) return
+    if (KILL_ODDS) maybeKill('tree.merge')
     const step = path[path.length - 1] as PathStep
     const parent = nodeAt(ctx, step.pid) as Index
     assert(

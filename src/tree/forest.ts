@@ -7,6 +7,7 @@ import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { treePids as btreePids } from './btree.js'
 import { encodePage } from './codec.js'
 import { type CommitResult, NeedPage, OpContext, type PreparedCommit } from './context.js'
@@ -196,7 +197,10 @@ export class Forest {
           return { value, lsn: undefined }
         }
         const prepared = ctx.prepare()
-        if (prepared.large.length > 0) await this.stageLarge(prepared)
+        if (prepared.large.length > 0) {
+          await this.stageLarge(prepared)
+          if (KILL_ODDS) maybeKill('tree.commit.large-staged')
+        }
         let c: CommitResult
         try {
           c = ctx.finish(prepared)
@@ -206,6 +210,7 @@ export class Forest {
         }
         this.version++
         if (c.lsn !== undefined) this.lastLsn = c.lsn
+        if (KILL_ODDS) maybeKill('tree.commit.appended')
         afterCommit?.(value, c)
         return { value, lsn: c.lsn }
       }
@@ -333,6 +338,7 @@ export class Forest {
           ref.isDropped = true
           this.refs.delete(name)
         }
+        if (KILL_ODDS && dropped) maybeKill('tree.drop.appended')
       },
     )
     return value
@@ -355,7 +361,9 @@ export class Forest {
     // The counter page is not a tree page: it needs neither the writer mutex nor a version bump.
     const lsn = this.store.replace(COUNTER_PID, { kind: 'counter', idLimit: limit })
     this.lastLsn = Math.max(this.lastLsn, lsn)
+    if (KILL_ODDS) maybeKill('tree.id.counter-appended')
     await this.store.makeStable(lsn)
+    if (KILL_ODDS) maybeKill('tree.id.counter-stable')
     this.idLimit = limit
   }
 
