@@ -755,10 +755,6 @@ export class Log {
     await this.release()
   }
 
-  /** True once the open is accepted (at the end of open(), or by acceptOpen()). */
-  get isAccepted(): boolean {
-    return this.pending === undefined
-  }
 
   /**
    * Flushes, writes a closing witness, waits for every write, closes the file and unlocks.
