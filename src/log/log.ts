@@ -755,7 +755,6 @@ export class Log {
     await this.release()
   }
 
-
   /**
    * Flushes, writes a closing witness, waits for every write, closes the file and unlocks.
    * An open never accepted writes nothing here either (as closeRefused()).

@@ -118,7 +118,8 @@ export async function recoverLog(
   const S = conf.segmentBytes
   // 0. A tail rewrite that a power cut interrupted is finished by replaying its journal
   // (tail-journal.ts); until then the log reads as if it had been.
-  const journal = raw === undefined ? undefined : await readTailJournal(storage, raw, conf.logId, S)
+  // A missing log file is an empty one: every extent lies past its end.
+  const journal = await readTailJournal(storage, raw === undefined ? 0 : await raw.size(), conf.logId, S)
   try {
     return await decideAndPlan(storage, raw, fileLabel, conf, journal, closeWitness, verifyAll, scanWitnessed)
   } catch (e) {

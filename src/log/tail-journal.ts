@@ -80,7 +80,7 @@ export interface FoundJournal {
  */
 export async function readTailJournal(
   storage: Storage,
-  log: StorageFile,
+  logBytes: number,
   logId: number,
   segmentBytes: number,
 ): Promise<FoundJournal | undefined> {
@@ -101,7 +101,7 @@ export async function readTailJournal(
       readU32(header, 28) === crc32(header, 4, 28, await bodyCrc(f, size))
     if (isValid) {
       const count = readU32(header, 16)
-      const logEnd = Math.ceil((await log.size()) / S) * S
+      const logEnd = Math.ceil(logBytes / S) * S
       const extentHeader = new Uint8Array(EXTENT_HEADER_BYTES)
       let p = HEADER_BYTES
       for (let i = 0; i < count; i++) {
@@ -178,7 +178,7 @@ export async function replayTailJournal(
   segmentBytes: number,
   logLabel: string,
 ): Promise<number> {
-  const found = await readTailJournal(storage, log, logId, segmentBytes)
+  const found = await readTailJournal(storage, await log.size(), logId, segmentBytes)
   return found === undefined ? 0 : applyTailJournal(storage, log, found, segmentBytes, logLabel)
 }
 
