@@ -119,9 +119,21 @@ export async function recoverLog(
   // 0. A tail rewrite that a power cut interrupted is finished by replaying its journal
   // (tail-journal.ts); until then the log reads as if it had been.
   // A missing log file is an empty one: every extent lies past its end.
-  const journal = await readTailJournal(storage, raw === undefined ? 0 : await raw.size(), conf.logId, S)
+  const rawBytes = raw === undefined ? 0 : await raw.size()
+  const journal = await readTailJournal(storage, rawBytes, conf.logId, S)
   try {
-    return await decideAndPlan(storage, raw, fileLabel, conf, journal, closeWitness, verifyAll, scanWitnessed)
+    const view = new RepairedFile(raw, rawBytes, journal?.file)
+    for (const e of journal?.extents ?? []) view.fromJournal(e.position, e.length, e.at)
+    return await decideAndPlan(
+      storage,
+      view,
+      fileLabel,
+      conf,
+      journal,
+      closeWitness,
+      verifyAll,
+      scanWitnessed,
+    )
   } catch (e) {
     await journal?.file?.close().catch(() => {})
     throw e
@@ -130,7 +142,7 @@ export async function recoverLog(
 
 async function decideAndPlan(
   storage: Storage,
-  raw: StorageFile | undefined,
+  file: RepairedFile,
   fileLabel: string,
   conf: Conf,
   journal: Awaited<ReturnType<typeof readTailJournal>>,
@@ -139,8 +151,6 @@ async function decideAndPlan(
   scanWitnessed: boolean,
 ): Promise<RecoveredLog> {
   const S = conf.segmentBytes
-  const file = new RepairedFile(raw, raw === undefined ? 0 : await raw.size(), journal?.file)
-  for (const e of journal?.extents ?? []) file.fromJournal(e.position, e.length, e.at)
   const size = await file.size()
   const slotCount = Math.floor(size / S) + (size % S >= SEGMENT_HEADER_BYTES ? 1 : 0)
 

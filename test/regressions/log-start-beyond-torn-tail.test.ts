@@ -122,6 +122,19 @@ test('the page cache sequence that found it (R1p, BOBSLED_SEED=7 after B-PC3 was
     hs.some((h) => h.base === 3 * S && h.first === 2 * S),
     `scenario not reached (the IO sequence changed; derive a new seed): ${JSON.stringify(hs)}`,
   )
+  // ... and the log ends before it (true with the bug too: it then starts at 2 S and ends
+  // inside that segment). Any change to an open's IO sequence can move the crash elsewhere.
+  const probe = await Log.open('db', {
+    storage: disk.clone().storage('db'),
+    flushEveryMs: 0,
+    deferAccept: true,
+  })
+  const bases = probe.segmentBases()
+  await probe.closeRefused()
+  assert.ok(
+    !bases.includes(3 * S),
+    `scenario not reached (the log holds segment 3 S; derive a new seed): ${bases}`,
+  )
   pc = await open(disk)
   assert.equal(pc.stats().firstLsn, 0)
   assert.deepEqual((await pc.get(p))?.items, [large, ' '])
