@@ -824,7 +824,8 @@ export async function open(path: string, options?: OpenOptions): Promise<Db> {
 
 /** The embedded default: the tree's pages on the page cache, in the folder at `path`. */
 async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
-  const options: PageCacheOptions = {}
+  // Forest.open() accepts the open once the tree's own pages check out.
+  const options: PageCacheOptions = { deferAccept: true }
   if (o.storage !== undefined) options.storage = o.storage
   if (o.segmentBytes !== undefined) options.segmentBytes = o.segmentBytes
   if (o.flushEveryMs !== undefined) options.flushEveryMs = o.flushEveryMs

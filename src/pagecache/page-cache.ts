@@ -175,6 +175,11 @@ export class PageCache<T> implements PageStore<T> {
   private timer: NodeJS.Timeout | undefined
   private closing = false
   private closed = false
+  /** Writes wait for this: the open was accepted (acceptOpen(), or at the end of open()). */
+  private isAccepted = false
+  private accepting: Promise<void> | undefined
+  /** Temp files of checkpoints a crash cut short, removed once the open is accepted. */
+  private staleTemps: string[] = []
   private readonly counters = {
     pagesRelocated: 0,
     bytesRelocated: 0,
@@ -255,11 +260,14 @@ export class PageCache<T> implements PageStore<T> {
     // The checkpoint, not a walk of the whole log, tells open where pages are.
     // 16 MiB of writes in flight (the log alone allows 64) keeps throughput on this disk
     // and bounds the segment buffers a write burst holds on top of the cache.
+    // The log writes nothing until this layer has checked the folder too: a refused open
+    // leaves it as found (regimen R8; docs/DESIGN.md, "Accepting an open").
     const log = await Log.open(path, {
       scanWitnessed: false,
       writeHighWaterBytes: DEFAULT_WRITE_HIGH_WATER_BYTES,
       ...logOptions,
       storage,
+      deferAccept: true,
     })
     const pc = new PageCache<T>(log, storage, codec, {
       cacheCapacity,
@@ -272,14 +280,39 @@ export class PageCache<T> implements PageStore<T> {
     })
     try {
       await pc.recover()
+      pc.recoveryInfo.ms = performance.now() - t0
+      if (logOptions.deferAccept !== true) await pc.acceptOpen()
     } catch (e) {
       // Recovery writes nothing: neither may giving up (no witness of a refused log).
       await log.closeRefused().catch(() => {})
       throw wrapIoError(e, `opening the page cache in ${storage.location}`)
     }
-    pc.recoveryInfo.ms = performance.now() - t0
-    pc.startTimer()
     return pc
+  }
+
+  /**
+   * Accepts an open made with `deferAccept` once the layer above has checked the pages it
+   * needs: the log writes its recovery's repairs, stale checkpoint temp files go, and
+   * background work starts. Until then every write throws and nothing is written; reads
+   * see the recovered state. Idempotent.
+   */
+  acceptOpen(): Promise<void> {
+    this.accepting ??= this.accept()
+    return this.accepting
+  }
+
+  private async accept(): Promise<void> {
+    if (this.closed || this.closing) throw new ClosedError('the page cache is closed')
+    const t0 = performance.now()
+    await this.log.acceptOpen()
+    for (const n of this.staleTemps) {
+      await this.storage.unlink(n).catch(() => {})
+      if (KILL_ODDS) maybeKill('pagecache.open.temp-unlinked')
+    }
+    this.staleTemps = []
+    this.isAccepted = true
+    this.recoveryInfo.ms += performance.now() - t0
+    this.startTimer()
   }
 
   // ---- reading ----
@@ -1195,6 +1228,11 @@ export class PageCache<T> implements PageStore<T> {
    */
   checkpoint(): Promise<void> {
     this.checkOpen()
+    if (!this.isAccepted) {
+      return Promise.reject(
+        new InvalidArgumentError('the page cache is written only once its open is accepted (acceptOpen())'),
+      )
+    }
     if (this.checkpointRun !== undefined) return this.checkpointRun
     const replayFrom = this.log.maxReservedLsn + 1
     const summary: number[] = []
@@ -1238,12 +1276,7 @@ export class PageCache<T> implements PageStore<T> {
    * from the log's start). Writes nothing, so recovering twice gives the same state.
    */
   private async recover(): Promise<void> {
-    for (const n of await this.storage.list('')) {
-      if (isCheckpointTemp(n)) {
-        await this.storage.unlink(n).catch(() => {})
-        if (KILL_ODDS) maybeKill('pagecache.open.temp-unlinked')
-      }
-    }
+    this.staleTemps = (await this.storage.list('')).filter(isCheckpointTemp)
     for (const name of await listCheckpoints(this.storage)) {
       let ck: Checkpoint | string
       try {
@@ -1439,6 +1472,8 @@ export class PageCache<T> implements PageStore<T> {
   /** Finishes cleaning, writes a checkpoint, closes the log and releases the folder. */
   async close(): Promise<void> {
     if (this.closed || this.closing) return
+    // An open never accepted writes nothing, not even a checkpoint.
+    if (this.accepting === undefined) return this.closeRefused()
     try {
       await this.stopBackgroundWork()
       if (this.log.failure === undefined) await this.checkpoint()
@@ -1466,6 +1501,7 @@ export class PageCache<T> implements PageStore<T> {
   /** Stops the timer and waits for a cleaning run and a checkpoint in flight. */
   private async stopBackgroundWork(): Promise<void> {
     this.closing = true
+    await this.accepting?.catch(() => {})
     if (this.timer !== undefined) clearInterval(this.timer)
     await this.cleaningRun
     await this.checkpointRun?.catch(() => {})
@@ -1479,6 +1515,11 @@ export class PageCache<T> implements PageStore<T> {
 
   private checkWritable(): void {
     if (this.closed || this.closing) throw new ClosedError('the page cache is closed')
+    if (!this.isAccepted) {
+      throw new InvalidArgumentError(
+        'the page cache is written only once its open is accepted (acceptOpen())',
+      )
+    }
     const f = this.log.failure
     if (f !== undefined) throw f
   }

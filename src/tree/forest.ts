@@ -78,6 +78,15 @@ export class Forest {
       if (existing.length > 0) {
         throw new CorruptionError(`the page store holds ${existing.length} pages but no META page`)
       }
+    } else {
+      if (meta.kind !== 'meta') throw new CorruptionError(`page ${META_PID} is a ${meta.kind} page, not META`)
+      if (counter?.kind !== 'counter')
+        throw new CorruptionError(`page ${COUNTER_PID} is not the ID-generator page`)
+    }
+    // Every check of the open is done: the layers below may write now (their recovery's
+    // repairs), and not before, so a refused folder is left as found (docs/DESIGN.md).
+    await store.acceptOpen?.()
+    if (meta === undefined) {
       const metaPid = store.allocate()
       const counterPid = store.allocate()
       const root = store.allocate()
@@ -93,9 +102,7 @@ export class Forest {
       ])
       await store.makeStable(lsn)
     }
-    if (meta.kind !== 'meta') throw new CorruptionError(`page ${META_PID} is a ${meta.kind} page, not META`)
-    if (counter?.kind !== 'counter')
-      throw new CorruptionError(`page ${COUNTER_PID} is not the ID-generator page`)
+    assert(meta.kind === 'meta' && counter?.kind === 'counter', 'META and the counter were checked above')
     return new Forest(store, config, meta, counter.idLimit)
   }
 
