@@ -932,8 +932,13 @@ export class PageCache<T> implements PageStore<T> {
   ): Promise<void> {
     // Compacting relocates at most the whole log once: each pass drops the head.
     let compactPasses = compact ? this.sa.segmentCount : 0
+    // A run ends even when writers keep the log over its budget (a writer on every turn
+    // could otherwise keep cleanNow() from ever resolving while the file grows): each pass
+    // frees at least one segment, so twice the segments there were at the start is room
+    // enough to settle a quiet log; the next write or timer tick starts another run.
+    let passesLeft = 2 * this.sa.segmentCount + 8
     let budgetStuck = false
-    while (!this.closing && this.log.failure === undefined) {
+    while (!this.closing && this.log.failure === undefined && passesLeft-- > 0) {
       this.trackLogSegments()
       if (!budgetStuck && this.sa.needsSeal(trigger, stop)) {
         // Dead blob files whose newest pointer is in the segment being written (or one not
