@@ -1,7 +1,7 @@
 // Compact leaves (docs/DESIGN.md, "Tree: in-memory leaves"). A leaf holds its entries as
 // the bytes of its encoded page (codec.ts: 0x01, varint n, n × (bytes key, bytes value)) in
 // one ArrayBuffer, followed in the same buffer by a Uint32Array of where each key lies and
-// one of each key's word (prefix.ts), so a lookup is a binary search over the words that
+// of each key's word (prefix.ts), so a lookup is a binary search over the words that
 // compares keys in place only on a tie, and a page-in is a copy plus one pass over the
 // varints. Rebuilding those bytes costs a whole-leaf copy, so writes gather in a
 // small sorted overlay (the caller's key and value arrays) that is folded into new bytes
@@ -57,10 +57,12 @@ export class Leaf {
   readonly kind = 'leaf'
   /** The encoded base page, exactly its bytes (a view at offset 0 of its own buffer). */
   buf: Uint8Array
-  /** [keyStart, keyEnd) of every base entry, in buf (a view of the same buffer). */
+  /**
+   * [keyStart, keyEnd) of every base entry i at [2i, 2i + 1], in buf; then the word of every
+   * base key after the shared prefix (prefix.ts) at [2n + i]. A view of the same buffer: one
+   * view rather than two saves ~110 bytes per leaf.
+   */
   offs: Uint32Array
-  /** The word of every base key after the shared prefix (prefix.ts; same buffer). */
-  words: Uint32Array
   /** Bytes every base key shares at its start (prefix.ts). */
   cpl: number
   /** Changes since buf, sorted by key, distinct: the new value, or undefined (removed). */
@@ -76,7 +78,6 @@ export class Leaf {
   constructor(
     buf: Uint8Array,
     offs: Uint32Array,
-    words: Uint32Array,
     cpl: number,
     ovKeys: readonly Uint8Array[],
     ovVals: readonly (Uint8Array | undefined)[],
@@ -86,7 +87,6 @@ export class Leaf {
   ) {
     this.buf = buf
     this.offs = offs
-    this.words = words
     this.cpl = cpl
     this.ovKeys = ovKeys
     this.ovVals = ovVals
@@ -109,7 +109,6 @@ export function leafMemoryBytes(l: Leaf): number {
 class Builder {
   readonly buf: Uint8Array
   readonly offs: Uint32Array
-  readonly words: Uint32Array
   private pos: number
   private i = 0
 
@@ -120,8 +119,7 @@ class Builder {
     const at = (bytes + 7) & ~7
     const ab = new ArrayBuffer(at + 12 * count)
     this.buf = new Uint8Array(ab, 0, bytes)
-    this.offs = new Uint32Array(ab, at, 2 * count)
-    this.words = new Uint32Array(ab, at + 8 * count, count)
+    this.offs = new Uint32Array(ab, at, 3 * count)
     this.buf[0] = TAG_LEAF
     this.pos = writeVarint(this.buf, 1, count)
   }
@@ -155,14 +153,14 @@ class Builder {
 
   done(): Leaf {
     assert(this.pos === this.bytes && this.i === this.count, `built ${this.pos} bytes, sized ${this.bytes}`)
-    const cpl = fillWords(this.buf, this.offs, this.words)
-    return new Leaf(this.buf, this.offs, this.words, cpl, NO_KEYS, NO_VALUES, 0, this.count, this.bytes)
+    const cpl = fillWords(this.buf, this.offs)
+    return new Leaf(this.buf, this.offs, cpl, NO_KEYS, NO_VALUES, 0, this.count, this.bytes)
   }
 }
 
 /** Writes the word of every key (keys sorted) and returns the bytes they all share. */
-function fillWords(buf: Uint8Array, offs: Uint32Array, words: Uint32Array): number {
-  const n = words.length
+function fillWords(buf: Uint8Array, offs: Uint32Array): number {
+  const n = (offs.length / 3) | 0
   if (n === 0) return 0
   const last = 2 * n - 2
   const cpl = commonPrefixBytes(
@@ -173,7 +171,8 @@ function fillWords(buf: Uint8Array, offs: Uint32Array, words: Uint32Array): numb
     offs[last] as number,
     offs[last + 1] as number,
   )
-  for (let i = 0; i < n; i++) words[i] = wordAt(buf, (offs[2 * i] as number) + cpl, offs[2 * i + 1] as number)
+  for (let i = 0; i < n; i++)
+    offs[2 * n + i] = wordAt(buf, (offs[2 * i] as number) + cpl, offs[2 * i + 1] as number)
   return cpl
 }
 
@@ -205,14 +204,14 @@ export function leafOfBytes(src: Uint8Array, offs: Uint32Array): Leaf {
   const b = new Builder(count, src.length)
   b.buf.set(src)
   b.offs.set(offs)
-  const cpl = fillWords(b.buf, b.offs, b.words)
-  return new Leaf(b.buf, b.offs, b.words, cpl, NO_KEYS, NO_VALUES, 0, count, src.length)
+  const cpl = fillWords(b.buf, b.offs)
+  return new Leaf(b.buf, b.offs, cpl, NO_KEYS, NO_VALUES, 0, count, src.length)
 }
 
 // ---- reading the base ----
 
 function baseCount(l: Leaf): number {
-  return l.offs.length >>> 1
+  return (l.offs.length / 3) | 0
 }
 
 /** Start of base entry i (its key length varint); the end of the bytes for i = count. */
@@ -224,21 +223,21 @@ function entryStart(l: Leaf, i: number): number {
 
 /** Position of key among the base entries: its index, or ~index of where it would go. */
 function baseSearch(l: Leaf, key: Uint8Array): number {
-  const words = l.words
-  const n = words.length
-  const buf = l.buf
   const offs = l.offs
+  const n = (offs.length / 3) | 0
+  const buf = l.buf
   const cpl = l.cpl
   if (cpl > 0) {
     const side = sharesPrefix(key, buf, offs[0] as number, cpl)
     if (side !== 0) return side < 0 ? ~0 : ~n
   }
   const w = wordAt(key, cpl, key.length)
+  const words = 2 * n
   let lo = 0
   let hi = n
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    const x = words[mid] as number
+    const x = offs[words + mid] as number
     const c =
       x !== w
         ? x - w
@@ -341,7 +340,7 @@ export function leafPut(l: Leaf, key: Uint8Array, value: Uint8Array | undefined)
     assert(m.count === count && m.bytes === bytes, 'a folded leaf keeps its size')
     return m
   }
-  return new Leaf(l.buf, l.offs, l.words, l.cpl, keys, vals, ovBytes, count, bytes)
+  return new Leaf(l.buf, l.offs, l.cpl, keys, vals, ovBytes, count, bytes)
 }
 
 /**
@@ -388,7 +387,6 @@ export function fold(l: Leaf): Leaf {
   assert(m.count === l.count && m.bytes === l.bytes, 'a folded leaf keeps its size')
   l.buf = m.buf
   l.offs = m.offs
-  l.words = m.words
   l.cpl = m.cpl
   l.ovKeys = NO_KEYS
   l.ovVals = NO_VALUES
