@@ -15,7 +15,6 @@ import {
   equalBytes,
   Forest,
   getValue,
-  getValueCopy,
   MAX_BATCH_OPS,
   MAX_TREE_NAME_BYTES,
   makeTreeConfig,
@@ -229,14 +228,8 @@ export class Tree {
     } catch (e) {
       return Promise.reject(e)
     }
-    const copies = this.#core.forest.copies
-    return this.read(
-      (root, ctx) => getValueCopy(ctx, root, k, copies),
-      // The plan runs again after a page-in: the caller may have changed its array by then.
-      () => {
-        k = k.slice()
-      },
-    )
+    const { forest, ref } = this.#core
+    return forest.get(ref, k)
   }
 
   /** The value of key decoded as UTF-8, or undefined. */

@@ -17,7 +17,7 @@ import { assert } from '../util/assert.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { OpContext } from './context.js'
 import type { CopySlab } from './copies.js'
-import { compareBytes, lowerBound, upperBound } from './keys.js'
+import { compareBytes } from './keys.js'
 import {
   fold,
   type Leaf,
@@ -36,6 +36,7 @@ import {
   entryBytes,
   entryCount,
   type Index,
+  indexSlot,
   isBlobLeaf,
   isUnderfull,
   makeIndex,
@@ -92,8 +93,7 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
     if (node.kind === 'leaf') return { path, pid, leaf: node, lo, hi }
-    const slot =
-      key === null ? node.keys.length : before ? lowerBound(node.keys, key) : upperBound(node.keys, key)
+    const slot = key === null ? node.keys.length : indexSlot(node, key, !before)
     if (slot > 0) lo = node.keys[slot - 1]
     if (slot < node.keys.length) hi = node.keys[slot]
     path.push({ pid, slot })
@@ -108,7 +108,7 @@ function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
     if (node.kind === 'leaf') return node
-    pid = node.children[upperBound(node.keys, key)] as number
+    pid = node.children[indexSlot(node, key, true)] as number
   }
   return tooDeep(root)
 }

@@ -8,7 +8,7 @@ import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
-import { treePids as btreePids } from './btree.js'
+import { treePids as btreePids, getValueCopy } from './btree.js'
 import { encodePage } from './codec.js'
 import { type CommitResult, NeedPage, OpContext, type PreparedCommit } from './context.js'
 import { CopySlab } from './copies.js'
@@ -136,6 +136,28 @@ export class Forest {
     }
     beforeWait?.()
     return this.readPagingIn(plan, missing)
+  }
+
+  /**
+   * The value of `key` in tree `ref` as the caller's own copy (copies.ts), or undefined: read()
+   * for one get, without its closures. A get of resident pages (the common case) allocates
+   * the settled promise and the copy, nothing else. A get that must wait copies the key first
+   * (the caller may reuse its array meanwhile) and goes on as read() does.
+   */
+  get(ref: TreeRef, key: Uint8Array): Promise<Uint8Array | undefined> {
+    let missing: number
+    try {
+      this.checkTree(ref)
+      return Promise.resolve(getValueCopy(this.residentView, ref.root, key, this.copies))
+    } catch (e) {
+      if (!(e instanceof NeedPage)) return Promise.reject(e)
+      missing = e.pid
+    }
+    const k = key.slice()
+    return this.readPagingIn((ctx) => {
+      this.checkTree(ref)
+      return getValueCopy(ctx, ref.root, k, this.copies)
+    }, missing)
   }
 
   /** read() after its first attempt found page `missing` not resident. */
