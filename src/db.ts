@@ -15,7 +15,6 @@ import {
   equalBytes,
   Forest,
   getValue,
-  getValueCopy,
   MAX_BATCH_OPS,
   MAX_TREE_NAME_BYTES,
   makeTreeConfig,
@@ -30,6 +29,7 @@ import {
   writeKey,
 } from './tree/index.js'
 import { crc32 } from './util/crc32.js'
+import { KILL_ODDS, maybeKill } from './util/kill-points.js'
 
 /** A key or value as the API accepts it: bytes, or a string stored as UTF-8. */
 export type Bytes = Uint8Array | string
@@ -228,14 +228,8 @@ export class Tree {
     } catch (e) {
       return Promise.reject(e)
     }
-    const copies = this.#core.forest.copies
-    return this.read(
-      (root, ctx) => getValueCopy(ctx, root, k, copies),
-      // The plan runs again after a page-in: the caller may have changed its array by then.
-      () => {
-        k = k.slice()
-      },
-    )
+    const { forest, ref } = this.#core
+    return forest.get(ref, k)
   }
 
   /** The value of key decoded as UTF-8, or undefined. */
@@ -559,6 +553,7 @@ async function settle(
   // A write that changed nothing still waits for the writes whose state it observed.
   const target = lsn ?? core.forest.lastLsn
   if (target >= 0) await core.forest.store.makeStable(target)
+  if (KILL_ODDS) maybeKill('db.write.stable-unacked')
 }
 
 interface BatchOp {
@@ -691,6 +686,7 @@ export class Db extends Tree {
         writeKey(ctx, c.config, op.ref.root, op.key, op.value)
       }
     })
+    if (KILL_ODDS) maybeKill('db.batch.appended')
     await settle(c, lsn, o)
   }
 
@@ -821,7 +817,8 @@ export async function open(path: string, options?: OpenOptions): Promise<Db> {
 
 /** The embedded default: the tree's pages on the page cache, in the folder at `path`. */
 async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
-  const options: PageCacheOptions = {}
+  // Forest.open() accepts the open once the tree's own pages check out.
+  const options: PageCacheOptions = { deferAccept: true }
   if (o.storage !== undefined) options.storage = o.storage
   if (o.segmentBytes !== undefined) options.segmentBytes = o.segmentBytes
   if (o.flushEveryMs !== undefined) options.flushEveryMs = o.flushEveryMs

@@ -40,7 +40,9 @@ export async function runVerify(o: CommonOptions & { progress: boolean }): Promi
   // Log.open would create a missing log: verify must never make a database.
   checkExists(o.dir)
   try {
-    const l = await Log.open(o.dir, { verifyOnOpen: true, flushEveryMs: 0 })
+    // deferAccept: this pass only reads; what recovery would repair is left as found
+    // (close() of an open never accepted writes nothing).
+    const l = await Log.open(o.dir, { verifyOnOpen: true, flushEveryMs: 0, deferAccept: true })
     try {
       for await (const r of l.iterFrom(0)) {
         log.records++

@@ -6,6 +6,7 @@
 import { CorruptionError, wrapIoError } from '../errors.js'
 import type { Storage } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { Failpoints } from './failpoints.js'
 import { readU32, readU64, writeU32, writeU64 } from './format.js'
 
@@ -50,12 +51,15 @@ export async function writeBlob(
     failpoints.hit('blob write')
     await f.write(header, 0, HEADER_BYTES, 0)
     await f.write(data, 0, data.length, HEADER_BYTES)
+    if (KILL_ODDS) maybeKill('log.blob.written')
     failpoints.hit('blob sync')
     await f.datasync()
+    if (KILL_ODDS) maybeKill('log.blob.synced')
   } finally {
     await f.close()
   }
   await storage.syncDir(BLOB_DIR)
+  if (KILL_ODDS) maybeKill('log.blob.dir-synced')
   return { id, sizeBytes: data.length, crc }
 }
 

@@ -6,6 +6,7 @@
 
 import type { Storage } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { readU32, readU64, writeU32, writeU64 } from './format.js'
 
 export const WITNESS_NAME = 'witness'
@@ -42,9 +43,11 @@ export async function writeCloseWitness(storage: Storage, logId: number, stableL
   try {
     await f.write(b, 0, WITNESS_BYTES, 0)
     await f.datasync()
+    if (KILL_ODDS) maybeKill('log.close.witness-file-synced')
   } finally {
     await f.close()
   }
   await storage.rename(WITNESS_TMP, WITNESS_NAME)
+  if (KILL_ODDS) maybeKill('log.close.witness-file-renamed')
   await storage.syncDir('')
 }

@@ -3,6 +3,7 @@
 
 import { CorruptionError, NotADatabaseError } from '../errors.js'
 import type { Storage } from '../io/index.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { BLOB_DIR, parseBlobName } from './blob.js'
 import { WITNESS_NAME } from './close-witness.js'
 import { type Conf, readConf, writeConf } from './conf.js'
@@ -72,23 +73,33 @@ export async function refuseMissingLog(storage: Storage, closeWitness: number): 
 }
 
 /**
- * Removes blob files no durable pointer names (a crash between blob and pointer). Returns
- * one past the highest blob id seen, so a new blob never reuses a name.
+ * Blob files no durable pointer names (a crash between blob and pointer), to be removed
+ * once the open is accepted, and one past the highest blob id seen, so a new blob never
+ * reuses a name. Reads only: a missing blob folder holds none.
  */
-export async function collectOrphanBlobs(storage: Storage, referenced: number[]): Promise<number> {
+export async function findOrphanBlobs(
+  storage: Storage,
+  referenced: number[],
+): Promise<{ orphans: string[]; idEnd: number }> {
   const keep = new Set(referenced)
   let idEnd = 0
-  let removed = 0
+  const orphans: string[] = []
+  if (!(await storage.exists(BLOB_DIR))) return { orphans, idEnd }
   for (const name of await storage.list(BLOB_DIR)) {
     const id = parseBlobName(name)
     if (id !== undefined) idEnd = Math.max(idEnd, id + 1)
-    if (id === undefined || !keep.has(id)) {
-      await storage.unlink(`${BLOB_DIR}/${name}`)
-      removed++
-    }
+    if (id === undefined || !keep.has(id)) orphans.push(`${BLOB_DIR}/${name}`)
   }
-  if (removed > 0) await storage.syncDir(BLOB_DIR)
-  return idEnd
+  return { orphans, idEnd }
+}
+
+/** Removes what findOrphanBlobs() found, durably. */
+export async function removeOrphanBlobs(storage: Storage, orphans: readonly string[]): Promise<void> {
+  for (const name of orphans) {
+    await storage.unlink(name)
+    if (KILL_ODDS) maybeKill('log.open.orphan-blob-unlinked')
+  }
+  if (orphans.length > 0) await storage.syncDir(BLOB_DIR)
 }
 
 function randomLogId(): number {

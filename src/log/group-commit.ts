@@ -4,6 +4,7 @@
 // background once `syncEveryBytes` of written bytes are unsynced (bounded dirty data, so a
 // later flush or the kernel's own writeback does not meet one large burst).
 
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { LogContext } from './log-context.js'
 import { bump } from './metrics.js'
 import { StabilityIntervals } from './stability.js'
@@ -79,6 +80,7 @@ export class GroupCommit {
     let sync: Promise<void>
     try {
       ctx.failpoints.hit('datasync')
+      if (KILL_ODDS) maybeKill('log.sync.before')
       sync = this.unsafeAckBeforeSync ? Promise.resolve() : ctx.file.datasync()
     } catch (e) {
       sync = Promise.reject(e)
@@ -87,6 +89,7 @@ export class GroupCommit {
       () => {
         this.syncInFlight = false
         if (ctx.poisonError !== undefined) return
+        if (KILL_ODDS) maybeKill('log.sync.done.unpublished')
         const stats = ctx.stats
         const ms = performance.now() - t0
         stats.syncs++
@@ -103,6 +106,7 @@ export class GroupCommit {
         bump(stats.bytesPerSync, bytes)
         const released = this.stableWaiters.releaseUpTo(stable)
         bump(stats.waitersPerSync, released)
+        if (KILL_ODDS) maybeKill('log.sync.done.published')
         if (released > 1) {
           // Several writers just woke and will append again within a few promise hops.
           // Hold the next seal and sync for two turns of the event loop so they all join

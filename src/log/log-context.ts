@@ -10,7 +10,8 @@ import type { LogMetrics } from './metrics.js'
 export const LOG_FILE = 'log'
 
 export interface LogContext {
-  readonly file: StorageFile
+  /** The log file; until the open is accepted, a read-only view of it as repaired. */
+  file: StorageFile
   readonly conf: Conf
   readonly segmentBytes: number
   readonly failpoints: Failpoints

@@ -38,6 +38,21 @@ export interface LogOptions {
    */
   scanWitnessed?: boolean
   /**
+   * Return from open() before the open is accepted: recovery's repairs (zeroing a torn
+   * tail, rewriting the unwitnessed tail, replaying a tail journal, removing orphan blobs,
+   * upgrading conf) wait for acceptOpen(), and nothing is written until then. For a layer
+   * that checks the folder further (the page cache, the tree) and must leave a folder it
+   * refuses as found: it reads the log meanwhile (as repaired) and calls closeRefused() to
+   * give up. Default false: open() accepts at its end.
+   */
+  deferAccept?: boolean
+  /**
+   * TEST ONLY — a mutation switch that applies recovery's repairs at the end of open()
+   * even with deferAccept, before the layer above has accepted. The refused-open tests
+   * turn it on to prove they catch a write before acceptance. Never use it otherwise.
+   */
+  unsafeRepairBeforeAccept?: boolean
+  /**
    * TEST ONLY — a mutation switch that acknowledges writes without a datasync. The crash
    * tests turn it on to prove they can fail. Never use it otherwise.
    */

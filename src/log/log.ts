@@ -7,7 +7,8 @@
 //  - segment-slots.ts: which slot of the file holds which segment;
 //  - record-reader.ts: read() and iterFrom();
 //  - truncation.ts: truncateBefore();
-//  - recovery.ts: what on disk is trusted at open.
+//  - recovery.ts: what on disk is trusted at open;
+//  - repairs.ts: the writes that make the disk say so, applied once the open is accepted.
 // Durability comes from group commit: one datasync in flight, covering every write that
 // completed before it began; only then does the stable LSN move and do waiters resolve.
 
@@ -18,14 +19,15 @@ import { BLOB_DIR, type BlobRef, blobName, writeBlob } from './blob.js'
 import { readCloseWitness, writeCloseWitness } from './close-witness.js'
 import { type Conf, writeConf } from './conf.js'
 import { Failpoints } from './failpoints.js'
-import { collectOrphanBlobs, readOrCreateConf, refuseMissingLog } from './folder.js'
+import { findOrphanBlobs, readOrCreateConf, refuseMissingLog, removeOrphanBlobs } from './folder.js'
 import { DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, MAX_MESSAGE_HEADER_BYTES, MessageKind } from './format.js'
 import { GroupCommit } from './group-commit.js'
 import { LOG_FILE, type LogContext } from './log-context.js'
 import type { LogOptions, LogRecord, Reservation } from './log-types.js'
 import { emptyMetrics, type LogMetrics } from './metrics.js'
 import { iterRecords, type ReadSource, readBlobRef, readRecord } from './record-reader.js'
-import { recoverLog } from './recovery.js'
+import { type RecoveredLog, recoverLog } from './recovery.js'
+import { applyLogRepairs, discardLogRepairs, type LogRepairs } from './repairs.js'
 import { SegmentSlots } from './segment-slots.js'
 import { SegmentWriter } from './segment-writer.js'
 import { type TruncationHost, truncateSegments } from './truncation.js'
@@ -43,6 +45,18 @@ const YIELD_EVERY_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_BLOB_BYTES = 256 * 1024 * 1024
 const DEFAULT_MAX_BATCH_RECORDS = 100_000
 
+/** What an open decided to write, held until the open is accepted (acceptOpen()). */
+interface PendingOpen {
+  /** The log file is missing (a crash right after conf was made): it is created. */
+  createLog: boolean
+  /** The blob folder is missing: it is created. */
+  createBlobDir: boolean
+  log: LogRepairs
+  /** conf rewritten with the current format version (recovery accepted an older log). */
+  conf: Conf | undefined
+  orphanBlobs: string[]
+}
+
 export class Log {
   readonly failpoints: Failpoints
   /** Largest record append() stores inline; larger ones go through appendLarge(). */
@@ -51,11 +65,21 @@ export class Log {
   readonly location: string
 
   private readonly storage: Storage
-  private readonly file: StorageFile
+  /** The log file (a view of no file until an accepted open creates a missing one). */
+  private file: StorageFile
   private readonly lockHandle: StorageLock
   private readonly conf: Conf
   private readonly options: Required<
-    Omit<LogOptions, 'storage' | 'failpoints' | 'segmentBytes' | 'verifyOnOpen' | 'scanWitnessed'>
+    Omit<
+      LogOptions,
+      | 'storage'
+      | 'failpoints'
+      | 'segmentBytes'
+      | 'verifyOnOpen'
+      | 'scanWitnessed'
+      | 'deferAccept'
+      | 'unsafeRepairBeforeAccept'
+    >
   >
   private readonly stats: LogMetrics = emptyMetrics()
   private readonly ctx: LogContext
@@ -75,8 +99,15 @@ export class Log {
   private nextBlobId: number
   private truncation: Promise<void> = Promise.resolve()
   private flushTimer: NodeJS.Timeout | undefined
+  /** Writes the open decided on, until it is accepted; nothing is written meanwhile. */
+  private pending: PendingOpen | undefined
+  private accepting: Promise<void> | undefined
 
-  /** Opens (creating if needed) the log in a folder. Takes the folder's lock. */
+  /**
+   * Opens (creating if needed) the log in a folder. Takes the folder's lock. An existing log
+   * is only read until the open is accepted, at the end of open() or, with `deferAccept`,
+   * by acceptOpen(): a refused open leaves the folder as found.
+   */
   static async open(path: string, options: LogOptions = {}): Promise<Log> {
     // Every option is checked before the first IO: a refused open creates nothing.
     validateOptions(options)
@@ -86,48 +117,112 @@ export class Log {
     const t0 = performance.now()
     await storage.ensureRoot()
     const lock = await storage.lock()
-    let file: StorageFile | undefined
+    let raw: StorageFile | undefined
+    let recovered: RecoveredLog | undefined
+    let log: Log | undefined
     try {
       const { conf: found, isNew } = await readOrCreateConf(storage, failpoints, segmentBytes)
       let conf = found
       const closeWitness = await readCloseWitness(storage, conf.logId)
       if (!isNew) await refuseMissingLog(storage, closeWitness)
-      file = await storage.openFile(LOG_FILE, 'createOrOpen')
-      await storage.mkdir(BLOB_DIR)
-      await storage.syncDir('')
-      const recovered = await recoverLog(
+      // A new log is made at once: there is no folder to leave as found. An existing one
+      // that lacks its log file or blob folder gets them when the open is accepted.
+      const hasLog = isNew || (await storage.exists(LOG_FILE))
+      const hasBlobDir = isNew || (await storage.exists(BLOB_DIR))
+      if (hasLog) raw = await storage.openFile(LOG_FILE, 'createOrOpen')
+      if (isNew) {
+        await storage.mkdir(BLOB_DIR)
+        await storage.syncDir('')
+      }
+      recovered = await recoverLog(
         storage,
-        file,
+        raw,
         `${storage.location}/${LOG_FILE}`,
         conf,
-        failpoints,
         closeWitness,
         options.verifyOnOpen === true,
         options.scanWitnessed !== false,
       )
+      let upgraded: Conf | undefined
       if (conf.formatVersion < FORMAT_VERSION) {
         // Recovery accepted the log: from now on it may hold what an older build misreads
         // (format.ts, FORMAT_VERSION), so such a build must refuse it first.
         conf = { ...conf, formatVersion: FORMAT_VERSION }
-        failpoints.hit('conf write')
-        await writeConf(storage, conf)
+        upgraded = conf
       }
-      const log = new Log(path, storage, file, lock, conf, failpoints, options, recovered)
-      const blobIdEnd = await collectOrphanBlobs(
-        log.storage,
+      const blobs = await findOrphanBlobs(
+        storage,
         recovered.blobs.map((b) => b.id),
       )
-      log.nextBlobId = Math.max(log.nextBlobId, blobIdEnd)
+      log = new Log(path, storage, raw ?? recovered.view, lock, conf, failpoints, options, recovered)
+      log.pending = {
+        createLog: !hasLog,
+        createBlobDir: !hasBlobDir,
+        log: recovered.repairs,
+        conf: upgraded,
+        orphanBlobs: blobs.orphans,
+      }
+      log.nextBlobId = Math.max(log.nextBlobId, blobs.idEnd)
       log.stats.recoveryMs = performance.now() - t0
       log.stats.recoveredRecords = recovered.records
       log.stats.recoveredBytes = recovered.recordBytes
-      log.startFlusher()
+      if (options.deferAccept !== true || options.unsafeRepairBeforeAccept === true) await log.acceptOpen()
       return log
     } catch (e) {
-      await file?.close().catch(() => {})
-      await lock.release().catch(() => {})
+      if (log !== undefined) await log.closeRefused().catch(() => {})
+      else {
+        if (recovered !== undefined) await discardLogRepairs(recovered.repairs)
+        await raw?.close().catch(() => {})
+        await lock.release().catch(() => {})
+      }
       throw wrapIoError(e, `opening the log in ${storage.location}`)
     }
+  }
+
+  /**
+   * Accepts an open made with `deferAccept`: writes what recovery decided (repairs.ts) and
+   * makes it durable, then lets writes in. Until then every write throws, and reads see the
+   * log as repaired. A power cut before this ends loses nothing: the next open decides the
+   * same. Idempotent; a failure poisons the log (reopen to recover).
+   */
+  acceptOpen(): Promise<void> {
+    this.accepting ??= this.applyPending()
+    return this.accepting
+  }
+
+  private async applyPending(): Promise<void> {
+    const p = this.pending
+    if (p === undefined) return
+    if (this.isClosing || this.isClosed) throw new ClosedError()
+    const t0 = performance.now()
+    const storage = this.storage
+    try {
+      if (p.createLog) this.file = await storage.openFile(LOG_FILE, 'createOrOpen')
+      if (p.createBlobDir) await storage.mkdir(BLOB_DIR)
+      if (p.createLog || p.createBlobDir) await storage.syncDir('')
+      const S = this.segmentBytes
+      await applyLogRepairs(
+        storage,
+        this.file,
+        p.log,
+        this.conf.logId,
+        S,
+        this.failpoints,
+        this.ctx.fileLabel,
+      )
+      if (p.conf !== undefined) {
+        this.failpoints.hit('conf write')
+        await writeConf(storage, p.conf)
+      }
+      await removeOrphanBlobs(storage, p.orphanBlobs)
+    } catch (e) {
+      this.poison(e, 'repairing the log at open')
+      throw this.ctx.poisonError
+    }
+    this.ctx.file = this.file
+    this.pending = undefined
+    this.stats.recoveryMs += performance.now() - t0
+    this.startFlusher()
   }
 
   private constructor(
@@ -138,7 +233,7 @@ export class Log {
     conf: Conf,
     failpoints: Failpoints,
     options: LogOptions,
-    recovered: Awaited<ReturnType<typeof recoverLog>>,
+    recovered: RecoveredLog,
   ) {
     this.location = storage.location ?? path
     this.storage = storage
@@ -158,7 +253,8 @@ export class Log {
       unsafeAckBeforeSync: options.unsafeAckBeforeSync === true,
     }
     this.ctx = {
-      file,
+      // Reads go through the view of the repaired log until the repairs are written.
+      file: recovered.view,
       conf,
       segmentBytes: conf.segmentBytes,
       failpoints,
@@ -214,7 +310,8 @@ export class Log {
    * makeStable(lsn) or flush() resolves. Records over maxInlineBytes need appendLarge().
    */
   append(data: Uint8Array, id = 0): Lsn {
-    if (this.ctx.poisonError !== undefined || this.isClosing || this.isClosed) this.checkWritable()
+    if (this.ctx.poisonError !== undefined || this.isClosing || this.isClosed || this.pending !== undefined)
+      this.checkWritable()
     const len = checkRecord(data, this.maxInlineBytes)
     if (id !== 0) checkId(id)
     return asLsn(this.writer.appendRecord(data, len, id))
@@ -226,7 +323,8 @@ export class Log {
    * before a page). Both are copied into the log before this returns.
    */
   appendWithHead(head: Uint8Array, body: Uint8Array, id = 0): Lsn {
-    if (this.ctx.poisonError !== undefined || this.isClosing || this.isClosed) this.checkWritable()
+    if (this.ctx.poisonError !== undefined || this.isClosing || this.isClosed || this.pending !== undefined)
+      this.checkWritable()
     const headLen = checkRecord(head, this.maxInlineBytes)
     const bodyLen = checkRecord(body, this.maxInlineBytes)
     const len = headLen + bodyLen
@@ -663,9 +761,13 @@ export class Log {
     await this.release()
   }
 
-  /** Flushes, writes a closing witness, waits for every write, closes the file and unlocks. */
+  /**
+   * Flushes, writes a closing witness, waits for every write, closes the file and unlocks.
+   * An open never accepted writes nothing here either (as closeRefused()).
+   */
   async close(): Promise<void> {
     if (this.isClosed || this.isClosing) return
+    if (this.pending !== undefined && this.accepting === undefined) return this.closeRefused()
     if (this.openReservations > 0) {
       // Their buffers cannot be written until they complete: the final flush would wait forever.
       throw new InvalidArgumentError(
@@ -701,12 +803,15 @@ export class Log {
   /** The start of close() and closeRefused(): no new work, blob writes settled. */
   private async beginClose(): Promise<void> {
     this.isClosing = true
+    // An acceptance in flight finishes first: its writes are the log's own.
+    await this.accepting?.catch(() => {})
     if (this.flushTimer !== undefined) clearInterval(this.flushTimer)
     await Promise.allSettled([...this.blobWrites])
   }
 
   /** The end of close() and closeRefused(): writes settled, waiters told, file and lock let go. */
   private async release(): Promise<void> {
+    if (this.pending !== undefined) await discardLogRepairs(this.pending.log)
     await this.writer.allWritesSettled()
     this.isClosed = true
     this.commit.stableWaiters.rejectAll(new ClosedError())
@@ -745,6 +850,9 @@ export class Log {
   private checkWritable(): void {
     if (this.ctx.poisonError !== undefined) throw this.ctx.poisonError
     if (this.isClosing || this.isClosed) throw new ClosedError()
+    if (this.pending !== undefined) {
+      throw new InvalidArgumentError('the log is written only once its open is accepted (acceptOpen())')
+    }
   }
 
   private checkOpen(): void {

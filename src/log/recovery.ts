@@ -24,9 +24,14 @@
 // public stable LSN of its opening, Witness messages carry it mid-segment, and a clean close
 // writes one last Witness. Only bytes above it may be treated as a torn tail.
 //
-// After deciding, recovery makes the on-disk state match the decision before any new write:
-// the rest of the end segment and every slot outside the log are zeroed (when not already
-// zero) and datasynced, so stale messages can never be read as part of a later log.
+// After deciding, recovery plans how the on-disk state is made to match the decision before
+// any new write: the rest of the end segment and every slot outside the log are to be zeroed
+// (when not already zero) and datasynced, so stale messages can never be read as part of a
+// later log. It writes nothing itself: the plan (repairs.ts) is applied only once the open is
+// accepted, by the log alone or by the layers above it (a refused open leaves the folder as
+// found, regimen R8); until then the log is read through a view of the planned state
+// (repaired-file.ts). A power cut before the plan is applied loses nothing: the next
+// recovery finds the same bytes and plans the same repairs.
 
 import { Buffer } from 'node:buffer'
 import { CorruptionError } from '../errors.js'
@@ -34,7 +39,6 @@ import type { Storage, StorageFile } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import { BLOB_DIR } from './blob.js'
 import type { Conf } from './conf.js'
-import type { Failpoints } from './failpoints.js'
 import {
   BLOB_POINTER_BODY_BYTES,
   decodeSegmentHeader,
@@ -47,7 +51,9 @@ import {
   U64_BODY_BYTES,
 } from './format.js'
 import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
-import { type Extent, replayTailJournal, TAIL_JOURNAL, writeTailJournal } from './tail-journal.js'
+import { RepairedFile } from './repaired-file.js'
+import type { LogRepairs } from './repairs.js'
+import { readTailJournal } from './tail-journal.js'
 
 export interface SegmentSlot {
   baseLsn: number
@@ -78,8 +84,12 @@ export interface RecoveredLog {
   blobs: RecoveredBlob[]
   records: number
   recordBytes: number
-  /** Segments zeroed or rewritten because they lay beyond the end. */
+  /** Segments to be zeroed because they lie outside the log. */
   zeroedSlots: number
+  /** What must be written before the log takes a new write (repairs.ts). */
+  repairs: LogRepairs
+  /** The log file as the repairs will leave it: read it, not the file, until they are applied. */
+  view: RepairedFile
 }
 
 const READ_AHEAD = 4
@@ -91,19 +101,56 @@ interface SlotInfo {
   firstLsn: number
 }
 
+/**
+ * Decides what the log holds and plans the repairs that make the disk say so; writes
+ * nothing. `raw` is the log file, undefined when it does not exist yet (an empty log). On a
+ * throw the tail journal this opened is closed again.
+ */
 export async function recoverLog(
   storage: Storage,
-  file: StorageFile,
+  raw: StorageFile | undefined,
   fileLabel: string,
   conf: Conf,
-  failpoints: Failpoints,
   closeWitness = -1,
   verifyAll = false,
   scanWitnessed = true,
 ): Promise<RecoveredLog> {
   const S = conf.segmentBytes
-  // 0. Finish a tail rewrite that a power cut interrupted (tail-journal.ts).
-  await replayTailJournal(storage, file, conf.logId, S, fileLabel)
+  // 0. A tail rewrite that a power cut interrupted is finished by replaying its journal
+  // (tail-journal.ts); until then the log reads as if it had been.
+  // A missing log file is an empty one: every extent lies past its end.
+  const rawBytes = raw === undefined ? 0 : await raw.size()
+  const journal = await readTailJournal(storage, rawBytes, conf.logId, S)
+  try {
+    const view = new RepairedFile(raw, rawBytes, journal?.file)
+    for (const e of journal?.extents ?? []) view.fromJournal(e.position, e.length, e.at)
+    return await decideAndPlan(
+      storage,
+      view,
+      fileLabel,
+      conf,
+      journal,
+      closeWitness,
+      verifyAll,
+      scanWitnessed,
+    )
+  } catch (e) {
+    await journal?.file?.close().catch(() => {})
+    throw e
+  }
+}
+
+async function decideAndPlan(
+  storage: Storage,
+  file: RepairedFile,
+  fileLabel: string,
+  conf: Conf,
+  journal: Awaited<ReturnType<typeof readTailJournal>>,
+  closeWitness: number,
+  verifyAll: boolean,
+  scanWitnessed: boolean,
+): Promise<RecoveredLog> {
+  const S = conf.segmentBytes
   const size = await file.size()
   const slotCount = Math.floor(size / S) + (size % S >= SEGMENT_HEADER_BYTES ? 1 : 0)
 
@@ -221,7 +268,7 @@ export async function recoverLog(
     // counts and no blob file could be an orphan they would clear: open then reads only the
     // tail. (A batch cannot straddle the witness: stability never publishes half a batch.)
     let firstScan = 0
-    if (!scanWitnessed && !verifyAll && (await storage.list(BLOB_DIR)).length === 0) {
+    if (!scanWitnessed && !verifyAll && !(await hasBlobFiles(storage))) {
       while (firstScan < chain.length - 1 && (chain[firstScan] as SlotInfo).baseLsn + S - 1 <= witness)
         firstScan++
       if (firstScan > 0) end = (chain[firstScan] as SlotInfo).baseLsn + SEGMENT_HEADER_BYTES
@@ -351,42 +398,31 @@ export async function recoverLog(
     return { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes, witness }
   }
 
-  // 5. Make the disk match the decision before anything new is written.
-  let zeroedSlots = 0
-  let wrote = false
+  // 5. Plan what makes the disk match the decision before anything new is written.
+  const repairs: LogRepairs = { journal, endZero: undefined, tail: [], zeroSlots: [], truncateTo: undefined }
   const lastSeg = chain[endChainIndex]
   let continuesLastSegment = false
   if (lastSeg !== undefined && endImage !== undefined) {
     const inSegment = end - lastSeg.baseLsn
     continuesLastSegment = inSegment < S - RED_ZONE_BYTES && inSegment === endAt
     if (inSegment < S && !isZero(endImage, inSegment, S)) {
-      failpoints.hit('recovery zero')
-      const zeros = new Uint8Array(S - inSegment)
-      await file.write(zeros, 0, zeros.length, lastSeg.slot * S + inSegment)
-      wrote = true
+      repairs.endZero = { position: lastSeg.slot * S + inSegment, length: S - inSegment }
     }
   }
   // fsyncgate: bytes above the witness may sit in the page cache after a failed datasync
   // that marked them clean without storing them. Writing them again makes the datasync
-  // below cover them, so nothing this recovery accepts can vanish at the next power cut.
-  // Their copy goes to the tail journal first: a torn rewrite must not damage bytes that
-  // were durable already.
-  const tail: Extent[] = []
+  // that follows cover them, so nothing this recovery accepts can vanish at the next power
+  // cut. Their copy goes to the tail journal first: a torn rewrite must not damage bytes
+  // that were durable already. (Copies: the scan's buffers are reused.)
   for (const seg of chain) {
     const lo = Math.max(witness + 1, seg.baseLsn)
     const hi = Math.min(end, seg.baseLsn + S)
     if (lo >= hi) continue
     const image = seg === lastSeg && endImage !== undefined ? endImage : await readSegment(file, seg.slot, S)
-    tail.push({
+    repairs.tail.push({
       position: seg.slot * S + (lo - seg.baseLsn),
-      bytes: image.subarray(lo - seg.baseLsn, hi - seg.baseLsn),
+      bytes: image.slice(lo - seg.baseLsn, hi - seg.baseLsn),
     })
-  }
-  if (tail.length > 0) {
-    failpoints.hit('recovery zero')
-    await writeTailJournal(storage, conf.logId, tail)
-    for (const e of tail) await file.write(e.bytes, 0, e.bytes.length, e.position)
-    wrote = true
   }
   const live = new Set(chain.map((c) => c.slot))
   const freeSlots: number[] = []
@@ -399,23 +435,13 @@ export async function recoverLog(
     if (live.has(slot)) continue
     freeSlots.push(slot)
     image = await readSegmentInto(file, slot, S, image ?? new Uint8Array(S))
-    if (!isZero(image, 0, S)) {
-      failpoints.hit('recovery zero')
-      await file.write(new Uint8Array(S), 0, S, slot * S)
-      zeroedSlots++
-      wrote = true
-    }
+    if (!isZero(image, 0, S)) repairs.zeroSlots.push(slot)
   }
-  if (size > slotCount * S) {
-    // A partial slot too short to hold a header: torn file growth.
-    await file.truncate(slotCount * S)
-    wrote = true
-  }
-  if (wrote) await file.datasync()
-  if (tail.length > 0) {
-    await storage.unlink(TAIL_JOURNAL)
-    await storage.syncDir('')
-  }
+  // A partial slot too short to hold a header: torn file growth.
+  if (size > slotCount * S) repairs.truncateTo = slotCount * S
+  if (repairs.endZero !== undefined) file.zero(repairs.endZero.position, repairs.endZero.length)
+  for (const slot of repairs.zeroSlots) file.zero(slot * S, S)
+  if (repairs.truncateTo !== undefined) file.cut(repairs.truncateTo)
 
   return {
     firstLsn: logStart,
@@ -428,8 +454,15 @@ export async function recoverLog(
     blobs,
     records,
     recordBytes,
-    zeroedSlots,
+    zeroedSlots: repairs.zeroSlots.length,
+    repairs,
+    view: file,
   }
+}
+
+/** The blob folder holds an entry (it is made at the first accepted open, so may be missing). */
+async function hasBlobFiles(storage: Storage): Promise<boolean> {
+  return (await storage.exists(BLOB_DIR)) && (await storage.list(BLOB_DIR)).length > 0
 }
 
 /**

@@ -6,6 +6,7 @@
 // blob) and goes with the segment holding the newest of them.
 
 import { assert } from '../util/assert.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { BlobRef } from './blob.js'
 
 export class SegmentSlots {
@@ -51,7 +52,9 @@ export class SegmentSlots {
   /** Takes the lowest free slot (or a new one at the end of the file) for a new segment life. */
   allocate(baseLsn: number): number {
     assert(!this.slotOf.has(baseLsn), 'a segment life is opened once')
-    const slot = this.free.length > 0 ? (this.free.shift() as number) : this.count++
+    const isReuse = this.free.length > 0
+    const slot = isReuse ? (this.free.shift() as number) : this.count++
+    if (KILL_ODDS && isReuse) maybeKill('log.slot.reused')
     this.slotOf.set(baseLsn, slot)
     this.order.push(baseLsn)
     return slot

@@ -8,6 +8,7 @@
 
 import { assert } from '../util/assert.js'
 import { wordsOf } from '../util/crc32.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { BlobRef } from './blob.js'
 import {
   BLOB_POINTER_BODY_BYTES,
@@ -241,6 +242,7 @@ export class SegmentWriter {
     this.completeMessage(b, at, this.resHeaderBytes + BLOB_POINTER_BODY_BYTES, true)
     this.slots.noteBlob(b.seg.baseLsn, ref)
     this.ctx.stats.recordsAppended++
+    if (KILL_ODDS) maybeKill('log.blob.pointer-appended')
     return b.seg.baseLsn + at
   }
 
@@ -386,6 +388,7 @@ export class SegmentWriter {
     writeU64(b.seg.buf, at + this.resHeaderBytes, stable + 1)
     this.completeMessage(b, at, this.resHeaderBytes + U64_BODY_BYTES, true)
     this.lastWitness = stable
+    if (KILL_ODDS) maybeKill('log.witness.appended')
   }
 
   /**
@@ -437,6 +440,7 @@ export class SegmentWriter {
     this.encodeHeader(seg)
     this.liveSegments.set(baseLsn, seg)
     this.ctx.stats.segmentsOpened++
+    if (KILL_ODDS) maybeKill('log.segment.opened')
     return { seg, base: 0, header: withOffset(EMPTY_HEADER, SEGMENT_HEADER_BYTES) }
   }
 
@@ -472,6 +476,7 @@ export class SegmentWriter {
     if (isMaxedSeal) h = markMaxed(h)
     b.header = h
     b.seg.unissuedBuffers++
+    if (KILL_ODDS) maybeKill('log.buffer.sealed')
     if (isMaxedSeal) {
       this.cur = this.openSegment(b.seg.baseLsn + S)
       // The padding after `end` is reserved log space: nothing may be placed there.
@@ -538,6 +543,7 @@ export class SegmentWriter {
         ctx.poison(e, 'writing the log')
       },
     )
+    if (KILL_ODDS) maybeKill('log.write.issued')
   }
 
   private writeSettled(seg: SegmentLife, length: number): void {
@@ -585,8 +591,10 @@ export class SegmentWriter {
       this.ctx.poison(e, 'writing the log')
       return
     }
+    if (KILL_ODDS) maybeKill('log.write.done.unpublished')
     this.writtenWaiters.releaseUpTo(this.written.markDone(lo, hi))
     this.commit.noteWritten(lo, hi)
+    if (KILL_ODDS) maybeKill('log.write.done.published')
   }
 
   /** Makes sure the buffer holding `lsn` gets sealed (and so written) soon. */

@@ -14,6 +14,7 @@
 //     that keeps or loses the new size leaves the same log.
 
 import type { Storage } from '../io/index.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { BLOB_DIR, blobName } from './blob.js'
 import type { GroupCommit } from './group-commit.js'
 import type { LogContext } from './log-context.js'
@@ -51,6 +52,7 @@ export async function truncateSegments(t: TruncationHost, lsn: number): Promise<
   writer.firstLsn = (drop[drop.length - 1] as number) + S
   writer.recordFirstLsn()
   await t.flush()
+  if (KILL_ODDS) maybeKill('log.truncate.first-lsn-stable')
   // 2. Zero every dropped slot, then one datasync for all of them.
   const zeros = new Uint8Array(S)
   try {
@@ -61,7 +63,9 @@ export async function truncateSegments(t: TruncationHost, lsn: number): Promise<
     }
     // A datasync of the log may have failed meanwhile: never sync again in this instance.
     if (ctx.poisonError !== undefined) throw ctx.poisonError
+    if (KILL_ODDS) maybeKill('log.truncate.zeroed')
     await ctx.file.datasync()
+    if (KILL_ODDS) maybeKill('log.truncate.zero-synced')
   } catch (e) {
     ctx.poison(e, 'zeroing truncated segments')
     throw ctx.poisonError
@@ -76,6 +80,7 @@ export async function truncateSegments(t: TruncationHost, lsn: number): Promise<
   const cut = shrinkFile(t)
   if (blobs.length > 0) {
     for (const id of blobs) await t.storage.unlink(blobName(id)).catch(() => {})
+    if (KILL_ODDS) maybeKill('log.truncate.blobs-unlinked')
     await t.storage.syncDir(BLOB_DIR)
   }
   await cut
@@ -96,7 +101,9 @@ function shrinkFile(t: TruncationHost): Promise<void> {
     try {
       if (ctx.poisonError !== undefined) return
       ctx.failpoints.hit('segment shrink')
+      if (KILL_ODDS) maybeKill('log.shrink.before')
       await ctx.file.truncate(used * ctx.segmentBytes)
+      if (KILL_ODDS) maybeKill('log.shrink.cut')
       if (ctx.poisonError !== undefined) return
       await ctx.file.datasync()
     } catch (e) {

@@ -180,7 +180,13 @@ export function validateOptions(o: unknown): void {
   }
   // 0 would make every caller of whenWritable() wait for writes that may never be issued.
   if (opts.writeHighWaterBytes === 0) throw new InvalidArgumentError('writeHighWaterBytes must be at least 1')
-  for (const k of ['verifyOnOpen', 'unsafeAckBeforeSync', 'scanWitnessed'] as const) {
+  for (const k of [
+    'verifyOnOpen',
+    'unsafeAckBeforeSync',
+    'scanWitnessed',
+    'deferAccept',
+    'unsafeRepairBeforeAccept',
+  ] as const) {
     const v = opts[k]
     if (v !== undefined && typeof v !== 'boolean') {
       throw new InvalidArgumentError(`${k} must be a boolean, got ${describe(v)}`)

@@ -10,6 +10,7 @@ import { CorruptionError } from '../errors.js'
 import type { Storage } from '../io/index.js'
 import { readVarint, writeVarint } from '../log/index.js'
 import { crc32 } from '../util/crc32.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 
 const MAGIC = [0x42, 0x53, 0x43, 0x4b, 0x50, 0x54, 0x0a, 0x00] // "BSCKPT\n\0"
 /**
@@ -336,10 +337,14 @@ export async function writeCheckpointFile(storage: Storage, name: string, bytes:
   const f = await storage.openFile(tmp, 'create')
   try {
     await f.write(bytes, 0, bytes.length, 0)
+    if (KILL_ODDS) maybeKill('pagecache.checkpoint.temp-written')
     await f.datasync()
+    if (KILL_ODDS) maybeKill('pagecache.checkpoint.temp-synced')
   } finally {
     await f.close()
   }
   await storage.rename(tmp, name)
+  if (KILL_ODDS) maybeKill('pagecache.checkpoint.renamed')
   await storage.syncDir('')
+  if (KILL_ODDS) maybeKill('pagecache.checkpoint.dir-synced')
 }

@@ -21,6 +21,7 @@ import { openStorage, type Storage } from '../io/index.js'
 import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { type ArenaStats, PageArena, slotBytesFor } from './arena.js'
 import {
   type Checkpoint,
@@ -192,6 +193,11 @@ export class PageCache<T> implements PageStore<T> {
   private timer: NodeJS.Timeout | undefined
   private closing = false
   private closed = false
+  /** Writes wait for this: the open was accepted (acceptOpen(), or at the end of open()). */
+  private isAccepted = false
+  private accepting: Promise<void> | undefined
+  /** Temp files of checkpoints a crash cut short, removed once the open is accepted. */
+  private staleTemps: string[] = []
   private readonly counters = {
     pagesRelocated: 0,
     bytesRelocated: 0,
@@ -280,11 +286,14 @@ export class PageCache<T> implements PageStore<T> {
     // The checkpoint, not a walk of the whole log, tells open where pages are.
     // 16 MiB of writes in flight (the log alone allows 64) keeps throughput on this disk
     // and bounds the segment buffers a write burst holds on top of the cache.
+    // The log writes nothing until this layer has checked the folder too: a refused open
+    // leaves it as found (regimen R8; docs/DESIGN.md, "Accepting an open").
     const log = await Log.open(path, {
       scanWitnessed: false,
       writeHighWaterBytes: DEFAULT_WRITE_HIGH_WATER_BYTES,
       ...logOptions,
       storage,
+      deferAccept: true,
     })
     const pc = new PageCache<T>(log, storage, codec, {
       cacheCapacity,
@@ -300,14 +309,39 @@ export class PageCache<T> implements PageStore<T> {
     })
     try {
       await pc.recover()
+      pc.recoveryInfo.ms = performance.now() - t0
+      if (logOptions.deferAccept !== true) await pc.acceptOpen()
     } catch (e) {
       // Recovery writes nothing: neither may giving up (no witness of a refused log).
       await log.closeRefused().catch(() => {})
       throw wrapIoError(e, `opening the page cache in ${storage.location}`)
     }
-    pc.recoveryInfo.ms = performance.now() - t0
-    pc.startTimer()
     return pc
+  }
+
+  /**
+   * Accepts an open made with `deferAccept` once the layer above has checked the pages it
+   * needs: the log writes its recovery's repairs, stale checkpoint temp files go, and
+   * background work starts. Until then every write throws and nothing is written; reads
+   * see the recovered state. Idempotent.
+   */
+  acceptOpen(): Promise<void> {
+    this.accepting ??= this.accept()
+    return this.accepting
+  }
+
+  private async accept(): Promise<void> {
+    if (this.closed || this.closing) throw new ClosedError('the page cache is closed')
+    const t0 = performance.now()
+    await this.log.acceptOpen()
+    for (const n of this.staleTemps) {
+      await this.storage.unlink(n).catch(() => {})
+      if (KILL_ODDS) maybeKill('pagecache.open.temp-unlinked')
+    }
+    this.staleTemps = []
+    this.isAccepted = true
+    this.recoveryInfo.ms += performance.now() - t0
+    this.startTimer()
   }
 
   // ---- reading ----
@@ -525,7 +559,10 @@ export class PageCache<T> implements PageStore<T> {
       // A page too large for an inline base cannot be consolidated here (a blob write is
       // async): it keeps gathering deltas until the caller or cleaning rewrites it whole.
       const body = this.codec.encode(page)
-      if (body.length <= this.maxPageBytes) return this.replace(pid, page, body)
+      if (body.length <= this.maxPageBytes) {
+        if (KILL_ODDS) maybeKill('pagecache.consolidate')
+        return this.replace(pid, page, body)
+      }
     }
     const head = encodePageRecordHead(PageRecordKind.Link, pid)
     const lsn = this.log.appendWithHead(head, delta)
@@ -599,6 +636,7 @@ export class PageCache<T> implements PageStore<T> {
           const whole = consolidate ? this.codec.encode(w.page) : undefined
           // As in link(): a page over maxPageBytes keeps its delta instead.
           if (whole !== undefined && whole.length <= this.maxPageBytes) {
+            if (KILL_ODDS) maybeKill('pagecache.consolidate')
             kind = PageRecordKind.Replace
             body = whole
             deltasSoFar.set(w.pid, 0)
@@ -628,6 +666,7 @@ export class PageCache<T> implements PageStore<T> {
       usedStaged.size === 0
         ? this.log.appendBatch(items as Uint8Array[], 0, lsns)
         : this.log.appendMixedBatch(items, 0, lsns)
+    if (KILL_ODDS) maybeKill('pagecache.batch.appended')
     for (const st of usedStaged) this.stagedBases.delete(st)
     let bytes = 0
     for (let i = 0; i < plan.length; i++) {
@@ -1034,8 +1073,13 @@ export class PageCache<T> implements PageStore<T> {
   ): Promise<void> {
     // Compacting relocates at most the whole log once: each pass drops the head.
     let compactPasses = compact ? this.sa.segmentCount : 0
+    // A run ends even when writers keep the log over its budget (a writer on every turn
+    // could otherwise keep cleanNow() from ever resolving while the file grows): each pass
+    // frees at least one segment, so twice the segments there were at the start is room
+    // enough to settle a quiet log; the next write or timer tick starts another run.
+    let passesLeft = 2 * this.sa.segmentCount + 8
     let budgetStuck = false
-    while (!this.closing && this.log.failure === undefined) {
+    while (!this.closing && this.log.failure === undefined && passesLeft-- > 0) {
       this.trackLogSegments()
       if (!budgetStuck && this.sa.needsSeal(trigger, stop)) {
         // Dead blob files whose newest pointer is in the segment being written (or one not
@@ -1063,10 +1107,13 @@ export class PageCache<T> implements PageStore<T> {
       const before = this.sa.spaceBytes
       for (const s of picked) await this.drain(s.base)
       if (this.closing) return
+      if (KILL_ODDS) maybeKill('pagecache.clean.drained')
       // The copies must be durable before the originals can go.
       await this.log.flush()
+      if (KILL_ODDS) maybeKill('pagecache.clean.copies-stable')
       await this.waitUnpinned(end)
       await this.log.truncateBefore(end)
+      if (KILL_ODDS) maybeKill('pagecache.clean.truncated')
       this.trackLogSegments()
       let freed = 0
       for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
@@ -1138,6 +1185,7 @@ export class PageCache<T> implements PageStore<T> {
         if (bytes.length <= this.maxPageBytes) {
           this.writeReplace(pid, page, bytes)
           this.counted(bytes.length)
+          if (KILL_ODDS) maybeKill('pagecache.clean.relocated')
           return
         }
         if (rewrite) {
@@ -1159,6 +1207,7 @@ export class PageCache<T> implements PageStore<T> {
       if (this.table[pid] !== e || e.version !== version) continue
       this.carry(pid, e, moved)
       this.counted(moved.bytes)
+      if (KILL_ODDS) maybeKill('pagecache.clean.relocated')
       return
     }
     throw new InvariantError(`page ${pid} could not be relocated`)
@@ -1189,6 +1238,7 @@ export class PageCache<T> implements PageStore<T> {
       return true
     }
     const ref = await this.log.stageBlob(rec)
+    if (KILL_ODDS) maybeKill('pagecache.clean.blob-staged')
     if (this.closing || this.log.failure !== undefined || this.table[pid] !== e || e.version !== version) {
       await this.log.dropStagedBlob(ref)
       return false
@@ -1335,6 +1385,11 @@ export class PageCache<T> implements PageStore<T> {
    */
   checkpoint(): Promise<void> {
     this.checkOpen()
+    if (!this.isAccepted) {
+      return Promise.reject(
+        new InvalidArgumentError('the page cache is written only once its open is accepted (acceptOpen())'),
+      )
+    }
     if (this.checkpointRun !== undefined) return this.checkpointRun
     const replayFrom = this.log.maxReservedLsn + 1
     const summary: number[] = []
@@ -1362,6 +1417,7 @@ export class PageCache<T> implements PageStore<T> {
       this.counters.lastCheckpointLsn = replayFrom
       const old = (await listCheckpoints(this.storage)).slice(KEEP_CHECKPOINTS)
       for (const n of old) await this.storage.unlink(n)
+      if (KILL_ODDS && old.length > 0) maybeKill('pagecache.checkpoint.old-unlinked')
       if (old.length > 0) await this.storage.syncDir('')
     }
     this.checkpointRun = run().finally(() => {
@@ -1377,9 +1433,7 @@ export class PageCache<T> implements PageStore<T> {
    * from the log's start). Writes nothing, so recovering twice gives the same state.
    */
   private async recover(): Promise<void> {
-    for (const n of await this.storage.list('')) {
-      if (isCheckpointTemp(n)) await this.storage.unlink(n).catch(() => {})
-    }
+    this.staleTemps = (await this.storage.list('')).filter(isCheckpointTemp)
     for (const name of await listCheckpoints(this.storage)) {
       let ck: Checkpoint | string
       try {
@@ -1576,6 +1630,8 @@ export class PageCache<T> implements PageStore<T> {
   /** Finishes cleaning, writes a checkpoint, closes the log and releases the folder. */
   async close(): Promise<void> {
     if (this.closed || this.closing) return
+    // An open never accepted writes nothing, not even a checkpoint.
+    if (this.accepting === undefined) return this.closeRefused()
     try {
       await this.stopBackgroundWork()
       if (this.log.failure === undefined) await this.checkpoint()
@@ -1603,6 +1659,7 @@ export class PageCache<T> implements PageStore<T> {
   /** Stops the timer and waits for a cleaning run and a checkpoint in flight. */
   private async stopBackgroundWork(): Promise<void> {
     this.closing = true
+    await this.accepting?.catch(() => {})
     if (this.timer !== undefined) clearInterval(this.timer)
     await this.cleaningRun
     await this.checkpointRun?.catch(() => {})
@@ -1616,6 +1673,11 @@ export class PageCache<T> implements PageStore<T> {
 
   private checkWritable(): void {
     if (this.closed || this.closing) throw new ClosedError('the page cache is closed')
+    if (!this.isAccepted) {
+      throw new InvalidArgumentError(
+        'the page cache is written only once its open is accepted (acceptOpen())',
+      )
+    }
     const f = this.log.failure
     if (f !== undefined) throw f
   }

@@ -116,4 +116,11 @@ export interface PageStore<T> {
   pageIds(): Iterable<PageId>
   /** Flushes, checkpoints, releases the folder. */
   close(): Promise<void>
+  /**
+   * For a store opened with its acceptance deferred (the page cache's `deferAccept`): the
+   * layer above has checked what it needs and accepts the open, so the layers below may
+   * now write the repairs their recovery decided. Nothing is written before; writes throw.
+   * A store without the notion leaves it out.
+   */
+  acceptOpen?(): Promise<void>
 }

@@ -14,9 +14,10 @@
 
 import { CorruptionError } from '../errors.js'
 import { assert } from '../util/assert.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { OpContext } from './context.js'
 import type { CopySlab } from './copies.js'
-import { compareBytes, lowerBound, upperBound } from './keys.js'
+import { compareBytes } from './keys.js'
 import {
   fold,
   type Leaf,
@@ -35,6 +36,7 @@ import {
   entryBytes,
   entryCount,
   type Index,
+  indexSlot,
   isBlobLeaf,
   isUnderfull,
   makeIndex,
@@ -91,8 +93,7 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
     if (node.kind === 'leaf') return { path, pid, leaf: node, lo, hi }
-    const slot =
-      key === null ? node.keys.length : before ? lowerBound(node.keys, key) : upperBound(node.keys, key)
+    const slot = key === null ? node.keys.length : indexSlot(node, key, !before)
     if (slot > 0) lo = node.keys[slot - 1]
     if (slot < node.keys.length) hi = node.keys[slot]
     path.push({ pid, slot })
@@ -107,7 +108,7 @@ function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
     if (node.kind === 'leaf') return node
-    pid = node.children[upperBound(node.keys, key)] as number
+    pid = node.children[indexSlot(node, key, true)] as number
   }
   return tooDeep(root)
 }
@@ -239,6 +240,7 @@ function spliceIntoParent(
 function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number, node: Node): void {
   for (;;) {
     if (needsSplit(node, c)) {
+      if (KILL_ODDS) maybeKill('tree.split')
       const pieces = splitNode(node, c)
       if (path.length === 0) {
         // The root keeps its page id: its entries move into new children.
@@ -295,6 +297,7 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       }
     }
     if (!isUnderfull(node, c)) return
+    if (KILL_ODDS) maybeKill('tree.merge')
     const step = path[path.length - 1] as PathStep
     const parent = nodeAt(ctx, step.pid) as Index
     assert(

@@ -284,7 +284,9 @@ export const treeCodec: PageCodec<TreePage> = {
   memoryBytes(page: TreePage): number {
     // A leaf is one buffer (its bytes and key offsets) plus its small overlay (leaf.ts).
     if (page.kind === 'leaf') return leafMemoryBytes(page)
-    if (page.kind === 'index') return 64 + page.bytes + 108 * page.children.length
+    // An index node: its object, each separator's own array, and its words (node.ts; a
+    // typed array with its buffer, ~160 bytes beyond its 4 per separator).
+    if (page.kind === 'index') return 224 + page.bytes + 108 * page.children.length + 4 * page.words.length
     if (page.kind === 'meta') return 64 + 160 * page.trees.size
     return 64
   },

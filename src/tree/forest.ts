@@ -7,7 +7,8 @@ import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
-import { treePids as btreePids } from './btree.js'
+import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
+import { treePids as btreePids, getValueCopy } from './btree.js'
 import { encodePage } from './codec.js'
 import { type CommitResult, NeedPage, OpContext, type PreparedCommit } from './context.js'
 import { CopySlab } from './copies.js'
@@ -77,6 +78,15 @@ export class Forest {
       if (existing.length > 0) {
         throw new CorruptionError(`the page store holds ${existing.length} pages but no META page`)
       }
+    } else {
+      if (meta.kind !== 'meta') throw new CorruptionError(`page ${META_PID} is a ${meta.kind} page, not META`)
+      if (counter?.kind !== 'counter')
+        throw new CorruptionError(`page ${COUNTER_PID} is not the ID-generator page`)
+    }
+    // Every check of the open is done: the layers below may write now (their recovery's
+    // repairs), and not before, so a refused folder is left as found (docs/DESIGN.md).
+    await store.acceptOpen?.()
+    if (meta === undefined) {
       const metaPid = store.allocate()
       const counterPid = store.allocate()
       const root = store.allocate()
@@ -92,9 +102,7 @@ export class Forest {
       ])
       await store.makeStable(lsn)
     }
-    if (meta.kind !== 'meta') throw new CorruptionError(`page ${META_PID} is a ${meta.kind} page, not META`)
-    if (counter?.kind !== 'counter')
-      throw new CorruptionError(`page ${COUNTER_PID} is not the ID-generator page`)
+    assert(meta.kind === 'meta' && counter?.kind === 'counter', 'META and the counter were checked above')
     return new Forest(store, config, meta, counter.idLimit)
   }
 
@@ -128,6 +136,28 @@ export class Forest {
     }
     beforeWait?.()
     return this.readPagingIn(plan, missing)
+  }
+
+  /**
+   * The value of `key` in tree `ref` as the caller's own copy (copies.ts), or undefined: read()
+   * for one get, without its closures. A get of resident pages (the common case) allocates
+   * the settled promise and the copy, nothing else. A get that must wait copies the key first
+   * (the caller may reuse its array meanwhile) and goes on as read() does.
+   */
+  get(ref: TreeRef, key: Uint8Array): Promise<Uint8Array | undefined> {
+    let missing: number
+    try {
+      this.checkTree(ref)
+      return Promise.resolve(getValueCopy(this.residentView, ref.root, key, this.copies))
+    } catch (e) {
+      if (!(e instanceof NeedPage)) return Promise.reject(e)
+      missing = e.pid
+    }
+    const k = key.slice()
+    return this.readPagingIn((ctx) => {
+      this.checkTree(ref)
+      return getValueCopy(ctx, ref.root, k, this.copies)
+    }, missing)
   }
 
   /** read() after its first attempt found page `missing` not resident. */
@@ -196,7 +226,10 @@ export class Forest {
           return { value, lsn: undefined }
         }
         const prepared = ctx.prepare()
-        if (prepared.large.length > 0) await this.stageLarge(prepared)
+        if (prepared.large.length > 0) {
+          await this.stageLarge(prepared)
+          if (KILL_ODDS) maybeKill('tree.commit.large-staged')
+        }
         let c: CommitResult
         try {
           c = ctx.finish(prepared)
@@ -206,6 +239,7 @@ export class Forest {
         }
         this.version++
         if (c.lsn !== undefined) this.lastLsn = c.lsn
+        if (KILL_ODDS) maybeKill('tree.commit.appended')
         afterCommit?.(value, c)
         return { value, lsn: c.lsn }
       }
@@ -333,6 +367,7 @@ export class Forest {
           ref.isDropped = true
           this.refs.delete(name)
         }
+        if (KILL_ODDS && dropped) maybeKill('tree.drop.appended')
       },
     )
     return value
@@ -355,7 +390,9 @@ export class Forest {
     // The counter page is not a tree page: it needs neither the writer mutex nor a version bump.
     const lsn = this.store.replace(COUNTER_PID, { kind: 'counter', idLimit: limit })
     this.lastLsn = Math.max(this.lastLsn, lsn)
+    if (KILL_ODDS) maybeKill('tree.id.counter-appended')
     await this.store.makeStable(lsn)
+    if (KILL_ODDS) maybeKill('tree.id.counter-stable')
     this.idLimit = limit
   }
 

@@ -16,6 +16,7 @@ import {
   varintBytes,
 } from './leaf.js'
 import type { TreeConfig } from './limits.js'
+import { commonPrefixBytes, compareFrom, sharesPrefix, wordAt } from './prefix.js'
 
 export { entryBytes, Leaf, makeLeaf, varintBytes }
 
@@ -28,6 +29,10 @@ export interface Index {
   readonly keys: readonly Uint8Array[]
   readonly children: readonly number[]
   readonly bytes: number
+  /** The word of every separator after the shared prefix, for the search (prefix.ts). */
+  readonly words: Uint32Array
+  /** Bytes every separator shares at its start (prefix.ts). */
+  readonly cpl: number
 }
 
 /** The META page: tree name → root page id. The default tree has its own slot. */
@@ -63,7 +68,50 @@ export function makeIndex(keys: readonly Uint8Array[], children: readonly number
   let bytes = 1 + varintBytes(children.length) + pidBytes(children[0] as number)
   for (let i = 0; i < keys.length; i++)
     bytes += separatorBytes(keys[i] as Uint8Array, children[i + 1] as number)
-  return { kind: 'index', keys, children, bytes }
+  const n = keys.length
+  const words = new Uint32Array(n)
+  let cpl = 0
+  if (n > 0) {
+    const first = keys[0] as Uint8Array
+    const last = keys[n - 1] as Uint8Array
+    cpl = commonPrefixBytes(first, 0, first.length, last, 0, last.length)
+    for (let i = 0; i < n; i++) {
+      const k = keys[i] as Uint8Array
+      words[i] = wordAt(k, cpl, k.length)
+    }
+  }
+  return { kind: 'index', keys, children, bytes, words, cpl }
+}
+
+/**
+ * The child of `node` whose range holds key: the number of separators ≤ key (upper = true),
+ * or the child holding the keys just below it: the number of separators < key (upper =
+ * false). The words decide most steps; whole separators are compared only on a tie.
+ */
+export function indexSlot(node: Index, key: Uint8Array, upper: boolean): number {
+  const keys = node.keys
+  const words = node.words
+  const n = words.length
+  const cpl = node.cpl
+  if (cpl > 0) {
+    const side = sharesPrefix(key, keys[0] as Uint8Array, 0, cpl)
+    if (side !== 0) return side < 0 ? 0 : n
+  }
+  const w = wordAt(key, cpl, key.length)
+  let lo = 0
+  let hi = n
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const x = words[mid] as number
+    let c = x - w
+    if (c === 0) {
+      const k = keys[mid] as Uint8Array
+      c = compareFrom(k, cpl, k.length, key, cpl)
+    }
+    if (c < 0 || (c === 0 && upper)) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 export function entryCount(node: Node): number {

@@ -168,7 +168,38 @@ describe('large values', () => {
     const both = await cli(['put', '--dir', d, 'k', 'v', '--value-file', file])
     assert.equal(both.code, 2)
   })
+
+  test('verify writes nothing: a damaged blob is reported, junk past the log end is left as found', async () => {
+    const d = dirOf('verify-ro')
+    const file = join(root.path, 'blob-ro.bin')
+    writeFileSync(file, Buffer.alloc(600 * 1024, 'verify-ro '))
+    assert.equal((await cli(['put', '--dir', d, 'big', '--value-file', file])).code, 0)
+    // A sound log as far as its messages go (recovery would zero the junk at the end) whose
+    // blob file is damaged: found only when the log pass reads the blob back.
+    const [blob] = readdirSync(join(d, 'blobs'))
+    const blobPath = join(d, 'blobs', blob as string)
+    const b = readFileSync(blobPath)
+    b[b.length >> 1] = (b[b.length >> 1] as number) ^ 0x10
+    writeFileSync(blobPath, b)
+    writeFileSync(join(d, 'log'), Buffer.concat([readFileSync(join(d, 'log')), Buffer.alloc(64, 0x5a)]))
+    const before = folderBytes(d)
+    const bad = await cliJson(['verify', '--dir', d])
+    assert.equal(bad.code, 1, bad.stdout)
+    assert.equal((bad.doc as { problems: Array<{ pass: string }> }).problems[0]?.pass, 'log')
+    assert.deepEqual(folderBytes(d), before, 'verify changed nothing')
+  })
 })
+
+/** Every file of a folder tree and its bytes, for an exact before/after comparison. */
+function folderBytes(dir: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue
+    const p = join(e.parentPath ?? e.path, e.name)
+    out.set(p, readFileSync(p).toString('base64'))
+  }
+  return out
+}
 
 describe('verify', () => {
   test('exit 0 on a healthy database, 1 after one byte of record data is flipped', async () => {
@@ -187,8 +218,12 @@ describe('verify', () => {
     assert.ok(at > 0, 'the value is stored in the log')
     bytes[at + 5] = (bytes[at + 5] as number) ^ 0x01
     writeFileSync(log, bytes)
+    // Junk past the last message of the log's last segment: recovery would zero it.
+    writeFileSync(log, Buffer.concat([bytes, Buffer.alloc(64, 0x5a)]))
+    const before = folderBytes(d)
 
     const bad = await cliJson(['verify', '--dir', d])
+    assert.deepEqual(folderBytes(d), before, 'verify changed nothing in the damaged folder')
     assert.equal(bad.code, 1)
     const doc = bad.doc as { ok: boolean; problems: Array<{ code: string; file?: string }> }
     assert.equal(doc.ok, false)

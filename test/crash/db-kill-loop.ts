@@ -4,12 +4,19 @@
 // 0–19 ms after it starts open(), so it lands in recovery), reopens the folder with open()
 // in this process and checks the state against the history the child printed
 // (db-workload.ts).
+// With `killPoints` (test/crash/db-kill-points.test.ts) the child runs with kill points armed
+// (src/util/kill-points.ts) and mostly dies of one; the timer is only a backstop. The parent
+// then checks a copy of the folder, so the next child opens it as the kill left it and its
+// recovery repairs it (recovery's own kill points): an early kill is a child armed at high
+// odds, which dies within its first few points, in recovery when there is one to do.
 
-import { mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Db, open } from '../../src/index.js'
+import { KILL_POINT_LINE_PREFIX, KILL_POINT_REACHED_PREFIX } from '../../src/util/kill-points.js'
+import { mixSeed } from '../../src/util/prng.js'
 import { runUntilKilled } from '../helpers/kill-child.js'
 import {
   BATCH_KEYS,
@@ -24,9 +31,18 @@ import {
 
 const CHILD = fileURLToPath(new URL('./db-writer-child.js', import.meta.url))
 
+/** What the kill-point loop adds to a child run. */
+export interface ChildExtras {
+  /** The child's environment (arms its kill points). */
+  env: NodeJS.ProcessEnv
+  /** Each id the child's generateId() returned, in order. */
+  onId: (id: number) => void
+}
+
 /**
  * Runs the writer child until killed, feeding its intents and acks into `h` and its wrong
- * answers into `wrong`. `values` 'blobs': values over the blob threshold (R2c).
+ * answers into `wrong`. `values` 'blobs': values over the blob threshold (R2c); 'some-blobs'
+ * 1 in 20 over it. `extras`: the child runs the churn workload with kill points armed.
  */
 export function runChild(
   dir: string,
@@ -38,12 +54,15 @@ export function runChild(
   early: boolean,
   mutation: Mutation,
   wrong: string[],
-  values?: 'blobs',
-): Promise<{ opened: boolean }> {
+  values?: 'blobs' | 'some-blobs',
+  extras?: ChildExtras,
+): Promise<{ opened: boolean; stderr: string }> {
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
-  if (values !== undefined) args.push(values)
-  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, (line) => {
+  if (values !== undefined || extras !== undefined) args.push(values ?? '-')
+  if (extras !== undefined) args.push('churn')
+  const onLine = (line: string): void => {
     if (line.startsWith('E ')) wrong.push(line.slice(2))
+    else if (line.startsWith('G ')) extras?.onId(Number(line.slice(2)))
     else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
     else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
     else if (line.startsWith('I ')) {
@@ -57,7 +76,23 @@ export function runChild(
         }),
       })
     }
-  })
+  }
+  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, onLine, extras?.env)
+}
+
+/** The kill point a child's stderr names as the one that killed it, if any. */
+export function firedKillPoint(stderr: string): string | undefined {
+  const at = stderr.lastIndexOf(KILL_POINT_LINE_PREFIX)
+  if (at < 0) return undefined
+  return stderr.slice(at + KILL_POINT_LINE_PREFIX.length).split(' ')[0]
+}
+
+/** The kill points a child's stderr says it evaluated at least once. */
+export function reachedKillPoints(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith(KILL_POINT_REACHED_PREFIX))
+    .map((l) => l.slice(KILL_POINT_REACHED_PREFIX.length))
 }
 
 export type Mutation = 'none' | 'ack-early' | 'ack-applied' | 'split-batches'
@@ -76,6 +111,19 @@ export interface KillLoopOptions {
    * or applies each batch as separate writes ('split-batches').
    */
   mutation?: Mutation
+  /**
+   * Kill points armed in every child, as this says for the child of `seed` (`early`: the 1
+   * kill in 10 that the timer loop arms before open); the timer (killDelay) is then only a
+   * backstop.
+   */
+  killPoints?: (seed: number, early: boolean) => KillPointArming
+}
+
+/** A child's kill points: odds 1/`odds` at each point, only those named `only*` if given. */
+export interface KillPointArming {
+  odds: number
+  /** BOBSLED_KILL_ONLY: comma-separated name prefixes. */
+  only?: string
 }
 
 export interface KillTotals {
@@ -95,6 +143,19 @@ export interface KillTotals {
   lostPerKill: number[]
   /** Kills whose recovery broke a rule (the mutation check counts these). */
   caught: number
+  /** Kill-point mode: how often each kill point killed a child. */
+  killPointsFired: Map<string, number>
+  /** Kill-point mode: the points some child evaluated (reached), fired or not. */
+  killPointsReached: Set<string>
+  /** Kill-point mode: children that the timer killed because no kill point fired. */
+  timerKills: number
+  /** Kill-point mode: ids from generateId() not above every id returned before them. */
+  idRegressions: number
+  /** Kill-point mode: ids generateId() returned. */
+  ids: number
+  /** Wall time spent running children, and checking their folders (ms). */
+  childMs: number
+  checkMs: number
   /** The first violation, with the seed that replays its folder. */
   firstViolation?: string
 }
@@ -129,6 +190,25 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
     killedInOpen: 0,
     lostPerKill: [],
     caught: 0,
+    killPointsFired: new Map(),
+    killPointsReached: new Set(),
+    timerKills: 0,
+    idRegressions: 0,
+    ids: 0,
+    childMs: 0,
+    checkMs: 0,
+  }
+  const kp = o.killPoints
+  /** The highest id a child of this folder got from generateId(). */
+  let lastId = -1
+  const idsWrong: string[] = []
+  const onId = (id: number): void => {
+    sum.ids++
+    if (!(id > lastId)) {
+      sum.idRegressions++
+      idsWrong.push(`generateId() returned ${id} after ${lastId}`)
+    }
+    lastId = Math.max(lastId, id)
   }
   try {
     for (let kill = 0; kill < o.kills; kill++) {
@@ -136,29 +216,68 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
         if (dir !== '') rmSync(dir, { recursive: true, force: true })
         dir = mkdtempSync(join(tmpdir(), 'bobsled-db-sigkill-'))
         h = new History()
+        lastId = -1
       }
       const seed = o.baseSeed + kill
       const early = !mutation && seed % 10 === 0
-      const delay = early ? seed % 20 : minMs + ((seed * 7919) % spanMs)
-      const { opened } = await runChild(
+      const delay = early && kp === undefined ? seed % 20 : minMs + ((seed * 7919) % spanMs)
+      const arming = kp?.(seed, early)
+      const extras: ChildExtras | undefined =
+        arming === undefined
+          ? undefined
+          : {
+              env: {
+                ...process.env,
+                BOBSLED_KILL_POINTS: String(arming.odds),
+                BOBSLED_KILL_SEED: String(mixSeed(seed, 0x6b696c6c)),
+                BOBSLED_KILL_ONLY: arming.only ?? '',
+              },
+              onId,
+            }
+      const t0 = performance.now()
+      const { opened, stderr } = await runChild(
         dir,
         seed,
         h,
         o.durability,
         scenario,
         delay,
-        early,
+        early && kp === undefined,
         o.mutation ?? 'none',
         wrongAnswers,
+        kp === undefined ? undefined : 'some-blobs',
+        extras,
       )
+      const t1 = performance.now()
+      sum.childMs += t1 - t0
       if (!opened) sum.killedInOpen++
+      if (kp !== undefined) {
+        const point = firedKillPoint(stderr)
+        for (const p of reachedKillPoints(stderr)) sum.killPointsReached.add(p)
+        if (point === undefined) sum.timerKills++
+        else sum.killPointsFired.set(point, (sum.killPointsFired.get(point) ?? 0) + 1)
+      }
       const issued = h.intents.length
-      const checked = await verify(dir, h, scenario, sum)
+      // Kill points: check a copy, so the next child recovers the folder as the kill left it.
+      let checkDir = dir
+      if (kp !== undefined) {
+        checkDir = `${dir}-check`
+        cpSync(dir, checkDir, { recursive: true })
+      }
+      let checked: { violation?: string; kept: number }
+      try {
+        checked = await verify(checkDir, h, scenario, sum)
+      } finally {
+        if (checkDir !== dir) rmSync(checkDir, { recursive: true, force: true })
+      }
+      sum.checkMs += performance.now() - t1
       const kept = checked.kept
       const violation =
         wrongAnswers.length > 0
           ? `the child saw a wrong answer: ${wrongAnswers.splice(0).join('; ')}`
-          : checked.violation
+          : idsWrong.length > 0
+            ? idsWrong.splice(0).join('; ')
+            : checked.violation
       sum.lostPerKill.push(issued - kept)
       if (violation !== undefined) {
         const replay = `BOBSLED_SEED=${seed - (kill % o.killsPerFolder)}`
@@ -169,6 +288,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
         rmSync(dir, { recursive: true, force: true })
         dir = mkdtempSync(join(tmpdir(), 'bobsled-db-sigkill-'))
         h = new History()
+        lastId = -1
       }
     }
   } finally {

@@ -137,6 +137,10 @@ async function applyIntent(
 /** Values for 16 KiB segments: 40% over the blob threshold (4 KiB), up to 24 KiB. */
 export const blobValueLen = (rng: Prng): number => (rng.chance(0.4) ? 4200 + rng.int(20_000) : rng.int(300))
 
+/** Values for the kill-point child: mostly small, 1 in 20 over the blob threshold (a blob file). */
+export const someBlobsValueLen = (rng: Prng): number =>
+  rng.chance(0.05) ? 4200 + rng.int(8_000) : rng.chance(0.1) ? 200 + rng.int(800) : rng.int(60)
+
 function randomOp(rng: Prng, valueLen: ((rng: Prng) => number) | undefined): Op {
   const r = rng.int(10)
   const small = (): number => (r < 9 ? rng.int(60) : 200 + rng.int(800))

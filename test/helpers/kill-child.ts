@@ -2,22 +2,29 @@
 // caller, and kills the child `killAfterMs` after it prints OPEN; armed before open, after
 // its start, or ('at-opening') after it prints OPENING, for a child that says when it
 // calls open (node takes a few hundred ms to load: a timer from the start lands before it).
+// A child may also die of a SIGKILL it sent itself (a kill point, src/util/kill-points.ts):
+// `env` arms those, and the child's stderr comes back so the caller can tell which fired.
 
 import { spawn } from 'node:child_process'
 
 /**
- * Resolves once the child died of the SIGKILL and every line it wrote has been read
- * ('close', not 'exit'), telling whether it had printed OPEN; rejects if it exits any other way.
+ * Resolves once the child died of a SIGKILL and every line it wrote has been read
+ * ('close', not 'exit'), telling whether it had printed OPEN, with its stderr; rejects if it
+ * exits any other way.
  */
 export function runUntilKilled(
   args: string[],
   killAfterMs: number,
   killBeforeOpen: boolean | 'at-opening',
   onLine: (line: string) => void,
-): Promise<{ opened: boolean }> {
-  return new Promise<{ opened: boolean }>((resolve, reject) => {
+  env?: NodeJS.ProcessEnv,
+): Promise<{ opened: boolean; stderr: string }> {
+  return new Promise<{ opened: boolean; stderr: string }>((resolve, reject) => {
     let opened = false
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env ? { env } : {}),
+    })
     let out = ''
     let err = ''
     let timer: NodeJS.Timeout | undefined
@@ -47,7 +54,7 @@ export function runUntilKilled(
     child.on('close', (code, signal) => {
       if (timer !== undefined) clearTimeout(timer)
       if (signal !== 'SIGKILL') reject(new Error(`child exited with ${code}: ${err}`))
-      else resolve({ opened })
+      else resolve({ opened, stderr: err })
     })
   })
 }

@@ -87,6 +87,9 @@ test('a start claimed only by a header beyond the end of the log is ignored (cra
   )
 })
 
+// Found by R1p (BOBSLED_SEED=7 after B-PC3 was fixed). The seeds were derived again when open
+// began to defer recovery's writes until the page cache accepted (B-R9-DB1): the IO sequence
+// changed, so the first pair (580582215, 1541849251) no longer tore the log before the header.
 test('the page cache sequence that found it (R1p, BOBSLED_SEED=7 after B-PC3 was fixed)', async () => {
   const open = (d: SimDisk): Promise<PageCache<ListPage>> =>
     PageCache.open('db', listCodec, {
@@ -97,7 +100,7 @@ test('the page cache sequence that found it (R1p, BOBSLED_SEED=7 after B-PC3 was
       consolidateAfter: 3,
       checkpointEveryBytes: 3 * S,
     })
-  let disk = new SimDisk({ seed: 580582215, latency: true })
+  let disk = new SimDisk({ seed: 580582220, latency: true })
   let pc = await open(disk)
   const p = pc.allocate()
   pc.replace(p, { items: [' '] })
@@ -112,12 +115,25 @@ test('the page cache sequence that found it (R1p, BOBSLED_SEED=7 after B-PC3 was
   await readState(pc)
   pc.link(p, deltaOf(' '), { items: [large, ' '] })
   await pc.checkpoint()
-  disk = disk.crash({ seed: 1541849251 })
+  disk = disk.crash({ seed: 1541849256 })
   // The scenario: a header raising the start to 2 S survived, the log ends before it.
   const hs = await headers(disk.clone().storage('db'))
   assert.ok(
     hs.some((h) => h.base === 3 * S && h.first === 2 * S),
     `scenario not reached (the IO sequence changed; derive a new seed): ${JSON.stringify(hs)}`,
+  )
+  // ... and the log ends before it (true with the bug too: it then starts at 2 S and ends
+  // inside that segment). Any change to an open's IO sequence can move the crash elsewhere.
+  const probe = await Log.open('db', {
+    storage: disk.clone().storage('db'),
+    flushEveryMs: 0,
+    deferAccept: true,
+  })
+  const bases = probe.segmentBases()
+  await probe.closeRefused()
+  assert.ok(
+    !bases.includes(3 * S),
+    `scenario not reached (the log holds segment 3 S; derive a new seed): ${bases}`,
   )
   pc = await open(disk)
   assert.equal(pc.stats().firstLsn, 0)

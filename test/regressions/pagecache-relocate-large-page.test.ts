@@ -16,6 +16,7 @@ import { orphanBlobs } from '../helpers/page-history.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 const S = 1024
+const WRITES_PER_ROUND = 400
 
 function openOn(storage: Storage, segmentBytes = S): Promise<PageCache<ListPage>> {
   return PageCache.open('db', listCodec, {
@@ -80,7 +81,10 @@ async function raceRelocation(storage: () => Storage): Promise<{ relinked: numbe
     const cleaning = pc.cleanNow().finally(() => {
       done = true
     })
-    for (let k = 0; !done; k++) {
+    // Writes race the cleaning run for at most WRITES_PER_ROUND turns: a writer on every
+    // turn for as long as cleaning runs made a slow disk's run outpace the cleaner (each
+    // link grows the page, each third one rewrites it whole) for 20 minutes in a loaded run.
+    for (let k = 0; !done && k < WRITES_PER_ROUND; k++) {
       const kind = (k + round) % 5
       if (kind === 0 || kind === 1) {
         items = [...items, `r${round}k${k}`]
@@ -113,6 +117,7 @@ async function raceRelocation(storage: () => Storage): Promise<{ relinked: numbe
     await pc.flush()
   }
   assert.equal(pc.stats().backgroundError, undefined)
+  console.log(`# race-relocation writes_during_cleaning=${during} relinked=${relinked}`)
   await pc.close()
   pc = await openOn(storage())
   assert.deepEqual((await pc.get(p))?.items, items, 'after reopen')

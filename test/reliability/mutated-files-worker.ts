@@ -71,8 +71,6 @@ export interface CaseEnd {
   where: 'open' | 'read' | ''
   /** A database folder (open(), trees) rather than a bare log. */
   isDb?: boolean
-  /** A refused database open changed only the log, and only by zeroing bytes (B-R9-DB1). */
-  refusedLogZeroedOnly?: boolean
 }
 
 const input = workerData as WorkerInput
@@ -206,13 +204,6 @@ async function examine(
 
 class WrongData extends Error {}
 
-/** Every byte that differs is now zero (and the size is the same): recovery zeroed junk. */
-function zeroedOnly(now: Uint8Array | undefined, was: Uint8Array | undefined): boolean {
-  if (now === undefined || was === undefined || now.length !== was.length) return false
-  for (let i = 0; i < now.length; i++) if (now[i] !== was[i] && now[i] !== 0) return false
-  return true
-}
-
 /** Where two versions of a file differ (for failure messages). */
 function diffAt(a: Uint8Array | undefined, b: Uint8Array | undefined): string {
   if (a === undefined || b === undefined) return `sizes ${a?.length} ${b?.length}`
@@ -302,8 +293,6 @@ async function examineDb(
       where: 'open',
       detail: `${e.code}: ${e.message}${changed.length > 0 ? ` (changed: ${changed.join(', ')})` : ''}${changed.includes('log') ? ` [log ${diffAt(after.get('log'), m.files.get('log'))}]` : ''}`,
       refusedModified: hashFiles(after) !== before,
-      refusedLogZeroedOnly:
-        changed.length === 1 && changed[0] === 'log' && zeroedOnly(after.get('log'), m.files.get('log')),
     }
   }
   let out: Omit<CaseEnd, 't' | 'i' | 'seed' | 'labels' | 'isCrcFixed' | 'isReal'>

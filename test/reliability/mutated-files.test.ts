@@ -146,17 +146,7 @@ const GATED: readonly OutcomeKind[] = [
   'truncated_below_witness',
 ]
 
-type KnownBug = 'tail-journal' | 'missing-log-created' | 'db-refused-log-zeroed'
-
-/**
- * B-R9-DB1 (open, pinned as todo below): a database folder whose log opens (its recovery
- * zeroes junk it finds past the last message of a segment, as after a torn write) and
- * whose page cache then refuses it (damage below the witness) is left changed: a refused
- * database must be left as found (regimen R8). Closing it now writes nothing
- * (Log.closeRefused()); the zeroing happens in the log's recovery, before the page cache
- * has looked. Counted apart until recovery defers its writes until every layer accepted.
- */
-const KNOWN_B_R9_DB1 = true
+type KnownBug = 'tail-journal' | 'missing-log-created'
 
 /**
  * Cases counted apart, each with its own test below:
@@ -173,18 +163,15 @@ function knownBug(e: CaseEnd): KnownBug | undefined {
   if (e.labels.includes('crcTailJournal.outside')) return 'tail-journal'
   if (e.refusedModified && e.labels.includes('delete:log') && !GATED.includes(e.kind))
     return 'missing-log-created'
-  if (KNOWN_B_R9_DB1 && e.refusedLogZeroedOnly === true && !GATED.includes(e.kind))
-    return 'db-refused-log-zeroed'
   return undefined
 }
 
 /**
- * A refused open may change the folder only by consuming a tail journal: a valid one is
- * replayed before anything else is checked, an invalid one removed (docs/FORMAT.md).
+ * A refused open changes nothing, a tail journal included: recovery once replayed a valid
+ * one (or removed an invalid one) before anything else was checked; since B-R9-DB1 every
+ * repair waits until the open is accepted (docs/DESIGN.md, "Accepting an open").
  */
-const mayModify = (e: CaseEnd): boolean => e.labels.some((l) => /tail\.?journal/i.test(l))
-const breaksGate = (e: CaseEnd): boolean =>
-  GATED.includes(e.kind) || e.diskGrowth || (e.refusedModified && !mayModify(e))
+const breaksGate = (e: CaseEnd): boolean => GATED.includes(e.kind) || e.diskGrowth || e.refusedModified
 
 let run: Promise<RunResult> | undefined
 const results = (): Promise<RunResult> => {
@@ -220,7 +207,7 @@ test(`${CASES} mutated log folders (CRC-fixing included): no uncaught error, han
   const crcFixed = r.ends.filter((e) => e.isCrcFixed).length
   const detectedOpen = r.ends.filter((e) => e.kind === 'detected' && e.where === 'open').length
   const detectedRead = r.ends.filter((e) => e.kind === 'detected' && e.where === 'read').length
-  const refusedModified = judged.filter((e) => e.refusedModified && !mayModify(e))
+  const refusedModified = judged.filter((e) => e.refusedModified)
   console.log(
     `RELIABILITY mutated-files cases=${r.ends.length} real_files=${real} crc_fixing=${crcFixed} ` +
       `uncaught=${count('uncaught')} hangs=${count('hang')} over_cap=${count('over_cap')} ` +
@@ -228,7 +215,6 @@ test(`${CASES} mutated log folders (CRC-fixing included): no uncaught error, han
       `disk_growth=${judged.filter((e) => e.diskGrowth).length} refused_open_modified=${refusedModified.length} ` +
       `detected_open=${detectedOpen} detected_read=${detectedRead} exact=${r.ends.filter((e) => e.kind === 'exact').length} ` +
       `tail_unwitnessed=${count('tail_unwitnessed')} crc_fixed_changed=${r.ends.filter((e) => e.kind === 'crc_fixed_changed').length} ` +
-      `journal_consumed=${judged.filter((e) => e.refusedModified && mayModify(e)).length} ` +
       `tail_journal_outside_broken=${tailJournal.filter(breaksGate).length}/${tailJournal.length} ` +
       `missing_log_created=${missingLog.length} ` +
       `largest_alloc_served_kib=${Math.round(r.largestAllocBytes / 1024)} mem_growth_mib=${(r.memGrowthBytes / 2 ** 20).toFixed(1)} ` +
@@ -262,13 +248,21 @@ test('a CRC-valid tail journal whose extents lie outside the log: typed error, n
   assert.deepEqual(examples(bad), [], `${bad.length} of ${of.length} cases broke a gate`)
 })
 
-test('B-R9-DB1: a database refused by its page cache after the log recovery zeroed junk is left unchanged', {
-  todo: KNOWN_B_R9_DB1 ? 'src bug B-R9-DB1: the log recovery writes before the page cache refuses' : false,
-}, async () => {
+/**
+ * B-R9-DB1 (fixed): a database folder whose log opened (its recovery zeroed junk past the
+ * last message of a segment) and whose page cache or tree then refused it was left
+ * changed. Recovery now only plans its writes; they happen once every layer accepted the
+ * open (test/regressions/db-refused-open-writes-nothing.test.ts pins it with a mutation
+ * check). Here: no refused database open of the run changed a byte.
+ */
+test('B-R9-DB1: a database refused at open (by the log, the page cache or the tree) is left unchanged', async () => {
   const r = await results()
-  const of = r.ends.filter((e) => e.isDb === true && e.refusedModified)
-  console.log(`RELIABILITY mutated-files-db-refused-zeroed cases=${of.length} (B-R9-DB1)`)
-  assert.deepEqual(of.slice(0, 4).map(show), [], `${of.length} refused database opens changed the log`)
+  const db = r.ends.filter((e) => e.isDb === true)
+  const of = db.filter((e) => e.refusedModified)
+  console.log(
+    `RELIABILITY mutated-files-db-refused cases=${db.filter((e) => e.kind === 'detected' && e.where === 'open').length} modified=${of.length} seed=${only ?? BASE_SEED}`,
+  )
+  assert.deepEqual(of.slice(0, 4).map(show), [], `${of.length} refused database opens changed the folder`)
 })
 
 test('conf present, log file deleted: the refused open creates nothing', async () => {
