@@ -2,15 +2,20 @@
 //   1. Builds, then runs every reliability test (test/crash, faults, format, harness,
 //      reliability, sim) with BOBSLED_SOAK=1, so each runs at its nightly size, and echoes
 //      their RELIABILITY lines.
-//   2. Runs a mixed workload over one real log for --minutes N (default 10): a child
-//      (test/helpers/soak-child.ts) writes until it is killed with SIGKILL after 2–10 s (10%
-//      of kills are armed before the log is open, so some land in recovery); after every
-//      kill the log is reopened here and checked (clean consecutive run of self-checking
-//      records, every acknowledged record present, batches whole). It probes this process's
-//      open fds and RSS every cycle and the child's fds every second. A final pass reopens
-//      with verifyOnOpen and reads everything.
-// Options: --minutes N, --seed N (else BOBSLED_SEED, else the time), --skip-suite,
-// --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…` lines.
+//   2. Runs the database workload for --minutes N (default 10) in one folder
+//      (test/crash/db-soak.ts): a child writes Zipf keys over three trees with values of
+//      1 B–1 MiB (batches, CAS, removes, range scans checked as it writes; 'sync' and
+//      'flush' durability; 64 KiB segments so cleaning and checkpoints never stop; a tight
+//      V8 heap) until it is SIGKILLed 2–10 s after open (10% of kills are armed while it
+//      opens, so some land in recovery); after every kill a full verify here (log CRCs,
+//      every tree in order, every value whole, the history check: nothing acknowledged
+//      lost, no phantom, whole batches; no orphan blob). fd probe of this process every
+//      cycle, RSS every minute, the child's fds every second; a final verify at the end.
+//   3. With --log-minutes N (default 0), the older log-only workload over one real log
+//      (test/helpers/soak-child.ts): skewed 1 B–1 MiB records, batches, reservations,
+//      truncateBefore, SIGKILL every 2–10 s, reopen and check after each kill.
+// Options: --minutes N, --log-minutes N, --seed N (else BOBSLED_SEED, else the time),
+// --skip-suite, --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…`.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -24,6 +29,7 @@ const opt = (name, fallback) => {
 }
 const has = (name) => args.includes(`--${name}`)
 const minutes = Number(opt('minutes', '10'))
+const logMinutes = Number(opt('log-minutes', '0'))
 const seed = Number(opt('seed', process.env.BOBSLED_SEED ?? String(Date.now() % 1_000_000_000)))
 const SEGMENT_BYTES = 64 * 1024
 const SUITE_FOLDERS = ['crash', 'faults', 'format', 'harness', 'reliability', 'sim']
@@ -114,15 +120,48 @@ function runChild(dir, start, childSeed, killAfterMs, killBeforeOpen, child) {
   })
 }
 
-/** Step 2: the long workload with kills. */
-async function workload() {
+/** Step 2: the database workload with kills (test/crash/db-soak.ts). */
+async function dbWorkload() {
+  const { soakDb } = await import('../dist/test/crash/db-soak.js')
+  const dir = mkdtempSync(join(tmpdir(), 'bobsled-soak-db-'))
+  const t0 = Date.now()
+  try {
+    console.log(`soak: database workload for ${minutes} min in ${dir} seed=${seed}`)
+    const f = await soakDb({ dir, seed, durationMs: minutes * 60_000, print: console.log })
+    // Warm-up: the first tenth of the probes (at least 3) are not compared.
+    const rss = f.rssMib
+    const warm = Math.min(rss.length - 1, Math.max(3, Math.floor(rss.length / 10)))
+    const rssGrowth = rss.length > warm + 1 ? (100 * (rss[rss.length - 1] - rss[warm])) / rss[warm] : 0
+    const fds = f.parentFds
+    const fdsConstant = fds.every((n) => n === fds[0])
+    const violations = f.ackedLost + f.phantom + f.tornBatches + f.noPrefix + f.reopenFailures + f.verifyFailures
+    console.log(
+      `RELIABILITY soak-db minutes=${((Date.now() - t0) / 60000).toFixed(1)} cycles=${f.cycles} kills_in_open=${f.killsInOpen} sync_cycles=${f.syncCycles} ` +
+        `writes=${f.writes} acked=${f.acked} kept=${f.kept} acked_lost=${f.ackedLost} phantom=${f.phantom} torn_batches=${f.tornBatches} ` +
+        `no_prefix=${f.noPrefix} reopen_failures=${f.reopenFailures} verify_failures=${f.verifyFailures} orphan_blobs=${f.orphanBlobs} ` +
+        `wrong_answers=${f.wrongAnswers} batches=${f.batches} cas=${f.cas} cas_refused=${f.casRefused} ranges=${f.ranges} range_entries=${f.rangeEntries} ` +
+        `final_verify=${f.finalVerifyOk ? 'ok' : 'FAILED'} fds_constant=${fdsConstant} parent_fds=${fds[0] ?? -1}..${fds[fds.length - 1] ?? -1} ` +
+        `child_fds_max=${f.childFdsMax} rss_mib=${rss.map((x) => x.toFixed(0)).join(',')} rss_growth_after_warmup_pct=${rssGrowth.toFixed(1)} ` +
+        `log_records_max=${f.logRecordsMax} blob_files_max=${f.blobFilesMax} dir_mib_max=${f.dirMibMax.toFixed(1)} ` +
+        `recovery_ms_max=${f.recoveryMsMax.toFixed(0)} verify_ms_max=${f.verifyMsMax.toFixed(0)} seed=${seed}`,
+    )
+    if (f.firstViolation !== undefined) console.log(`soak: first violation: ${f.firstViolation}`)
+    if (violations + f.wrongAnswers + f.orphanBlobs > 0 || !f.finalVerifyOk || !fdsConstant) failed = true
+    if (rssGrowth > 10) console.log(`soak: RSS grew ${rssGrowth.toFixed(1)}% after warm-up (goal ≤ 10%)`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Step 3: the log-only workload with kills. */
+async function logWorkload() {
   const { Log } = await import('../dist/src/log/index.js')
   const { checkRun } = await import('../dist/test/helpers/log-faults.js')
   const { Prng } = await import('../dist/src/util/prng.js')
   const child = 'dist/test/helpers/soak-child.js'
   const rng = new Prng(seed)
   const dir = mkdtempSync(join(tmpdir(), 'bobsled-soak-'))
-  const deadline = Date.now() + minutes * 60_000
+  const deadline = Date.now() + logMinutes * 60_000
   const f = {
     cycles: 0,
     early: 0,
@@ -206,7 +245,7 @@ async function workload() {
     const rssGrowth = rss.length > warm ? (100 * (rss[rss.length - 1] - rss[warm])) / rss[warm] : 0
     const fdsConstant = fds.length === 0 || fds.every((n) => n === fds[0])
     console.log(
-      `RELIABILITY soak-workload minutes=${minutes} cycles=${f.cycles} kills_before_open=${f.early} records=${f.records} ` +
+      `RELIABILITY soak-workload minutes=${logMinutes} cycles=${f.cycles} kills_before_open=${f.early} records=${f.records} ` +
         `acked_lost=${f.ackedLost} non_prefix=${f.nonPrefix} reopen_failures=${f.reopenFailures} ` +
         `final_verify=${finalOk ? 'ok' : 'FAILED'} fds_constant=${fdsConstant} fds=${fds[0] ?? -1}..${fds[fds.length - 1] ?? -1} ` +
         `rss_growth_after_warmup_pct=${rssGrowth.toFixed(1)} child_fds_max=${f.childFdsMax} ` +
@@ -221,5 +260,8 @@ async function workload() {
 
 build()
 if (!has('skip-suite')) suite()
-if (!has('skip-workload')) await workload()
+if (!has('skip-workload')) {
+  await dbWorkload()
+  if (logMinutes > 0) await logWorkload()
+}
 process.exit(failed ? 1 : 0)

@@ -42,7 +42,15 @@ export function runChild(
 ): Promise<{ opened: boolean }> {
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
   if (values !== undefined) args.push(values)
-  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, (line) => {
+  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, onWriterLine(h, wrong))
+}
+
+/**
+ * The parser of a writer child's lines (I, A, F, E: db-writer-child.ts), feeding intents and
+ * acks into `h` and wrong answers into `wrong`; also used by the R15 soak (db-soak.ts).
+ */
+export function onWriterLine(h: History, wrong: string[]): (line: string) => void {
+  return (line) => {
     if (line.startsWith('E ')) wrong.push(line.slice(2))
     else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
     else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
@@ -57,7 +65,7 @@ export function runChild(
         }),
       })
     }
-  })
+  }
 }
 
 export type Mutation = 'none' | 'ack-early' | 'ack-applied' | 'split-batches'

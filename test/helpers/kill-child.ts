@@ -1,6 +1,6 @@
-// The SIGKILL harness's child runner: starts `node <args>`, hands every stdout line to the
-// caller, and kills the child `killAfterMs` after it prints OPEN; armed before open, after
-// its start, or ('at-opening') after it prints OPENING, for a child that says when it
+// The SIGKILL harness's child runner: starts `node <args>` (its pid to `onSpawn`, for
+// probes), hands every stdout line to the caller, and kills the child `killAfterMs` after
+// it prints OPEN; armed before open, after its start, or ('at-opening') after it prints OPENING, for a child that says when it
 // calls open (node takes a few hundred ms to load: a timer from the start lands before it).
 
 import { spawn } from 'node:child_process'
@@ -14,10 +14,12 @@ export function runUntilKilled(
   killAfterMs: number,
   killBeforeOpen: boolean | 'at-opening',
   onLine: (line: string) => void,
+  onSpawn?: (pid: number) => void,
 ): Promise<{ opened: boolean }> {
   return new Promise<{ opened: boolean }>((resolve, reject) => {
     let opened = false
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    if (child.pid !== undefined) onSpawn?.(child.pid)
     let out = ''
     let err = ''
     let timer: NodeJS.Timeout | undefined
