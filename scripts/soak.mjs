@@ -40,7 +40,11 @@ function build() {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
-/** Step 1: the reliability tests at nightly size. */
+/**
+ * Step 1: the reliability tests at nightly size. Lines are echoed as they come (a long
+ * suite shows its progress, and a run stopped early keeps what it printed): RELIABILITY
+ * lines, each top-level test's result with its duration, failures.
+ */
 function suite() {
   const files = SUITE_FOLDERS.flatMap((d) =>
     readdirSync(join('dist/test', d))
@@ -52,21 +56,44 @@ function suite() {
   delete env.BOBSLED_SEED
   console.log(`soak: ${files.length} reliability test files with BOBSLED_SOAK=1`)
   const t0 = Date.now()
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
-    env,
-    encoding: 'utf8',
-    maxBuffer: 1 << 30,
+  const stamp = () => `[${((Date.now() - t0) / 60000).toFixed(1)} min]`
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=tap', ...files], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let buf = ''
+    let failedTests = '?'
+    // A top-level test result is unindented; its duration follows two lines below it.
+    let testResult
+    p.stdout.setEncoding('utf8').on('data', (d) => {
+      buf += d
+      let nl = buf.indexOf('\n')
+      while (nl >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        nl = buf.indexOf('\n')
+        if (line.includes('RELIABILITY')) console.log(`${stamp()} ${line.replace(/^\s*# /, '')}`)
+        else if (/^(not )?ok \d+ - /.test(line)) testResult = line
+        else if (/^\s+not ok /.test(line)) console.log(`${stamp()} ${line.trim()}`)
+        else if (testResult !== undefined && /^ {2}duration_ms: /.test(line)) {
+          console.log(`${stamp()} ${testResult} (${(Number(line.split(': ')[1]) / 1000).toFixed(0)} s)`)
+          testResult = undefined
+        } else if (/^# (pass|fail|todo|skipped) /.test(line)) {
+          console.log(line.slice(2))
+          if (line.startsWith('# fail ')) failedTests = line.slice(7)
+        }
+      }
+    })
+    p.on('error', reject)
+    p.on('close', (code) => {
+      console.log(
+        `RELIABILITY soak-suite files=${files.length} failed=${failedTests} exit=${code} minutes=${((Date.now() - t0) / 60000).toFixed(1)}`,
+      )
+      if (code !== 0) failed = true
+      resolve()
+    })
   })
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`
-  for (const line of out.split('\n')) {
-    if (line.includes('RELIABILITY') || /^not ok /.test(line) || /^# (pass|fail|todo|skipped) /.test(line))
-      console.log(line.replace(/^# /, ''))
-  }
-  const failedTests = (out.match(/^# fail (\d+)/m) ?? [])[1]
-  console.log(
-    `RELIABILITY soak-suite files=${files.length} failed=${failedTests ?? '?'} exit=${r.status} minutes=${((Date.now() - t0) / 60000).toFixed(1)}`,
-  )
-  if (r.status !== 0) failed = true
 }
 
 const fdCount = (pid) => {
@@ -259,7 +286,7 @@ async function logWorkload() {
 }
 
 build()
-if (!has('skip-suite')) suite()
+if (!has('skip-suite')) await suite()
 if (!has('skip-workload')) {
   await dbWorkload()
   if (logMinutes > 0) await logWorkload()
