@@ -1,7 +1,8 @@
 // The SIGKILL harness's child runner: starts `node <args>` (its pid to `onSpawn`, for
 // probes), hands every stdout line to the caller, and kills the child `killAfterMs` after
-// it prints OPEN; armed before open, after its start, or ('at-opening') after it prints OPENING, for a child that says when it
-// calls open (node takes a few hundred ms to load: a timer from the start lands before it).
+// it prints OPEN; armed before open, after its start, or ('at-opening') after it prints
+// OPENING, for a child that says when it calls open (node takes a few hundred ms to load:
+// a timer from the start lands before it).
 
 import { spawn } from 'node:child_process'
 
