@@ -173,6 +173,19 @@ async function dbWorkload() {
         `recovery_ms_max=${f.recoveryMsMax.toFixed(0)} verify_ms_max=${f.verifyMsMax.toFixed(0)} seed=${seed}`,
     )
     if (f.firstViolation !== undefined) console.log(`soak: first violation: ${f.firstViolation}`)
+    // And the user's own tool on the folder as the last kill left it.
+    const cli = spawnSync(process.execPath, ['dist/src/cli/main.js', 'verify', '--dir', dir, '--json'], {
+      encoding: 'utf8',
+    })
+    let report = {}
+    try {
+      report = JSON.parse(cli.stdout)
+    } catch {}
+    console.log(
+      `RELIABILITY soak-db-cli-verify exit=${cli.status} ok=${report.ok} problems=${report.problems?.length} ` +
+        `log_records=${report.log?.records} trees=${report.trees?.map((t) => `${t.name || 'default'}:${t.entries}`).join(',')} checksum=${report.checksum}`,
+    )
+    if (cli.status !== 0) failed = true
     if (violations + f.wrongAnswers + f.orphanBlobs > 0 || !f.finalVerifyOk || !fdsConstant) failed = true
     if (rssGrowth > 10) console.log(`soak: RSS grew ${rssGrowth.toFixed(1)}% after warm-up (goal ≤ 10%)`)
   } finally {
