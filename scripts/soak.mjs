@@ -15,7 +15,7 @@
 //      (test/helpers/soak-child.ts): skewed 1 B–1 MiB records, batches, reservations,
 //      truncateBefore, SIGKILL every 2–10 s, reopen and check after each kill.
 // Options: --minutes N, --log-minutes N, --seed N (else BOBSLED_SEED, else the time),
-// --skip-suite, --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…`.
+// --suite-folders a,b (of test/; default all six above), --skip-suite, --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…`.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -32,7 +32,7 @@ const minutes = Number(opt('minutes', '10'))
 const logMinutes = Number(opt('log-minutes', '0'))
 const seed = Number(opt('seed', process.env.BOBSLED_SEED ?? String(Date.now() % 1_000_000_000)))
 const SEGMENT_BYTES = 64 * 1024
-const SUITE_FOLDERS = ['crash', 'faults', 'format', 'harness', 'reliability', 'sim']
+const SUITE_FOLDERS = opt('suite-folders', 'crash,faults,format,harness,reliability,sim').split(',')
 let failed = false
 
 function build() {
