@@ -15,7 +15,8 @@
 //      (test/helpers/soak-child.ts): skewed 1 B–1 MiB records, batches, reservations,
 //      truncateBefore, SIGKILL every 2–10 s, reopen and check after each kill.
 // Options: --minutes N, --log-minutes N, --seed N (else BOBSLED_SEED, else the time),
-// --suite-folders a,b (of test/; default all six above), --skip-suite, --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…`.
+// --suite-folders a,b (of test/; default all six above), --skip-suite, --skip-workload.
+// Exit status 1 on any violation. Prints `RELIABILITY soak-…` lines.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
