@@ -232,7 +232,9 @@ export async function soakDb(o: SoakOptions): Promise<SoakFigures & { finalVerif
   const t0 = Date.now()
   const probeEveryMs = o.probeEveryMs ?? 60_000
   let nextProbe = t0
+  let lastProbe = t0
   const probe = (): void => {
+    lastProbe = Date.now()
     const rss = process.memoryUsage().rss / 2 ** 20
     f.rssMib.push(rss)
     print(
@@ -314,7 +316,7 @@ export async function soakDb(o: SoakOptions): Promise<SoakFigures & { finalVerif
     }
   }
   // The last state, unless the loop's own probe has just taken it.
-  if (Date.now() - (nextProbe - probeEveryMs) > probeEveryMs / 10) probe()
+  if (Date.now() - lastProbe > probeEveryMs / 10) probe()
   // One more full verify of the folder as the last kill left it (and as a user would find it).
   const finalProblems = f.firstViolation === undefined ? await verify(o.dir, h, lenOf, f) : ['skipped']
   const finalVerifyOk = finalProblems.length === 0
