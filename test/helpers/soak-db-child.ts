@@ -14,8 +14,9 @@
 //   E <what>              a call answered what it must not
 //   S <counters>          cumulative counts (ranges checked, CAS, ...), now and then
 // argv: <dir> <seed> <first write id> <segment bytes> <sync|flush> <mutation: none|ack-applied|short-value>
-//   ack-applied: acknowledge each write once applied and never flush (background flush off);
-//   short-value: one write in 50 stores a value one byte shorter than it announced.
+//   ack-applied: acknowledge each write once applied and never flush (background flush off;
+//                values of at most 100 B);
+//   short-value: one write in 10 stores a value one byte shorter than it announced.
 
 import { writeSync } from 'node:fs'
 import { type Db, open, type Tree } from '../../src/index.js'
@@ -70,6 +71,10 @@ interface Op {
   key: number
   len: number
 }
+// Under ack-applied, small values only: a blob's own sync or a checkpoint writes the log's
+// buffer out, and on a loaded machine the child spends most of its time in those, so a kill
+// would seldom find an unflushed acknowledged write to lose.
+const valueLen = (): number => (mutation === 'ack-applied' ? 1 + rng.int(100) : soakValueLenDraw(rng))
 const counts = {
   groups: 0,
   writes: 0,
@@ -140,7 +145,7 @@ async function casRefusedCheck(): Promise<void> {
 function issue(id: number, ops: Op[], kind: 'plain' | 'cas', durable: boolean): Promise<void> {
   const value = (o: Op): Buffer => {
     const v = soakValueBytes(id, o.len)
-    return mutation === 'short-value' && id % 50 === 0 ? v.subarray(0, v.length - 1) : v
+    return mutation === 'short-value' && id % 10 === 0 ? v.subarray(0, v.length - 1) : v
   }
   const opts = durable ? { durable: true } : undefined
   const done = (): void => {
@@ -197,7 +202,7 @@ for (;;) {
       const o = { tree: rng.int(trees.length), key: zipfKey(rng), len: 0 }
       if (used.has(`${o.tree}/${o.key}`)) continue
       used.add(`${o.tree}/${o.key}`)
-      o.len = kind === 'plain' && rng.chance(0.15) ? -1 : soakValueLenDraw(rng)
+      o.len = kind === 'plain' && rng.chance(0.15) ? -1 : valueLen()
       ops.push(o)
     }
     if (ops.length === 0) continue
@@ -223,7 +228,7 @@ for (;;) {
     checkValue('get', `${t}/${key}`, await (trees[t] as Tree).get(soakKeyName(key)))
   }
   if (rng.chance(0.01)) await casRefusedCheck()
-  if (counts.groups % 50 === 0)
+  if (counts.groups % 10 === 0)
     say(
       `S ${Object.entries(counts)
         .map(([k, v]) => `${k}=${v}`)
