@@ -67,6 +67,7 @@ function suite() {
     let failedTests = '?'
     // A top-level test result is unindented; its duration follows two lines below it.
     let testResult
+    let detail = 0
     p.stdout.setEncoding('utf8').on('data', (d) => {
       buf += d
       let nl = buf.indexOf('\n')
@@ -76,9 +77,16 @@ function suite() {
         nl = buf.indexOf('\n')
         if (line.includes('RELIABILITY')) console.log(`${stamp()} ${line.replace(/^\s*# /, '')}`)
         else if (/^(not )?ok \d+ - /.test(line)) testResult = line
-        else if (/^\s+not ok /.test(line)) console.log(`${stamp()} ${line.trim()}`)
-        else if (testResult !== undefined && /^ {2}duration_ms: /.test(line)) {
+        else if (/^\s+not ok /.test(line)) {
+          console.log(`${stamp()} ${line.trim()}`)
+          detail = 40
+        } else if (detail > 0) {
+          // A failure's YAML block (error, seed, counterexample) up to its closing '...'.
+          console.log(`    ${line.trim()}`)
+          detail = /^\s*\.\.\.$/.test(line) ? 0 : detail - 1
+        } else if (testResult !== undefined && /^ {2}duration_ms: /.test(line)) {
           console.log(`${stamp()} ${testResult} (${(Number(line.split(': ')[1]) / 1000).toFixed(0)} s)`)
+          if (testResult.startsWith('not ok')) detail = 40
           testResult = undefined
         } else if (/^# (pass|fail|todo|skipped) /.test(line)) {
           console.log(line.slice(2))

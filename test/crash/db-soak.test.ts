@@ -44,8 +44,10 @@ test('db soak mutation check: unflushed acks and short values are caught', async
   // A kill can land when the log's buffer holds no acknowledged write, or before a short
   // value was written (on a loaded machine a child may write little in a second): up to ~4 s
   // of cycles each, stopped by the first catch (the first cycle, as a rule).
-  const applied = await cycles(11, 4000, 700, 'ack-applied')
-  const short = await cycles(12, 4000, 700, 'short-value')
+  const [applied, short] = await Promise.all([
+    cycles(11, 4000, 700, 'ack-applied'),
+    cycles(12, 4000, 700, 'short-value'),
+  ])
   console.log(
     `RELIABILITY db-soak-mutation ack_applied_caught=${applied.firstViolation !== undefined} ack_applied_cycles=${applied.cycles} ack_applied_acked_lost=${applied.ackedLost} short_value_caught=${short.firstViolation !== undefined} short_value_phantom=${short.phantom} short_value_wrong_answers=${short.wrongAnswers}`,
   )
