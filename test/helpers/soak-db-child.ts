@@ -22,6 +22,7 @@ import { writeSync } from 'node:fs'
 import { type Db, open, type Tree } from '../../src/index.js'
 import { Prng } from '../../src/util/prng.js'
 import {
+  SOAK_KEYS_PER_TREE,
   SOAK_TREES,
   soakKeyIndex,
   soakKeyName,
@@ -101,12 +102,12 @@ function checkValue(what: string, slot: string, v: Uint8Array | undefined): void
 
 async function rangeCheck(): Promise<void> {
   const t = rng.int(trees.length)
-  const a = rng.int(1024)
+  const a = rng.int(SOAK_KEYS_PER_TREE)
   const b = a + 1 + rng.int(200)
   const reverse = rng.chance(0.3)
   const limit = rng.chance(0.5) ? 1 + rng.int(40) : undefined
   const expect: number[] = []
-  for (let k = a; k < Math.min(b, 1024); k++) if (model.has(`${t}/${k}`)) expect.push(k)
+  for (let k = a; k < Math.min(b, SOAK_KEYS_PER_TREE); k++) if (model.has(`${t}/${k}`)) expect.push(k)
   if (reverse) expect.reverse()
   if (limit !== undefined) expect.splice(limit)
   const got: number[] = []
