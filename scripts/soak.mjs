@@ -2,15 +2,21 @@
 //   1. Builds, then runs every reliability test (test/crash, faults, format, harness,
 //      reliability, sim) with BOBSLED_SOAK=1, so each runs at its nightly size, and echoes
 //      their RELIABILITY lines.
-//   2. Runs a mixed workload over one real log for --minutes N (default 10): a child
-//      (test/helpers/soak-child.ts) writes until it is killed with SIGKILL after 2–10 s (10%
-//      of kills are armed before the log is open, so some land in recovery); after every
-//      kill the log is reopened here and checked (clean consecutive run of self-checking
-//      records, every acknowledged record present, batches whole). It probes this process's
-//      open fds and RSS every cycle and the child's fds every second. A final pass reopens
-//      with verifyOnOpen and reads everything.
-// Options: --minutes N, --seed N (else BOBSLED_SEED, else the time), --skip-suite,
-// --skip-workload. Exit status 1 on any violation. Prints `RELIABILITY soak-…` lines.
+//   2. Runs the database workload for --minutes N (default 10) in one folder
+//      (test/crash/db-soak.ts): a child writes Zipf keys over three trees with values of
+//      1 B–1 MiB (batches, CAS, removes, range scans checked as it writes; 'sync' and
+//      'flush' durability; 64 KiB segments so cleaning and checkpoints never stop; a tight
+//      V8 heap) until it is SIGKILLed 2–10 s after open (10% of kills are armed while it
+//      opens, so some land in recovery); after every kill a full verify here (log CRCs,
+//      every tree in order, every value whole, the history check: nothing acknowledged
+//      lost, no phantom, whole batches; no orphan blob). fd probe of this process every
+//      cycle, RSS every minute, the child's fds every second; a final verify at the end.
+//   3. With --log-minutes N (default 0), the older log-only workload over one real log
+//      (test/helpers/soak-child.ts): skewed 1 B–1 MiB records, batches, reservations,
+//      truncateBefore, SIGKILL every 2–10 s, reopen and check after each kill.
+// Options: --minutes N, --log-minutes N, --seed N (else BOBSLED_SEED, else the time),
+// --suite-folders a,b (of test/; default all six above), --skip-suite, --skip-workload.
+// Exit status 1 on any violation. Prints `RELIABILITY soak-…` lines.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
@@ -24,9 +30,10 @@ const opt = (name, fallback) => {
 }
 const has = (name) => args.includes(`--${name}`)
 const minutes = Number(opt('minutes', '10'))
+const logMinutes = Number(opt('log-minutes', '0'))
 const seed = Number(opt('seed', process.env.BOBSLED_SEED ?? String(Date.now() % 1_000_000_000)))
 const SEGMENT_BYTES = 64 * 1024
-const SUITE_FOLDERS = ['crash', 'faults', 'format', 'harness', 'reliability', 'sim']
+const SUITE_FOLDERS = opt('suite-folders', 'crash,faults,format,harness,reliability,sim').split(',')
 let failed = false
 
 function build() {
@@ -34,7 +41,11 @@ function build() {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
-/** Step 1: the reliability tests at nightly size. */
+/**
+ * Step 1: the reliability tests at nightly size. Lines are echoed as they come (a long
+ * suite shows its progress, and a run stopped early keeps what it printed): RELIABILITY
+ * lines, each top-level test's result with its duration, failures.
+ */
 function suite() {
   const files = SUITE_FOLDERS.flatMap((d) =>
     readdirSync(join('dist/test', d))
@@ -46,21 +57,52 @@ function suite() {
   delete env.BOBSLED_SEED
   console.log(`soak: ${files.length} reliability test files with BOBSLED_SOAK=1`)
   const t0 = Date.now()
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
-    env,
-    encoding: 'utf8',
-    maxBuffer: 1 << 30,
+  const stamp = () => `[${((Date.now() - t0) / 60000).toFixed(1)} min]`
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=tap', ...files], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let buf = ''
+    let failedTests = '?'
+    // A top-level test result is unindented; its duration follows two lines below it.
+    let testResult
+    let detail = 0
+    p.stdout.setEncoding('utf8').on('data', (d) => {
+      buf += d
+      let nl = buf.indexOf('\n')
+      while (nl >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        nl = buf.indexOf('\n')
+        if (line.includes('RELIABILITY')) console.log(`${stamp()} ${line.replace(/^\s*# /, '')}`)
+        else if (/^(not )?ok \d+ - /.test(line)) testResult = line
+        else if (/^\s+not ok /.test(line)) {
+          console.log(`${stamp()} ${line.trim()}`)
+          detail = 40
+        } else if (detail > 0) {
+          // A failure's YAML block (error, seed, counterexample) up to its closing '...'.
+          console.log(`    ${line.trim()}`)
+          detail = /^\s*\.\.\.$/.test(line) ? 0 : detail - 1
+        } else if (testResult !== undefined && /^ {2}duration_ms: /.test(line)) {
+          console.log(`${stamp()} ${testResult} (${(Number(line.split(': ')[1]) / 1000).toFixed(0)} s)`)
+          if (testResult.startsWith('not ok')) detail = 40
+          testResult = undefined
+        } else if (/^# (pass|fail|todo|skipped) /.test(line)) {
+          console.log(line.slice(2))
+          if (line.startsWith('# fail ')) failedTests = line.slice(7)
+        }
+      }
+    })
+    p.on('error', reject)
+    p.on('close', (code) => {
+      console.log(
+        `RELIABILITY soak-suite files=${files.length} failed=${failedTests} exit=${code} minutes=${((Date.now() - t0) / 60000).toFixed(1)}`,
+      )
+      if (code !== 0) failed = true
+      resolve()
+    })
   })
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`
-  for (const line of out.split('\n')) {
-    if (line.includes('RELIABILITY') || /^not ok /.test(line) || /^# (pass|fail|todo|skipped) /.test(line))
-      console.log(line.replace(/^# /, ''))
-  }
-  const failedTests = (out.match(/^# fail (\d+)/m) ?? [])[1]
-  console.log(
-    `RELIABILITY soak-suite files=${files.length} failed=${failedTests ?? '?'} exit=${r.status} minutes=${((Date.now() - t0) / 60000).toFixed(1)}`,
-  )
-  if (r.status !== 0) failed = true
 }
 
 const fdCount = (pid) => {
@@ -114,15 +156,61 @@ function runChild(dir, start, childSeed, killAfterMs, killBeforeOpen, child) {
   })
 }
 
-/** Step 2: the long workload with kills. */
-async function workload() {
+/** Step 2: the database workload with kills (test/crash/db-soak.ts). */
+async function dbWorkload() {
+  const { soakDb } = await import('../dist/test/crash/db-soak.js')
+  const dir = mkdtempSync(join(tmpdir(), 'bobsled-soak-db-'))
+  const t0 = Date.now()
+  try {
+    console.log(`soak: database workload for ${minutes} min in ${dir} seed=${seed}`)
+    const f = await soakDb({ dir, seed, durationMs: minutes * 60_000, print: console.log })
+    // Warm-up: the first tenth of the probes (at least 3) are not compared.
+    const rss = f.rssMib
+    const warm = Math.min(rss.length - 1, Math.max(3, Math.floor(rss.length / 10)))
+    const rssGrowth = rss.length > warm + 1 ? (100 * (rss[rss.length - 1] - rss[warm])) / rss[warm] : 0
+    const fds = f.parentFds
+    const fdsConstant = fds.every((n) => n === fds[0])
+    const violations = f.ackedLost + f.phantom + f.tornBatches + f.noPrefix + f.reopenFailures + f.verifyFailures
+    console.log(
+      `RELIABILITY soak-db minutes=${((Date.now() - t0) / 60000).toFixed(1)} cycles=${f.cycles} kills_in_open=${f.killsInOpen} sync_cycles=${f.syncCycles} ` +
+        `writes=${f.writes} acked=${f.acked} kept=${f.kept} acked_lost=${f.ackedLost} phantom=${f.phantom} torn_batches=${f.tornBatches} ` +
+        `no_prefix=${f.noPrefix} reopen_failures=${f.reopenFailures} verify_failures=${f.verifyFailures} orphan_blobs=${f.orphanBlobs} ` +
+        `wrong_answers=${f.wrongAnswers} batches=${f.batches} cas=${f.cas} cas_refused=${f.casRefused} ranges=${f.ranges} range_entries=${f.rangeEntries} ` +
+        `final_verify=${f.finalVerifyOk ? 'ok' : 'FAILED'} fds_constant=${fdsConstant} parent_fds=${fds[0] ?? -1}..${fds[fds.length - 1] ?? -1} ` +
+        `child_fds_max=${f.childFdsMax} rss_mib=${rss.map((x) => x.toFixed(0)).join(',')} rss_growth_after_warmup_pct=${rssGrowth.toFixed(1)} ` +
+        `log_records_max=${f.logRecordsMax} blob_files_max=${f.blobFilesMax} dir_mib_max=${f.dirMibMax.toFixed(1)} ` +
+        `recovery_ms_max=${f.recoveryMsMax.toFixed(0)} verify_ms_max=${f.verifyMsMax.toFixed(0)} seed=${seed}`,
+    )
+    if (f.firstViolation !== undefined) console.log(`soak: first violation: ${f.firstViolation}`)
+    // And the user's own tool on the folder as the last kill left it.
+    const cli = spawnSync(process.execPath, ['dist/src/cli/main.js', 'verify', '--dir', dir, '--json'], {
+      encoding: 'utf8',
+    })
+    let report = {}
+    try {
+      report = JSON.parse(cli.stdout)
+    } catch {}
+    console.log(
+      `RELIABILITY soak-db-cli-verify exit=${cli.status} ok=${report.ok} problems=${report.problems?.length} ` +
+        `log_records=${report.log?.records} trees=${report.trees?.map((t) => `${t.name || 'default'}:${t.entries}`).join(',')} checksum=${report.checksum}`,
+    )
+    if (cli.status !== 0) failed = true
+    if (violations + f.wrongAnswers + f.orphanBlobs > 0 || !f.finalVerifyOk || !fdsConstant) failed = true
+    if (rssGrowth > 10) console.log(`soak: RSS grew ${rssGrowth.toFixed(1)}% after warm-up (goal ≤ 10%)`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Step 3: the log-only workload with kills. */
+async function logWorkload() {
   const { Log } = await import('../dist/src/log/index.js')
   const { checkRun } = await import('../dist/test/helpers/log-faults.js')
   const { Prng } = await import('../dist/src/util/prng.js')
   const child = 'dist/test/helpers/soak-child.js'
   const rng = new Prng(seed)
   const dir = mkdtempSync(join(tmpdir(), 'bobsled-soak-'))
-  const deadline = Date.now() + minutes * 60_000
+  const deadline = Date.now() + logMinutes * 60_000
   const f = {
     cycles: 0,
     early: 0,
@@ -206,7 +294,7 @@ async function workload() {
     const rssGrowth = rss.length > warm ? (100 * (rss[rss.length - 1] - rss[warm])) / rss[warm] : 0
     const fdsConstant = fds.length === 0 || fds.every((n) => n === fds[0])
     console.log(
-      `RELIABILITY soak-workload minutes=${minutes} cycles=${f.cycles} kills_before_open=${f.early} records=${f.records} ` +
+      `RELIABILITY soak-workload minutes=${logMinutes} cycles=${f.cycles} kills_before_open=${f.early} records=${f.records} ` +
         `acked_lost=${f.ackedLost} non_prefix=${f.nonPrefix} reopen_failures=${f.reopenFailures} ` +
         `final_verify=${finalOk ? 'ok' : 'FAILED'} fds_constant=${fdsConstant} fds=${fds[0] ?? -1}..${fds[fds.length - 1] ?? -1} ` +
         `rss_growth_after_warmup_pct=${rssGrowth.toFixed(1)} child_fds_max=${f.childFdsMax} ` +
@@ -220,6 +308,9 @@ async function workload() {
 }
 
 build()
-if (!has('skip-suite')) suite()
-if (!has('skip-workload')) await workload()
+if (!has('skip-suite')) await suite()
+if (!has('skip-workload')) {
+  await dbWorkload()
+  if (logMinutes > 0) await logWorkload()
+}
 process.exit(failed ? 1 : 0)

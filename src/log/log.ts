@@ -335,7 +335,8 @@ export class Log {
 
   /**
    * Appends records that recover all together or not at all, without blocking other writers.
-   * Returns the LSN of the last record; `lsnsOut`, when given, receives every record's LSN.
+   * Returns the LSN of the last record; `lsnsOut`, when given, has every record's LSN pushed
+   * onto it, after what it already holds.
    */
   appendBatch(records: readonly Uint8Array[], id = 0, lsnsOut?: number[]): Lsn {
     this.checkWritable()

@@ -60,9 +60,23 @@ export function runChild(
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
   if (values !== undefined || extras !== undefined) args.push(values ?? '-')
   if (extras !== undefined) args.push('churn')
-  const onLine = (line: string): void => {
+  const onLine = onWriterLine(h, wrong, extras?.onId)
+  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, onLine, extras?.env)
+}
+
+/**
+ * The parser of a writer child's lines (I, A, F, E, G: db-writer-child.ts), feeding intents
+ * and acks into `h`, wrong answers into `wrong` and generated ids into `onId`; also used by
+ * the R15 soak (db-soak.ts).
+ */
+export function onWriterLine(
+  h: History,
+  wrong: string[],
+  onId?: (id: number) => void,
+): (line: string) => void {
+  return (line) => {
     if (line.startsWith('E ')) wrong.push(line.slice(2))
-    else if (line.startsWith('G ')) extras?.onId(Number(line.slice(2)))
+    else if (line.startsWith('G ')) onId?.(Number(line.slice(2)))
     else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
     else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
     else if (line.startsWith('I ')) {
@@ -77,7 +91,6 @@ export function runChild(
       })
     }
   }
-  return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, onLine, extras?.env)
 }
 
 /** The kill point a child's stderr names as the one that killed it, if any. */

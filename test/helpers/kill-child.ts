@@ -1,9 +1,10 @@
-// The SIGKILL harness's child runner: starts `node <args>`, hands every stdout line to the
-// caller, and kills the child `killAfterMs` after it prints OPEN; armed before open, after
-// its start, or ('at-opening') after it prints OPENING, for a child that says when it
-// calls open (node takes a few hundred ms to load: a timer from the start lands before it).
-// A child may also die of a SIGKILL it sent itself (a kill point, src/util/kill-points.ts):
-// `env` arms those, and the child's stderr comes back so the caller can tell which fired.
+// The SIGKILL harness's child runner: starts `node <args>` (its pid to `onSpawn`, for
+// probes), hands every stdout line to the caller, and kills the child `killAfterMs` after
+// it prints OPEN; armed before open, after its start, or ('at-opening') after it prints
+// OPENING, for a child that says when it calls open (node takes a few hundred ms to load:
+// a timer from the start lands before it). A child may also die of a SIGKILL it sent
+// itself (a kill point, src/util/kill-points.ts): `env` arms those, and the child's stderr
+// comes back so the caller can tell which fired.
 
 import { spawn } from 'node:child_process'
 
@@ -18,6 +19,7 @@ export function runUntilKilled(
   killBeforeOpen: boolean | 'at-opening',
   onLine: (line: string) => void,
   env?: NodeJS.ProcessEnv,
+  onSpawn?: (pid: number) => void,
 ): Promise<{ opened: boolean; stderr: string }> {
   return new Promise<{ opened: boolean; stderr: string }>((resolve, reject) => {
     let opened = false
@@ -25,6 +27,7 @@ export function runUntilKilled(
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(env ? { env } : {}),
     })
+    if (child.pid !== undefined) onSpawn?.(child.pid)
     let out = ''
     let err = ''
     let timer: NodeJS.Timeout | undefined

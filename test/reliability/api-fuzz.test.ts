@@ -904,7 +904,13 @@ async function step(s: Subject, call: Call): Promise<void> {
     assert.equal(beforeTruncate.length, s.model.length, `${what}: records before truncation`)
     for (const r of beforeTruncate) s.learn(r, what)
   }
-  const before = { maxReserved: s.log.maxReservedLsn, stable: s.log.stableLsn }
+  // An lsnsOut array may come in non-empty (an edge value): the LSNs are pushed after what it holds.
+  const outLen = (a: unknown): number => (Array.isArray(a) ? a.length : 0)
+  const before = {
+    maxReserved: s.log.maxReservedLsn,
+    stable: s.log.stableLsn,
+    outLens: [outLen(args[2]), outLen(args[3])],
+  }
   // Copies taken before the call: the log must store what the caller passed at call time.
   const inputCopy = args.map((a) => (recordKind(a).kind === 'u8' ? copyOf(a as Uint8Array) : undefined))
   const out = await settle(invoke(s, call, args))
@@ -951,7 +957,7 @@ async function checkSuccess(
   args: unknown[],
   inputCopy: Array<Uint8Array | undefined>,
   value: unknown,
-  before: { maxReserved: number; stable: number },
+  before: { maxReserved: number; stable: number; outLens: number[] },
   beforeTruncate: LogRecord[] | undefined,
   what: string,
 ): Promise<void> {
@@ -1019,9 +1025,11 @@ async function checkSuccess(
       s.model.push({ lsn, id, data, isBlob: true, ref: r })
       const rs = ((args[2] as Uint8Array[] | undefined) ?? []).map(copyOf)
       const out = args[3] as number[] | undefined
-      if (out !== undefined) assert.equal(out.length, rs.length, `${what}: lsnsOut gets every record's LSN`)
+      const pre = before.outLens[1] as number
+      if (out !== undefined)
+        assert.equal(out.length - pre, rs.length, `${what}: lsnsOut gets every record's LSN`)
       rs.forEach((d, i) => {
-        s.model.push({ lsn: out?.[i], id, data: d, isBlob: false })
+        s.model.push({ lsn: out?.[pre + i], id, data: d, isBlob: false })
       })
       break
     }
@@ -1030,10 +1038,11 @@ async function checkSuccess(
       assert.ok(isSafeInt(last) && last > before.maxReserved && last <= s.log.maxReservedLsn, `${what}: LSN`)
       const records = (args[0] as Uint8Array[]).map(copyOf)
       const out = args[2] as number[] | undefined
+      const pre = before.outLens[0] as number
       if (out !== undefined)
-        assert.equal(out.length, records.length, `${what}: lsnsOut gets every record's LSN`)
+        assert.equal(out.length - pre, records.length, `${what}: lsnsOut gets every record's LSN`)
       records.forEach((data, i) => {
-        s.model.push({ lsn: i === records.length - 1 ? last : out?.[i], id, data, isBlob: false })
+        s.model.push({ lsn: i === records.length - 1 ? last : out?.[pre + i], id, data, isBlob: false })
       })
       break
     }
