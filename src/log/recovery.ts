@@ -52,7 +52,7 @@ import {
 } from './format.js'
 import { lastCorruptReason, newParsedMessage, Parse, parseMessage } from './reader.js'
 import { RepairedFile } from './repaired-file.js'
-import type { LogRepairs } from './repairs.js'
+import { type LogRepairs, zeroSlotBytes } from './repairs.js'
 import { readTailJournal } from './tail-journal.js'
 
 export interface SegmentSlot {
@@ -399,14 +399,23 @@ async function decideAndPlan(
   }
 
   // 5. Plan what makes the disk match the decision before anything new is written.
-  const repairs: LogRepairs = { journal, endZero: undefined, tail: [], zeroSlots: [], truncateTo: undefined }
+  const repairs: LogRepairs = {
+    journal,
+    endZero: undefined,
+    tail: [],
+    zeroSlots: [],
+    truncateTo: undefined,
+    fileBytes: size,
+  }
   const lastSeg = chain[endChainIndex]
   let continuesLastSegment = false
   if (lastSeg !== undefined && endImage !== undefined) {
     const inSegment = end - lastSeg.baseLsn
     continuesLastSegment = inSegment < S - RED_ZONE_BYTES && inSegment === endAt
     if (inSegment < S && !isZero(endImage, inSegment, S)) {
-      repairs.endZero = { position: lastSeg.slot * S + inSegment, length: S - inSegment }
+      // Zeroing never extends the file: past its end every byte reads as zero already.
+      const position = lastSeg.slot * S + inSegment
+      repairs.endZero = { position, length: Math.min(S - inSegment, size - position) }
     }
   }
   // fsyncgate: bytes above the witness may sit in the page cache after a failed datasync
@@ -440,7 +449,7 @@ async function decideAndPlan(
   // A partial slot too short to hold a header: torn file growth.
   if (size > slotCount * S) repairs.truncateTo = slotCount * S
   if (repairs.endZero !== undefined) file.zero(repairs.endZero.position, repairs.endZero.length)
-  for (const slot of repairs.zeroSlots) file.zero(slot * S, S)
+  for (const slot of repairs.zeroSlots) file.zero(slot * S, zeroSlotBytes(slot, S, size))
   if (repairs.truncateTo !== undefined) file.cut(repairs.truncateTo)
 
   return {

@@ -27,6 +27,17 @@ export interface LogRepairs {
   zeroSlots: number[]
   /** A partial slot too short for a header is cut off (torn file growth). */
   truncateTo: number | undefined
+  /** The log file's size when recovery read it: zeroing a slot never writes past it. */
+  fileBytes: number
+}
+
+/**
+ * Bytes of slot `slot` to zero: the whole slot, or as far as the file goes. Past its end a
+ * file reads as zeros already, and a hostile conf claiming huge segments must not make a
+ * repair grow the folder by a segment of its size.
+ */
+export function zeroSlotBytes(slot: number, segmentBytes: number, fileBytes: number): number {
+  return Math.max(0, Math.min(segmentBytes, fileBytes - slot * segmentBytes))
 }
 
 /** True when applying `r` writes nothing. */
@@ -74,7 +85,8 @@ export async function applyLogRepairs(
   for (const slot of r.zeroSlots) {
     failpoints.hit('recovery zero')
     if (KILL_ODDS) maybeKill('log.recovery.zero-slot')
-    await file.write(zeros as Uint8Array, 0, S, slot * S)
+    const length = zeroSlotBytes(slot, S, r.fileBytes)
+    if (length > 0) await file.write(zeros as Uint8Array, 0, length, slot * S)
     wrote = true
   }
   if (r.truncateTo !== undefined) {
