@@ -19,6 +19,7 @@ import { KILL_POINT_LINE_PREFIX, KILL_POINT_REACHED_PREFIX } from '../../src/uti
 import { mixSeed } from '../../src/util/prng.js'
 import { runUntilKilled } from '../helpers/kill-child.js'
 import {
+  addRecovered,
   BATCH_KEYS,
   batchKeysTorn,
   checkRecovered,
@@ -336,12 +337,7 @@ async function verify(
   const tornEqual = scenario === 'batches-8' ? batchKeysTorn(state) : 0
   sum.nonprefix += nonprefix
   sum.tornEqual += tornEqual
-  const c = checkRecovered(h, state, phantomValues)
-  sum.acked += c.acked
-  sum.kept += c.kept
-  sum.ackedLost += c.ackedLost
-  sum.tornBatches += c.tornBatches
-  sum.phantom += c.phantom
+  const c = addRecovered(sum, checkRecovered(h, state, phantomValues))
   if (c.violation !== undefined) return { violation: c.violation, kept: 0 }
   if (nonprefix > 0)
     return {

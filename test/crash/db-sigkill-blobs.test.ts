@@ -21,7 +21,7 @@ import { PageCache } from '../../src/pagecache/index.js'
 import { type TreePage, treeCodec } from '../../src/tree/index.js'
 import { blobCensus, blobCensusOf } from '../helpers/orphan-blobs.js'
 import { runChild } from './db-kill-loop.js'
-import { checkRecovered, History, readState } from './db-workload.js'
+import { addRecovered, checkRecovered, History, readState } from './db-workload.js'
 
 const soak = process.env.BOBSLED_SOAK === '1'
 const KILLS = process.env.BOBSLED_SEED !== undefined ? 10 : soak ? 1000 : 50
@@ -103,13 +103,8 @@ async function killLoop(kills: number, baseSeed: number, mutation = false): Prom
       sum.orphanBlobs += census.orphans
       sum.blobFiles += census.files
       assert.equal(census.orphans, 0, `${replay}: ${census.orphans} orphan blob files after recovery`)
-      const c = checkRecovered(h, state, phantom)
+      const c = addRecovered(sum, checkRecovered(h, state, phantom))
       sum.checkMs += performance.now() - t1
-      sum.acked += c.acked
-      sum.kept += c.kept
-      sum.ackedLost += c.ackedLost
-      sum.tornBatches += c.tornBatches
-      sum.phantom += c.phantom
       if (c.violation !== undefined) {
         if (c.violation.startsWith('no prefix')) sum.nonprefix++
         if (mutation) {

@@ -27,7 +27,7 @@ import { runUntilKilled } from '../helpers/kill-child.js'
 import { blobCensusOf } from '../helpers/orphan-blobs.js'
 import { onWriterLine } from './db-kill-loop.js'
 import { SOAK_TREES, soakKeyIndex, soakValueWrite } from './db-soak-workload.js'
-import { checkRecovered, History } from './db-workload.js'
+import { addRecovered, checkRecovered, History } from './db-workload.js'
 
 const CHILD = fileURLToPath(new URL('../helpers/soak-db-child.js', import.meta.url))
 export const SOAK_SEGMENT_BYTES = 64 * 1024
@@ -173,12 +173,7 @@ async function verify(
   f.verifyMsMax = Math.max(f.verifyMsMax, performance.now() - t0)
   if (problems.length > 0) return problems
   const intents = h.intents.length
-  const c = checkRecovered(h, state, phantom)
-  f.acked += c.acked
-  f.kept += c.kept
-  f.ackedLost += c.ackedLost
-  f.phantom += c.phantom
-  f.tornBatches += c.tornBatches
+  const c = addRecovered(f, checkRecovered(h, state, phantom))
   if (c.violation !== undefined) {
     if (c.ackedLost + c.phantom + c.tornBatches === 0) f.noPrefix++
     return [`${c.violation} (${intents} writes this cycle)`]

@@ -288,6 +288,25 @@ export async function readState(db: Db): Promise<{ state: Map<string, number>; p
   return { state, phantom }
 }
 
+/** The counters every checkRecovered() caller sums over its cycles. */
+export interface RecoveredTotals {
+  acked: number
+  kept: number
+  ackedLost: number
+  tornBatches: number
+  phantom: number
+}
+
+/** Adds one check's counters to `t`; returns the check, for its violation. */
+export function addRecovered(t: RecoveredTotals, c: CheckResult): CheckResult {
+  t.acked += c.acked
+  t.kept += c.kept
+  t.ackedLost += c.ackedLost
+  t.tornBatches += c.tornBatches
+  t.phantom += c.phantom
+  return c
+}
+
 /**
  * Checks a recovered state against the history and, when it passes, makes it the new base
  * (the writes after the recovered prefix are forgotten: the next writer reuses nothing).

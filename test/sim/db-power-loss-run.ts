@@ -10,7 +10,14 @@
 import { type Db, type OpenOptions, open } from '../../src/index.js'
 import { SimDisk, type SimFaults } from '../../src/io/index.js'
 import { Prng } from '../../src/util/prng.js'
-import { checkRecovered, History, readState, runWorkload, type WriteIntent } from '../crash/db-workload.js'
+import {
+  addRecovered,
+  checkRecovered,
+  History,
+  readState,
+  runWorkload,
+  type WriteIntent,
+} from '../crash/db-workload.js'
 import { turns } from '../helpers/log-faults.js'
 
 export interface DbOutcome {
@@ -92,12 +99,7 @@ export async function runDbSeed(
         state.set(b, va)
       }
     }
-    const c = checkRecovered(h, state, phantom)
-    total.acked += c.acked
-    total.kept += c.kept
-    total.ackedLost += c.ackedLost
-    total.tornBatches += c.tornBatches
-    total.phantom += c.phantom
+    const c = addRecovered(total, checkRecovered(h, state, phantom))
     if (c.violation !== undefined) {
       await db.close().catch(() => {})
       return { ...total, violation: `round ${round}: ${c.violation}`, kind: classify(h, state, phantom) }
