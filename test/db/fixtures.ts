@@ -14,7 +14,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import { type Db, type DbStore, type OpenOptions, openOn } from '../../src/db.js'
 import { SimDisk } from '../../src/io/index.js'
 import { PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
@@ -81,6 +81,13 @@ export async function fixture(
 
 let simDisks = 0
 const tempDirs: string[] = []
+// Every file-backed fixture still open when its test file ends is closed here: a test that
+// leaves its Db open would otherwise leave the log's FileHandle to the garbage collector
+// (Node's DEP0137 warning) with the folder lock held until then.
+const openFixtures: Fixture[] = []
+after(async () => {
+  for (const f of openFixtures) await f.db.close().catch(() => {})
+})
 process.on('exit', () => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
 })
@@ -180,6 +187,7 @@ export async function dbFixture(
     evict: () => {},
     writes: () => String(store.log.maxReservedLsn),
   }
+  openFixtures.push(f)
   return f
 }
 
