@@ -26,6 +26,7 @@ import {
   History,
   OVERWRITE_KEYS,
   overwriteNonPrefix,
+  type RecoveredTotals,
   readState,
   type Scenario,
 } from './db-workload.js'
@@ -140,12 +141,7 @@ export interface KillPointArming {
   only?: string
 }
 
-export interface KillTotals {
-  acked: number
-  kept: number
-  ackedLost: number
-  tornBatches: number
-  phantom: number
+export interface KillTotals extends RecoveredTotals {
   /** Scenario (a): keys that disagree with the sled-style prefix, summed over kills. */
   nonprefix: number
   /** Scenario (b): recoveries whose 8 batch keys were not all equal. */

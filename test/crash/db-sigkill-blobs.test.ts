@@ -21,19 +21,14 @@ import { PageCache } from '../../src/pagecache/index.js'
 import { type TreePage, treeCodec } from '../../src/tree/index.js'
 import { blobCensus, blobCensusOf } from '../helpers/orphan-blobs.js'
 import { runChild } from './db-kill-loop.js'
-import { addRecovered, checkRecovered, History, readState } from './db-workload.js'
+import { addRecovered, checkRecovered, History, type RecoveredTotals, readState } from './db-workload.js'
 
 const soak = process.env.BOBSLED_SOAK === '1'
 const KILLS = process.env.BOBSLED_SEED !== undefined ? 10 : soak ? 1000 : 50
 const KILLS_PER_FOLDER = 10
 
-interface Totals {
+interface Totals extends RecoveredTotals {
   kills: number
-  acked: number
-  kept: number
-  ackedLost: number
-  tornBatches: number
-  phantom: number
   nonprefix: number
   reopenFailures: number
   orphanBlobs: number
