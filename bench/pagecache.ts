@@ -440,16 +440,19 @@ async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartRe
 }
 
 /**
- * Builds the open figure's database and measures the per-page overhead on the way: heap
- * growth (after full GCs) from the open, empty cache to `openPages` written pages, none
- * resident (cacheCapacity 0). Closes cleanly, which writes the checkpoint.
+ * Builds the open figure's database and measures the per-page overhead on the way: growth
+ * of the heap and of array buffers (after full GCs) from the open, empty cache to
+ * `openPages` written pages, none resident (cacheCapacity 0). Array buffers count because
+ * the page table is typed arrays; they also hold the log's segment buffers, whose spares
+ * after the flush are charged to the pages here too. Closes cleanly, which writes the
+ * checkpoint.
  */
 async function partBuild(dir: string): Promise<PartResult> {
   const next = rng(0x0be7)
   const pc = await PageCache.open(dir, bytesCodec, { cacheCapacity: 0, checkpointEveryBytes: 0 })
   const v = value(sizes.openPageBytes, next)
   gc()
-  const heap0 = process.memoryUsage().heapUsed
+  const m0 = process.memoryUsage()
   const t0 = performance.now()
   for (let i = 0; i < sizes.openPages; i++) {
     // Distinct bytes per page, without keeping them: only the page table entry stays.
@@ -462,15 +465,17 @@ async function partBuild(dir: string): Promise<PartResult> {
   await pc.flush()
   const buildMs = performance.now() - t0
   gc()
-  const heap1 = process.memoryUsage().heapUsed
+  gc()
+  const m1 = process.memoryUsage()
   const st = pc.stats()
   if (st.residentPages > 1) throw new Error(`${st.residentPages} pages resident with cacheCapacity 0`)
   await pc.close()
   return {
     pages: st.pages,
     buildMs,
-    heapGrowth: heap1 - heap0,
-    perPageBytes: (heap1 - heap0) / st.pages,
+    heapGrowth: m1.heapUsed - m0.heapUsed,
+    arrayBufferGrowth: m1.arrayBuffers - m0.arrayBuffers,
+    perPageBytes: (m1.heapUsed - m0.heapUsed + m1.arrayBuffers - m0.arrayBuffers) / st.pages,
     logBytes: await folderBytes(dir),
     segments: st.segments,
   }
@@ -653,8 +658,9 @@ async function main(): Promise<number> {
     const perPage = b.perPageBytes as number
     info(
       'per-page',
-      `${perPage.toFixed(0)} B of heap per non-resident page (heap growth after GC over ` +
-        `${num(b.pages as number)} written pages, cacheCapacity 0); built in ${((b.buildMs as number) / 1000).toFixed(1)} s`,
+      `${perPage.toFixed(0)} B per non-resident page (heap ${mib(b.heapGrowth as number)} + array buffers ` +
+        `${mib(b.arrayBufferGrowth as number)} MiB grown after GC over ${num(b.pages as number)} written pages, ` +
+        `cacheCapacity 0); built in ${((b.buildMs as number) / 1000).toFixed(1)} s`,
     )
     infos.perPage = b
 

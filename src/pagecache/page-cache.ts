@@ -42,7 +42,11 @@ import { PageTable } from './page-table.js'
 import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
 
 export interface PageCacheOptions extends LogOptions {
-  /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
+  /**
+   * Bytes of memory for materialised pages (estimated by the codec) and the log's segment
+   * buffers (writes in flight and spare buffers), as RocksDB charges memtables to its block
+   * cache: pages are evicted to make room for a burst of writes. Default 256 MiB.
+   */
   cacheCapacity?: number
   /** Deltas a page may gather before a write consolidates it into a new base. Default 16. */
   consolidateAfter?: number
@@ -898,7 +902,16 @@ export class PageCache<T> implements PageStore<T> {
     this.cacheBytes += mem
     this.lru.set(pid, page)
     this.table.setStamp(pid, ++this.lruClock)
-    if (this.cacheBytes > this.opts.cacheCapacity) this.evict(pid)
+    if (this.cacheBytes > this.pageBudget()) this.evict(pid)
+  }
+
+  /**
+   * What the pages may take: the capacity less the log's segment buffers, which a write
+   * burst grows by up to writeHighWaterBytes (docs/DESIGN.md, "Peak RSS"). Below zero when
+   * the buffers alone exceed a small capacity: then only the page in use stays.
+   */
+  private pageBudget(): number {
+    return this.opts.cacheCapacity - this.log.segmentBufferBytes
   }
 
   /**
@@ -940,8 +953,9 @@ export class PageCache<T> implements PageStore<T> {
 
   /** Drops least recently used pages until the cache fits, never the one just used. */
   private evict(keep: number): void {
+    const budget = this.pageBudget()
     for (const pid of this.lru.keys()) {
-      if (this.cacheBytes <= this.opts.cacheCapacity) break
+      if (this.cacheBytes <= budget) break
       if (pid === keep) continue
       this.uncache(pid)
     }
