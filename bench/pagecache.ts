@@ -19,8 +19,8 @@
 //               against open of the same folder with its checkpoint removed (full log
 //               scan). Goal: ≤ 10 %.
 // Lines without a goal: overwrite throughput, cleaning counters and write amplification
-// (bytes the log wrote / bytes of user pages), and the per-page overhead (heap growth per
-// non-resident page, 1M pages).
+// (bytes the log wrote / bytes of user pages), and the per-page overhead (heap and array
+// buffer growth per non-resident page, 1M pages).
 //
 // Each measurement runs in a child process of its own (`--part=...`), so its peak RSS and
 // heap are its own. Opens are repeated `rounds` times, the two kinds alternating, best of
