@@ -42,7 +42,7 @@ export interface OpenOptions {
   durability?: 'flush' | 'sync'
   /** Background flush period of the log, in ms (0: off). Default 500. */
   flushEveryMs?: number
-  /** Bytes of pages the page cache keeps in memory. */
+  /** Bytes of memory for cached pages and the log's segment buffers (default 256 MiB). */
   cacheCapacity?: number
   /** Segment size of a new log (power of two, 1 KiB..8 MiB). */
   segmentBytes?: number

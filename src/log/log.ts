@@ -663,6 +663,17 @@ export class Log {
     return asLsn(this.writer.maxReserved)
   }
 
+  /**
+   * Bytes of segment memory the log holds now: every segment life that writes or reads of
+   * unwritten data still need (up to writeHighWaterBytes of writes in flight, plus the
+   * segment being filled) and the spare buffers kept for the next lives. The page cache
+   * charges them to its capacity (docs/DESIGN.md, "Peak RSS").
+   */
+  get segmentBufferBytes(): number {
+    const w = this.writer
+    return (w.liveSegments.size + w.spareBuffers.length) * this.segmentBytes
+  }
+
   /** The random id of this log: files that name another id belong to another database. */
   get logId(): number {
     return this.conf.logId

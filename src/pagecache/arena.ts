@@ -60,8 +60,7 @@ export function slabBytesFor(slotBytes: number): number {
 export function slotBytesFor(n: number): number {
   if (n <= ARENA_MIN_SLOT_BYTES) return ARENA_MIN_SLOT_BYTES
   // The highest power of two below n. Integer operations only (n ≤ ARENA_MAX_SLOT_BYTES
-  // fits 32 bits): a double here would make the page table's `mem` field a boxed number,
-  // 16 B more for every page (measured: 179 against 163 B per page).
+  // fits 32 bits): a small integer stays unboxed wherever the caller keeps it.
   const pow = 1 << (31 - Math.clz32(n - 1))
   const step = pow >> 2
   return pow + (((n - pow + step - 1) / step) | 0) * step

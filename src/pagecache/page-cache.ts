@@ -38,10 +38,15 @@ import {
   writeCheckpointFile,
 } from './checkpoint.js'
 import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
+import { PageTable } from './page-table.js'
 import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
 
 export interface PageCacheOptions extends LogOptions {
-  /** Bytes of materialised pages kept in memory (estimated by the codec). Default 256 MiB. */
+  /**
+   * Bytes of memory for materialised pages (estimated by the codec) and the log's segment
+   * buffers (writes in flight and spare buffers), as RocksDB charges memtables to its block
+   * cache: pages are evicted to make room for a burst of writes. Default 256 MiB.
+   */
   cacheCapacity?: number
   /** Deltas a page may gather before a write consolidates it into a new base. Default 16. */
   consolidateAfter?: number
@@ -103,23 +108,6 @@ export interface PageCacheStats {
   arena: ArenaStats | undefined
 }
 
-interface PageEntry<T> {
-  /** Fragments on the log as [lsn, bytes, lsn, bytes, ...]; the first is the base. */
-  frags: number[]
-  /** Size of the base's blob file (0 when the base is inline). */
-  blobBytes: number
-  /** Payload bytes of the deltas since the base (a consolidation trigger). */
-  deltaBytes: number
-  baseBytes: number
-  page: T | undefined
-  /** Memory counted in the LRU while resident. */
-  mem: number
-  /** Bumped on every write: a page-in that started before a write must not be installed. */
-  version: number
-  /** The LRU clock when the page last moved to the young end (see touch()). */
-  lruStamp: number
-}
-
 /** A base from stageLarge(): its blob file, or its record when that still fits inline. */
 interface StagedBase extends StagedPage {
   readonly ref: BlobRef | undefined
@@ -141,7 +129,10 @@ const DEFAULT_WRITE_HIGH_WATER_BYTES = 16 * 1024 * 1024
 const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
-/** Memory of a resident entry beyond what the codec reports (object, map slot, arrays). */
+/**
+ * Memory of a resident page beyond what the codec reports (its LRU map slot, its view
+ * object). Kept at its old value: the bench's calibration charges the same.
+ */
 const ENTRY_MEMORY_BYTES = 160
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
 const MAX_PAGE_IN_ATTEMPTS = 64
@@ -160,14 +151,15 @@ const MAX_FREE_PIDS_AT_OPEN = 2 ** 24 - 1
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
   readonly maxLargePageBytes: number
-  private readonly table: Array<PageEntry<T> | undefined> = []
+  /** Page id → fragments on the log, versions and LRU figures (no object per page). */
+  private readonly table = new PageTable()
   /** The checkpoint open started from: pages not used since are still encoded in it. */
   private lazy: Checkpoint | undefined
   private pageCount = 0
   private readonly freePids = new Set<number>()
   private nextPid = 0
-  /** Resident entries, least recently used first (a Map keeps insertion order). */
-  private readonly lru = new Map<number, PageEntry<T>>()
+  /** Resident pages by id, least recently used first (a Map keeps insertion order). */
+  private readonly lru = new Map<number, T>()
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -346,16 +338,15 @@ export class PageCache<T> implements PageStore<T> {
 
   // ---- reading ----
 
-  /** The page table entry of `pid`, decoded from the open checkpoint on first use. */
-  private entry(pid: number): PageEntry<T> | undefined {
-    const e = this.table[pid]
-    if (e !== undefined || this.lazy === undefined) return e
+  /** Whether `pid` holds a page; its row is decoded from the open checkpoint on first use. */
+  private exists(pid: number): boolean {
+    if (this.table.has(pid)) return true
+    if (this.lazy === undefined) return false
     const p = readPage(this.lazy, pid)
-    if (p === undefined) return undefined
+    if (p === undefined) return false
     dropPage(this.lazy, pid)
-    const fresh = newEntry<T>(p.frags, p.blobBytes)
-    this.table[pid] = fresh
-    return fresh
+    this.table.load(pid, p.frags, p.blobBytes)
+    return true
   }
 
   allocate(): PageId {
@@ -369,10 +360,10 @@ export class PageCache<T> implements PageStore<T> {
 
   peek(pid: PageId): T | undefined {
     checkPid(pid)
-    const e = this.entry(pid)
-    if (e?.page === undefined) return undefined
-    this.touch(pid, e)
-    return this.handOut(e.page)
+    const page = this.lru.get(pid)
+    if (page === undefined) return undefined
+    this.touch(pid, page)
+    return this.handOut(page)
   }
 
   get(pid: PageId): Promise<T | undefined> {
@@ -393,38 +384,41 @@ export class PageCache<T> implements PageStore<T> {
   /** Whether the page is in memory now (no IO, the LRU is not touched). */
   isResident(pid: PageId): boolean {
     checkPid(pid)
-    return this.entry(pid)?.page !== undefined
+    return this.lru.has(pid)
   }
 
   private async usePage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
     this.checkOpen()
     checkPid(pid)
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
-      const e = this.entry(pid)
-      if (e === undefined) return undefined
-      if (e.page !== undefined) {
-        this.touch(pid, e)
-        return use(e.page)
+      const resident = this.lru.get(pid)
+      if (resident !== undefined) {
+        this.touch(pid, resident)
+        return use(resident)
       }
-      const version = e.version
-      const frags = e.frags.slice()
+      if (!this.exists(pid)) return undefined
+      // Every write and every free moves the version on (never back): the same version
+      // after the await means the fragments read are still the page.
+      const version = this.table.version(pid)
+      const frags = this.table.fragments(pid)
       let page: T
       try {
         page = await this.pageIn(pid, frags)
       } catch (err) {
         // The page moved (relocated, or rewritten and its old segment dropped): the
         // fragments we read from are gone, so ask the page table again.
-        if (this.table[pid] !== e || e.version !== version) continue
+        if (this.table.version(pid) !== version) continue
         throw err
       }
-      if (this.table[pid] !== e || e.version !== version) {
+      if (this.table.version(pid) !== version) {
         this.release(page)
         continue
       }
-      if (e.page === undefined) this.install(pid, e, page, true)
+      const now = this.lru.get(pid)
+      if (now === undefined) this.install(pid, page, true)
       else this.release(page)
       // The page was just made the youngest (install never evicts it): still resident.
-      return use(e.page as T)
+      return use(this.lru.get(pid) as T)
     }
     throw new InvariantError(`page ${pid} kept moving during ${MAX_PAGE_IN_ATTEMPTS} page-ins`)
   }
@@ -554,8 +548,7 @@ export class PageCache<T> implements PageStore<T> {
     this.checkWritablePid(pid, false)
     checkBytes(delta, this.maxPageBytes, 'delta')
     this.checkPage(page)
-    const e = this.entry(pid) as PageEntry<T>
-    if (this.shouldConsolidate(e, delta.length)) {
+    if (this.shouldConsolidate(pid, delta.length)) {
       // A page too large for an inline base cannot be consolidated here (a blob write is
       // async): it keeps gathering deltas until the caller or cleaning rewrites it whole.
       const body = this.codec.encode(page)
@@ -567,7 +560,7 @@ export class PageCache<T> implements PageStore<T> {
     const head = encodePageRecordHead(PageRecordKind.Link, pid)
     const lsn = this.log.appendWithHead(head, delta)
     const len = head.length + delta.length
-    this.applyLink(pid, e, page, lsn, this.recordBytes(lsn, len), delta.length)
+    this.applyLink(pid, page, lsn, this.recordBytes(lsn, len), delta.length)
     this.afterWrite(len)
     return lsn
   }
@@ -600,7 +593,7 @@ export class PageCache<T> implements PageStore<T> {
         throw new InvalidArgumentError('a batch write must be an object')
       checkPid(w.pid)
       if (w.kind !== 'free') this.checkPage(w.page)
-      const has = exists.get(w.pid) ?? this.entry(w.pid) !== undefined
+      const has = exists.get(w.pid) ?? this.exists(w.pid)
       if (w.kind !== 'replace' && !has) {
         throw new InvalidArgumentError(`page ${w.pid} is free: ${w.kind} needs a written page`)
       }
@@ -627,12 +620,12 @@ export class PageCache<T> implements PageStore<T> {
         let body: Uint8Array
         if (w.kind === 'link') {
           checkBytes(w.delta, this.maxPageBytes, 'delta')
-          const e = this.entry(w.pid)
+          const inTable = this.exists(w.pid)
           const n =
-            deltasSoFar.get(w.pid) ?? (e === undefined || exists.has(w.pid) ? 0 : e.frags.length / 2 - 1)
+            deltasSoFar.get(w.pid) ??
+            (!inTable || exists.has(w.pid) ? 0 : this.table.fragmentCount(w.pid) - 1)
           const consolidate =
-            n + 1 > this.opts.consolidateAfter ||
-            (e !== undefined && this.shouldConsolidate(e, w.delta.length))
+            n + 1 > this.opts.consolidateAfter || (inTable && this.shouldConsolidate(w.pid, w.delta.length))
           const whole = consolidate ? this.codec.encode(w.page) : undefined
           // As in link(): a page over maxPageBytes keeps its delta instead.
           if (whole !== undefined && whole.length <= this.maxPageBytes) {
@@ -686,8 +679,7 @@ export class PageCache<T> implements PageStore<T> {
         this.freePids.delete(p.pid)
         this.applyReplace(p.pid, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload, 0)
       } else if (p.kind === PageRecordKind.Link) {
-        const e = this.entry(p.pid) as PageEntry<T>
-        this.applyLink(p.pid, e, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload)
+        this.applyLink(p.pid, p.page as T, lsn, this.recordBytes(lsn, rec.length), p.payload)
       } else {
         this.applyFree(p.pid)
       }
@@ -812,9 +804,9 @@ export class PageCache<T> implements PageStore<T> {
     payloadBytes: number,
     blobBytes: number,
   ): void {
-    const e = this.setBase(pid, lsn, recordBytes, payloadBytes, blobBytes, false)
-    e.version++
-    this.install(pid, e, page)
+    this.setBase(pid, lsn, recordBytes, payloadBytes, blobBytes, false)
+    this.table.bump(pid)
+    this.install(pid, page)
   }
 
   /**
@@ -831,46 +823,30 @@ export class PageCache<T> implements PageStore<T> {
     blobBytes: number,
     recovering: boolean,
     relinked = false,
-  ): PageEntry<T> {
-    let e = this.entry(pid)
-    if (e === undefined) {
-      e = newEntry<T>([], 0)
-      this.table[pid] = e
+  ): void {
+    if (this.exists(pid)) {
+      this.dropFragments(pid, !relinked)
+    } else {
       this.pageCount++
       if (pid >= this.nextPid) this.nextPid = pid + 1
-    } else {
-      this.dropFragments(e, !relinked)
     }
-    e.frags = [lsn, recordBytes]
-    e.blobBytes = blobBytes
-    e.baseBytes = payloadBytes
-    e.deltaBytes = 0
+    this.table.setBase(pid, lsn, recordBytes, payloadBytes, blobBytes)
     this.sa.added(lsn, recordBytes, recovering)
     if (blobBytes > 0) this.sa.blobLinked(lsn, blobBytes)
-    return e
   }
 
-  private applyLink(
-    pid: number,
-    e: PageEntry<T>,
-    page: T,
-    lsn: number,
-    recordBytes: number,
-    payload: number,
-  ): void {
-    e.frags.push(lsn, recordBytes)
-    e.deltaBytes += payload
-    e.version++
+  private applyLink(pid: number, page: T, lsn: number, recordBytes: number, payload: number): void {
+    this.table.addDelta(pid, lsn, recordBytes, payload)
+    this.table.bump(pid)
     this.sa.added(lsn, recordBytes)
-    this.install(pid, e, page)
+    this.install(pid, page)
   }
 
   private applyFree(pid: number): void {
-    const e = this.entry(pid) as PageEntry<T>
-    this.dropFragments(e, true)
-    e.version++
-    this.uncache(pid, e)
-    this.table[pid] = undefined
+    this.dropFragments(pid, true)
+    this.uncache(pid)
+    // Moves the version on: a page-in in flight finds the page gone.
+    this.table.remove(pid)
     this.pageCount--
     this.freePids.add(pid)
   }
@@ -880,17 +856,24 @@ export class PageCache<T> implements PageStore<T> {
    * pointer names it; it then stays until its newest pointer's segment leaves the log
    * (docs/DESIGN.md, "Segment cleaning").
    */
-  private dropFragments(e: PageEntry<T>, blobDies: boolean): void {
-    for (let i = 0; i < e.frags.length; i += 2)
-      this.sa.removed(e.frags[i] as number, e.frags[i + 1] as number)
-    if (e.blobBytes > 0) this.sa.blobUnlinked(e.frags[0] as number, e.blobBytes, blobDies)
-    e.frags = []
+  private dropFragments(pid: number, blobDies: boolean): void {
+    const t = this.table
+    const base = t.baseLsn(pid)
+    this.sa.removed(base, t.baseRecordBytesOf(pid))
+    for (let d = t.newestDelta(pid); d !== 0; d = t.olderDelta(d))
+      this.sa.removed(t.deltaLsn(d), t.deltaRecordBytes(d))
+    const blobBytes = t.blobBytes(pid)
+    if (blobBytes > 0) this.sa.blobUnlinked(base, blobBytes, blobDies)
   }
 
-  private shouldConsolidate(e: PageEntry<T>, deltaBytes: number): boolean {
-    const deltas = e.frags.length / 2 - 1
+  private shouldConsolidate(pid: number, deltaBytes: number): boolean {
+    const t = this.table
+    const deltas = t.fragmentCount(pid) - 1
     // Also when the deltas outweigh the base: a page-in would read more than a base.
-    return deltas + 1 > this.opts.consolidateAfter || e.deltaBytes + deltaBytes > Math.max(e.baseBytes, 512)
+    return (
+      deltas + 1 > this.opts.consolidateAfter ||
+      t.deltaPayloadBytes(pid) + deltaBytes > Math.max(t.basePayloadBytes(pid), 512)
+    )
   }
 
   private recordBytes(lsn: number, bodyBytes: number): number {
@@ -905,20 +888,30 @@ export class PageCache<T> implements PageStore<T> {
    * itself, as a relocation writes it); the one it replaces gives its slot back, after
    * the copy (the caller may have passed a lent view of it).
    */
-  private install(pid: number, e: PageEntry<T>, page: T, isArenaPage = false): void {
-    const isSame = page === e.page
+  private install(pid: number, page: T, isArenaPage = false): void {
+    const old = this.lru.get(pid)
+    const isSame = page === old
     if (this.arena !== undefined && !isArenaPage && !isSame) page = this.adopt(page)
-    if (e.page !== undefined) {
-      this.cacheBytes -= e.mem
-      if (!isSame) this.release(e.page)
+    if (old !== undefined) {
+      this.cacheBytes -= this.table.mem(pid)
+      if (!isSame) this.release(old)
+      this.lru.delete(pid)
     }
-    this.lru.delete(pid)
-    e.page = page
-    e.mem = this.memoryOf(page)
-    this.cacheBytes += e.mem
-    this.lru.set(pid, e)
-    e.lruStamp = ++this.lruClock
-    if (this.cacheBytes > this.opts.cacheCapacity) this.evict(pid)
+    const mem = this.memoryOf(page)
+    this.table.setMem(pid, mem)
+    this.cacheBytes += mem
+    this.lru.set(pid, page)
+    this.table.setStamp(pid, ++this.lruClock)
+    if (this.cacheBytes > this.pageBudget()) this.evict(pid)
+  }
+
+  /**
+   * What the pages may take: the capacity less the log's segment buffers, which a write
+   * burst grows by up to writeHighWaterBytes (docs/DESIGN.md, "Peak RSS"). Below zero when
+   * the buffers alone exceed a small capacity: then only the page in use stays.
+   */
+  private pageBudget(): number {
+    return this.opts.cacheCapacity - this.log.segmentBufferBytes
   }
 
   /**
@@ -926,11 +919,11 @@ export class PageCache<T> implements PageStore<T> {
    * page read in a loop would otherwise pay two Map operations per read (7 % of a
    * random-get profile) for no change in what gets evicted.
    */
-  private touch(pid: number, e: PageEntry<T>): void {
-    if (this.lruClock - e.lruStamp <= this.lru.size >> 1) return
+  private touch(pid: number, page: T): void {
+    if (this.lruClock - this.table.stamp(pid) <= this.lru.size >> 1) return
     this.lru.delete(pid)
-    this.lru.set(pid, e)
-    e.lruStamp = ++this.lruClock
+    this.lru.set(pid, page)
+    this.table.setStamp(pid, ++this.lruClock)
   }
 
   /** A copy of a byte-string page in the arena (a plain copy when the arena is full). */
@@ -949,21 +942,22 @@ export class PageCache<T> implements PageStore<T> {
     return n
   }
 
-  private uncache(pid: number, e: PageEntry<T>): void {
-    if (e.page === undefined) return
-    this.release(e.page)
-    this.cacheBytes -= e.mem
-    e.page = undefined
-    e.mem = 0
+  private uncache(pid: number): void {
+    const page = this.lru.get(pid)
+    if (page === undefined) return
+    this.release(page)
+    this.cacheBytes -= this.table.mem(pid)
+    this.table.setMem(pid, 0)
     this.lru.delete(pid)
   }
 
   /** Drops least recently used pages until the cache fits, never the one just used. */
   private evict(keep: number): void {
-    for (const [pid, e] of this.lru) {
-      if (this.cacheBytes <= this.opts.cacheCapacity) break
+    const budget = this.pageBudget()
+    for (const pid of this.lru.keys()) {
+      if (this.cacheBytes <= budget) break
       if (pid === keep) continue
-      this.uncache(pid, e)
+      this.uncache(pid)
     }
   }
 
@@ -996,19 +990,19 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   *pageIds(): Iterable<PageId> {
-    for (let pid = 0; pid < this.nextPid; pid++) if (this.entry(pid) !== undefined) yield pid
+    for (let pid = 0; pid < this.nextPid; pid++) if (this.exists(pid)) yield pid
   }
 
   /** The fragments of a page as [lsn, bytes, ...] (for tools and tests). */
   fragmentsOf(pid: PageId): readonly number[] | undefined {
     checkPid(pid)
-    return this.entry(pid)?.frags.slice()
+    return this.exists(pid) ? this.table.fragments(pid) : undefined
   }
 
   /** Bytes of the blob file a page's base names (0: inline), undefined for a free page (tools, tests). */
   blobBytesOf(pid: PageId): number | undefined {
     checkPid(pid)
-    return this.entry(pid)?.blobBytes
+    return this.exists(pid) ? this.table.blobBytes(pid) : undefined
   }
 
   // ---- background work: cleaning and checkpoints ----
@@ -1162,21 +1156,23 @@ export class PageCache<T> implements PageStore<T> {
     // the new delta (from memory, as it is not written yet), so a page written on every
     // turn still moves.
     const read = new Map<number, LogRecord | BlobRef>()
+    const t = this.table
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
-      const e = this.entry(pid)
-      if (e === undefined || (e.frags[0] as number) >= end) return
-      const version = e.version
+      if (!this.exists(pid) || t.baseLsn(pid) >= end) return
+      const version = t.version(pid)
+      const isBlob = t.blobBytes(pid) > 0
       const rewrite =
-        e.blobBytes > 0 && mayRewrite && e.frags.length / 2 - 1 >= Math.max(1, this.opts.consolidateAfter)
-      let page = e.page
-      if (page === undefined && (e.blobBytes === 0 || rewrite)) {
+        isBlob && mayRewrite && t.fragmentCount(pid) - 1 >= Math.max(1, this.opts.consolidateAfter)
+      let page = this.lru.get(pid)
+      if (page === undefined && (!isBlob || rewrite)) {
         // An arena page is lent, not copied: it is still this page's only while it is the
         // resident page (checked below), else the next attempt takes a copy.
         page = mayLend ? await this.usePage(pid, (p) => p) : await this.get(pid)
       }
       if (this.closing || this.log.failure !== undefined) return
-      if (this.table[pid] !== e || e.version !== version) continue
-      if (this.arena !== undefined && page !== undefined && page !== e.page && mayLend) {
+      if (t.version(pid) !== version) continue
+      const resident = this.lru.get(pid)
+      if (this.arena !== undefined && page !== undefined && page !== resident && mayLend) {
         mayLend = false
         continue
       }
@@ -1192,8 +1188,8 @@ export class PageCache<T> implements PageStore<T> {
           // One try: a page the caller keeps writing is carried instead.
           mayRewrite = false
           // The resident page's arena slot may be evicted and reused during the blob write.
-          const kept = this.arena !== undefined && page === e.page ? this.handOut(page) : page
-          if (await this.rewriteLarge(pid, e, version, kept, bytes)) {
+          const kept = this.arena !== undefined && page === resident ? this.handOut(page) : page
+          if (await this.rewriteLarge(pid, version, kept, bytes)) {
             this.counted(bytes.length)
             return
           }
@@ -1201,11 +1197,11 @@ export class PageCache<T> implements PageStore<T> {
         }
       }
       // Too large for an inline base: carry its fragments over as they are.
-      const frags = e.frags.slice()
-      const moved = await this.readFragments(pid, frags, e.blobBytes > 0, read)
+      const frags = t.fragments(pid)
+      const moved = await this.readFragments(pid, frags, isBlob, read)
       if (this.closing || this.log.failure !== undefined) return
-      if (this.table[pid] !== e || e.version !== version) continue
-      this.carry(pid, e, moved)
+      if (t.version(pid) !== version) continue
+      this.carry(pid, moved)
       this.counted(moved.bytes)
       if (KILL_ODDS) maybeKill('pagecache.clean.relocated')
       return
@@ -1223,13 +1219,7 @@ export class PageCache<T> implements PageStore<T> {
    * pointer logged only if the page is still at `version` once the blob is durable (in the
    * same synchronous step), else the blob is dropped. False: dropped, look again.
    */
-  private async rewriteLarge(
-    pid: number,
-    e: PageEntry<T>,
-    version: number,
-    page: T,
-    bytes: Uint8Array,
-  ): Promise<boolean> {
+  private async rewriteLarge(pid: number, version: number, page: T, bytes: Uint8Array): Promise<boolean> {
     const rec = encodePageRecord(PageRecordKind.Replace, pid, bytes)
     if (rec.length <= this.log.maxInlineBytes) {
       const lsn = this.log.append(rec)
@@ -1239,7 +1229,7 @@ export class PageCache<T> implements PageStore<T> {
     }
     const ref = await this.log.stageBlob(rec)
     if (KILL_ODDS) maybeKill('pagecache.clean.blob-staged')
-    if (this.closing || this.log.failure !== undefined || this.table[pid] !== e || e.version !== version) {
+    if (this.closing || this.log.failure !== undefined || this.table.version(pid) !== version) {
       await this.log.dropStagedBlob(ref)
       return false
     }
@@ -1292,11 +1282,7 @@ export class PageCache<T> implements PageStore<T> {
    * Logs the fragments read by readFragments() again, in one atomic step, and points the
    * page table at the copies. Called in the same synchronous step as the version check.
    */
-  private carry(
-    pid: number,
-    e: PageEntry<T>,
-    moved: { ref: BlobRef | undefined; records: Uint8Array[] },
-  ): void {
+  private carry(pid: number, moved: { ref: BlobRef | undefined; records: Uint8Array[] }): void {
     const lsns: number[] = []
     let baseLsn: number
     let baseBytes: number
@@ -1311,19 +1297,21 @@ export class PageCache<T> implements PageStore<T> {
       baseBytes = this.recordBytes(baseLsn, (moved.records[0] as Uint8Array).length)
       deltas = moved.records.slice(1)
     }
-    const deltaBytes = e.deltaBytes
-    this.setBase(pid, baseLsn, baseBytes, e.baseBytes, e.blobBytes, false, moved.ref !== undefined)
+    const t = this.table
+    const deltaBytes = t.deltaPayloadBytes(pid)
+    const payload = t.basePayloadBytes(pid)
+    this.setBase(pid, baseLsn, baseBytes, payload, t.blobBytes(pid), false, moved.ref !== undefined)
     let written = baseBytes
     for (let i = 0; i < deltas.length; i++) {
       const lsn = lsns[i] as number
       const size = this.recordBytes(lsn, (deltas[i] as Uint8Array).length)
-      e.frags.push(lsn, size)
+      t.addDelta(pid, lsn, size, 0)
       this.sa.added(lsn, size)
       written += size
     }
-    e.deltaBytes = deltaBytes
+    t.setDeltaPayloadBytes(pid, deltaBytes)
     // The page is unchanged; a page-in of the old fragments in flight reads again.
-    e.version++
+    t.bump(pid)
     this.afterWrite(written)
   }
 
@@ -1397,13 +1385,21 @@ export class PageCache<T> implements PageStore<T> {
       summary.push(seg.base, seg.liveBytes, seg.liveFragments, seg.liveBlobBytes)
     }
     const lazy = this.lazy
+    const t = this.table
+    // One holder for every page: the encoder reads it before asking for the next.
+    const row = { frags: [] as number[], blobBytes: 0 }
     const bytes = encodeCheckpoint(
       this.log.logId,
       replayFrom,
       this.nextPid,
       {
-        page: (pid) => this.table[pid],
-        raw: (pid) => (lazy !== undefined && this.table[pid] === undefined ? rawPage(lazy, pid) : undefined),
+        page: (pid) => {
+          if (!t.has(pid)) return undefined
+          t.fragmentsInto(pid, row.frags)
+          row.blobBytes = t.blobBytes(pid)
+          return row
+        },
+        raw: (pid) => (lazy !== undefined && !t.has(pid) ? rawPage(lazy, pid) : undefined),
       },
       summary,
       this.sa.liveBlobBytes,
@@ -1506,15 +1502,15 @@ export class PageCache<T> implements PageStore<T> {
       // page before it drops a segment). Either way it leaves the table here. Rare after a
       // clean close, which checkpoints after its last cleaning pass.
       if (namesDropped) {
+        const t = this.table
         for (let pid = 0; pid < ck.nextPid; pid++) {
-          const e = this.entry(pid)
-          if (e !== undefined && (e.frags[0] as number) < first) {
+          if (this.exists(pid) && t.baseLsn(pid) < first) {
             // Its later deltas may lie in kept segments, whose summary counted them.
-            for (let i = 2; i < e.frags.length; i += 2) {
-              const lsn = e.frags[i] as number
-              if (lsn >= first) this.sa.removed(lsn, e.frags[i + 1] as number)
+            for (let d = t.newestDelta(pid); d !== 0; d = t.olderDelta(d)) {
+              const lsn = t.deltaLsn(d)
+              if (lsn >= first) this.sa.removed(lsn, t.deltaRecordBytes(d))
             }
-            this.table[pid] = undefined
+            t.remove(pid)
             this.pageCount--
           }
         }
@@ -1522,40 +1518,42 @@ export class PageCache<T> implements PageStore<T> {
     }
     const from = Math.max(ck?.replayFrom ?? 0, first)
     this.recoveryInfo.replayFrom = from
+    const lastLsn = this.log.maxReservedLsn
     for await (const rec of this.log.iterFrom(from)) {
       this.recoveryInfo.replayedRecords++
       const r = decodePageRecord(rec.data, rec.lsn)
       const size = rec.isBlob
         ? pointerRecordBytes(rec.lsn, this.S)
         : this.recordBytes(rec.lsn, rec.data.length)
+      // The check after the loop, made early: each record left adds at most one page, so
+      // a page id this far beyond the pages there can be is damage (and a page table row
+      // for it would be an allocation of its size, not an error).
+      if (r.pid - (this.pageCount + (lastLsn - rec.lsn)) > MAX_FREE_PIDS_AT_OPEN)
+        throw tooManyFreeIds(r.pid + 1, this.pageCount)
       if (r.pid >= this.nextPid) this.nextPid = r.pid + 1
-      const e = this.entry(r.pid)
+      const has = this.exists(r.pid)
       if (r.kind === PageRecordKind.Replace) {
         this.setBase(r.pid, rec.lsn, size, r.payload.length, rec.isBlob ? rec.data.length : 0, true)
       } else if (r.kind === PageRecordKind.Link) {
         // A delta whose base was dropped with the log's head belongs to a page that was
         // relocated later in the log; the relocated base ahead supersedes it.
-        if (e !== undefined) {
-          e.frags.push(rec.lsn, size)
-          e.deltaBytes += r.payload.length
+        if (has) {
+          this.table.addDelta(r.pid, rec.lsn, size, r.payload.length)
           this.sa.added(rec.lsn, size, true)
         }
-      } else if (e !== undefined) {
-        this.dropFragments(e, true)
-        this.table[r.pid] = undefined
+      } else if (has) {
+        this.dropFragments(r.pid, true)
+        this.table.remove(r.pid)
         this.pageCount--
       }
     }
     // Every id below nextPid that holds no page becomes a free id: a record naming a huge
     // page id (crafted, or written by something else) would make that loop endless.
-    if (this.nextPid - this.pageCount > MAX_FREE_PIDS_AT_OPEN) {
-      throw new CorruptionError(
-        `the log names page ${this.nextPid - 1} but holds ${this.pageCount} pages: more free page ids than a page table can hold`,
-      )
-    }
+    if (this.nextPid - this.pageCount > MAX_FREE_PIDS_AT_OPEN)
+      throw tooManyFreeIds(this.nextPid, this.pageCount)
     const lazy = this.lazy
     for (let pid = 0; pid < this.nextPid; pid++) {
-      if (this.table[pid] === undefined && (lazy === undefined || !hasPage(lazy, pid))) this.freePids.add(pid)
+      if (!this.table.has(pid) && (lazy === undefined || !hasPage(lazy, pid))) this.freePids.add(pid)
     }
     this.trackLogSegments()
     // Replay cannot tell a relinked pointer from a new blob (both are a new base): the log's
@@ -1694,7 +1692,7 @@ export class PageCache<T> implements PageStore<T> {
       throw new InvalidArgumentError(
         `page ${pid} has a large write in flight: await its replaceLarge() first`,
       )
-    if (this.entry(pid) === undefined) {
+    if (!this.exists(pid)) {
       if (!mayBeNew) throw new InvalidArgumentError(`page ${pid} is free`)
       this.checkAllocated(pid)
     }
@@ -1736,7 +1734,8 @@ function checkCodec(c: unknown): void {
   }
 }
 
-/** A page table entry for a page not in memory. */
-function newEntry<T>(frags: number[], blobBytes: number): PageEntry<T> {
-  return { frags, blobBytes, deltaBytes: 0, baseBytes: 0, page: undefined, mem: 0, version: 0, lruStamp: 0 }
+function tooManyFreeIds(nextPid: number, pageCount: number): CorruptionError {
+  return new CorruptionError(
+    `the log names page ${nextPid - 1} but holds ${pageCount} pages: more free page ids than a page table can hold`,
+  )
 }

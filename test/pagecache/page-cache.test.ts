@@ -107,6 +107,37 @@ test('the LRU keeps cache bytes within cacheCapacity and pages come back from th
   await pc.close()
 })
 
+test('cacheCapacity bounds pages and the log segment buffers together', async () => {
+  const dir = (await tempDir('pc-charge')).path
+  const capacity = 64 * 1024
+  const pc = await open(dir, { cacheCapacity: capacity, segmentBytes: 4096 })
+  const pids: number[] = []
+  let maxBuffers = 0
+  const page = (i: number): ListPage => ({ items: [`page-${i}-${'x'.repeat(300)}`] })
+  // A burst: nothing awaited, so every segment written stays in memory until its write
+  // settles, far beyond the capacity; pages make room for it.
+  for (let i = 0; i < 400; i++) {
+    const p = pc.allocate()
+    pids.push(p)
+    pc.replace(p, page(i))
+    const st = pc.stats()
+    const buffers = pc.log.segmentBufferBytes
+    maxBuffers = Math.max(maxBuffers, buffers)
+    assert.ok(
+      st.cacheBytes + buffers <= capacity || st.residentPages <= 1,
+      `write ${i}: ${st.cacheBytes} B of pages + ${buffers} B of segment buffers over ${capacity}`,
+    )
+  }
+  assert.ok(maxBuffers > capacity, `the burst held ${maxBuffers} B of segment buffers`)
+  // Once the writes settle the buffers go back (to the spares) and pages fill the room.
+  await pc.flush()
+  for (let i = 0; i < 100; i++) assert.deepEqual(await pc.get(pids[i] as number), page(i))
+  const st = pc.stats()
+  assert.ok(st.residentPages > 50, `${st.residentPages} pages resident after the burst`)
+  assert.ok(st.cacheBytes + pc.log.segmentBufferBytes <= capacity)
+  await pc.close()
+})
+
 test('overwriting every page 10× keeps the files within 1.5 × live + 2 segments', async () => {
   const dir = (await tempDir('pc-space')).path
   const S = 4096
