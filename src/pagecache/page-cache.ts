@@ -180,6 +180,8 @@ export class PageCache<T> implements PageStore<T> {
   private readonly pins = new Map<number, number>()
   private unpinWaiters: Array<() => void> = []
   private cleaningRun: Promise<void> | undefined
+  /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
+  private cleaningWaiters: Array<() => void> = []
   private checkpointRun: Promise<void> | undefined
   private bytesSinceCheckpoint = 0
   private timer: NodeJS.Timeout | undefined
@@ -980,9 +982,30 @@ export class PageCache<T> implements PageStore<T> {
    */
   async whenWritable(): Promise<void> {
     await this.log.whenWritable()
-    if (!this.opts.cleaning || !this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2)) return
+    if (!this.opts.cleaning || !this.isHeldByCleaning()) return
     if (this.cleaningRun === undefined) this.startCleaning()
-    await this.cleaningRun
+    const run = this.cleaningRun
+    // Held pass by pass, not for the whole run: a run goes on while the space is over the
+    // trigger, two segments under the level that holds writers, so a writer held for all of
+    // it waited a pass (a whole MAX_PICK segments' page-ins and relocations) longer than
+    // needed (docs/DESIGN.md, "Segment cleaning"). Still at most one run: a run that
+    // cannot bring the space back lets the writer go when it ends.
+    while (this.cleaningRun === run && this.isHeldByCleaning()) {
+      await new Promise<void>((resolve) => this.cleaningWaiters.push(resolve))
+    }
+  }
+
+  /** Writes have run ahead of cleaning: two segments past the trigger. */
+  private isHeldByCleaning(): boolean {
+    return this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2)
+  }
+
+  /** Lets the writers held by whenWritable() look again (a pass or a run ended). */
+  private wakeCleaningWaiters(): void {
+    if (this.cleaningWaiters.length === 0) return
+    const waiters = this.cleaningWaiters
+    this.cleaningWaiters = []
+    for (const wake of waiters) wake()
   }
 
   get stableLsn(): Lsn {
@@ -1024,6 +1047,7 @@ export class PageCache<T> implements PageStore<T> {
   private startCleaning(): void {
     this.cleaningRun = this.runInBackground(() => this.clean()).finally(() => {
       this.cleaningRun = undefined
+      this.wakeCleaningWaiters()
     })
   }
 
@@ -1051,6 +1075,7 @@ export class PageCache<T> implements PageStore<T> {
     const ratio = Math.min(CLEAN_NOW_SPACE_RATIO, this.opts.cleanToSpaceRatio)
     this.cleaningRun = this.clean(ratio, ratio, true).finally(() => {
       this.cleaningRun = undefined
+      this.wakeCleaningWaiters()
     })
     await this.cleaningRun
   }
@@ -1112,6 +1137,7 @@ export class PageCache<T> implements PageStore<T> {
       let freed = 0
       for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
       this.counters.segmentsCleaned += freed
+      this.wakeCleaningWaiters()
       // The head could not be dropped yet (e.g. it is the segment being written), or the
       // head was so live that moving it gained nothing: stop rather than spin; the next
       // write or timer tick tries again. Compacting moves live pages without shrinking the

@@ -33,7 +33,7 @@ const MIN_PICK = 3
  * this many segments' live bytes), and the file keeps its peak: only free slots at its end
  * can be cut. A run of small passes frees as much as one large pass.
  */
-const MAX_PICK = 8
+export const MAX_PICK = 8
 
 export type SegmentState = 'active' | 'inactive' | 'draining'
 

@@ -1,2 +1,8 @@
 // The segment accounting layer's public face.
-export { SegmentAccountant, type SegmentInfo, type SegmentState, type SpacePolicy } from './accountant.js'
+export {
+  MAX_PICK,
+  SegmentAccountant,
+  type SegmentInfo,
+  type SegmentState,
+  type SpacePolicy,
+} from './accountant.js'

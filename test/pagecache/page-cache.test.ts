@@ -7,6 +7,7 @@ import * as path from 'node:path'
 import { test } from 'node:test'
 import { InvalidArgumentError, LimitError } from '../../src/errors.js'
 import { PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
+import { MAX_PICK } from '../../src/segments/index.js'
 import { deltaOf, type ListPage, listCodec } from '../helpers/list-codec.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
@@ -178,6 +179,45 @@ test('overwriting every page 10× keeps the files within 1.5 × live + 2 segment
   pc = await open(dir)
   for (const [i, p] of pids.entries())
     assert.deepEqual((await pc.get(p))?.items, [`r9-p${i}-${'v'.repeat(60)}`])
+  await pc.close()
+})
+
+test('a writer held back by cleaning goes on after the pass that brings the space back, not after the whole run', async () => {
+  const dir = (await tempDir('pc-held')).path
+  const S = 4096
+  // Cleaning off while writing: four rounds of overwrites leave the log's head all dead, so
+  // every pass drains MAX_PICK segments and relocates nothing.
+  let pc = await open(dir, { segmentBytes: S, cleaning: false, checkpointEveryBytes: 0 })
+  const pids: number[] = []
+  for (let i = 0; i < 600; i++) pids.push(pc.allocate())
+  for (let round = 0; round < 4; round++) {
+    for (const [i, p] of pids.entries()) pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+  }
+  await pc.close()
+  pc = await open(dir, { segmentBytes: S, cleaning: false })
+  const { segments, liveBytes } = pc.stats()
+  await pc.close()
+  // Writers are held above ratio × live + 4 segments, a run goes on while the space is above
+  // ratio × live + 2 segments. The first pass leaves MAX_PICK segments fewer, plus the fresh
+  // one the truncation rolls to: with the hold level half a segment above that, it lets the
+  // writer go and the run still has a pass to do (either way the roll goes).
+  const holdBytes = (segments - MAX_PICK + 1) * S + S / 2
+  const ratio = (holdBytes - 4 * S) / liveBytes
+  pc = await open(dir, { segmentBytes: S, cleanAtSpaceRatio: ratio, cleanToSpaceRatio: 1 })
+  const space = (): number => pc.stats().segments * S
+  assert.ok(space() > holdBytes, `the writer starts held: ${JSON.stringify(pc.stats())}`)
+  await pc.whenWritable()
+  const st = pc.stats()
+  assert.ok(space() <= holdBytes, `held until the space is back under the hold level: ${JSON.stringify(st)}`)
+  assert.ok(
+    space() > holdBytes - 2 * S,
+    `let go while the run goes on, not held for all of it: ${JSON.stringify(st)}`,
+  )
+  assert.equal(st.backgroundError, undefined)
+  await pc.close()
+  pc = await open(dir)
+  for (const [i, p] of pids.entries())
+    assert.deepEqual((await pc.get(p))?.items, [`r3-p${i}-${'v'.repeat(60)}`])
   await pc.close()
 })
 
