@@ -26,6 +26,7 @@ import {
   type TreeRef,
   treeCodec,
   valueBytesMax,
+  type WriteKeys,
   writeKey,
 } from './tree/index.js'
 import { crc32 } from './util/crc32.js'
@@ -204,16 +205,23 @@ export class Tree {
     }, beforeWait)
   }
 
+  /** Runs a write plan; `key`, when given, is the one key it changes (paged in ahead). */
   private async write<R>(
     plan: (root: number, ctx: OpContext) => R,
     opts: WriteOptions | undefined,
+    key?: Uint8Array,
   ): Promise<R> {
     const { forest, ref } = this.#core
     forest.checkTree(ref)
-    const { value, lsn } = await forest.write((ctx) => {
-      forest.checkTree(ref)
-      return plan(ref.root, ctx)
-    })
+    const keys: WriteKeys | undefined = key === undefined ? undefined : (visit) => visit(ref.root, key)
+    const { value, lsn } = await forest.write(
+      (ctx) => {
+        forest.checkTree(ref)
+        return plan(ref.root, ctx)
+      },
+      undefined,
+      keys,
+    )
     await settle(this.#core, lsn, opts)
     return value
   }
@@ -250,7 +258,7 @@ export class Tree {
     const v = this.value(value)
     const o = checkWriteOptions(opts)
     const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o)
+    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o, k)
     return old === undefined ? undefined : copy(old)
   }
 
@@ -266,7 +274,7 @@ export class Tree {
     const k = this.key(key)
     const o = checkWriteOptions(opts)
     const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o)
+    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o, k)
     return old === undefined ? undefined : copy(old)
   }
 
@@ -414,13 +422,17 @@ export class Tree {
     const v = this.optionalValue(next, 'next')
     const o = checkWriteOptions(opts)
     const { config } = this.#core
-    return this.write((root, ctx): CasResult => {
-      const cur = getValue(ctx, root, k)
-      const same = cur === undefined || want === undefined ? cur === want : equalBytes(cur, want)
-      if (!same) return { ok: false, current: cur === undefined ? undefined : copy(cur) }
-      writeKey(ctx, config, root, k, v)
-      return { ok: true }
-    }, o)
+    return this.write(
+      (root, ctx): CasResult => {
+        const cur = getValue(ctx, root, k)
+        const same = cur === undefined || want === undefined ? cur === want : equalBytes(cur, want)
+        if (!same) return { ok: false, current: cur === undefined ? undefined : copy(cur) }
+        writeKey(ctx, config, root, k, v)
+        return { ok: true }
+      },
+      o,
+      k,
+    )
   }
 
   /** Replaces the value of key by f(old) atomically (undefined removes); returns the new value. */
@@ -455,12 +467,18 @@ export class Tree {
     // The plan can run again after a page-in; f runs once. Under the writer mutex the old
     // value cannot change between attempts, so its first answer stays right.
     let computed: { next: Uint8Array | undefined } | undefined
-    return this.write((root, ctx): [Uint8Array | undefined, Uint8Array | undefined] => {
-      const old = getValue(ctx, root, k)
-      computed ??= { next: this.optionalValue(f(old === undefined ? undefined : copy(old)), 'updated value') }
-      writeKey(ctx, config, root, k, computed.next)
-      return [old, computed.next]
-    }, o)
+    return this.write(
+      (root, ctx): [Uint8Array | undefined, Uint8Array | undefined] => {
+        const old = getValue(ctx, root, k)
+        computed ??= {
+          next: this.optionalValue(f(old === undefined ? undefined : copy(old)), 'updated value'),
+        }
+        writeKey(ctx, config, root, k, computed.next)
+        return [old, computed.next]
+      },
+      o,
+      k,
+    )
   }
 }
 
@@ -680,12 +698,18 @@ export class Db extends Tree {
     if (ops.length === 0) return
     const c = this.#c
     for (const op of ops) c.forest.checkTree(op.ref)
-    const { lsn } = await c.forest.write((ctx) => {
-      for (const op of ops) {
-        c.forest.checkTree(op.ref)
-        writeKey(ctx, c.config, op.ref.root, op.key, op.value)
-      }
-    })
+    const { lsn } = await c.forest.write(
+      (ctx) => {
+        for (const op of ops) {
+          c.forest.checkTree(op.ref)
+          writeKey(ctx, c.config, op.ref.root, op.key, op.value)
+        }
+      },
+      undefined,
+      (visit) => {
+        for (const op of ops) visit(op.ref.root, op.key)
+      },
+    )
     if (KILL_ODDS) maybeKill('db.batch.appended')
     await settle(c, lsn, o)
   }

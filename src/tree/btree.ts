@@ -103,7 +103,7 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
 }
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
-function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
+export function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
   let pid = root
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
