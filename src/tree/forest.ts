@@ -54,6 +54,11 @@ export class Forest {
   readonly mutex = new Mutex()
   /** Where callers' copies of values are carved from (copies.ts). */
   readonly copies = new CopySlab()
+  /**
+   * Where the Db's copies of callers' keys and values are carved from: the tree keeps them
+   * (leaf overlays), so they have a slab of their own, apart from what callers keep.
+   */
+  readonly inputCopies = new CopySlab()
   /** The context of every read's first attempt: resident pages only, never changed. */
   private readonly residentView: OpContext
   /** Bumped by every commit: a reader's fetched pages are current while it is unchanged. */
