@@ -18,12 +18,22 @@ export class CopySlab {
   copy(src: Uint8Array): Uint8Array {
     const n = src.length
     if (n > POOLED_BYTES_MAX) return src.slice()
+    const out = this.carve(n)
+    out.set(src)
+    return out
+  }
+
+  /** n fresh zero bytes, never handed out before. */
+  alloc(n: number): Uint8Array {
+    return n > POOLED_BYTES_MAX ? new Uint8Array(n) : this.carve(n)
+  }
+
+  private carve(n: number): Uint8Array {
     if (this.used + n > this.slab.byteLength) {
       this.slab = new ArrayBuffer(SLAB_BYTES)
       this.used = 0
     }
     const out = new Uint8Array(this.slab, this.used, n)
-    out.set(src)
     // 8-byte steps keep every copy aligned for a caller's wider views (DataView, Float64Array).
     this.used = (this.used + n + 7) & ~7
     return out

@@ -59,6 +59,8 @@ export class Forest {
    * (leaf overlays), so they have a slab of their own, apart from what callers keep.
    */
   readonly inputCopies = new CopySlab()
+  /** Where writes carve the leaf deltas they log (OpContext.prepare). */
+  private readonly deltaSlab = new CopySlab()
   /** The context of every read's first attempt: resident pages only, never changed. */
   private readonly residentView: OpContext
   /** Bumped by every commit: a reader's fetched pages are current while it is unchanged. */
@@ -246,7 +248,7 @@ export class Forest {
       let joined = -1
       for (;;) {
         this.checkOpen()
-        const ctx = new OpContext(this.store, fetched)
+        const ctx = new OpContext(this.store, fetched, this.deltaSlab)
         let value: R
         try {
           value = plan(ctx)

@@ -16,7 +16,7 @@ eachBackend(
       new DataView(scratchKey.buffer).setUint32(0, i)
       scratchValue.fill(i & 0xff, 0, 1 + (i % 300))
     }
-    const valueOf = (i: number): Uint8Array => new Uint8Array(1 + (i % 300)).fill(i & 0xff)
+    const expected = (i: number): Uint8Array => new Uint8Array(1 + (i % 300)).fill(i & 0xff)
     await db.applyBatch((b) => {
       for (let i = 0; i < 400; i++) {
         fillFor(i)
@@ -32,7 +32,7 @@ eachBackend(
     for (let i = 0; i < 600; i++) {
       const k = new Uint8Array(8)
       new DataView(k.buffer).setUint32(0, i)
-      assert.deepEqual(await db.get(k), valueOf(i), `record ${i}`)
+      assert.deepEqual(await db.get(k), expected(i), `record ${i}`)
     }
   },
 )
