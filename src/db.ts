@@ -262,7 +262,8 @@ export class Tree {
     const o = checkWriteOptions(opts)
     const { config } = this.#core
     const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o, k)
-    return old === undefined ? undefined : copy(old)
+    // From the slab get() copies into: a backing store per returned value was a malloc per write.
+    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
   }
 
   /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
@@ -278,7 +279,7 @@ export class Tree {
     const o = checkWriteOptions(opts)
     const { config } = this.#core
     const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o, k)
-    return old === undefined ? undefined : copy(old)
+    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
   }
 
   async containsKey(key: Bytes): Promise<boolean> {

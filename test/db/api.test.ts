@@ -47,6 +47,9 @@ eachBackend(
     const got = (await db.get('k')) as Uint8Array
     got[0] = 0
     assert.equal(await db.getString('k'), 'v2', 'mutating a returned value changes nothing')
+    const previous = (await db.insert('k', 'v2')) as Uint8Array
+    previous.fill(0)
+    assert.equal(await db.getString('k'), 'v2', 'mutating a returned previous value changes nothing')
     const input = enc('abc')
     await db.insert('m', input)
     input[0] = 0x7a
