@@ -11,7 +11,6 @@ import { PageCache, type PageCacheOptions, type PageStore } from './pagecache/in
 import {
   type Bound,
   type Chunk,
-  type CopySlab,
   clearTree,
   equalBytes,
   Forest,
@@ -30,6 +29,7 @@ import {
   type WriteKeys,
   writeKey,
 } from './tree/index.js'
+import type { CopySlab } from './util/copy-slab.js'
 import { crc32 } from './util/crc32.js'
 import { KILL_ODDS, maybeKill } from './util/kill-points.js'
 

@@ -14,9 +14,9 @@
 
 import { CorruptionError } from '../errors.js'
 import { assert } from '../util/assert.js'
+import type { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { OpContext } from './context.js'
-import type { CopySlab } from './copies.js'
 import { compareBytes } from './keys.js'
 import {
   fold,

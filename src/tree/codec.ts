@@ -6,7 +6,7 @@
 import { CorruptionError } from '../errors.js'
 import type { PageCodec } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
-import type { CopySlab } from './copies.js'
+import type { CopySlab } from '../util/copy-slab.js'
 import { compareBytes } from './keys.js'
 import { compareRanges, fold, type Leaf, leafApply, leafMemoryBytes, leafOfBytes, TAG_LEAF } from './leaf.js'
 import { type Counter, type Meta, makeIndex, type TreePage, varintBytes } from './node.js'

@@ -9,8 +9,8 @@ import { CorruptionError } from '../errors.js'
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
+import type { CopySlab } from '../util/copy-slab.js'
 import { encodeLeafDelta, type LeafOp, leafDeltaBytes } from './codec.js'
-import type { CopySlab } from './copies.js'
 import { makeIndex, type TreePage } from './node.js'
 
 /** Thrown by planning code when a page must be read from the store first. */

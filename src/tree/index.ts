@@ -11,7 +11,6 @@ export {
 } from './btree.js'
 export { treeCodec } from './codec.js'
 export type { OpContext } from './context.js'
-export type { CopySlab } from './copies.js'
 export { COUNTER_PID, Forest, META_PID, type TreeRef, type WriteKeys } from './forest.js'
 export { compareBytes, equalBytes, prefixEnd } from './keys.js'
 export {

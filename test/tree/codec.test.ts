@@ -15,10 +15,10 @@ import {
   type LeafOp,
   treeCodec,
 } from '../../src/tree/codec.js'
-import { CopySlab } from '../../src/tree/copies.js'
 import { compareBytes } from '../../src/tree/keys.js'
 import { leafEntries, leafGet, leafPut } from '../../src/tree/leaf.js'
 import { EMPTY_LEAF, type Leaf, makeIndex, makeLeaf, type TreePage } from '../../src/tree/node.js'
+import { CopySlab } from '../../src/util/copy-slab.js'
 
 /** A page with leaves as their entries, so equal contents compare equal (leaf.ts). */
 function plain(p: TreePage): unknown {

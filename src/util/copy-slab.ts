@@ -1,4 +1,5 @@
-// Fresh copies of values for callers, carved out of shared slabs as Node's Buffer pool does.
+// Fresh copies (of values for callers, of keys and values the tree keeps, of short records
+// the log copies at once), carved out of shared slabs as Node's Buffer pool does.
 // A Uint8Array of more than 64 bytes gets a backing store of its own (malloc plus external
 // memory accounting); a view into a slab does not, so a small copy costs about a third of
 // slice() (measured on Node 20). The copy is still the caller's alone: no tree byte is
