@@ -783,6 +783,7 @@ export class Db extends Tree {
       durability: c.isSync ? 'sync' : 'flush',
       readRestarts: c.forest.readRestarts,
       readsUnderMutex: c.forest.readsUnderMutex,
+      pagesPrefetched: c.forest.pagesPrefetched,
       nodeMaxBytes: c.config.nodeMaxBytes,
       nodeMaxEntries: c.config.nodeMaxEntries,
       limits: this.limits,

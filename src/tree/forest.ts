@@ -52,7 +52,7 @@ export interface TreeRef {
 
 export class Forest {
   readonly mutex = new Mutex()
-  /** Where callers' copies of values are carved from (copies.ts). */
+  /** Where callers' copies of values are carved from (util/copy-slab.ts). */
   readonly copies = new CopySlab()
   /**
    * Where the Db's copies of callers' keys and values are carved from: the tree keeps them
@@ -239,7 +239,8 @@ export class Forest {
     const turn = this.mutex.lock()
     // A writer that must wait reads its pages in meanwhile. Paged in under the mutex, one
     // cold leaf per writer made every writer behind it wait a disk read: 64 concurrent
-    // writers on a freshly opened database got 9 writes per sync instead of 50.
+    // writers on a freshly opened database got 6-16 writes per datasync instead of ~50
+    // (docs/DESIGN.md, "Tree: write path").
     if (keys !== undefined && isQueued) void this.prefetch(keys)
     const release = await turn
     try {
