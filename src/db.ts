@@ -26,8 +26,10 @@ import {
   type TreeRef,
   treeCodec,
   valueBytesMax,
+  type WriteKeys,
   writeKey,
 } from './tree/index.js'
+import type { CopySlab } from './util/copy-slab.js'
 import { crc32 } from './util/crc32.js'
 import { KILL_ODDS, maybeKill } from './util/kill-points.js'
 
@@ -108,10 +110,12 @@ function describe(x: unknown): string {
   return typeof x
 }
 
-function toBytes(x: unknown, what: string): Uint8Array {
+function toBytes(x: unknown, what: string, copies?: CopySlab): Uint8Array {
   if (typeof x === 'string') return utf8.encode(x)
-  // A copy: the caller may reuse its buffer; the tree keeps these bytes.
-  if (x instanceof Uint8Array) return new Uint8Array(x)
+  // A copy: the caller may reuse its buffer; the tree keeps these bytes. Carved from a slab
+  // when there is one: a backing store of its own per key and per value was two mallocs and
+  // two external-memory charges per record, a visible share of a bulk load's GC time.
+  if (x instanceof Uint8Array) return copies === undefined ? new Uint8Array(x) : copies.copy(x)
   throw new InvalidArgumentError(`${what} must be a Uint8Array or a string, got ${describe(x)}`)
 }
 
@@ -170,14 +174,14 @@ export class Tree {
   }
 
   protected key(k: unknown, what = 'key'): Uint8Array {
-    const b = toBytes(k, what)
+    const b = toBytes(k, what, this.#core.forest.inputCopies)
     const max = this.#core.config.keyBytesMax
     if (b.length > max) throw new LimitError(`${what} bytes`, max, b.length)
     return b
   }
 
   protected value(v: unknown, what = 'value'): Uint8Array {
-    const b = toBytes(v, what)
+    const b = toBytes(v, what, this.#core.forest.inputCopies)
     const max = valueBytesMax(this.#core.config)
     if (b.length > max) throw new LimitError(`${what} bytes`, max, b.length)
     return b
@@ -204,16 +208,23 @@ export class Tree {
     }, beforeWait)
   }
 
+  /** Runs a write plan; `key`, when given, is the one key it changes (paged in ahead). */
   private async write<R>(
     plan: (root: number, ctx: OpContext) => R,
     opts: WriteOptions | undefined,
+    key?: Uint8Array,
   ): Promise<R> {
     const { forest, ref } = this.#core
     forest.checkTree(ref)
-    const { value, lsn } = await forest.write((ctx) => {
-      forest.checkTree(ref)
-      return plan(ref.root, ctx)
-    })
+    const keys: WriteKeys | undefined = key === undefined ? undefined : (visit) => visit(ref.root, key)
+    const { value, lsn } = await forest.write(
+      (ctx) => {
+        forest.checkTree(ref)
+        return plan(ref.root, ctx)
+      },
+      undefined,
+      keys,
+    )
     await settle(this.#core, lsn, opts)
     return value
   }
@@ -250,8 +261,9 @@ export class Tree {
     const v = this.value(value)
     const o = checkWriteOptions(opts)
     const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o)
-    return old === undefined ? undefined : copy(old)
+    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o, k)
+    // From the slab get() copies into: a backing store per returned value was a malloc per write.
+    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
   }
 
   /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
@@ -266,8 +278,8 @@ export class Tree {
     const k = this.key(key)
     const o = checkWriteOptions(opts)
     const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o)
-    return old === undefined ? undefined : copy(old)
+    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o, k)
+    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
   }
 
   async containsKey(key: Bytes): Promise<boolean> {
@@ -414,13 +426,17 @@ export class Tree {
     const v = this.optionalValue(next, 'next')
     const o = checkWriteOptions(opts)
     const { config } = this.#core
-    return this.write((root, ctx): CasResult => {
-      const cur = getValue(ctx, root, k)
-      const same = cur === undefined || want === undefined ? cur === want : equalBytes(cur, want)
-      if (!same) return { ok: false, current: cur === undefined ? undefined : copy(cur) }
-      writeKey(ctx, config, root, k, v)
-      return { ok: true }
-    }, o)
+    return this.write(
+      (root, ctx): CasResult => {
+        const cur = getValue(ctx, root, k)
+        const same = cur === undefined || want === undefined ? cur === want : equalBytes(cur, want)
+        if (!same) return { ok: false, current: cur === undefined ? undefined : copy(cur) }
+        writeKey(ctx, config, root, k, v)
+        return { ok: true }
+      },
+      o,
+      k,
+    )
   }
 
   /** Replaces the value of key by f(old) atomically (undefined removes); returns the new value. */
@@ -455,12 +471,18 @@ export class Tree {
     // The plan can run again after a page-in; f runs once. Under the writer mutex the old
     // value cannot change between attempts, so its first answer stays right.
     let computed: { next: Uint8Array | undefined } | undefined
-    return this.write((root, ctx): [Uint8Array | undefined, Uint8Array | undefined] => {
-      const old = getValue(ctx, root, k)
-      computed ??= { next: this.optionalValue(f(old === undefined ? undefined : copy(old)), 'updated value') }
-      writeKey(ctx, config, root, k, computed.next)
-      return [old, computed.next]
-    }, o)
+    return this.write(
+      (root, ctx): [Uint8Array | undefined, Uint8Array | undefined] => {
+        const old = getValue(ctx, root, k)
+        computed ??= {
+          next: this.optionalValue(f(old === undefined ? undefined : copy(old)), 'updated value'),
+        }
+        writeKey(ctx, config, root, k, computed.next)
+        return [old, computed.next]
+      },
+      o,
+      k,
+    )
   }
 }
 
@@ -680,12 +702,18 @@ export class Db extends Tree {
     if (ops.length === 0) return
     const c = this.#c
     for (const op of ops) c.forest.checkTree(op.ref)
-    const { lsn } = await c.forest.write((ctx) => {
-      for (const op of ops) {
-        c.forest.checkTree(op.ref)
-        writeKey(ctx, c.config, op.ref.root, op.key, op.value)
-      }
-    })
+    const { lsn } = await c.forest.write(
+      (ctx) => {
+        for (const op of ops) {
+          c.forest.checkTree(op.ref)
+          writeKey(ctx, c.config, op.ref.root, op.key, op.value)
+        }
+      },
+      undefined,
+      (visit) => {
+        for (const op of ops) visit(op.ref.root, op.key)
+      },
+    )
     if (KILL_ODDS) maybeKill('db.batch.appended')
     await settle(c, lsn, o)
   }
@@ -755,6 +783,7 @@ export class Db extends Tree {
       durability: c.isSync ? 'sync' : 'flush',
       readRestarts: c.forest.readRestarts,
       readsUnderMutex: c.forest.readsUnderMutex,
+      pagesPrefetched: c.forest.pagesPrefetched,
       nodeMaxBytes: c.config.nodeMaxBytes,
       nodeMaxEntries: c.config.nodeMaxEntries,
       limits: this.limits,

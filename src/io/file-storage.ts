@@ -1,9 +1,10 @@
-// Storage over real files (fs.promises FileHandles). Names are resolved against the real
-// path of the database folder, fixed once, so a later symlink swap of a parent can't move
-// the database; files are opened with O_NOFOLLOW so a symlink planted inside the folder is
-// refused instead of followed (reliability-regimen §6.1).
+// Storage over real files (fs.promises FileHandles; reads go through fs.read() on their
+// descriptors). Names are resolved against the real path of the database folder, fixed
+// once, so a later symlink swap of a parent can't move the database; files are opened with
+// O_NOFOLLOW so a symlink planted inside the folder is refused instead of followed
+// (reliability-regimen §6.1).
 
-import { constants as C } from 'node:fs'
+import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import * as path from 'node:path'
 import { errnoCode, InvalidArgumentError, IoError, NotADatabaseError, wrapIoError } from '../errors.js'
@@ -19,6 +20,7 @@ export interface FileStorageOptions {
   dirMode?: number
 }
 
+const C = fs.constants
 const O_NOFOLLOW = C.O_NOFOLLOW ?? 0
 // Opening a FIFO planted in the folder would block forever without O_NONBLOCK; on regular
 // files it changes nothing.
@@ -240,8 +242,26 @@ export class FileStorage implements Storage {
   }
 }
 
+/** What FileHandle ops reject with once the handle is closed (EBADF), for our own reads. */
+function closedError(syscall: string): NodeJS.ErrnoException {
+  const e: NodeJS.ErrnoException = new Error(`EBADF: bad file descriptor, ${syscall}`)
+  e.code = 'EBADF'
+  e.syscall = syscall
+  return e
+}
+
+/** One pread through the callback API (see RealFile.read). */
+function preadOnce(fd: number, buffer: Uint8Array, offset: number, length: number, position: number) {
+  return new Promise<number>((resolve, reject) => {
+    fs.read(fd, buffer, offset, length, position, (e, n) => (e === null ? resolve(n) : reject(e)))
+  })
+}
+
 class RealFile implements StorageFile {
   private isClosed = false
+  /** Reads on the raw descriptor not yet finished: close() waits for them (see read()). */
+  private readsInFlight = 0
+  private whenReadsDone: (() => void) | undefined
 
   constructor(
     readonly name: string,
@@ -250,20 +270,31 @@ class RealFile implements StorageFile {
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     checkIoRange(buffer, offset, length, position)
-    let done = 0
-    // pread may return short before the end of file (signals, network file systems); the
-    // contract promises a short count only at the end.
-    while (done < length) {
-      let n: number
-      try {
-        n = (await this.handle.read(buffer, offset + done, length - done, position + done)).bytesRead
-      } catch (e) {
-        throw wrapIoError(e, 'read', this.name)
+    if (this.isClosed) throw wrapIoError(closedError('read'), 'read', this.name)
+    // Reads go through fs.read() on the handle's descriptor, not FileHandle.read(): a page-in
+    // is a read per fragment, and the promise API cost 2x the CPU and 3x the wall time per
+    // small read (6.4-7.5 against 3.1-4.0 us of CPU, 16 in flight, Node 20). The handle does
+    // not count these reads, so close() waits for them: a descriptor closed under a read
+    // could be reused by another open before the read runs, which would then read that file.
+    this.readsInFlight++
+    try {
+      let done = 0
+      // pread may return short before the end of file (signals, network file systems); the
+      // contract promises a short count only at the end.
+      while (done < length) {
+        let n: number
+        try {
+          n = await preadOnce(this.handle.fd, buffer, offset + done, length - done, position + done)
+        } catch (e) {
+          throw wrapIoError(e, 'read', this.name)
+        }
+        if (n === 0) break
+        done += n
       }
-      if (n === 0) break
-      done += n
+      return done
+    } finally {
+      if (--this.readsInFlight === 0) this.whenReadsDone?.()
     }
-    return done
   }
 
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
@@ -314,6 +345,11 @@ class RealFile implements StorageFile {
   async close(): Promise<void> {
     if (this.isClosed) return
     this.isClosed = true
+    if (this.readsInFlight > 0) {
+      await new Promise<void>((resolve) => {
+        this.whenReadsDone = resolve
+      })
+    }
     try {
       await this.handle.close()
     } catch (e) {

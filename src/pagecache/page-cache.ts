@@ -21,6 +21,7 @@ import { openStorage, type Storage } from '../io/index.js'
 import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
+import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { type ArenaStats, PageArena, slotBytesFor } from './arena.js'
 import {
@@ -192,6 +193,12 @@ export class PageCache<T> implements PageStore<T> {
   private accepting: Promise<void> | undefined
   /** Temp files of checkpoints a crash cut short, removed once the open is accepted. */
   private staleTemps: string[] = []
+  /**
+   * Where writeBatch() carves its short records: the log copies them when it appends, and a
+   * bulk load's batches are a thousand records of ~150 B, each a backing store of its own
+   * (malloc and external-memory accounting) before.
+   */
+  private readonly batchRecordSlab = new CopySlab()
   private readonly counters = {
     pagesRelocated: 0,
     bytesRelocated: 0,
@@ -644,11 +651,11 @@ export class PageCache<T> implements PageStore<T> {
           deltasSoFar.set(w.pid, 0)
         }
         checkBytes(body, this.maxPageBytes, 'page')
-        items.push(encodePageRecord(kind, w.pid, body))
+        items.push(encodePageRecord(kind, w.pid, body, this.batchRecordSlab))
         plan.push({ kind, pid: w.pid, page: w.page, payload: body.length })
         exists.set(w.pid, true)
       } else if (w.kind === 'free') {
-        items.push(encodePageRecord(PageRecordKind.Free, w.pid))
+        items.push(encodePageRecord(PageRecordKind.Free, w.pid, undefined, this.batchRecordSlab))
         plan.push({ kind: PageRecordKind.Free, pid: w.pid, payload: 0 })
         exists.set(w.pid, false)
         deltasSoFar.delete(w.pid)

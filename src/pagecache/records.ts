@@ -5,6 +5,7 @@
 
 import { CorruptionError } from '../errors.js'
 import { readVarint, varintBytes, writeVarint } from '../log/index.js'
+import type { CopySlab } from '../util/copy-slab.js'
 
 export const enum PageRecordKind {
   Replace = 1,
@@ -12,9 +13,16 @@ export const enum PageRecordKind {
   Free = 3,
 }
 
-export function encodePageRecord(kind: PageRecordKind, pid: number, payload?: Uint8Array): Uint8Array {
+/** The record's bytes; carved from `slab` when given (for records the log copies at once). */
+export function encodePageRecord(
+  kind: PageRecordKind,
+  pid: number,
+  payload?: Uint8Array,
+  slab?: CopySlab,
+): Uint8Array {
   const n = payload === undefined ? 0 : payload.length
-  const out = new Uint8Array(1 + varintBytes(pid) + n)
+  const size = 1 + varintBytes(pid) + n
+  const out = slab === undefined ? new Uint8Array(size) : slab.alloc(size)
   out[0] = kind
   const at = 1 + writeVarint(out, 1, pid)
   if (payload !== undefined) out.set(payload, at)

@@ -14,9 +14,9 @@
 
 import { CorruptionError } from '../errors.js'
 import { assert } from '../util/assert.js'
+import type { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import type { OpContext } from './context.js'
-import type { CopySlab } from './copies.js'
 import { compareBytes } from './keys.js'
 import {
   fold,
@@ -103,7 +103,7 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
 }
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
-function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
+export function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
   let pid = root
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)

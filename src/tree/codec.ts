@@ -6,6 +6,7 @@
 import { CorruptionError } from '../errors.js'
 import type { PageCodec } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
+import type { CopySlab } from '../util/copy-slab.js'
 import { compareBytes } from './keys.js'
 import { compareRanges, fold, type Leaf, leafApply, leafMemoryBytes, leafOfBytes, TAG_LEAF } from './leaf.js'
 import { type Counter, type Meta, makeIndex, type TreePage, varintBytes } from './node.js'
@@ -30,8 +31,8 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true })
 class Writer {
   readonly buf: Uint8Array
   pos = 0
-  constructor(size: number) {
-    this.buf = new Uint8Array(size)
+  constructor(size: number, slab?: CopySlab) {
+    this.buf = slab === undefined ? new Uint8Array(size) : slab.alloc(size)
   }
   u8(b: number): void {
     this.buf[this.pos++] = b
@@ -233,8 +234,12 @@ export function leafDeltaBytes(ops: readonly LeafOp[]): number {
   return size
 }
 
-export function encodeLeafDelta(ops: readonly LeafOp[]): Uint8Array {
-  const w = new Writer(leafDeltaBytes(ops))
+/**
+ * The delta's bytes; carved from `slab` when given (a delta is logged and dropped at once, so
+ * a small one need not cost a backing store of its own).
+ */
+export function encodeLeafDelta(ops: readonly LeafOp[], slab?: CopySlab): Uint8Array {
+  const w = new Writer(leafDeltaBytes(ops), slab)
   w.u8(TAG_LEAF_DELTA)
   w.varint(ops.length)
   for (const op of ops) {

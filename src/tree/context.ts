@@ -9,6 +9,7 @@ import { CorruptionError } from '../errors.js'
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
+import type { CopySlab } from '../util/copy-slab.js'
 import { encodeLeafDelta, type LeafOp, leafDeltaBytes } from './codec.js'
 import { makeIndex, type TreePage } from './node.js'
 
@@ -37,6 +38,8 @@ export class OpContext {
   constructor(
     private readonly store: PageStore<TreePage>,
     private readonly fetched: ReadonlyMap<number, TreePage>,
+    /** Where prepare() carves the deltas it encodes (the store copies them as it logs them). */
+    private readonly deltaSlab?: CopySlab,
   ) {}
 
   /** The page as this operation sees it. Throws NeedPage when it must be paged in. */
@@ -129,7 +132,7 @@ export class OpContext {
         committed.bytes <= max &&
         leafDeltaBytes(c.ops) <= Math.min(page.bytes, max)
       ) {
-        writes.push({ kind: 'link', pid, delta: encodeLeafDelta(c.ops), page })
+        writes.push({ kind: 'link', pid, delta: encodeLeafDelta(c.ops, this.deltaSlab), page })
       } else {
         if ((page.kind === 'leaf' || page.kind === 'index') && page.bytes > max) large.push(writes.length)
         writes.push({ kind: 'replace', pid: real(pid), page })

@@ -7,11 +7,11 @@ import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
+import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
-import { treePids as btreePids, getValueCopy } from './btree.js'
+import { treePids as btreePids, findLeaf, getValueCopy } from './btree.js'
 import { encodePage } from './codec.js'
 import { type CommitResult, NeedPage, OpContext, type PreparedCommit } from './context.js'
-import { CopySlab } from './copies.js'
 import type { TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
 import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
@@ -28,6 +28,20 @@ const READ_RESTARTS_MAX = 32
 
 const NOTHING_FETCHED: ReadonlyMap<number, TreePage> = new Map()
 
+/**
+ * A writer waiting for the mutex pages in the descent to each key it will change (see
+ * Forest.write): at most this many rounds (one tree level each, the leaves last) ...
+ */
+const PREFETCH_ROUNDS_MAX = 4
+/** ... and at most this many pages in all (a batch of MAX_BATCH_OPS keys may miss as many leaves). */
+const PREFETCH_PAGES_MAX = 1024
+
+/**
+ * The keys a write will change: calls `visit` with each key and the root of its tree.
+ * Used only to page in ahead (Forest.write), so it may list a key twice or one too many.
+ */
+export type WriteKeys = (visit: (root: number, key: Uint8Array) => void) => void
+
 /** A tree's identity. Handles share it; dropTree() marks it dropped for all of them. */
 export interface TreeRef {
   /** null for the default tree. */
@@ -38,8 +52,15 @@ export interface TreeRef {
 
 export class Forest {
   readonly mutex = new Mutex()
-  /** Where callers' copies of values are carved from (copies.ts). */
+  /** Where callers' copies of values are carved from (util/copy-slab.ts). */
   readonly copies = new CopySlab()
+  /**
+   * Where the Db's copies of callers' keys and values are carved from: the tree keeps them
+   * (leaf overlays), so they have a slab of their own, apart from what callers keep.
+   */
+  readonly inputCopies = new CopySlab()
+  /** Where writes carve the leaf deltas they log (OpContext.prepare). */
+  private readonly deltaSlab = new CopySlab()
   /** The context of every read's first attempt: resident pages only, never changed. */
   private readonly residentView: OpContext
   /** Bumped by every commit: a reader's fetched pages are current while it is unchanged. */
@@ -56,6 +77,15 @@ export class Forest {
   private nextId: number
   private idLimit: number
   private extendingIds: Promise<void> | undefined
+  /** Page-ins started by writers waiting for the mutex, by page id (see write()). */
+  private readonly prefetches = new Map<number, Promise<void>>()
+  /** Pages writers read in while they waited for the mutex (the page-ins their turn skipped). */
+  pagesPrefetched = 0
+  /**
+   * Mutation switch for tests: a writer pages in ahead *before* it queues for the mutex, so a
+   * write with nothing to page in overtakes an earlier one still reading (call order lost).
+   */
+  unsafePrefetchBeforeQueue = false
 
   private constructor(
     readonly store: PageStore<TreePage>,
@@ -198,23 +228,41 @@ export class Forest {
   async write<R>(
     plan: (ctx: OpContext) => R,
     afterCommit?: (r: R, c: CommitResult) => void,
+    keys?: WriteKeys,
   ): Promise<{ value: R; lsn: Lsn | undefined }> {
     this.checkOpen()
     // Queue for the mutex before any await: writes commit in call order. Waiting for
     // backpressure first let a later call overtake an earlier one whose wait took a turn
     // longer (db.insert(k, 1); db.insert(k, 2) could end with 1).
-    const release = await this.mutex.lock()
+    if (this.unsafePrefetchBeforeQueue && keys !== undefined) await this.prefetch(keys)
+    const isQueued = this.mutex.isLocked
+    const turn = this.mutex.lock()
+    // A writer that must wait reads its pages in meanwhile. Paged in under the mutex, one
+    // cold leaf per writer made every writer behind it wait a disk read: 64 concurrent
+    // writers on a freshly opened database got 6-16 writes per datasync instead of ~50
+    // (docs/DESIGN.md, "Tree: write path").
+    if (keys !== undefined && isQueued) void this.prefetch(keys)
+    const release = await turn
     try {
       await this.store.whenWritable()
       const fetched = new Map<number, TreePage>()
+      let joined = -1
       for (;;) {
         this.checkOpen()
-        const ctx = new OpContext(this.store, fetched)
+        const ctx = new OpContext(this.store, fetched, this.deltaSlab)
         let value: R
         try {
           value = plan(ctx)
         } catch (e) {
           if (!(e instanceof NeedPage)) throw e
+          const ahead = this.prefetches.get(e.pid)
+          if (ahead !== undefined && joined !== e.pid) {
+            // Its page-in started before our turn: a write may have landed after it read,
+            // so its page is not ours to keep. It warms the cache; the plan peeks again.
+            joined = e.pid
+            await ahead
+            continue
+          }
           // Only writers change pages and we hold the mutex: what we fetch stays current.
           const page = await this.store.get(e.pid)
           if (page === undefined) OpContext.missing(e.pid)
@@ -246,6 +294,49 @@ export class Forest {
     } finally {
       release()
     }
+  }
+
+  /**
+   * Pages in the descent to each of `keys`, for a writer waiting for the mutex, all misses
+   * of a round at once. Only warms the cache: the writer's plan, under the mutex, reads
+   * every page again and pages in for itself whatever is missing then, so a failed or stale
+   * page-in here costs time, never correctness; errors are left for that plan to meet and
+   * report.
+   */
+  private async prefetch(keys: WriteKeys): Promise<void> {
+    let budget = PREFETCH_PAGES_MAX
+    const missing = new Set<number>()
+    const visit = (root: number, key: Uint8Array): void => {
+      try {
+        findLeaf(this.residentView, root, key)
+      } catch (e) {
+        if (e instanceof NeedPage) missing.add(e.pid)
+      }
+    }
+    for (let round = 0; round < PREFETCH_ROUNDS_MAX && budget > 0 && !this.isClosed; round++) {
+      missing.clear()
+      keys(visit)
+      if (missing.size === 0) return
+      const reads: Promise<void>[] = []
+      for (const pid of missing) {
+        if (budget-- <= 0) break
+        reads.push(this.pageInAhead(pid))
+      }
+      await Promise.all(reads)
+    }
+  }
+
+  /** A page-in for prefetch(), shared by every writer that misses the same page meanwhile. */
+  private pageInAhead(pid: number): Promise<void> {
+    const known = this.prefetches.get(pid)
+    if (known !== undefined) return known
+    this.pagesPrefetched++
+    const done = (): void => {
+      if (this.prefetches.get(pid) === p) this.prefetches.delete(pid)
+    }
+    const p: Promise<void> = this.store.get(pid).then(done, done)
+    this.prefetches.set(pid, p)
+    return p
   }
 
   /**

@@ -6,6 +6,38 @@ import { ClosedError, InvalidArgumentError, open } from '../../src/index.js'
 import { collect, dbFixture, dec, eachBackend, enc, TINY } from './fixtures.js'
 
 eachBackend(
+  'keys and values are copied at the call: one array refilled between calls and batch inserts lands as written',
+  async (backend) => {
+    const { db } = await dbFixture(backend)
+    // Input copies are carved from shared slabs: each must be whole, apart and the Db's own.
+    const scratchKey = new Uint8Array(8)
+    const scratchValue = new Uint8Array(300)
+    const fillFor = (i: number): void => {
+      new DataView(scratchKey.buffer).setUint32(0, i)
+      scratchValue.fill(i & 0xff, 0, 1 + (i % 300))
+    }
+    const expected = (i: number): Uint8Array => new Uint8Array(1 + (i % 300)).fill(i & 0xff)
+    await db.applyBatch((b) => {
+      for (let i = 0; i < 400; i++) {
+        fillFor(i)
+        b.insert(scratchKey, scratchValue.subarray(0, 1 + (i % 300)))
+      }
+    })
+    for (let i = 400; i < 600; i++) {
+      fillFor(i)
+      await db.insert(scratchKey, scratchValue.subarray(0, 1 + (i % 300)))
+    }
+    scratchKey.fill(0xee)
+    scratchValue.fill(0xee)
+    for (let i = 0; i < 600; i++) {
+      const k = new Uint8Array(8)
+      new DataView(k.buffer).setUint32(0, i)
+      assert.deepEqual(await db.get(k), expected(i), `record ${i}`)
+    }
+  },
+)
+
+eachBackend(
   'insert/get/remove return previous values; strings are UTF-8; values come back as copies',
   async (backend) => {
     const { db } = await dbFixture(backend)
@@ -15,6 +47,9 @@ eachBackend(
     const got = (await db.get('k')) as Uint8Array
     got[0] = 0
     assert.equal(await db.getString('k'), 'v2', 'mutating a returned value changes nothing')
+    const previous = (await db.insert('k', 'v2')) as Uint8Array
+    previous.fill(0)
+    assert.equal(await db.getString('k'), 'v2', 'mutating a returned previous value changes nothing')
     const input = enc('abc')
     await db.insert('m', input)
     input[0] = 0x7a

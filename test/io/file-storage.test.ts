@@ -110,6 +110,40 @@ describe('FileStorage', () => {
     await assert.rejects(s.openFile('blobs', 'read'), IoError, 'a folder is not a file')
   })
 
+  test('close() waits for reads in flight: each reads its own file, and close settles last', async () => {
+    // Reads run on the raw descriptor (not counted by the FileHandle): closed under a read,
+    // the descriptor's number could go to the next open and the read would read that file.
+    const s = freshStorage()
+    await s.ensureRoot()
+    const a = bytes(1024 * 1024, 3)
+    const w = await s.openFile('a', 'create')
+    await w.write(a, 0, a.length, 0)
+    await w.close()
+    const other = bytes(64 * 1024, 200)
+    const w2 = await s.openFile('b', 'create')
+    await w2.write(other, 0, other.length, 0)
+    await w2.close()
+    for (let round = 0; round < 30; round++) {
+      const f = await s.openFile('a', 'read')
+      const order: string[] = []
+      // Enough large reads that some are still queued for the thread pool when close runs.
+      const reads = Array.from({ length: 64 }, async (_, i) => {
+        const at = (i % 15) * 65_536
+        const out = new Uint8Array(131_072)
+        const n = await f.read(out, 0, out.length, at)
+        order.push('read')
+        assert.equal(n, out.length)
+        assert.ok(Buffer.from(out).equals(a.subarray(at, at + out.length)), `read ${i} of round ${round}`)
+      })
+      const closing = f.close().then(() => order.push('close'))
+      // Likely to reuse the closed descriptor's number while reads are still queued.
+      const g = await s.openFile('b', 'read')
+      await Promise.all([...reads, closing])
+      await g.close()
+      assert.equal(order.at(-1), 'close', `round ${round}: close() settled after every read`)
+    }
+  })
+
   test('created files are 0600 and folders 0700 whatever the umask', { skip: !isPosix }, async () => {
     const old = process.umask(0)
     try {

@@ -18,6 +18,7 @@ import {
 import { compareBytes } from '../../src/tree/keys.js'
 import { leafEntries, leafGet, leafPut } from '../../src/tree/leaf.js'
 import { EMPTY_LEAF, type Leaf, makeIndex, makeLeaf, type TreePage } from '../../src/tree/node.js'
+import { CopySlab } from '../../src/util/copy-slab.js'
 
 /** A page with leaves as their entries, so equal contents compare equal (leaf.ts). */
 function plain(p: TreePage): unknown {
@@ -78,7 +79,9 @@ test("deltas materialised at page-in equal the writer's node (node.ts and codec.
             if (op.value === undefined && leafGet(before, op.key) === undefined) assert.equal(writer, before)
           }
         }
-        const encoded = deltas.map(encodeLeafDelta)
+        // Every other delta carved from a slab, as writes encode them (OpContext.prepare).
+        const slab = new CopySlab()
+        const encoded = deltas.map((d, i) => (i % 2 === 0 ? encodeLeafDelta(d) : encodeLeafDelta(d, slab)))
         for (const [i, e] of encoded.entries())
           assert.deepEqual(
             decodeLeafDelta(e),

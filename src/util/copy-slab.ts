@@ -1,4 +1,5 @@
-// Fresh copies of values for callers, carved out of shared slabs as Node's Buffer pool does.
+// Fresh copies (of values for callers, of keys and values the tree keeps, of short records
+// the log copies at once), carved out of shared slabs as Node's Buffer pool does.
 // A Uint8Array of more than 64 bytes gets a backing store of its own (malloc plus external
 // memory accounting); a view into a slab does not, so a small copy costs about a third of
 // slice() (measured on Node 20). The copy is still the caller's alone: no tree byte is
@@ -18,12 +19,22 @@ export class CopySlab {
   copy(src: Uint8Array): Uint8Array {
     const n = src.length
     if (n > POOLED_BYTES_MAX) return src.slice()
+    const out = this.carve(n)
+    out.set(src)
+    return out
+  }
+
+  /** n fresh zero bytes, never handed out before. */
+  alloc(n: number): Uint8Array {
+    return n > POOLED_BYTES_MAX ? new Uint8Array(n) : this.carve(n)
+  }
+
+  private carve(n: number): Uint8Array {
     if (this.used + n > this.slab.byteLength) {
       this.slab = new ArrayBuffer(SLAB_BYTES)
       this.used = 0
     }
     const out = new Uint8Array(this.slab, this.used, n)
-    out.set(src)
     // 8-byte steps keep every copy aligned for a caller's wider views (DataView, Float64Array).
     this.used = (this.used + n + 7) & ~7
     return out
