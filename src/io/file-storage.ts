@@ -242,8 +242,12 @@ export class FileStorage implements Storage {
 
 class RealFile implements StorageFile {
   private isClosed = false
-  /** A second descriptor of the same file opened with O_DSYNC, for writeSynced(); made at first use. */
-  private dsync: Promise<fsp.FileHandle> | undefined
+  /**
+   * A second descriptor of the same file opened with O_DSYNC, for writeSynced(); made at
+   * first use. Undefined inside when it could not be made: writeSynced() then writes and
+   * datasyncs through the first descriptor (a sync of more than its range, never less).
+   */
+  private dsync: Promise<fsp.FileHandle | undefined> | undefined
 
   constructor(
     readonly name: string,
@@ -279,13 +283,17 @@ class RealFile implements StorageFile {
     checkIoRange(buffer, offset, length, position)
     if (!this.isWritable)
       throw new IoError(`writeSynced (${this.name}): opened for reading`, { file: this.name })
-    this.dsync ??= this.openDsync()
-    await this.writeAll(await this.dsync, buffer, offset, length, position)
+    this.dsync ??= this.openDsync().catch(() => undefined)
+    const dsync = await this.dsync
+    if (dsync !== undefined) return this.writeAll(dsync, buffer, offset, length, position)
+    await this.writeAll(this.handle, buffer, offset, length, position)
+    await this.datasync()
   }
 
   /**
    * Opens the O_DSYNC descriptor by path, and refuses it unless it is the very file of the
    * first descriptor: a file swapped in under the same name must never get our writes.
+   * Rejects when it cannot; writeSynced() then goes through the first descriptor.
    */
   private async openDsync(): Promise<fsp.FileHandle> {
     let h: fsp.FileHandle
