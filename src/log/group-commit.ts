@@ -93,10 +93,10 @@ export class GroupCommit {
   }
 
   /**
-   * True when a write of [lo, hi] may be its own sync round (Storage.writeSynced): no sync
-   * is in flight, every byte below `lo` is written (the caller checked) and every written
-   * byte is synced, so making only this write's range durable — all an O_DSYNC write does
-   * — leaves nothing below it unsynced; and someone waits for a byte of it.
+   * True when a write ending at `hi` may be its own sync round (Storage.writeSynced): no
+   * sync is in flight, every byte below its start is written (the caller checked) and every
+   * written byte is synced, so making only this write's range durable — all an O_DSYNC
+   * write does — leaves nothing below it unsynced; and someone waits for a byte of it.
    */
   canSyncAlone(hi: number): boolean {
     return (
