@@ -296,6 +296,8 @@ class RealFile implements StorageFile {
    * Rejects when it cannot; writeSynced() then goes through the first descriptor.
    */
   private async openDsync(): Promise<fsp.FileHandle> {
+    // Without the flag (Windows) the descriptor would take plain writes: never use it then.
+    if (C.O_DSYNC === undefined) throw new IoError('O_DSYNC is not available on this platform')
     let h: fsp.FileHandle
     try {
       h = await fsp.open(this.path, C.O_WRONLY | C.O_DSYNC | O_NOFOLLOW | O_NONBLOCK)
