@@ -140,7 +140,7 @@ export class FileStorage implements Storage {
       throw wrapIoError(e, 'open', name)
     }
     await this.checkRegular(name, handle, undefined)
-    return new RealFile(name, handle)
+    return new RealFile(name, p, handle, access !== C.O_RDONLY)
   }
 
   private async openNew(name: string, p: string): Promise<StorageFile> {
@@ -151,7 +151,7 @@ export class FileStorage implements Storage {
       throw wrapIoError(e, 'create', name)
     }
     await this.checkRegular(name, handle, this.fileMode)
-    return new RealFile(name, handle)
+    return new RealFile(name, p, handle, true)
   }
 
   /** Refuses folders, FIFOs and devices; fixes the mode of a file we just created. */
@@ -262,10 +262,18 @@ class RealFile implements StorageFile {
   /** Reads on the raw descriptor not yet finished: close() waits for them (see read()). */
   private readsInFlight = 0
   private whenReadsDone: (() => void) | undefined
+  /**
+   * A second descriptor of the same file opened with O_DSYNC, for writeSynced(); made at
+   * first use. Undefined inside when it could not be made: writeSynced() then writes and
+   * datasyncs through the first descriptor (a sync of more than its range, never less).
+   */
+  private dsync: Promise<fsp.FileHandle | undefined> | undefined
 
   constructor(
     readonly name: string,
+    private readonly path: string,
     private readonly handle: fsp.FileHandle,
+    private readonly isWritable: boolean,
   ) {}
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -299,11 +307,65 @@ class RealFile implements StorageFile {
 
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
     checkIoRange(buffer, offset, length, position)
+    return this.writeAll(this.handle, buffer, offset, length, position)
+  }
+
+  async writeSynced(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    checkIoRange(buffer, offset, length, position)
+    if (!this.isWritable)
+      throw new IoError(`writeSynced (${this.name}): opened for reading`, { file: this.name })
+    this.dsync ??= this.openDsync().catch(() => undefined)
+    const dsync = await this.dsync
+    if (dsync !== undefined) return this.writeAll(dsync, buffer, offset, length, position)
+    await this.writeAll(this.handle, buffer, offset, length, position)
+    await this.datasync()
+  }
+
+  /**
+   * Opens the O_DSYNC descriptor by path, and refuses it unless it is the very file of the
+   * first descriptor: a file swapped in under the same name must never get our writes.
+   * Rejects when it cannot; writeSynced() then goes through the first descriptor.
+   */
+  private async openDsync(): Promise<fsp.FileHandle> {
+    // Without the flag (Windows) the descriptor would take plain writes: never use it then.
+    if (C.O_DSYNC === undefined) throw new IoError('O_DSYNC is not available on this platform')
+    let h: fsp.FileHandle
+    try {
+      h = await fsp.open(this.path, C.O_WRONLY | C.O_DSYNC | O_NOFOLLOW | O_NONBLOCK)
+    } catch (e) {
+      throw wrapIoError(e, 'open (O_DSYNC)', this.name)
+    }
+    try {
+      const [a, b] = await Promise.all([this.handle.stat(), h.stat()])
+      if (a.dev !== b.dev || a.ino !== b.ino) {
+        throw new IoError(`${this.name} was replaced while open: refusing to write another file`, {
+          file: this.name,
+        })
+      }
+    } catch (e) {
+      await h.close().catch(() => {})
+      throw wrapIoError(e, 'open (O_DSYNC)', this.name)
+    }
+    // close() may have run meanwhile: this descriptor must not outlive it.
+    if (this.isClosed) {
+      await h.close().catch(() => {})
+      throw new IoError(`writeSynced (${this.name}): the file is closed`, { file: this.name })
+    }
+    return h
+  }
+
+  private async writeAll(
+    handle: fsp.FileHandle,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<void> {
     let done = 0
     while (done < length) {
       let n: number
       try {
-        n = (await this.handle.write(buffer, offset + done, length - done, position + done)).bytesWritten
+        n = (await handle.write(buffer, offset + done, length - done, position + done)).bytesWritten
       } catch (e) {
         throw wrapIoError(e, 'write', this.name)
       }
@@ -350,10 +412,11 @@ class RealFile implements StorageFile {
         this.whenReadsDone = resolve
       })
     }
-    try {
-      await this.handle.close()
-    } catch (e) {
-      throw wrapIoError(e, 'close', this.name)
-    }
+    const dsync = this.dsync
+    this.dsync = undefined
+    // Both descriptors are closed whatever the other's close says; the first error is told.
+    const second = dsync === undefined ? undefined : await dsync.catch(() => undefined)
+    const results = await Promise.allSettled([this.handle.close(), second?.close()])
+    for (const r of results) if (r.status === 'rejected') throw wrapIoError(r.reason, 'close', this.name)
   }
 }

@@ -2,6 +2,7 @@
 // §5.0 item 1). The model is pessimistic, like SQLite's crash VFS:
 //  - a file has a cache image (what reads return now) and a durable image; a completed
 //    write or size change stays pending until a datasync that began after it completed;
+//    a synced write (writeSynced, O_DSYNC) is durable when it completes, and only it;
 //  - a folder has pending entry ops (create, rename, unlink, mkdir) until a syncDir of that
 //    folder; at a crash an entry that never became durable vanishes, synced data or not;
 //  - crash() keeps the durable state plus a seeded random subset of pending ops (any
@@ -120,6 +121,8 @@ export interface TraceRecord {
   length?: number
   /** A rename's new name, as the storage view was given it. */
   to?: string
+  /** A write made with writeSynced(): durable when it completed, nothing else with it. */
+  synced?: boolean
   ok: boolean
   /** errno code of a failed op. */
   code?: string
@@ -221,10 +224,41 @@ type DataOp =
   | { seq: number; kind: 'write'; position: number; bytes: Uint8Array; growTo?: number }
   | { seq: number; kind: 'size'; size: number }
 
+type WriteOp = Extract<DataOp, { kind: 'write' }>
+
 /** Applies a pending write as it reaches the durable image. */
 function applyDataWrite(img: Image, op: { position: number; bytes: Uint8Array; growTo?: number }): void {
   if (op.growTo !== undefined && op.growTo > img.size) img.resize(op.growTo)
   if (op.bytes.length > 0) img.write(op.position, op.bytes)
+}
+
+/**
+ * An O_DSYNC write reached the disk: Linux writes back the dirty pages of its range, so it
+ * lands in the durable image, and the parts of older pending writes that it overwrote can
+ * no longer reach the disk after it (they would bring back older bytes). Pending ops
+ * elsewhere stay pending: it makes nothing else durable.
+ */
+function syncRange(inode: Inode, op: WriteOp): void {
+  applyDataWrite(inode.durable, op)
+  const lo = op.position
+  const hi = op.position + op.bytes.length
+  if (hi === lo) return
+  const kept: DataOp[] = []
+  for (const p of inode.pending) {
+    if (p.kind !== 'write' || p.position >= hi || p.position + p.bytes.length <= lo) {
+      kept.push(p)
+      continue
+    }
+    // The size the older write reached still counts; only its overwritten bytes go.
+    const growTo = Math.max(p.growTo ?? 0, p.position + p.bytes.length)
+    if (p.position < lo) kept.push({ ...p, bytes: p.bytes.subarray(0, lo - p.position), growTo })
+    if (p.position + p.bytes.length > hi) {
+      kept.push({ ...p, position: hi, bytes: p.bytes.subarray(hi - p.position), growTo })
+    } else if (p.position >= lo) {
+      kept.push({ ...p, bytes: new Uint8Array(0), growTo })
+    }
+  }
+  inode.pending = kept
 }
 
 interface Inode {
@@ -262,6 +296,7 @@ interface Range {
   position?: number
   length?: number
   to?: string
+  synced?: boolean
 }
 
 interface RunOptions<T> {
@@ -431,6 +466,7 @@ class DiskCore {
     if (range?.position !== undefined) r.position = range.position
     if (range?.length !== undefined) r.length = range.length
     if (range?.to !== undefined) r.to = range.to
+    if (range?.synced === true) r.synced = true
     if (code !== undefined) r.code = code
     this.trace.push(r)
   }
@@ -585,9 +621,19 @@ class DiskCore {
     })
   }
 
-  /** The write primitive: may store only a prefix, like pwrite. Returns the count stored. */
-  pwrite(h: Handle, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    const range = { position, length }
+  /**
+   * The write primitive: may store only a prefix, like pwrite. Returns the count stored.
+   * `synced` (an O_DSYNC write): what it stored is durable when it completes.
+   */
+  pwrite(
+    h: Handle,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+    synced = false,
+  ): Promise<number> {
+    const range: Range = synced ? { position, length, synced } : { position, length }
     // A copy, taken now, as a real pwrite() takes it: Buffer's slice() would be a view, and
     // a caller may reuse its memory once the write settles (the log reuses segment buffers).
     const bytes = Uint8Array.prototype.slice.call(buffer, offset, offset + length)
@@ -613,7 +659,9 @@ class DiskCore {
         const inode = this.inode(h.ino)
         const sizeBefore = inode.cache.size
         inode.cache.write(position, stored)
-        inode.pending.push(this.durableFate(end, position, stored, sizeBefore, inode.cache.size))
+        const fate = this.durableFate(end, position, stored, sizeBefore, inode.cache.size)
+        if (synced) syncRange(inode, fate)
+        else inode.pending.push(fate)
         this.bytesWritten += n
         range.length = n
         return n
@@ -634,8 +682,8 @@ class DiskCore {
     bytes: Uint8Array,
     sizeBefore: number,
     sizeAfter: number,
-  ): DataOp {
-    const op: DataOp = { seq, kind: 'write', position, bytes }
+  ): WriteOp {
+    const op: WriteOp = { seq, kind: 'write', position, bytes }
     const lost = this.faults.lostWriteOdds ?? 0
     if (lost > 0 && this.faultRng.chance(lost)) {
       this.injected.lostWrites++
@@ -1364,11 +1412,24 @@ class SimFile implements StorageFile {
     return this.core.read(this.handle, buffer, offset, length, position)
   }
 
-  async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+  private async writeLoop(
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+    synced: boolean,
+  ): Promise<void> {
     checkIoRange(buffer, offset, length, position)
     let done = 0
     while (done < length) {
-      const n = await this.core.pwrite(this.handle, buffer, offset + done, length - done, position + done)
+      const n = await this.core.pwrite(
+        this.handle,
+        buffer,
+        offset + done,
+        length - done,
+        position + done,
+        synced,
+      )
       if (n === 0) {
         throw new IoError(
           `write (${this.name}) stored 0 of ${length - done} bytes [${this.core.describe()}]`,
@@ -1379,6 +1440,14 @@ class SimFile implements StorageFile {
       }
       done += n
     }
+  }
+
+  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    return this.writeLoop(buffer, offset, length, position, false)
+  }
+
+  writeSynced(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    return this.writeLoop(buffer, offset, length, position, true)
   }
 
   datasync(): Promise<void> {

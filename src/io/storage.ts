@@ -24,6 +24,13 @@ export interface StorageFile {
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>
   /** Writes all `length` bytes at `position`, looping on short writes. */
   write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void>
+  /**
+   * write() whose bytes, and the file size they reach, are durable when it resolves: one
+   * O_DSYNC write, a single trip to the disk instead of a write and then a datasync. It
+   * need not make anything else durable (Linux syncs only the range of an O_DSYNC write),
+   * so a caller that needs an earlier write durable too must datasync() for it.
+   */
+  writeSynced(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void>
   /** fdatasync: every write that completed before this call began is durable when it resolves. */
   datasync(): Promise<void>
   /** Sets the size; bytes past the old end read as zeros. Not durable until datasync. */

@@ -30,7 +30,8 @@ export class GroupCommit {
   constructor(
     private readonly ctx: LogContext,
     stableLsn: number,
-    private readonly unsafeAckBeforeSync: boolean,
+    /** Mutation switch: acknowledge without a datasync (and write rounds without O_DSYNC). */
+    readonly unsafeAckBeforeSync: boolean,
     /** Issued writes of the log not yet finished. */
     private readonly writesInFlight: () => number,
     /** Unsynced written bytes that start a sync with nobody waiting; 0 = only on demand. */
@@ -86,47 +87,90 @@ export class GroupCommit {
       sync = Promise.reject(e)
     }
     sync.then(
-      () => {
-        this.syncInFlight = false
-        if (ctx.poisonError !== undefined) return
-        if (KILL_ODDS) maybeKill('log.sync.done.unpublished')
-        const stats = ctx.stats
-        const ms = performance.now() - t0
-        stats.syncs++
-        stats.syncMsTotal += ms
-        stats.syncMsMax = Math.max(stats.syncMsMax, ms)
-        let bytes = 0
-        let stable = this.synced.publishedLsn
-        for (let i = 0; i < ranges.length; i += 2) {
-          const lo = ranges[i] as number
-          const hi = ranges[i + 1] as number
-          bytes += hi - lo + 1
-          stable = this.synced.markDone(lo, hi)
-        }
-        bump(stats.bytesPerSync, bytes)
-        const released = this.stableWaiters.releaseUpTo(stable)
-        bump(stats.waitersPerSync, released)
-        if (KILL_ODDS) maybeKill('log.sync.done.published')
-        if (released > 1) {
-          // Several writers just woke and will append again within a few promise hops.
-          // Hold the next seal and sync for two turns of the event loop so they all join
-          // one write and one sync, instead of splitting into two half-size groups that
-          // then alternate forever.
-          this.syncHold = true
-          setImmediate(() =>
-            setImmediate(() => {
-              this.syncHold = false
-              this.kick()
-            }),
-          )
-        } else {
-          this.kick()
-        }
-      },
-      (e) => {
-        this.syncInFlight = false
-        ctx.poison(e, 'syncing the log')
-      },
+      () => this.roundSynced(ranges, t0),
+      (e) => this.syncFailed(e),
     )
+  }
+
+  /**
+   * True when a write ending at `hi` may be its own sync round (Storage.writeSynced): no
+   * sync is in flight, every byte below its start is written (the caller checked) and every
+   * written byte is synced, so making only this write's range durable — all an O_DSYNC
+   * write does — leaves nothing below it unsynced; and someone waits for a byte of it.
+   */
+  canSyncAlone(hi: number): boolean {
+    return (
+      !this.syncInFlight &&
+      this.unsynced.length === 0 &&
+      this.ctx.poisonError === undefined &&
+      this.stableWaiters.minLsn <= hi
+    )
+  }
+
+  /** A written range whose stability someone waits for (pre-extension's trigger). */
+  isAwaited(hi: number): boolean {
+    return this.stableWaiters.minLsn <= hi
+  }
+
+  /**
+   * Starts a round made of one synced write (canSyncAlone was true): it is the one sync in
+   * flight until syncedWriteDone or syncFailed. Throws what the datasync failpoint throws.
+   * Returns the start time for the metrics.
+   */
+  beginSyncedWrite(): number {
+    this.ctx.failpoints.hit('datasync')
+    this.syncInFlight = true
+    return performance.now()
+  }
+
+  /** The synced write of [lo, hi] completed: its bytes are durable. */
+  syncedWriteDone(lo: number, hi: number, t0: number): void {
+    this.ctx.stats.syncedWrites++
+    this.roundSynced([lo, hi], t0)
+  }
+
+  syncFailed(e: unknown, what = 'syncing the log'): void {
+    this.syncInFlight = false
+    this.ctx.poison(e, what)
+  }
+
+  /** A sync round covering `ranges` succeeded: the stable LSN moves and its waiters go. */
+  private roundSynced(ranges: number[], t0: number): void {
+    const ctx = this.ctx
+    this.syncInFlight = false
+    if (ctx.poisonError !== undefined) return
+    if (KILL_ODDS) maybeKill('log.sync.done.unpublished')
+    const stats = ctx.stats
+    const ms = performance.now() - t0
+    stats.syncs++
+    stats.syncMsTotal += ms
+    stats.syncMsMax = Math.max(stats.syncMsMax, ms)
+    let bytes = 0
+    let stable = this.synced.publishedLsn
+    for (let i = 0; i < ranges.length; i += 2) {
+      const lo = ranges[i] as number
+      const hi = ranges[i + 1] as number
+      bytes += hi - lo + 1
+      stable = this.synced.markDone(lo, hi)
+    }
+    bump(stats.bytesPerSync, bytes)
+    const released = this.stableWaiters.releaseUpTo(stable)
+    bump(stats.waitersPerSync, released)
+    if (KILL_ODDS) maybeKill('log.sync.done.published')
+    if (released > 1) {
+      // Several writers just woke and will append again within a few promise hops.
+      // Hold the next seal and sync for two turns of the event loop so they all join
+      // one write and one sync, instead of splitting into two half-size groups that
+      // then alternate forever.
+      this.syncHold = true
+      setImmediate(() =>
+        setImmediate(() => {
+          this.syncHold = false
+          this.kick()
+        }),
+      )
+    } else {
+      this.kick()
+    }
   }
 }

@@ -57,6 +57,14 @@ export interface LogOptions {
    * tests turn it on to prove they can fail. Never use it otherwise.
    */
   unsafeAckBeforeSync?: boolean
+  /**
+   * TEST ONLY — a mutation switch that writes the zeros of a segment's pre-extension after
+   * the round's datasync, in the background, from the log's frontier of that moment, without
+   * holding back the writes that follow: the zeros may then land over records written after
+   * them. The power-loss test of small durable rounds turns it on to prove it catches that.
+   * Never use it otherwise.
+   */
+  unsafeUnorderedPreExtension?: boolean
 }
 
 export interface LogRecord {

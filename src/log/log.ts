@@ -249,8 +249,9 @@ export class Log {
       writeHighWaterBytes: options.writeHighWaterBytes ?? DEFAULT_HIGH_WATER_BYTES,
       maxBlobBytes: options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES,
       maxBatchRecords: options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS,
-      // Only a literal true turns the mutation switch on.
+      // Only a literal true turns a mutation switch on.
       unsafeAckBeforeSync: options.unsafeAckBeforeSync === true,
+      unsafeUnorderedPreExtension: options.unsafeUnorderedPreExtension === true,
     }
     this.ctx = {
       // Reads go through the view of the repaired log until the repairs are written.
@@ -285,10 +286,18 @@ export class Log {
       this.commit,
       this.slots,
       this.options.writeHighWaterBytes,
+      this.options.unsafeUnorderedPreExtension,
       () => this.isClosed,
       {
         startLsn,
-        resume: resumes && last !== undefined ? last : undefined,
+        resume:
+          resumes && last !== undefined
+            ? {
+                ...last,
+                isExtended:
+                  (last.slot + 1) * S <= (recovered.repairs.truncateTo ?? recovered.repairs.fileBytes),
+              }
+            : undefined,
         witnessLsn: recovered.witnessLsn,
         firstLsn: recovered.firstLsn,
       },

@@ -6,6 +6,10 @@ export interface LogMetrics {
   /** Bytes handed to positional writes (padding included). */
   bytesWritten: number
   writes: number
+  /** Sync rounds that were one O_DSYNC write (Storage.writeSynced), counted in syncs too. */
+  syncedWrites: number
+  /** Zeros written ahead over the rest of a segment at the end of the file (pre-extension). */
+  preExtendedBytes: number
   syncs: number
   syncMsTotal: number
   syncMsMax: number
@@ -32,6 +36,8 @@ export function emptyMetrics(): LogMetrics {
     bytesReserved: 0,
     bytesWritten: 0,
     writes: 0,
+    syncedWrites: 0,
+    preExtendedBytes: 0,
     syncs: 0,
     syncMsTotal: 0,
     syncMsMax: 0,

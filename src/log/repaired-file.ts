@@ -74,6 +74,10 @@ export class RepairedFile implements StorageFile {
     return Promise.reject(new InvariantError('the log is written only once its open is accepted'))
   }
 
+  writeSynced(): Promise<void> {
+    return this.write()
+  }
+
   datasync(): Promise<void> {
     return Promise.reject(new InvariantError('the log is synced only once its open is accepted'))
   }

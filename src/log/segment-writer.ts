@@ -55,6 +55,19 @@ import { LsnWaiters } from './waiters.js'
 export const SPARE_SEGMENT_BUFFERS = 4
 
 /**
+ * Pre-extension (docs/DESIGN.md, "Small durable rounds"): a sync round that grows the file
+ * costs fdatasync a journal commit for the new size and extents; an overwrite does not. So
+ * the rest of a segment at the end of the file is written with zeros once, in the round that
+ * shows the segment is being filled by small synced rounds: the second round of a life
+ * that someone waits on and that is at most 1/PRE_EXTEND_MIN_ROUNDS of the room left.
+ * Bulk loads write whole segments (or one final round) and never pay the extra bytes.
+ */
+const PRE_EXTEND_MIN_ROUNDS = 8
+const PRE_EXTEND_AFTER_ROUNDS = 2
+/** The zeros start on a page boundary of the file: no page is shared with log bytes. */
+const PRE_EXTEND_ALIGN_BYTES = 4096
+
+/**
  * Memory for a segment life: a plain Uint8Array over an ArrayBuffer of its own. Not a
  * Buffer: Buffer's slice() is a view, so a slice() meant as a copy (of a record served from
  * memory, say) would keep sharing memory that the next life reuses. Not zeroed (that
@@ -88,6 +101,18 @@ export interface SegmentLife {
    * write `buf` through this life afterwards (another life may own it).
    */
   isRecycled: boolean
+  /**
+   * The slot is allocated in the file to its end (a reused slot, or pre-extended): a write
+   * into it overwrites, so its datasync need not journal a new size or new extents.
+   */
+  isExtended: boolean
+  /** Small sync rounds written into this life while it was not extended (see preExtension). */
+  smallRounds: number
+  /**
+   * The zero write extending this slot, while in flight: every later write of this life
+   * waits for it, or the zeros could land over bytes written after them. Never rejects.
+   */
+  extending: Promise<void> | undefined
 }
 
 /** One buffer: the region of a segment from `base` on, filled by reservations. */
@@ -102,8 +127,11 @@ export interface IoBuf {
 export interface WriterStart {
   /** LSN of the next byte to reserve. */
   startLsn: number
-  /** The last recovered segment when `startLsn` lies inside it (resume), else undefined. */
-  resume: { baseLsn: number; slot: number } | undefined
+  /**
+   * The last recovered segment when `startLsn` lies inside it (resume), else undefined;
+   * `isExtended` when the file holds its slot to the end.
+   */
+  resume: { baseLsn: number; slot: number; isExtended: boolean } | undefined
   witnessLsn: number
   firstLsn: number
 }
@@ -123,6 +151,8 @@ export class SegmentWriter {
   readonly liveSegments = new Map<number, SegmentLife>()
   /** Memory of finished segment lives, owned by none, reused by the next ones (tests read it). */
   readonly spareBuffers: Uint8Array[] = []
+  /** A segment's worth of zeros for pre-extension, made at first use, never written to. */
+  private zeros: Uint8Array | undefined
   writesInFlight = 0
   bytesInFlight = 0
   /** Bytes of writes issued since whenWritable() last let the event loop turn (Log.whenWritable). */
@@ -149,6 +179,8 @@ export class SegmentWriter {
     private readonly commit: GroupCommit,
     private readonly slots: SegmentSlots,
     private readonly writeHighWaterBytes: number,
+    /** Mutation switch (LogOptions.unsafeUnorderedPreExtension). */
+    private readonly unsafeUnorderedPreExtension: boolean,
     private readonly isClosed: () => boolean,
     start: WriterStart,
   ) {
@@ -160,6 +192,7 @@ export class SegmentWriter {
     if (start.resume !== undefined) {
       // Resume inside the last segment: its header stays; new bytes go after the end.
       const seg = this.newLife(start.resume.baseLsn, start.resume.slot)
+      seg.isExtended = start.resume.isExtended
       this.liveSegments.set(seg.baseLsn, seg)
       this.cur = { seg, base: startLsn - seg.baseLsn, header: EMPTY_HEADER }
     } else {
@@ -431,6 +464,11 @@ export class SegmentWriter {
       writesInFlight: 0,
       unissuedBuffers: 0,
       isRecycled: false,
+      // Every slot but the file's last lies wholly inside the file (truncation zeroed and
+      // synced a reused one); the file may end inside its last.
+      isExtended: slot < this.slots.slotCount - 1,
+      smallRounds: 0,
+      extending: undefined,
     }
   }
 
@@ -510,7 +548,8 @@ export class SegmentWriter {
       length = S - b.base
     }
     if (length === 0) return
-    const lo = b.seg.baseLsn + b.base
+    const seg = b.seg
+    const lo = seg.baseLsn + b.base
     const hi = lo + length - 1
     if (ctx.poisonError !== undefined) return
     try {
@@ -519,31 +558,118 @@ export class SegmentWriter {
       ctx.poison(e, 'writing the log')
       return
     }
+    const position = seg.slot * S + b.base
+    const zeroAt = this.preExtension(b, length, hi)
+    // One trip to the disk for a lone round: nothing else written-but-unsynced or in flight,
+    // every byte below this write stable, so an O_DSYNC write of it is the whole sync round.
+    const isLoneRound =
+      zeroAt < 0 &&
+      this.writesInFlight === 0 &&
+      this.written.publishedLsn === lo - 1 &&
+      this.commit.canSyncAlone(hi)
+    let t0 = 0
+    if (isLoneRound) {
+      try {
+        t0 = this.commit.beginSyncedWrite()
+      } catch (e) {
+        this.commit.syncFailed(e)
+        return
+      }
+    }
     this.writesInFlight++
     this.bytesIssuedSinceYield += length
     this.bytesInFlight += length
-    b.seg.writesInFlight++
+    seg.writesInFlight++
     ctx.stats.writes++
     ctx.stats.bytesWritten += length
-    const seg = b.seg
-    const position = seg.slot * S + b.base
+    // Writes wait for a cut of the file below them (truncation.ts) and for the zeros of a
+    // pre-extension of their slot still in flight.
     const fence = this.shrinkFence
-    const writing =
-      fence !== undefined && seg.slot >= fence.slot
-        ? fence.cut.then(() => {
-            // A failed cut poisoned the instance: nothing more is written.
-            if (ctx.poisonError !== undefined) throw ctx.poisonError
-            return ctx.file.write(seg.buf, b.base, length, position)
-          })
-        : ctx.file.write(seg.buf, b.base, length, position)
+    const cut = fence !== undefined && seg.slot >= fence.slot ? fence.cut : undefined
+    const gate =
+      cut === undefined
+        ? seg.extending
+        : seg.extending === undefined
+          ? cut
+          : Promise.all([cut, seg.extending])
+    const issue = (
+      buf: Uint8Array,
+      offset: number,
+      n: number,
+      at: number,
+      synced: boolean,
+    ): Promise<void> => {
+      const write = (): Promise<void> =>
+        synced && !this.commit.unsafeAckBeforeSync
+          ? ctx.file.writeSynced(buf, offset, n, at)
+          : ctx.file.write(buf, offset, n, at)
+      if (gate === undefined) return write()
+      return gate.then(() => {
+        // A failed cut or write poisoned the instance: nothing more is written.
+        if (ctx.poisonError !== undefined) throw ctx.poisonError
+        return write()
+      })
+    }
+    let writing = issue(seg.buf, b.base, length, position, isLoneRound)
+    if (zeroAt >= 0 && this.unsafeUnorderedPreExtension) {
+      // The mutation: zeros written in the background once the round is stable, from the
+      // log's frontier of that moment, with nothing holding back the writes that follow.
+      this.commit.wait(hi).then(
+        () => {
+          const from = this.cur.base
+          if (ctx.poisonError !== undefined || this.cur.seg !== seg || from >= S) return
+          ctx.file
+            .write(new Uint8Array(S - from), 0, S - from, seg.slot * S + from)
+            .catch((e) => ctx.poison(e, 'writing the log'))
+        },
+        () => {},
+      )
+    } else if (zeroAt >= 0) {
+      const zeroBytes = S - zeroAt
+      this.zeros ??= new Uint8Array(S)
+      const zeroing = issue(this.zeros, 0, zeroBytes, seg.slot * S + zeroAt, false)
+      ctx.stats.preExtendedBytes += zeroBytes
+      const extending = zeroing.then(
+        () => {},
+        () => {},
+      )
+      seg.extending = extending
+      extending.then(() => {
+        if (seg.extending === extending) seg.extending = undefined
+      })
+      // Completes with the zeros: the datasync of this round covers them too.
+      writing = Promise.all([writing, zeroing]).then(() => {})
+    }
     writing.then(
-      () => this.onWritten(seg, lo, hi, length),
+      () =>
+        isLoneRound ? this.onSyncedWritten(seg, lo, hi, length, t0) : this.onWritten(seg, lo, hi, length),
       (e) => {
         this.writeSettled(seg, length)
-        ctx.poison(e, 'writing the log')
+        if (isLoneRound) this.commit.syncFailed(e)
+        else ctx.poison(e, 'writing the log')
       },
     )
     if (KILL_ODDS) maybeKill('log.write.issued')
+  }
+
+  /**
+   * Where the zeros of a pre-extension start in the segment of buffer `b` (a write of
+   * `length` bytes ending at LSN `hi`), or -1 for none: see PRE_EXTEND_MIN_ROUNDS. The
+   * zeros cover the slot from the first page boundary at or after the current buffer's
+   * start: every byte below it is sealed (its write issued or waiting on this one's), every
+   * byte from it on is written after the zeros (seg.extending).
+   */
+  private preExtension(b: IoBuf, length: number, hi: number): number {
+    const seg = b.seg
+    if (seg.isExtended || isMaxed(b.header) || this.cur.seg !== seg || !this.commit.isAwaited(hi)) return -1
+    const S = this.ctx.segmentBytes
+    const slotStart = seg.slot * S
+    const from =
+      Math.ceil((slotStart + this.cur.base) / PRE_EXTEND_ALIGN_BYTES) * PRE_EXTEND_ALIGN_BYTES - slotStart
+    if (S - from < length * PRE_EXTEND_MIN_ROUNDS) return -1
+    if (++seg.smallRounds < PRE_EXTEND_AFTER_ROUNDS) return -1
+    seg.isExtended = true
+    return from
   }
 
   private writeSettled(seg: SegmentLife, length: number): void {
@@ -580,6 +706,24 @@ export class SegmentWriter {
     if (seg.buf.byteOffset !== 0 || seg.buf.length !== this.ctx.segmentBytes) return
     assert(!this.spareBuffers.includes(seg.buf), 'a segment buffer is spare at most once')
     this.spareBuffers.push(seg.buf)
+  }
+
+  /** The O_DSYNC write of a lone round completed: its bytes are written and durable. */
+  private onSyncedWritten(seg: SegmentLife, lo: number, hi: number, length: number, t0: number): void {
+    this.writeSettled(seg, length)
+    if (this.ctx.poisonError !== undefined) {
+      this.commit.syncFailed(this.ctx.poisonError)
+      return
+    }
+    try {
+      this.ctx.failpoints.hit('buffer write post')
+    } catch (e) {
+      this.commit.syncFailed(e, 'writing the log')
+      return
+    }
+    if (KILL_ODDS) maybeKill('log.write.done.unpublished')
+    this.writtenWaiters.releaseUpTo(this.written.markDone(lo, hi))
+    this.commit.syncedWriteDone(lo, hi, t0)
   }
 
   private onWritten(seg: SegmentLife, lo: number, hi: number, length: number): void {

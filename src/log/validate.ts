@@ -183,6 +183,7 @@ export function validateOptions(o: unknown): void {
   for (const k of [
     'verifyOnOpen',
     'unsafeAckBeforeSync',
+    'unsafeUnorderedPreExtension',
     'scanWitnessed',
     'deferAccept',
     'unsafeRepairBeforeAccept',

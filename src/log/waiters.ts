@@ -14,6 +14,11 @@ export class LsnWaiters {
     return this.heap.length
   }
 
+  /** The lowest LSN waited for (Infinity: nobody waits). */
+  get minLsn(): number {
+    return this.heap.length === 0 ? Number.POSITIVE_INFINITY : (this.heap[0] as Waiter).lsn
+  }
+
   wait(lsn: number): Promise<void> {
     return new Promise<void>((resolve, reject) => this.push({ lsn, resolve, reject }))
   }

@@ -259,8 +259,12 @@ function checkHeadWitness(
       const base = lifeOf.get(slot)
       if (base !== undefined) {
         i6Checked++
+        // Durable by a datasync after it, or by itself when it was a synced (O_DSYNC) write.
         const witnessed = headers.some(
-          (h) => h.firstLsn > base && syncs.some((s) => s.start > h.w.end && s.end < w.start),
+          (h) =>
+            h.firstLsn > base &&
+            ((h.w.synced === true && h.w.end < w.start) ||
+              syncs.some((s) => s.start > h.w.end && s.end < w.start)),
         )
         if (!witnessed) {
           i6++

@@ -379,6 +379,28 @@ class FsModel {
     return { op: r.op, seq, ino, kind: 'write', position: r.position as number, bytes, size: 0 }
   }
 
+  /**
+   * An O_DSYNC write (writeSynced): durable once completed, and only it; the parts of
+   * older pending writes it overwrote can no longer reach the disk after it.
+   */
+  private syncedWrite(d: DataOp): void {
+    const lo = d.position
+    const hi = d.position + d.bytes.length
+    const keep: DataOp[] = []
+    for (const p of this.pendingData.get(d.ino) ?? []) {
+      const end = p.position + p.bytes.length
+      if (p.kind !== 'write' || p.position >= hi || end <= lo) {
+        keep.push(p)
+        continue
+      }
+      if (p.position < lo) keep.push({ ...p, bytes: p.bytes.subarray(0, lo - p.position) })
+      if (end > hi) keep.push({ ...p, position: hi, bytes: p.bytes.subarray(hi - p.position) })
+    }
+    this.pendingData.set(d.ino, keep)
+    ;(this.durable.get(d.ino) as Image).apply(d)
+    this.version++
+  }
+
   apply(r: TraceRecord): void {
     if (!r.ok) return // no fault is injected here; a failed op (ENOENT, EEXIST) changed nothing
     switch (r.kind) {
@@ -443,6 +465,10 @@ class FsModel {
       case 'write':
       case 'truncate': {
         const d = this.dataOp(r, r.end)
+        if (r.synced === true) {
+          this.syncedWrite(d)
+          return
+        }
         let list = this.pendingData.get(d.ino)
         if (list === undefined) {
           list = []

@@ -87,6 +87,14 @@ export class RecordingStorage extends ForwardingStorage {
         this.writeBytes.set(op, bytes)
         return result
       },
+      writeSynced: (b, o, l, p) => {
+        if (l === 0) return f.writeSynced(b, o, l, p)
+        const bytes = Uint8Array.prototype.slice.call(b, o, o + l)
+        const { op, result } = this.oneOp(`write ${f.name}`, () => f.writeSynced(b, o, l, p))
+        this.handleOf.set(op, openOp)
+        this.writeBytes.set(op, bytes)
+        return result
+      },
       datasync: () => tag('datasync', () => f.datasync()),
       truncate: (s) => tag('truncate', () => f.truncate(s)),
       size: () => tag('size', () => f.size()),

@@ -133,6 +133,8 @@ export class ProbeStorage extends ForwardingStorage {
       name: f.name,
       read: (b, o, l, p) => f.read(b, o, l, p),
       write: (b, o, l, p) => this.watch('write', name, () => f.write(b, o, l, p)),
+      // A write and a sync in one: failing, it poisons as a failed datasync does.
+      writeSynced: (b, o, l, p) => this.watch('write', name, () => f.writeSynced(b, o, l, p)),
       datasync: () => this.watch('datasync', name, () => f.datasync()),
       truncate: (s) => f.truncate(s),
       size: () => f.size(),

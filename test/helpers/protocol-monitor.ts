@@ -8,10 +8,12 @@
 //     instance whose first LSN is ≤ L (a record, a whole batch, a blob pointer) has each of
 //     its bytes in the `log` file covered by successful writes that (a) were issued after
 //     the extent was appended, (b) ended before a successful datasync of `log` began, and
-//     (c) that datasync ended before the acknowledgement. Also: the public stable LSN read
+//     (c) that datasync ended before the acknowledgement — or by a synced write (O_DSYNC,
+//     its own datasync) that ended before the acknowledgement. Also: the public stable LSN read
 //     at the acknowledgement is ≥ L.
-//  I2 no sync retry. After a failed datasync of `log`, the same Log instance issues no
-//     further datasync of `log`: none starts after the failed one ended, up to the moment
+//  I2 no sync retry. After a failed datasync (or synced write) of `log`, the same Log
+//     instance issues no further datasync or synced write of `log`: none starts after the
+//     failed one ended, up to the moment
 //     its close() settled (syncs already in flight when it failed are not retries).
 //  I3 blob before pointer. For every blob pointer message found in a write of `log` (parsed
 //     from the written bytes: kind, CRC, blob id, size), before the first such write
@@ -258,7 +260,8 @@ function firstGap(pos: number, len: number, intervals: Array<[number, number]>):
 
 /**
  * For each successful write in `writes`, the end tick of the earliest-ending successful
- * datasync in `syncs` that began after the write ended (Infinity if none).
+ * datasync in `syncs` that began after the write ended (Infinity if none); a synced write's
+ * own end when that is earlier.
  */
 function syncedBy(writes: TraceRecord[], syncs: TraceRecord[]): Map<TraceRecord, number> {
   const ok = syncs.filter((s) => s.ok).sort((a, b) => a.start - b.start)
@@ -276,7 +279,8 @@ function syncedBy(writes: TraceRecord[], syncs: TraceRecord[]): Map<TraceRecord,
       if ((ok[mid] as TraceRecord).start > w.end) hi = mid
       else lo = mid + 1
     }
-    out.set(w, minEnd[lo] as number)
+    // A synced write (O_DSYNC) is its own datasync: durable when it ended.
+    out.set(w, w.synced === true ? Math.min(w.end, minEnd[lo] as number) : (minEnd[lo] as number))
   }
   return out
 }
@@ -312,6 +316,10 @@ export function checkProtocol(
   const logWrites = trace.filter((r) => r.kind === 'write' && r.path === LOG_PATH && r.ok)
   const logSyncs = trace.filter((r) => r.kind === 'datasync' && r.path === LOG_PATH)
   const logSyncedBy = syncedBy(logWrites, logSyncs)
+  // A synced write is a datasync too: after a failed sync, issuing one would be a retry.
+  const logSyncsAndSyncedWrites = trace.filter(
+    (r) => r.path === LOG_PATH && (r.kind === 'datasync' || (r.kind === 'write' && r.synced === true)),
+  )
 
   // ---- I1: every acknowledged extent was written, then synced, then acknowledged ----
   const acks = [...facts.acks].sort((a, b) => a.clock - b.clock)
@@ -355,7 +363,7 @@ export function checkProtocol(
 
   // ---- I2: no datasync of log after a failed one, in the same instance ----
   for (const life of facts.lifetimes) {
-    const inLife = logSyncs.filter((s) => s.start > life.openClock && s.start <= life.closeEnd)
+    const inLife = logSyncsAndSyncedWrites.filter((s) => s.start > life.openClock && s.start <= life.closeEnd)
     for (const f of inLife.filter((s) => !s.ok)) {
       report.checked.I2++
       for (const s of inLife) {

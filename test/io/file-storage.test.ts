@@ -52,6 +52,39 @@ describe('FileStorage', () => {
     assert.deepEqual(new Uint8Array(onDisk.subarray(0, 5000)), a)
   })
 
+  test('writeSynced writes through a second O_DSYNC descriptor of the same file', async () => {
+    const s = freshStorage()
+    await s.ensureRoot()
+    const f = await s.openFile('log', 'create')
+    const a = bytes(3000, 3)
+    await f.write(a, 0, 1000, 0)
+    await f.writeSynced(a, 1000, 2000, 1000)
+    await f.writeSynced(a, 0, 10, 5000)
+    assert.equal(await f.size(), 5010)
+    const back = new Uint8Array(3000)
+    assert.equal(await f.read(back, 0, 3000, 0), 3000)
+    assert.deepEqual(back, a)
+    await f.close()
+    await f.close()
+    const ro = await s.openFile('log', 'read')
+    await assert.rejects(ro.writeSynced(a, 0, 1, 0), IoError)
+    await ro.close()
+  })
+
+  test('writeSynced never writes a file swapped in under the same name', { skip: !isPosix }, async () => {
+    const s = freshStorage()
+    await s.ensureRoot()
+    const f = await s.openFile('log', 'create')
+    await fs.rename(path.join(s.location, 'log'), path.join(s.location, 'moved'))
+    await fs.writeFile(path.join(s.location, 'log'), 'intruder')
+    const b = bytes(10, 1)
+    // The second descriptor is refused; the write goes through the first one, and syncs.
+    await f.writeSynced(b, 0, 10, 0)
+    assert.equal(await fs.readFile(path.join(s.location, 'log'), 'utf8'), 'intruder')
+    assert.deepEqual(new Uint8Array(await fs.readFile(path.join(s.location, 'moved'))), b)
+    await f.close()
+  })
+
   test('truncate shrinks and extends with zeros', async () => {
     const s = freshStorage()
     await s.ensureRoot()

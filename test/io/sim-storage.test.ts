@@ -478,6 +478,51 @@ describe('SimDisk: faults', () => {
     assert.ok(uncovered > 0)
   })
 
+  test('a synced write is durable when it completes, and makes nothing else durable', async () => {
+    for (let seed = 0; seed < 30; seed++) {
+      const msg = `seed=${seed}`
+      const { disk, s } = await freshDb(seed, { trace: true })
+      const f = await s.openFile('log', 'create')
+      await f.write(fill(1000, 1), 0, 1000, 0)
+      await f.datasync()
+      await s.syncDir('')
+      await f.write(fill(100, 2), 0, 100, 0)
+      await f.write(fill(100, 3), 0, 100, 500)
+      // Overwrites part of the pending write at 500 and grows the file.
+      await f.writeSynced(fill(700, 4), 0, 700, 550)
+      const durable = disk.readFileSync('db/log', 'durable')
+      assert.equal(durable.length, 1250, `${msg}: the size it reached is durable`)
+      assert.ok(
+        durable.subarray(550).every((b) => b === 4),
+        `${msg}: its bytes are durable`,
+      )
+      assert.ok(
+        durable.subarray(0, 550).every((b) => b === 1),
+        `${msg}: the pending writes are not`,
+      )
+      assert.equal(disk.trace.at(-1)?.synced, true, `${msg}: the trace marks it`)
+      const img = disk.crash().readFileSync('db/log')
+      assert.ok(
+        img.subarray(550).every((b) => b === 4),
+        `${msg}: no older pending byte lands over it`,
+      )
+      assert.ok(
+        img.subarray(100, 500).every((b) => b === 1),
+        msg,
+      )
+    }
+  })
+
+  test('a failed synced write stores nothing durable', async () => {
+    const { disk, f } = await logWithPending(1, fill(100, 1), [])
+    disk.setFaults({ failAt: { op: 0, kinds: ['write'] } })
+    await assert.rejects(
+      f.writeSynced(fill(50, 2), 0, 50, 0),
+      (e) => e instanceof IoError && e.syscallCode === 'EIO',
+    )
+    assert.equal(disk.readFileSync('db/log', 'durable')[0], 1)
+  })
+
   test('failed datasync: the data stays in the cache but never becomes durable', async () => {
     for (let seed = 0; seed < 20; seed++) {
       const { disk, s } = await freshDb(seed)

@@ -77,6 +77,7 @@ class ReadProbe extends ForwardingStorage {
         return f.read(buffer, offset, length, position)
       },
       write: (b, o, l, p) => f.write(b, o, l, p),
+      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
       datasync: () => f.datasync(),
       truncate: (n) => f.truncate(n),
       size: () => f.size(),

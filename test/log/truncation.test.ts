@@ -69,6 +69,13 @@ class OpWatch extends ForwardingStorage {
         })
         return f.write(b, o, l, p)
       },
+      writeSynced: (b, o, l, p) => {
+        this.before({
+          kind: b.subarray(o, o + l).every((x) => x === 0) ? 'zero write' : 'write',
+          position: p,
+        })
+        return f.writeSynced(b, o, l, p)
+      },
       datasync: () => {
         this.before({ kind: 'datasync' })
         return f.datasync()

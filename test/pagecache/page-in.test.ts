@@ -54,6 +54,7 @@ class LogReads extends ForwardingStorage {
         return f.read(buffer, offset, length, position)
       },
       write: (b, o, l, p) => f.write(b, o, l, p),
+      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
       datasync: () => f.datasync(),
       truncate: (n) => f.truncate(n),
       size: () => f.size(),

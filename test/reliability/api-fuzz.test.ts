@@ -1151,9 +1151,10 @@ async function setUp(diskSeed: number, state: LogState, seedRecords: Uint8Array[
   } else if (state === 'poisoned') {
     const data = filled(17, 0x42)
     s.maybe = { lsn: log.append(data, 7), id: 7, data, isBlob: false }
-    disk.setFaults({ failAt: { op: 0, kinds: ['datasync'] } })
+    // The flush is a lone round: one synced write (a 'write' op), or a write and a datasync.
+    disk.setFaults({ failAt: { op: 0, kinds: ['datasync', 'write'] } })
     await assert.rejects(log.flush(), IoError)
-    assert.ok(log.failure instanceof IoError, 'the failed datasync poisoned the log')
+    assert.ok(log.failure instanceof IoError, 'the failed sync poisoned the log')
     disk.setFaults({ failAt: undefined })
   }
   s.state = state

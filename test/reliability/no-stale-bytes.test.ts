@@ -86,6 +86,10 @@ class StaleTailStorage extends ForwardingStorage {
         await f.write(b, o, l, p)
         end = p + l
       },
+      writeSynced: async (b, o, l, p) => {
+        await f.writeSynced(b, o, l, p)
+        end = p + l
+      },
       close: async () => {
         if (end % S !== 0 && (end % S) + stale.length <= S) await f.write(stale, 0, stale.length, end)
         await f.close()

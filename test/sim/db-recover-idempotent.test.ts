@@ -144,6 +144,7 @@ class CutAtOp extends ForwardingStorage {
       name: f.name,
       read: (b, o, l, p) => checked(() => f.read(b, o, l, p)),
       write: (b, o, l, p) => checked(() => f.write(b, o, l, p)),
+      writeSynced: (b, o, l, p) => checked(() => f.writeSynced(b, o, l, p)),
       datasync: () => checked(() => f.datasync()),
       truncate: (s) => checked(() => f.truncate(s)),
       size: () => checked(() => f.size()),
