@@ -540,7 +540,9 @@ export class SegmentWriter {
       const unused = S - p
       // Zero the tail: no stale heap memory may reach the disk.
       b.seg.buf.fill(0, p, S)
-      if (unused >= MAX_MESSAGE_HEADER_BYTES) {
+      // A Cap only where a message may start: in the red zone no reader parses it, so it
+      // would be non-zero bytes outside every record (test/regressions/log-no-cap-in-red-zone).
+      if (unused > RED_ZONE_BYTES) {
         const body = unused - MAX_MESSAGE_HEADER_BYTES
         const hb = writeMessageHeader(b.seg.buf, p, MessageKind.Cap, body, b.seg.segmentNumber, 0)
         stampMessageCrc(b.seg.buf, p, hb + body)
