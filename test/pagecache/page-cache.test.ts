@@ -221,6 +221,38 @@ test('a writer held back by cleaning goes on after the pass that brings the spac
   await pc.close()
 })
 
+test('close finishes cleaning: a burst left over its budget reopens within it, and its first writer is not held', async () => {
+  const dir = (await tempDir('pc-settle')).path
+  const S = 4096
+  let pc = await open(dir, { segmentBytes: S, checkpointEveryBytes: 0 })
+  const pids: number[] = []
+  for (let i = 0; i < 600; i++) pids.push(pc.allocate())
+  // Four rounds of overwrites with no turn of the event loop: no cleaning pass has run.
+  for (let round = 0; round < 4; round++) {
+    for (const [i, p] of pids.entries()) pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+  }
+  const burst = pc.stats()
+  assert.equal(burst.cleaningPasses, 0)
+  assert.ok(
+    burst.segments * S > 3 * burst.liveBytes,
+    `the burst is far over budget: ${JSON.stringify(burst)}`,
+  )
+  // Cleaning moves only what is stable: flush, then close while the run has barely begun.
+  await pc.flush()
+  await pc.close()
+  pc = await open(dir, { segmentBytes: S })
+  const reopened = pc.stats()
+  assert.ok(
+    reopened.segments < burst.segments / 2,
+    `close cleaned: ${reopened.segments} segments after reopen, ${burst.segments} at the burst`,
+  )
+  await pc.whenWritable()
+  assert.equal(pc.stats().cleaningPasses, 0, 'the first writer after the reopen was held for a cleaning pass')
+  for (const [i, p] of pids.entries())
+    assert.deepEqual((await pc.get(p))?.items, [`r3-p${i}-${'v'.repeat(60)}`])
+  await pc.close()
+})
+
 test('reopen uses the checkpoint; a damaged newest checkpoint falls back, temp files are ignored', async () => {
   const dir = (await tempDir('pc-ckpt')).path
   let pc = await open(dir, { segmentBytes: 64 * 1024 })
