@@ -791,7 +791,11 @@ export class Db extends Tree {
     }
   }
 
-  /** Waits for running writes, flushes and closes. Later calls reject with ClosedError. */
+  /**
+   * Waits for running writes, flushes, lets cleaning bring the files back within their
+   * space budget (so the next open starts clean), checkpoints and closes. Later calls
+   * reject with ClosedError.
+   */
   close(): Promise<void> {
     return this.#c.forest.close()
   }
