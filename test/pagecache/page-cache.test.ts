@@ -14,6 +14,21 @@ import { tempDir } from '../helpers/temp-dir.js'
 const open = (dir: string, o: PageCacheOptions = {}): Promise<PageCache<ListPage>> =>
   PageCache.open(dir, listCodec, { flushEveryMs: 0, segmentBytes: 4096, ...o })
 
+/** Page `i`'s contents in overwrite round `round` (the space and cleaning tests). */
+const roundPage = (round: number, i: number): ListPage => ({ items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+
+/** Overwrites every page of `pids` once per round, with no turn of the event loop. */
+function overwriteRounds(pc: PageCache<ListPage>, pids: readonly number[], rounds: number): void {
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, p] of pids.entries()) pc.replace(p, roundPage(round, i))
+  }
+}
+
+/** Every page of `pids` reads back as written in round `round`. */
+async function assertRound(pc: PageCache<ListPage>, pids: readonly number[], round: number): Promise<void> {
+  for (const [i, p] of pids.entries()) assert.deepEqual(await pc.get(p), roundPage(round, i))
+}
+
 test('pages written, linked and freed read back after a reopen', async () => {
   const dir = (await tempDir('pc-basic')).path
   let pc = await open(dir)
@@ -148,7 +163,7 @@ test('overwriting every page 10× keeps the files within 1.5 × live + 2 segment
   for (let round = 0; round < 10; round++) {
     for (const [i, p] of pids.entries()) {
       await pc.whenWritable()
-      pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
+      pc.replace(p, roundPage(round, i))
     }
     await pc.flush()
   }
@@ -177,8 +192,7 @@ test('overwriting every page 10× keeps the files within 1.5 × live + 2 segment
   assert.ok(st.segmentsCleaned > 0)
   await pc.close()
   pc = await open(dir)
-  for (const [i, p] of pids.entries())
-    assert.deepEqual((await pc.get(p))?.items, [`r9-p${i}-${'v'.repeat(60)}`])
+  await assertRound(pc, pids, 9)
   await pc.close()
 })
 
@@ -190,9 +204,7 @@ test('a writer held back by cleaning goes on after the pass that brings the spac
   let pc = await open(dir, { segmentBytes: S, cleaning: false, checkpointEveryBytes: 0 })
   const pids: number[] = []
   for (let i = 0; i < 600; i++) pids.push(pc.allocate())
-  for (let round = 0; round < 4; round++) {
-    for (const [i, p] of pids.entries()) pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
-  }
+  overwriteRounds(pc, pids, 4)
   await pc.close()
   pc = await open(dir, { segmentBytes: S, cleaning: false })
   const { segments, liveBytes } = pc.stats()
@@ -216,8 +228,7 @@ test('a writer held back by cleaning goes on after the pass that brings the spac
   assert.equal(st.backgroundError, undefined)
   await pc.close()
   pc = await open(dir)
-  for (const [i, p] of pids.entries())
-    assert.deepEqual((await pc.get(p))?.items, [`r3-p${i}-${'v'.repeat(60)}`])
+  await assertRound(pc, pids, 3)
   await pc.close()
 })
 
@@ -228,9 +239,7 @@ test('close finishes cleaning: a burst left over its budget reopens within it, a
   const pids: number[] = []
   for (let i = 0; i < 600; i++) pids.push(pc.allocate())
   // Four rounds of overwrites with no turn of the event loop: no cleaning pass has run.
-  for (let round = 0; round < 4; round++) {
-    for (const [i, p] of pids.entries()) pc.replace(p, { items: [`r${round}-p${i}-${'v'.repeat(60)}`] })
-  }
+  overwriteRounds(pc, pids, 4)
   const burst = pc.stats()
   assert.equal(burst.cleaningPasses, 0)
   assert.ok(
@@ -248,8 +257,7 @@ test('close finishes cleaning: a burst left over its budget reopens within it, a
   )
   await pc.whenWritable()
   assert.equal(pc.stats().cleaningPasses, 0, 'the first writer after the reopen was held for a cleaning pass')
-  for (const [i, p] of pids.entries())
-    assert.deepEqual((await pc.get(p))?.items, [`r3-p${i}-${'v'.repeat(60)}`])
+  await assertRound(pc, pids, 3)
   await pc.close()
 })
 
