@@ -13,6 +13,7 @@ import {
   CorruptionError,
   InvalidArgumentError,
   InvariantError,
+  isBobsledError,
   LimitError,
   StorageError,
   wrapIoError,
@@ -148,6 +149,11 @@ const KEEP_CHECKPOINTS = 1
  * anyway; an id that far beyond the page count comes from a damaged or crafted record.
  */
 const MAX_FREE_PIDS_AT_OPEN = 2 ** 24 - 1
+/**
+ * The fewest LSNs a page record takes on the log: a message header of at least 8 bytes
+ * (CRC, kind, three one-byte varints) and a body of at least 2 (kind, page id varint).
+ */
+const MIN_PAGE_MESSAGE_BYTES = 10
 
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
@@ -1558,12 +1564,15 @@ export class PageCache<T> implements PageStore<T> {
       const size = rec.isBlob
         ? pointerRecordBytes(rec.lsn, this.S)
         : this.recordBytes(rec.lsn, rec.data.length)
-      // The check after the loop, made early: each record left adds at most one page, so
-      // a page id this far beyond the pages there can be is damage (and a page table row
-      // for it would be an allocation of its size, not an error).
-      if (r.pid - (this.pageCount + (lastLsn - rec.lsn)) > MAX_FREE_PIDS_AT_OPEN)
+      // The check after the loop, made early: each record left adds at most one page and
+      // takes at least MIN_PAGE_MESSAGE_BYTES of LSNs, so a page id this far beyond the
+      // pages there can be is damage (and a page table row for it would be an allocation
+      // of its size, not an error).
+      const recordsLeft = Math.floor((lastLsn - rec.lsn) / MIN_PAGE_MESSAGE_BYTES)
+      if (r.pid - (this.pageCount + recordsLeft) > MAX_FREE_PIDS_AT_OPEN)
         throw tooManyFreeIds(r.pid + 1, this.pageCount)
       if (r.pid >= this.nextPid) this.nextPid = r.pid + 1
+      if (!this.table.hasRow(r.pid)) growTableForReplay(this.table, r.pid, rec.lsn)
       const has = this.exists(r.pid)
       if (r.kind === PageRecordKind.Replace) {
         this.setBase(r.pid, rec.lsn, size, r.payload.length, rec.isBlob ? rec.data.length : 0, true)
@@ -1782,6 +1791,26 @@ function checkCodec(c: unknown): void {
     typeof codec.memoryBytes !== 'function'
   ) {
     throw new InvalidArgumentError('a page codec needs materialize, encode and memoryBytes')
+  }
+}
+
+/**
+ * A page id within replay's bound can still need more page table than this process can
+ * allocate (a crafted id early in a very large log): that is the file's damage, reported as
+ * such, not V8's RangeError.
+ */
+function growTableForReplay(table: PageTable, pid: number, lsn: number): void {
+  try {
+    table.grow(pid)
+  } catch (e) {
+    if (!(e instanceof RangeError) || isBobsledError(e)) throw e
+    throw new CorruptionError(
+      `the record at LSN ${lsn} names page ${pid}: no page table of that size can be allocated`,
+      {
+        lsn,
+        cause: e,
+      },
+    )
   }
 }
 

@@ -240,8 +240,13 @@ export class PageTable {
     return this.poolCarved++
   }
 
+  /** Whether page id `pid` already has a row (whatever the row holds). */
+  hasRow(pid: number): boolean {
+    return pid < this.rows
+  }
+
   /** Makes sure page id `pid` has a row (rows double, so growing costs O(1) a page). */
-  private grow(pid: number): void {
+  grow(pid: number): void {
     if (pid < this.rows) return
     assert(Number.isSafeInteger(pid) && pid >= 0, `page id ${pid}`)
     const rows = Math.max(INITIAL_ROWS, 2 * this.rows, pid + 1)
