@@ -96,6 +96,11 @@ export interface PageCacheStats {
   bytesRelocated: number
   segmentsCleaned: number
   cleaningPasses: number
+  /**
+   * Passes that found a drained segment still accounted live after moving the pages the
+   * page table named, and so tried every page (a bug in that lookup or in accounting; 0).
+   */
+  cleaningRescans: number
   checkpointsWritten: number
   lastCheckpointLsn: number
   recovery: {
@@ -205,6 +210,7 @@ export class PageCache<T> implements PageStore<T> {
     bytesRelocated: 0,
     segmentsCleaned: 0,
     cleaningPasses: 0,
+    cleaningRescans: 0,
     checkpointsWritten: 0,
     lastCheckpointLsn: -1,
   }
@@ -1137,6 +1143,7 @@ export class PageCache<T> implements PageStore<T> {
       // A safety net: anything still accounted to a drained segment (the page table cannot
       // miss a fragment, but accounting is what decides that the slot may go).
       if (picked.some((s) => (this.sa.get(s.base)?.liveFragments ?? 0) > 0)) {
+        this.counters.cleaningRescans++
         for (let pid = 0; pid < this.nextPid && !this.closing; pid++) await this.relocate(pid, end)
       }
       if (this.closing) return
