@@ -153,8 +153,8 @@ export function writeKey(
       return old
     }
   }
-  // One search of the leaf for both the previous value and the put (two were ~8 % of a
-  // bulk load's CPU).
+  // One search of the leaf for both the previous value and the put: leafGet() then
+  // leafPut() searched the overlay and the base twice per write.
   const leaf = leafPut(hit.leaf, key, value, putResult)
   const old = putResult.old
   putResult.old = undefined
