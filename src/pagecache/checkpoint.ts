@@ -295,6 +295,25 @@ export function readPage(
   return { frags, blobBytes, end: at }
 }
 
+/**
+ * The LSN of page `pid`'s base (its first fragment) without decoding the entry, or -1 when
+ * the checkpoint has none for it: cleaning asks this of every page not decoded yet, and
+ * decoding them all would undo the lazy open. Checked as readPage() checks it.
+ */
+export function pageBaseLsn(ck: Checkpoint, pid: number): number {
+  let at = entryAt(ck, pid)
+  if (at < 0) return -1
+  const out = { bytes: 0 }
+  let v = 0
+  for (let k = 0; k < 3; k++) {
+    v = readVarint(ck.bytes, at, ck.bodyEnd, out)
+    if (v < 0) throw new CorruptionError(`checkpoint ${ck.name}: entry of page ${pid} is truncated`)
+    at += out.bytes
+  }
+  if (v >= ck.replayFrom) throw new CorruptionError(`checkpoint ${ck.name}: page ${pid} lies past the cut`)
+  return v
+}
+
 /** The encoded entry of page `pid`, for copying into the next checkpoint unchanged. */
 export function rawPage(ck: Checkpoint, pid: number): Uint8Array | undefined {
   const at = entryAt(ck, pid)

@@ -27,6 +27,7 @@ import {
   leafPut,
   leafSearch,
   leafSlice,
+  type PutResult,
   varintBytes,
 } from './leaf.js'
 import type { TreeConfig } from './limits.js'
@@ -138,21 +139,34 @@ export function writeKey(
   value: Uint8Array | undefined,
 ): Uint8Array | undefined {
   const hit = descend(ctx, root, key)
-  const old = leafGet(hit.leaf, key)
-  if (value === undefined && old === undefined) return undefined
-  if (value !== undefined && old === undefined && isBlobLeaf(hit.leaf, c)) {
-    besideBlobLeaf(ctx, c, hit, key, value)
-    return undefined
+  if (
+    value !== undefined &&
+    (isBlobLeaf(hit.leaf, c) || 1 + varintBytes(1) + entryBytes(key, value) > c.maxPageBytes)
+  ) {
+    const old = leafGet(hit.leaf, key)
+    if (old === undefined && isBlobLeaf(hit.leaf, c)) {
+      besideBlobLeaf(ctx, c, hit, key, value)
+      return undefined
+    }
+    if (1 + varintBytes(1) + entryBytes(key, value) > c.maxPageBytes) {
+      placeBlobEntry(ctx, c, hit, key, value)
+      return old
+    }
   }
-  if (value !== undefined && 1 + varintBytes(1) + entryBytes(key, value) > c.maxPageBytes) {
-    placeBlobEntry(ctx, c, hit, key, value)
-    return old
-  }
-  const leaf = leafPut(hit.leaf, key, value)
+  // One search of the leaf for both the previous value and the put: leafGet() then
+  // leafPut() searched the overlay and the base twice per write.
+  const leaf = leafPut(hit.leaf, key, value, putResult)
+  const old = putResult.old
+  putResult.old = undefined
+  // Removing a key the leaf does not hold changes nothing.
+  if (leaf === hit.leaf) return old
   ctx.setLeaf(hit.pid, leaf, { key, value })
   rebalance(ctx, c, hit.path, hit.pid, leaf)
   return old
 }
+
+/** leafPut()'s answer for writeKey(), read right after each call (it holds no state across calls). */
+const putResult: PutResult = { old: undefined }
 
 /**
  * A new key in a blob leaf's range gets a leaf of its own beside it: the blob leaf keeps its

@@ -297,8 +297,18 @@ export function leafGet(l: Leaf, key: Uint8Array): Uint8Array | undefined {
   return p < 0 ? undefined : baseValue(l, p)
 }
 
-/** The leaf with key set to value, or removed (value undefined). */
-export function leafPut(l: Leaf, key: Uint8Array, value: Uint8Array | undefined): Leaf {
+/** Where leafPut() leaves the value the key had before (undefined: none). */
+export interface PutResult {
+  /** A view of the leaf's bytes or the caller's array, as leafGet() returns: never write to it. */
+  old: Uint8Array | undefined
+}
+
+/**
+ * The leaf with key set to value, or removed (value undefined); `l` itself when removing a
+ * key it does not hold. With `was`, also says what the key held: the search a put does
+ * anyway, so a writer that needs the previous value does not search the leaf twice.
+ */
+export function leafPut(l: Leaf, key: Uint8Array, value: Uint8Array | undefined, was?: PutResult): Leaf {
   const j = l.ovKeys.length > 0 ? overlaySearch(l.ovKeys, key) : -1
   const p = baseSearch(l, key)
   const inBase = p >= 0
@@ -306,8 +316,12 @@ export function leafPut(l: Leaf, key: Uint8Array, value: Uint8Array | undefined)
   if (j >= 0) {
     const ov = l.ovVals[j]
     if (ov !== undefined) oldSize = entryBytes(key, ov)
+    if (was !== undefined) was.old = ov
   } else if (inBase) {
     oldSize = entryStart(l, p + 1) - entryStart(l, p)
+    if (was !== undefined) was.old = baseValue(l, p)
+  } else if (was !== undefined) {
+    was.old = undefined
   }
   if (value === undefined && oldSize === 0) return l
   const count = l.count - (oldSize > 0 ? 1 : 0) + (value === undefined ? 0 : 1)
