@@ -12,6 +12,11 @@
 // classes stay with them and the new sizes fall back to plain arrays once the slab bytes
 // reach the capacity (correct, only no longer garbage-free).
 //
+// A slot is named by a small integer (slotId), so the page cache keeps resident pages as
+// numbers and makes a view only while a page is in use: a view kept per resident slot
+// (96 B each) lived as long as its page, so V8 promoted one per page written or paged in,
+// and that survival grew the young generation to its maximum (docs/DESIGN.md, "Peak RSS").
+//
 // What must stay true: a slot is handed to one owner at a time, and nothing reads a slot
 // after it is freed (the next owner's bytes would be read as this page's: silent
 // corruption). Poisoning (tests) fills a freed slot with POISON_BYTE and checks it is still
@@ -37,6 +42,13 @@ export const ARENA_MAX_SLOT_BYTES = ARENA_SLAB_BYTES / 4
  * the page-ins' read space, which is taken from the arena too.
  */
 export const ARENA_SPARE_BYTES = 4 * ARENA_SLAB_BYTES
+/**
+ * Slot ids per slab: a slab's slots are numbered slab × ARENA_SLOT_ID_STRIDE + index, and no
+ * slab holds more slots than its smallest size carved from its smallest slab.
+ */
+export const ARENA_SLOT_ID_STRIDE = ARENA_MIN_SLAB_BYTES / ARENA_MIN_SLOT_BYTES
+/** Slot ids stay small integers (V8 keeps them unboxed in a Map or an array). */
+const MAX_SLOT_ID = 2 ** 30
 /** What a freed slot holds while poisoning is on. */
 export const POISON_BYTE = 0xdb
 
@@ -71,15 +83,11 @@ export class PageArena {
   private readonly slabOf = new Map<ArrayBuffer, number>()
   /** The slot size each slab is carved into. */
   private readonly slabSlotBytes: number[] = []
-  /**
-   * One view per carved slot, made once and handed out again on every reuse: a page of
-   * exactly a class size costs no object per write or page-in, so nothing of it survives
-   * into V8's old generation to become garbage there on eviction.
-   */
-  private readonly slotViews: Uint8Array[][] = []
-  /** Free slot addresses (slab index × ARENA_SLAB_BYTES + offset) per slot size. */
+  /** Per slab, the bytes asked for in each slot (a view is that long); -1 while it is free. */
+  private readonly slotLengths: Int32Array[] = []
+  /** Free slot ids per slot size. */
   private readonly freeSlots = new Map<number, number[]>()
-  /** Per slot size, the next uncarved address of its newest slab and that slab's end. */
+  /** Per slot size, the next uncarved slot id of its newest slab and that slab's end. */
   private readonly carving = new Map<number, { next: number; end: number }>()
   private usedBytes = 0
   private slabBytes = 0
@@ -97,47 +105,83 @@ export class PageArena {
   /**
    * A view of `n` bytes in a free slot, or undefined when the arena cannot serve it (too
    * large for a slot, or every slab carved and this class has no free slot). The bytes are
-   * not cleared: the caller overwrites all `n`.
+   * not cleared: the caller overwrites all `n`. The view is new: keep the slot's id
+   * (slotOf()) rather than the view for as long as the slot is held.
    */
   alloc(n: number): Uint8Array | undefined {
-    if (n > ARENA_MAX_SLOT_BYTES) return undefined
+    const id = this.allocSlot(n)
+    return id < 0 ? undefined : this.view(id)
+  }
+
+  /** alloc() without the view: the id of a free slot now holding `n` bytes, or -1. */
+  allocSlot(n: number): number {
+    if (n > ARENA_MAX_SLOT_BYTES) return -1
     const size = slotBytesFor(n)
-    const addr = this.freeSlots.get(size)?.pop() ?? this.carve(size)
-    if (addr === undefined) {
+    const id = this.freeSlots.get(size)?.pop() ?? this.carve(size)
+    if (id === undefined) {
       this.misses++
-      return undefined
+      return -1
     }
-    const i = Math.floor(addr / ARENA_SLAB_BYTES)
-    const slot = (this.slotViews[i] as Uint8Array[])[(addr % ARENA_SLAB_BYTES) / size] as Uint8Array
+    const i = (id / ARENA_SLOT_ID_STRIDE) | 0
+    const k = id - i * ARENA_SLOT_ID_STRIDE
     if (this.isPoisoning) {
+      const slot = new Uint8Array(this.slabs[i] as ArrayBuffer, k * size, size)
       for (let j = 0; j < size; j++) {
         if (slot[j] !== POISON_BYTE)
-          assert(false, `arena slot ${addr} was written after it was freed (byte ${j} is ${slot[j]})`)
+          assert(false, `arena slot ${id} was written after it was freed (byte ${j} is ${slot[j]})`)
       }
     }
+    ;(this.slotLengths[i] as Int32Array)[k] = n
     this.usedBytes += size
-    return n === size ? slot : slot.subarray(0, n)
+    return id
+  }
+
+  /** A new view of slot `id`'s bytes (as many as alloc was asked for); the slot is in use. */
+  view(id: number): Uint8Array {
+    const i = (id / ARENA_SLOT_ID_STRIDE) | 0
+    const k = id - i * ARENA_SLOT_ID_STRIDE
+    const n = (this.slotLengths[i] as Int32Array)[k] as number
+    assert(n >= 0, `arena slot ${id} is free`)
+    return new Uint8Array(this.slabs[i] as ArrayBuffer, k * (this.slabSlotBytes[i] as number), n)
+  }
+
+  /** The id of the slot behind `view` (a view of one of its slots), or -1 for other memory. */
+  slotOf(view: Uint8Array): number {
+    const i = this.slabOf.get(view.buffer as ArrayBuffer)
+    if (i === undefined) return -1
+    const size = this.slabSlotBytes[i] as number
+    assert(view.byteOffset % size === 0 && view.byteLength <= size, 'an arena view is one whole slot')
+    return i * ARENA_SLOT_ID_STRIDE + view.byteOffset / size
   }
 
   /**
-   * Gives back the slot behind `view` (a view alloc() returned). Returns false, and does
-   * nothing, for memory that is not the arena's (a plain array made when alloc() failed).
+   * Gives back the slot behind `view` (a view alloc() or view() returned). Returns false,
+   * and does nothing, for memory that is not the arena's (a plain array made when alloc()
+   * failed).
    */
   free(view: Uint8Array): boolean {
-    const i = this.slabOf.get(view.buffer as ArrayBuffer)
-    if (i === undefined) return false
+    const id = this.slotOf(view)
+    if (id < 0) return false
+    this.freeSlot(id)
+    return true
+  }
+
+  /** Gives back slot `id`: nothing may read or write it through an older view. */
+  freeSlot(id: number): void {
+    const i = (id / ARENA_SLOT_ID_STRIDE) | 0
+    const k = id - i * ARENA_SLOT_ID_STRIDE
+    const lengths = this.slotLengths[i] as Int32Array
+    assert((lengths[k] as number) >= 0, 'an arena slot was freed twice')
+    lengths[k] = -1
     const size = this.slabSlotBytes[i] as number
-    assert(view.byteOffset % size === 0 && view.byteLength <= size, 'an arena view is one whole slot')
-    if (this.isPoisoning) new Uint8Array(view.buffer, view.byteOffset, size).fill(POISON_BYTE)
+    if (this.isPoisoning) new Uint8Array(this.slabs[i] as ArrayBuffer, k * size, size).fill(POISON_BYTE)
     let list = this.freeSlots.get(size)
     if (list === undefined) {
       list = []
       this.freeSlots.set(size, list)
     }
-    list.push(i * ARENA_SLAB_BYTES + view.byteOffset)
+    list.push(id)
     this.usedBytes -= size
-    assert(this.usedBytes >= 0, 'an arena slot was freed twice')
-    return true
   }
 
   /** Whether `view` lies in the arena's memory. */
@@ -158,28 +202,24 @@ export class PageArena {
   /** The next slot of this size from its newest slab, or a new slab while any are left. */
   private carve(size: number): number | undefined {
     let c = this.carving.get(size)
-    if (c === undefined || c.next + size > c.end) {
+    if (c === undefined || c.next >= c.end) {
       const bytes = slabBytesFor(size)
-      if (this.slabBytes + bytes > this.maxSlabBytes) return undefined
+      const i = this.slabs.length
+      if (this.slabBytes + bytes > this.maxSlabBytes || (i + 1) * ARENA_SLOT_ID_STRIDE > MAX_SLOT_ID)
+        return undefined
       const buf = new ArrayBuffer(bytes)
       this.slabBytes += bytes
-      const i = this.slabs.length
       this.slabs.push(buf)
       this.slabOf.set(buf, i)
       this.slabSlotBytes.push(size)
-      this.slotViews.push([])
       if (this.isPoisoning) new Uint8Array(buf).fill(POISON_BYTE)
       // A slab holds whole slots only: the tail past the last one stays unused.
-      const whole = Math.floor(bytes / size) * size
-      c = { next: i * ARENA_SLAB_BYTES, end: i * ARENA_SLAB_BYTES + whole }
+      const count = Math.floor(bytes / size)
+      assert(count <= ARENA_SLOT_ID_STRIDE, 'a slab has at most ARENA_SLOT_ID_STRIDE slots')
+      this.slotLengths.push(new Int32Array(count).fill(-1))
+      c = { next: i * ARENA_SLOT_ID_STRIDE, end: i * ARENA_SLOT_ID_STRIDE + count }
       this.carving.set(size, c)
     }
-    const addr = c.next
-    c.next += size
-    const i = Math.floor(addr / ARENA_SLAB_BYTES)
-    ;(this.slotViews[i] as Uint8Array[]).push(
-      new Uint8Array(this.slabs[i] as ArrayBuffer, addr % ARENA_SLAB_BYTES, size),
-    )
-    return addr
+    return c.next++
   }
 }

@@ -109,6 +109,9 @@ export interface PageCacheStats {
   arena: ArenaStats | undefined
 }
 
+/** A resident page: the page itself, or for a byte-string codec its arena slot id. */
+type Resident<T> = T | number
+
 /** A base from stageLarge(): its blob file, or its record when that still fits inline. */
 interface StagedBase extends StagedPage {
   readonly ref: BlobRef | undefined
@@ -131,8 +134,9 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
- * Memory of a resident page beyond what the codec reports (its LRU map slot, its view
- * object). Kept at its old value: the bench's calibration charges the same.
+ * Memory of a resident page beyond what the codec reports (its LRU map slot; an arena
+ * page has no object of its own). Kept at its old value, which errs high: the bench's
+ * calibration charges the same.
  */
 const ENTRY_MEMORY_BYTES = 160
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
@@ -159,8 +163,11 @@ export class PageCache<T> implements PageStore<T> {
   private pageCount = 0
   private readonly freePids = new Set<number>()
   private nextPid = 0
-  /** Resident pages by id, least recently used first (a Map keeps insertion order). */
-  private readonly lru = new Map<number, T>()
+  /**
+   * Resident pages by id, least recently used first (a Map keeps insertion order). A page
+   * in the arena is its slot id: no object per resident page (docs/DESIGN.md, "Peak RSS").
+   */
+  private readonly lru = new Map<number, Resident<T>>()
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -369,10 +376,10 @@ export class PageCache<T> implements PageStore<T> {
 
   peek(pid: PageId): T | undefined {
     checkPid(pid)
-    const page = this.lru.get(pid)
-    if (page === undefined) return undefined
-    this.touch(pid, page)
-    return this.handOut(page)
+    const r = this.lru.get(pid)
+    if (r === undefined) return undefined
+    this.touch(pid, r)
+    return this.handOut(this.pageOf(r))
   }
 
   get(pid: PageId): Promise<T | undefined> {
@@ -403,7 +410,7 @@ export class PageCache<T> implements PageStore<T> {
       const resident = this.lru.get(pid)
       if (resident !== undefined) {
         this.touch(pid, resident)
-        return use(resident)
+        return use(this.pageOf(resident))
       }
       if (!this.exists(pid)) return undefined
       // Every write and every free moves the version on (never back): the same version
@@ -427,7 +434,7 @@ export class PageCache<T> implements PageStore<T> {
       if (now === undefined) this.install(pid, page, true)
       else this.release(page)
       // The page was just made the youngest (install never evicts it): still resident.
-      return use(this.lru.get(pid) as T)
+      return use(this.pageOf(this.lru.get(pid) as Resident<T>))
     }
     throw new InvariantError(`page ${pid} kept moving during ${MAX_PAGE_IN_ATTEMPTS} page-ins`)
   }
@@ -522,8 +529,22 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   /** Gives a dropped page's arena slot back (nothing for other codecs or plain arrays). */
-  private release(page: T): void {
-    this.arena?.free(page as Uint8Array)
+  private release(page: Resident<T>): void {
+    if (this.arena === undefined) return
+    if (typeof page === 'number') this.arena.freeSlot(page)
+    else this.arena.free(page as Uint8Array)
+  }
+
+  /** The page a resident entry stands for: an arena slot's page is a new view of it. */
+  private pageOf(r: Resident<T>): T {
+    return this.arena !== undefined && typeof r === 'number' ? (this.arena.view(r) as T) : (r as T)
+  }
+
+  /** Whether `page` is the resident entry `r` (for an arena page: a view of its slot). */
+  private isResidentPage(page: T, r: Resident<T> | undefined): boolean {
+    if (r === undefined) return false
+    if (this.arena !== undefined && typeof r === 'number') return this.arena.slotOf(page as Uint8Array) === r
+    return page === r
   }
 
   /** A byte-string codec's pages must be Uint8Arrays: checked before anything is logged. */
@@ -899,7 +920,7 @@ export class PageCache<T> implements PageStore<T> {
    */
   private install(pid: number, page: T, isArenaPage = false): void {
     const old = this.lru.get(pid)
-    const isSame = page === old
+    const isSame = this.isResidentPage(page, old)
     if (this.arena !== undefined && !isArenaPage && !isSame) page = this.adopt(page)
     if (old !== undefined) {
       this.cacheBytes -= this.table.mem(pid)
@@ -909,7 +930,8 @@ export class PageCache<T> implements PageStore<T> {
     const mem = this.memoryOf(page)
     this.table.setMem(pid, mem)
     this.cacheBytes += mem
-    this.lru.set(pid, page)
+    const slot = this.arena === undefined ? -1 : this.arena.slotOf(page as Uint8Array)
+    this.lru.set(pid, slot < 0 ? page : slot)
     this.table.setStamp(pid, ++this.lruClock)
     if (this.cacheBytes > this.pageBudget()) this.evict(pid)
   }
@@ -928,7 +950,7 @@ export class PageCache<T> implements PageStore<T> {
    * page read in a loop would otherwise pay two Map operations per read (7 % of a
    * random-get profile) for no change in what gets evicted.
    */
-  private touch(pid: number, page: T): void {
+  private touch(pid: number, page: Resident<T>): void {
     if (this.lruClock - this.table.stamp(pid) <= this.lru.size >> 1) return
     this.lru.delete(pid)
     this.lru.set(pid, page)
@@ -1196,7 +1218,8 @@ export class PageCache<T> implements PageStore<T> {
       const isBlob = t.blobBytes(pid) > 0
       const rewrite =
         isBlob && mayRewrite && t.fragmentCount(pid) - 1 >= Math.max(1, this.opts.consolidateAfter)
-      let page = this.lru.get(pid)
+      const was = this.lru.get(pid)
+      let page = was === undefined ? undefined : this.pageOf(was)
       if (page === undefined && (!isBlob || rewrite)) {
         // An arena page is lent, not copied: it is still this page's only while it is the
         // resident page (checked below), else the next attempt takes a copy.
@@ -1205,7 +1228,8 @@ export class PageCache<T> implements PageStore<T> {
       if (this.closing || this.log.failure !== undefined) return
       if (t.version(pid) !== version) continue
       const resident = this.lru.get(pid)
-      if (this.arena !== undefined && page !== undefined && page !== resident && mayLend) {
+      const isResident = page !== undefined && this.isResidentPage(page, resident)
+      if (this.arena !== undefined && page !== undefined && !isResident && mayLend) {
         mayLend = false
         continue
       }
@@ -1221,7 +1245,7 @@ export class PageCache<T> implements PageStore<T> {
           // One try: a page the caller keeps writing is carried instead.
           mayRewrite = false
           // The resident page's arena slot may be evicted and reused during the blob write.
-          const kept = this.arena !== undefined && page === resident ? this.handOut(page) : page
+          const kept = this.arena !== undefined && isResident ? this.handOut(page) : page
           if (await this.rewriteLarge(pid, version, kept, bytes)) {
             this.counted(bytes.length)
             return
