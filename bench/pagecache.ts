@@ -383,7 +383,9 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
   })
   const st = pc.stats()
-  const logBufferBytes = pc.log.segmentBufferBytes
+  // What the capacity spends on memory besides pages: the log's segment buffers and the
+  // arena's uncarved slabs kept for them.
+  const logBufferBytes = pc.log.segmentBufferBytes + (st.arena?.pooledBytes ?? 0)
   await pc.close()
   return {
     peakRss: peakRssBytes(),

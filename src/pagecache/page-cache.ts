@@ -23,7 +23,7 @@ import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
 import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
-import { type ArenaStats, PageArena, slotBytesFor } from './arena.js'
+import { ARENA_SLAB_BYTES, type ArenaStats, PageArena, slotBytesFor } from './arena.js'
 import {
   type Checkpoint,
   checkpointName,
@@ -139,6 +139,8 @@ const CLEAN_NOW_SPACE_RATIO = 1.1
  * calibration charges the same.
  */
 const ENTRY_MEMORY_BYTES = 160
+/** LRU pages looked at for a slab to empty for the log (stockLogSpares). */
+const EMPTY_SLAB_LOOKAHEAD = 64
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
 const MAX_PAGE_IN_ATTEMPTS = 64
 /**
@@ -175,6 +177,8 @@ export class PageCache<T> implements PageStore<T> {
   private readonly S: number
   /** Memory of resident pages when the codec's pages are byte strings (PageCodec.arena). */
   private readonly arena: PageArena | undefined
+  /** The arena and the log share whole slabs as segment buffers (stockLogSpares). */
+  private readonly sharesSegmentMemory: boolean
   /**
    * Pages with a caller's replaceLarge() in flight: the caller's synchronous writes to them
    * are refused (their LSN would come first). Cleaning never adds a page here.
@@ -244,6 +248,11 @@ export class PageCache<T> implements PageStore<T> {
   ) {
     this.arena =
       codec.arena === undefined ? undefined : new PageArena(opts.cacheCapacity, opts.poisonFreedPages)
+    this.sharesSegmentMemory = this.arena !== undefined && log.segmentBytes === ARENA_SLAB_BYTES
+    if (this.sharesSegmentMemory) {
+      const arena = this.arena as PageArena
+      log.shareSegmentMemory({ give: (buf) => void arena.adoptSlab(buf) })
+    }
     this.S = log.segmentBytes
     // The largest record body, less the kind byte and the longest page-id varint.
     this.maxPageBytes = log.maxInlineBytes - 9
@@ -931,6 +940,7 @@ export class PageCache<T> implements PageStore<T> {
     this.table.setMem(pid, mem)
     this.cacheBytes += mem
     const slot = this.arena === undefined ? -1 : this.arena.slotOf(page as Uint8Array)
+    if (slot >= 0) this.arena?.setOwner(slot, pid)
     this.lru.set(pid, slot < 0 ? page : slot)
     this.table.setStamp(pid, ++this.lruClock)
     if (this.cacheBytes > this.pageBudget()) this.evict(pid)
@@ -938,11 +948,12 @@ export class PageCache<T> implements PageStore<T> {
 
   /**
    * What the pages may take: the capacity less the log's segment buffers, which a write
-   * burst grows by up to writeHighWaterBytes (docs/DESIGN.md, "Peak RSS"). Below zero when
-   * the buffers alone exceed a small capacity: then only the page in use stays.
+   * burst grows by up to writeHighWaterBytes, and the arena's uncarved slabs kept for them
+   * (docs/DESIGN.md, "Peak RSS"). Below zero when the buffers alone exceed a small
+   * capacity: then only the page in use stays.
    */
   private pageBudget(): number {
-    return this.opts.cacheCapacity - this.log.segmentBufferBytes
+    return this.opts.cacheCapacity - this.log.segmentBufferBytes - (this.arena?.pooledBytes ?? 0)
   }
 
   /**
@@ -990,6 +1001,47 @@ export class PageCache<T> implements PageStore<T> {
       if (pid === keep) continue
       this.uncache(pid)
     }
+  }
+
+  /**
+   * Gives the log empty whole slabs of the arena as spare segment buffers. When none is
+   * empty and the pages fill their budget (so a spare, charged to the capacity, would
+   * evict pages anyway), the slab of an old page is emptied (its pages evicted together),
+   * so a write burst's segment buffers are memory the pages gave up rather than new memory
+   * beside the slabs (docs/DESIGN.md, "Peak RSS"); below the budget the log allocates its
+   * own. After a write, never inside one: nothing holds a view of a page then (a
+   * relocation's lent page is written before this runs).
+   */
+  private stockLogSpares(): void {
+    const arena = this.arena as PageArena
+    while (this.log.spareSegmentBuffersWanted > 0) {
+      let buf = arena.takeEmptySlab()
+      if (buf === undefined && this.cacheBytes > this.pageBudget() - ARENA_SLAB_BYTES && this.emptyOldSlab())
+        buf = arena.takeEmptySlab()
+      if (buf === undefined) return
+      if (!this.log.addSpareSegmentBuffer(buf)) {
+        arena.adoptSlab(buf)
+        return
+      }
+    }
+  }
+
+  /**
+   * Evicts every page of the whole slab holding the oldest of the first few LRU pages that
+   * are in one (a slab with read space in use cannot be emptied). False: none found.
+   */
+  private emptyOldSlab(): boolean {
+    const arena = this.arena as PageArena
+    let looked = 0
+    for (const r of this.lru.values()) {
+      if (++looked > EMPTY_SLAB_LOOKAHEAD) return false
+      if (typeof r !== 'number') continue
+      const i = arena.lendableSlabOf(r)
+      if (i < 0) continue
+      for (const pid of arena.ownersOf(i)) this.uncache(pid)
+      return true
+    }
+    return false
   }
 
   // ---- durability ----
@@ -1060,6 +1112,7 @@ export class PageCache<T> implements PageStore<T> {
   // ---- background work: cleaning and checkpoints ----
 
   private afterWrite(bytes: number): void {
+    if (this.sharesSegmentMemory && this.log.spareSegmentBuffersWanted > 0) this.stockLogSpares()
     this.bytesSinceCheckpoint += bytes
     if (this.opts.cleaning && this.cleaningRun === undefined && this.sa.overBudget()) this.startCleaning()
     if (
