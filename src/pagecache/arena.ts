@@ -122,8 +122,13 @@ export class PageArena {
   private misses = 0
   private slabsLent = 0
   private slabsAdopted = 0
-  /** A class of whole slabs has carved one: only then can a pooled slab be used. */
-  private hasWholeSlabs = false
+  /**
+   * A class of whole slabs has carved one: only then can a pooled slab be used, and only
+   * then may takeEmptySlab() find one.
+   */
+  hasWholeSlabs = false
+  /** Carved whole slabs with no slot in use (takeEmptySlab looks only when there are). */
+  private emptyWholeSlabs = 0
   readonly maxSlabBytes: number
 
   constructor(
@@ -165,6 +170,7 @@ export class PageArena {
     }
     ;(this.slotLengths[i] as Int32Array)[k] = n
     ;(this.slotOwners[i] as Int32Array)[k] = -1
+    if (this.slabUsed[i] === 0 && size * ARENA_SLOTS_PER_SLAB >= ARENA_SLAB_BYTES) this.emptyWholeSlabs--
     this.slabUsed[i] = (this.slabUsed[i] as number) + 1
     this.usedBytes += size
     return id
@@ -225,6 +231,7 @@ export class PageArena {
     owners[k] = -1
     this.slabUsed[i] = (this.slabUsed[i] as number) - 1
     const size = this.slabSlotBytes[i] as number
+    if (this.slabUsed[i] === 0 && size * ARENA_SLOTS_PER_SLAB >= ARENA_SLAB_BYTES) this.emptyWholeSlabs++
     if (this.isPoisoning) new Uint8Array(this.slabs[i] as ArrayBuffer, k * size, size).fill(POISON_BYTE)
     let list = this.freeSlots.get(size)
     if (list === undefined) {
@@ -264,12 +271,14 @@ export class PageArena {
   takeEmptySlab(): Uint8Array | undefined {
     let buf = this.pool.pop()
     if (buf === undefined) {
+      if (this.emptyWholeSlabs === 0) return undefined
       const i = this.slabs.findIndex(
         (b, j) => b !== undefined && b.byteLength === ARENA_SLAB_BYTES && this.slabUsed[j] === 0,
       )
       if (i < 0) return undefined
       buf = this.slabs[i] as ArrayBuffer
       this.retire(i)
+      this.emptyWholeSlabs--
     }
     this.slabBytes -= ARENA_SLAB_BYTES
     this.slabsLent++
@@ -361,6 +370,7 @@ export class PageArena {
       this.slotOwners[i] = new Int32Array(count).fill(-1)
       this.slabUsed[i] = 0
       this.slabOwned[i] = 0
+      if (bytes === ARENA_SLAB_BYTES) this.emptyWholeSlabs++
       c = { next: i * ARENA_SLOT_ID_STRIDE, end: i * ARENA_SLOT_ID_STRIDE + count }
       this.carving.set(size, c)
     }

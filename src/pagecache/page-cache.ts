@@ -1112,7 +1112,8 @@ export class PageCache<T> implements PageStore<T> {
   // ---- background work: cleaning and checkpoints ----
 
   private afterWrite(bytes: number): void {
-    if (this.sharesSegmentMemory && this.log.spareSegmentBuffersWanted > 0) this.stockLogSpares()
+    if (this.sharesSegmentMemory && this.log.spareSegmentBuffersWanted > 0 && this.arena?.hasWholeSlabs)
+      this.stockLogSpares()
     this.bytesSinceCheckpoint += bytes
     if (this.opts.cleaning && this.cleaningRun === undefined && this.sa.overBudget()) this.startCleaning()
     if (
