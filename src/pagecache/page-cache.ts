@@ -399,8 +399,9 @@ export class PageCache<T> implements PageStore<T> {
    * Calls `use` with the page (paged in if needed) in the same synchronous step that finds
    * it resident, and resolves to what `use` returns; undefined when the id is free. With a
    * byte-string codec (PageCodec.arena) the page is the cache's own memory, lent: it is
-   * valid only while `use` runs (the next page-in may evict it and reuse its bytes), so
-   * `use` must neither keep it nor return it nor write to it. get() returns a copy instead.
+   * valid only while `use` runs (the next page-in may evict it and reuse its bytes, and so
+   * may a write made inside `use`, whose memory may go to the log), so `use` must neither
+   * keep it nor return it nor write to it. get() returns a copy instead.
    */
   withPage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
     return this.usePage(pid, use)
