@@ -57,11 +57,6 @@ export const ARENA_SPARE_BYTES = 4 * ARENA_SLAB_BYTES
 export const ARENA_SLOT_ID_STRIDE = ARENA_MIN_SLAB_BYTES / ARENA_MIN_SLOT_BYTES
 /** Slot ids stay small integers (V8 keeps them unboxed in a Map or an array). */
 const MAX_SLOT_ID = 2 ** 30
-/**
- * Whole slabs the arena keeps uncarved (from the log, for the next slab a class carves
- * or the log's next spare): more would be idle memory, so more are left to the collector.
- */
-export const ARENA_POOL_SLABS = 4
 /** What a freed slot holds while poisoning is on. */
 export const POISON_BYTE = 0xdb
 
@@ -287,13 +282,17 @@ export class PageArena {
 
   /**
    * Takes `buf` (a whole ArrayBuffer of ARENA_SLAB_BYTES, which its last owner no longer
-   * uses) as an uncarved slab, if the arena has room for it and carves whole slabs (pages
-   * of 4 KiB and more) at all. False: it stays the caller's.
+   * uses) as an uncarved slab, if the arena has room for it (maxSlabBytes, pooled slabs
+   * included) and carves whole slabs (pages of 4 KiB and more) at all. False: it stays the
+   * caller's. The pool has no limit of its own: a buffer refused here is garbage until a
+   * full GC while the pages, whose budget grew by it, carve a new slab beside it (when a
+   * write burst ends the log lets go of up to 15 at once: "Peak RSS" in docs/DESIGN.md),
+   * and what is pooled is charged to the capacity like the log's buffers were.
    */
   adoptSlab(buf: Uint8Array): boolean {
     if (buf.byteOffset !== 0 || buf.byteLength !== ARENA_SLAB_BYTES) return false
     if (buf.buffer.byteLength !== ARENA_SLAB_BYTES || !(buf.buffer instanceof ArrayBuffer)) return false
-    if (!this.hasWholeSlabs || this.pool.length >= ARENA_POOL_SLABS) return false
+    if (!this.hasWholeSlabs) return false
     if (this.slabBytes + ARENA_SLAB_BYTES > this.maxSlabBytes) return false
     assert(!this.slabOf.has(buf.buffer), 'a slab is adopted while the arena holds it')
     this.pool.push(buf.buffer)

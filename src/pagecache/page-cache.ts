@@ -20,6 +20,7 @@ import {
 import { openStorage, type Storage } from '../io/index.js'
 import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
+import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
@@ -188,8 +189,14 @@ export class PageCache<T> implements PageStore<T> {
   private readonly largeWrites = new Map<number, Promise<Lsn>>()
   /** Bases from stageLarge() that no writeBatch() has consumed yet. */
   private readonly stagedBases = new Set<StagedPage>()
-  /** In-flight page-ins per segment base: a segment is not dropped under a reader. */
-  private readonly pins = new Map<number, number>()
+  /**
+   * The segment bases in-flight page-ins read from, one entry per page-in and base (a base
+   * read by two page-ins is here twice): a segment is not dropped under a reader. An array,
+   * not a Map counting them: a Map emptied and refilled on every page-in reallocates its
+   * table each time, and V8 links each old table to the next, so one table promoted by a
+   * scavenge keeps every later one alive until a full GC (DESIGN.md, "Peak RSS").
+   */
+  private readonly pinnedBases: number[] = []
   private unpinWaiters: Array<() => void> = []
   private cleaningRun: Promise<void> | undefined
   /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
@@ -453,7 +460,7 @@ export class PageCache<T> implements PageStore<T> {
   private async pageIn(pid: number, frags: readonly number[]): Promise<T> {
     const bases = new Set<number>()
     for (let i = 0; i < frags.length; i += 2) bases.add(this.sa.baseOf(frags[i] as number))
-    for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
+    for (const b of bases) this.pinnedBases.push(b)
     // Read space lent to the log from the arena, given back once the page is built.
     const scratch: Uint8Array[] = []
     try {
@@ -501,10 +508,12 @@ export class PageCache<T> implements PageStore<T> {
       return this.codec.materialize(base as Uint8Array, deltas)
     } finally {
       for (const space of scratch) this.arena?.free(space)
+      const pinned = this.pinnedBases
       for (const b of bases) {
-        const n = (this.pins.get(b) ?? 1) - 1
-        if (n === 0) this.pins.delete(b)
-        else this.pins.set(b, n)
+        const at = pinned.lastIndexOf(b)
+        assert(at >= 0, `segment ${b} is unpinned once per page-in that pinned it`)
+        pinned[at] = pinned[pinned.length - 1] as number
+        pinned.pop()
       }
       if (this.unpinWaiters.length > 0) {
         const w = this.unpinWaiters
@@ -1465,7 +1474,7 @@ export class PageCache<T> implements PageStore<T> {
 
   private waitUnpinned(below: number): Promise<void> {
     const pinnedBelow = (): boolean => {
-      for (const b of this.pins.keys()) if (b < below) return true
+      for (const b of this.pinnedBases) if (b < below) return true
       return false
     }
     if (!pinnedBelow()) return Promise.resolve()
