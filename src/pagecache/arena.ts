@@ -72,6 +72,8 @@ export interface ArenaStats {
   /** Whole slabs lent out (takeEmptySlab) and taken back (adoptSlab) since the start. */
   slabsLent: number
   slabsAdopted: number
+  /** Buffers offered back (adoptSlab) and refused: not whole slabs, or no room or use. */
+  slabsRefused: number
   /** Bytes of uncarved whole slabs kept for reuse (charged to the cache's capacity). */
   pooledBytes: number
 }
@@ -117,6 +119,7 @@ export class PageArena {
   private misses = 0
   private slabsLent = 0
   private slabsAdopted = 0
+  private slabsRefused = 0
   /**
    * A class of whole slabs has carved one: only then can a pooled slab be used, and only
    * then may takeEmptySlab() find one.
@@ -290,15 +293,24 @@ export class PageArena {
    * and what is pooled is charged to the capacity like the log's buffers were.
    */
   adoptSlab(buf: Uint8Array): boolean {
-    if (buf.byteOffset !== 0 || buf.byteLength !== ARENA_SLAB_BYTES) return false
-    if (buf.buffer.byteLength !== ARENA_SLAB_BYTES || !(buf.buffer instanceof ArrayBuffer)) return false
-    if (!this.hasWholeSlabs) return false
-    if (this.slabBytes + ARENA_SLAB_BYTES > this.maxSlabBytes) return false
-    assert(!this.slabOf.has(buf.buffer), 'a slab is adopted while the arena holds it')
-    this.pool.push(buf.buffer)
+    if (!this.canAdopt(buf)) {
+      this.slabsRefused++
+      return false
+    }
+    // canAdopt() checked that it is a whole ArrayBuffer.
+    const whole = buf.buffer as ArrayBuffer
+    assert(!this.slabOf.has(whole), 'a slab is adopted while the arena holds it')
+    this.pool.push(whole)
     this.slabBytes += ARENA_SLAB_BYTES
     this.slabsAdopted++
     return true
+  }
+
+  private canAdopt(buf: Uint8Array): boolean {
+    if (buf.byteOffset !== 0 || buf.byteLength !== ARENA_SLAB_BYTES) return false
+    if (buf.buffer.byteLength !== ARENA_SLAB_BYTES || !(buf.buffer instanceof ArrayBuffer)) return false
+    if (!this.hasWholeSlabs) return false
+    return this.slabBytes + ARENA_SLAB_BYTES <= this.maxSlabBytes
   }
 
   /** Bytes of the uncarved slabs kept for reuse (charged to the cache's capacity). */
@@ -317,6 +329,7 @@ export class PageArena {
       misses: this.misses,
       slabsLent: this.slabsLent,
       slabsAdopted: this.slabsAdopted,
+      slabsRefused: this.slabsRefused,
       pooledBytes: this.pooledBytes,
     }
   }
