@@ -74,7 +74,7 @@ export interface ArenaStats {
   slabsAdopted: number
   /** Buffers offered back (adoptSlab) and refused: not whole slabs, or no room or use. */
   slabsRefused: number
-  /** Bytes of uncarved whole slabs kept for reuse (charged to the cache's capacity). */
+  /** Bytes of uncarved whole slabs kept for reuse (within maxSlabBytes). */
   pooledBytes: number
 }
 
@@ -289,8 +289,8 @@ export class PageArena {
    * included) and carves whole slabs (pages of 4 KiB and more) at all. False: it stays the
    * caller's. The pool has no limit of its own: a buffer refused here is garbage until a
    * full GC while the pages, whose budget grew by it, carve a new slab beside it (when a
-   * write burst ends the log lets go of up to 15 at once: "Peak RSS" in docs/DESIGN.md),
-   * and what is pooled is charged to the capacity like the log's buffers were.
+   * write burst ends the log lets go of up to 15 at once: "Peak RSS" in docs/DESIGN.md).
+   * Pooled slabs count in slabBytes, so the arena never holds more than maxSlabBytes.
    */
   adoptSlab(buf: Uint8Array): boolean {
     if (!this.canAdopt(buf)) {
@@ -313,7 +313,7 @@ export class PageArena {
     return this.slabBytes + ARENA_SLAB_BYTES <= this.maxSlabBytes
   }
 
-  /** Bytes of the uncarved slabs kept for reuse (charged to the cache's capacity). */
+  /** Bytes of the uncarved slabs kept for reuse (within maxSlabBytes). */
   get pooledBytes(): number {
     return this.pool.length * ARENA_SLAB_BYTES
   }
