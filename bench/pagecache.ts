@@ -383,8 +383,8 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
   })
   const st = pc.stats()
-  // What the capacity spends on memory besides pages: the log's segment buffers and the
-  // arena's uncarved slabs kept for them.
+  // Segment memory besides the pages: the log's buffers (charged to the capacity) and the
+  // arena's uncarved slabs, buffers the log let go of that the pages have not carved yet.
   const logBufferBytes = pc.log.segmentBufferBytes + (st.arena?.pooledBytes ?? 0)
   await pc.close()
   return {
