@@ -383,9 +383,11 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
   })
   const st = pc.stats()
-  // Segment memory besides the pages: the log's buffers (charged to the capacity) and the
-  // arena's uncarved slabs, buffers the log let go of that the pages have not carved yet.
-  const logBufferBytes = pc.log.segmentBufferBytes + (st.arena?.pooledBytes ?? 0)
+  // What the capacity charges besides the pages: the log's segment buffers. The arena's
+  // uncarved slabs (buffers the log let go of, not carved yet) are not charged: reported
+  // apart.
+  const logBufferBytes = pc.log.segmentBufferBytes
+  const pooledBytes = st.arena?.pooledBytes ?? 0
   await pc.close()
   return {
     peakRss: peakRssBytes(),
@@ -396,6 +398,7 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     cacheBytes: st.cacheBytes,
     residentPages: st.residentPages,
     logBufferBytes,
+    pooledBytes,
   }
 }
 
@@ -761,7 +764,7 @@ async function main(): Promise<number> {
         name,
         `${mib(rs.dataBytes as number)} MiB of ${sizes.rssPageBytes} B pages, cacheCapacity ${mib(capacity)} MiB` +
           `${shape.cacheBytes === undefined ? ' (the default)' : ''}, ${num(rs.residentPages as number)} resident ` +
-          `and ${mib(rs.logBufferBytes as number)} MiB of segment buffers at the end; ` +
+          `and ${mib(rs.logBufferBytes as number)} MiB of segment buffers (${mib((rs.pooledBytes as number) ?? 0)} more pooled) at the end; ` +
           `peaks ${mibs(runs)} MiB, calibration ${mibs(cals)} MiB (median ${mib(calPeak)}); median run: ` +
           `RSS at start ${mib(rs.rssAtStart as number)}, after writes ${mib(rs.rssAfterWrite as number)}, ` +
           `highest heap ${mib(rs.peakHeapTotal as number)} (used ${mib(rs.peakHeapUsed as number)}) and array buffers ` +
