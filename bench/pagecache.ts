@@ -125,22 +125,38 @@ if (roundsArg !== undefined) sizes.rounds = Math.max(1, Number.parseInt(roundsAr
 
 // ---- small helpers ----
 
-/** A seeded generator (src/util/prng), so every run writes the same pages in the same order. */
-function rng(seed: number): () => number {
+/**
+ * A seeded generator (src/util/prng), so every run writes the same pages in the same order:
+ * `next()` draws a float, and value() and fill() draw page bytes from the same stream.
+ */
+interface Rng {
+  (): number
+  readonly prng: Prng
+}
+
+function rng(seed: number): Rng {
   const prng = new Prng(seed)
-  return () => prng.float()
+  return Object.assign(() => prng.float(), { prng })
 }
 
 /** A page value of `n` bytes: its own Uint8Array, filled from the generator. */
-function value(n: number, next: () => number): Uint8Array {
+function value(n: number, next: Rng): Uint8Array {
   return fill(new Uint8Array(n), next)
 }
 
-/** Fills `v` from the generator (the same bytes value() makes for its length). */
-function fill(v: Uint8Array, next: () => number): Uint8Array {
+/**
+ * Fills `v` from the generator (the same bytes value() makes for its length). Each 32-bit
+ * draw is taken as an integer (the float × 2^32 it used to be multiplied back from): a
+ * float returned by the closure is a heap number, 16 B of garbage per 4 bytes filled, and
+ * those 1.4 GB of garbage over the default RSS part set the pace of the young
+ * generation's scavenges for both the page cache and its calibration (docs/DESIGN.md,
+ * "Peak RSS"). The bytes are the same.
+ */
+function fill(v: Uint8Array, next: Rng): Uint8Array {
+  const prng = next.prng
   const n = v.length
   for (let i = 0; i < n; i += 4) {
-    const x = (next() * 2 ** 32) >>> 0
+    const x = prng.next() | 0
     v[i] = x
     if (i + 1 < n) v[i + 1] = x >>> 8
     if (i + 2 < n) v[i + 2] = x >>> 16
@@ -367,7 +383,11 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
   })
   const st = pc.stats()
+  // What the capacity charges besides the pages: the log's segment buffers. The arena's
+  // uncarved slabs (buffers the log let go of, not carved yet) are not charged: reported
+  // apart.
   const logBufferBytes = pc.log.segmentBufferBytes
+  const pooledBytes = st.arena?.pooledBytes ?? 0
   await pc.close()
   return {
     peakRss: peakRssBytes(),
@@ -378,6 +398,7 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     cacheBytes: st.cacheBytes,
     residentPages: st.residentPages,
     logBufferBytes,
+    pooledBytes,
   }
 }
 
@@ -743,7 +764,7 @@ async function main(): Promise<number> {
         name,
         `${mib(rs.dataBytes as number)} MiB of ${sizes.rssPageBytes} B pages, cacheCapacity ${mib(capacity)} MiB` +
           `${shape.cacheBytes === undefined ? ' (the default)' : ''}, ${num(rs.residentPages as number)} resident ` +
-          `and ${mib(rs.logBufferBytes as number)} MiB of segment buffers at the end; ` +
+          `and ${mib(rs.logBufferBytes as number)} MiB of segment buffers (${mib((rs.pooledBytes as number) ?? 0)} more pooled) at the end; ` +
           `peaks ${mibs(runs)} MiB, calibration ${mibs(cals)} MiB (median ${mib(calPeak)}); median run: ` +
           `RSS at start ${mib(rs.rssAtStart as number)}, after writes ${mib(rs.rssAfterWrite as number)}, ` +
           `highest heap ${mib(rs.peakHeapTotal as number)} (used ${mib(rs.peakHeapUsed as number)}) and array buffers ` +

@@ -29,7 +29,7 @@ import { iterRecords, type ReadSource, readBlobRef, readRecord } from './record-
 import { type RecoveredLog, recoverLog } from './recovery.js'
 import { applyLogRepairs, discardLogRepairs, type LogRepairs } from './repairs.js'
 import { SegmentSlots } from './segment-slots.js'
-import { SegmentWriter } from './segment-writer.js'
+import { type SegmentMemory, SegmentWriter, SPARE_SEGMENT_BUFFERS } from './segment-writer.js'
 import { type TruncationHost, truncateSegments } from './truncation.js'
 import { checkId, checkRecord, lsnError, validateOptions } from './validate.js'
 
@@ -681,6 +681,29 @@ export class Log {
   get segmentBufferBytes(): number {
     const w = this.writer
     return (w.liveSegments.size + w.spareBuffers.length) * this.segmentBytes
+  }
+
+  /** Spare segment buffers the log would take now (addSpareSegmentBuffer). */
+  get spareSegmentBuffersWanted(): number {
+    return SPARE_SEGMENT_BUFFERS - this.writer.spareBuffers.length
+  }
+
+  /**
+   * Gives the log a segment buffer (segmentBytes, whole, no longer used by the caller) for
+   * its next segment lives, so it does not allocate one; false when its spares are full.
+   * It is zeroed before a life uses it.
+   */
+  addSpareSegmentBuffer(buf: Uint8Array): boolean {
+    return this.writer.addSpare(buf)
+  }
+
+  /**
+   * Where segment buffers go that the log no longer keeps (beyond its spares), instead of
+   * becoming garbage: the page cache takes them back into its arena (docs/DESIGN.md, "Peak
+   * RSS").
+   */
+  shareSegmentMemory(memory: SegmentMemory): void {
+    this.writer.memory = memory
   }
 
   /** The random id of this log: files that name another id belong to another database. */

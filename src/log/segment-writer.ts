@@ -78,6 +78,16 @@ function newSegmentBuffer(sizeBytes: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, sizeBytes)
 }
 
+/**
+ * Where segment memory the log no longer keeps goes (Log.shareSegmentMemory): the layer
+ * above reuses it (the page cache's arena), and may hand buffers back as spares
+ * (Log.addSpareSegmentBuffer). Without one, such a buffer is garbage.
+ */
+export interface SegmentMemory {
+  /** Takes a buffer of exactly segmentBytes that no segment life uses any more. */
+  give(buf: Uint8Array): void
+}
+
 /** The memory of one segment life, shared by every IoBuf that continues inside it. */
 export interface SegmentLife {
   buf: Uint8Array
@@ -151,6 +161,8 @@ export class SegmentWriter {
   readonly liveSegments = new Map<number, SegmentLife>()
   /** Memory of finished segment lives, owned by none, reused by the next ones (tests read it). */
   readonly spareBuffers: Uint8Array[] = []
+  /** Where buffers beyond the spares go (Log.shareSegmentMemory). */
+  memory: SegmentMemory | undefined
   /** A segment's worth of zeros for pre-extension, made at first use, never written to. */
   private zeros: Uint8Array | undefined
   writesInFlight = 0
@@ -704,10 +716,25 @@ export class SegmentWriter {
   private recycle(seg: SegmentLife): void {
     if (seg.isRecycled) return
     seg.isRecycled = true
-    if (this.spareBuffers.length >= SPARE_SEGMENT_BUFFERS || this.ctx.poisonError !== undefined) return
+    if (this.ctx.poisonError !== undefined) return
     if (seg.buf.byteOffset !== 0 || seg.buf.length !== this.ctx.segmentBytes) return
     assert(!this.spareBuffers.includes(seg.buf), 'a segment buffer is spare at most once')
-    this.spareBuffers.push(seg.buf)
+    if (this.spareBuffers.length < SPARE_SEGMENT_BUFFERS) this.spareBuffers.push(seg.buf)
+    else this.memory?.give(seg.buf)
+  }
+
+  /**
+   * Takes `buf` (segmentBytes, owned by no one else from now on) as a spare for the next
+   * segment lives; false, and it stays the caller's, when the spares are full.
+   */
+  addSpare(buf: Uint8Array): boolean {
+    if (this.spareBuffers.length >= SPARE_SEGMENT_BUFFERS || this.ctx.poisonError !== undefined) return false
+    assert(buf.byteOffset === 0 && buf.length === this.ctx.segmentBytes, 'a spare is a whole segment buffer')
+    assert(!this.spareBuffers.includes(buf), 'a segment buffer is spare at most once')
+    for (const live of this.liveSegments.values())
+      assert(live.buf !== buf, 'a spare belongs to no live segment')
+    this.spareBuffers.push(buf)
+    return true
   }
 
   /** The O_DSYNC write of a lone round completed: its bytes are written and durable. */

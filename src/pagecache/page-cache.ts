@@ -21,10 +21,11 @@ import {
 import { openStorage, type Storage } from '../io/index.js'
 import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
+import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
-import { type ArenaStats, PageArena, slotBytesFor } from './arena.js'
+import { ARENA_SLAB_BYTES, type ArenaStats, PageArena, slotBytesFor } from './arena.js'
 import {
   type Checkpoint,
   checkpointName,
@@ -116,6 +117,9 @@ export interface PageCacheStats {
   arena: ArenaStats | undefined
 }
 
+/** A resident page: the page itself, or for a byte-string codec its arena slot id. */
+type Resident<T> = T | number
+
 /** A base from stageLarge(): its blob file, or its record when that still fits inline. */
 interface StagedBase extends StagedPage {
   readonly ref: BlobRef | undefined
@@ -138,10 +142,13 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
- * Memory of a resident page beyond what the codec reports (its LRU map slot, its view
- * object). Kept at its old value: the bench's calibration charges the same.
+ * Memory of a resident page beyond what the codec reports (its LRU map slot; an arena
+ * page has no object of its own). Kept at its old value, which errs high: the bench's
+ * calibration charges the same.
  */
 const ENTRY_MEMORY_BYTES = 160
+/** LRU pages looked at for a slab to empty for the log (stockLogSpares). */
+const EMPTY_SLAB_LOOKAHEAD = 64
 /** A page-in retried this often (the page kept moving) is a bug, not bad luck. */
 const MAX_PAGE_IN_ATTEMPTS = 64
 /**
@@ -171,8 +178,11 @@ export class PageCache<T> implements PageStore<T> {
   private pageCount = 0
   private readonly freePids = new Set<number>()
   private nextPid = 0
-  /** Resident pages by id, least recently used first (a Map keeps insertion order). */
-  private readonly lru = new Map<number, T>()
+  /**
+   * Resident pages by id, least recently used first (a Map keeps insertion order). A page
+   * in the arena is its slot id: no object per resident page (docs/DESIGN.md, "Peak RSS").
+   */
+  private readonly lru = new Map<number, Resident<T>>()
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -180,6 +190,8 @@ export class PageCache<T> implements PageStore<T> {
   private readonly S: number
   /** Memory of resident pages when the codec's pages are byte strings (PageCodec.arena). */
   private readonly arena: PageArena | undefined
+  /** The arena and the log share whole slabs as segment buffers (stockLogSpares). */
+  private readonly sharesSegmentMemory: boolean
   /**
    * Pages with a caller's replaceLarge() in flight: the caller's synchronous writes to them
    * are refused (their LSN would come first). Cleaning never adds a page here.
@@ -189,8 +201,14 @@ export class PageCache<T> implements PageStore<T> {
   private readonly largeWrites = new Map<number, Promise<Lsn>>()
   /** Bases from stageLarge() that no writeBatch() has consumed yet. */
   private readonly stagedBases = new Set<StagedPage>()
-  /** In-flight page-ins per segment base: a segment is not dropped under a reader. */
-  private readonly pins = new Map<number, number>()
+  /**
+   * The segment bases in-flight page-ins read from, one entry per page-in and base (a base
+   * read by two page-ins is here twice): a segment is not dropped under a reader. An array,
+   * not a Map counting them: a Map emptied and refilled on every page-in reallocates its
+   * table each time, and V8 links each old table to the next, so one table promoted by a
+   * scavenge keeps every later one alive until a full GC (DESIGN.md, "Peak RSS").
+   */
+  private readonly pinnedBases: number[] = []
   private unpinWaiters: Array<() => void> = []
   private cleaningRun: Promise<void> | undefined
   /** True while clean() runs: one run at a time (cleaningRun is the promise of it). */
@@ -252,6 +270,11 @@ export class PageCache<T> implements PageStore<T> {
   ) {
     this.arena =
       codec.arena === undefined ? undefined : new PageArena(opts.cacheCapacity, opts.poisonFreedPages)
+    this.sharesSegmentMemory = this.arena !== undefined && log.segmentBytes === ARENA_SLAB_BYTES
+    if (this.sharesSegmentMemory) {
+      const arena = this.arena as PageArena
+      log.shareSegmentMemory({ give: (buf) => void arena.adoptSlab(buf) })
+    }
     this.S = log.segmentBytes
     // The largest record body, less the kind byte and the longest page-id varint.
     this.maxPageBytes = log.maxInlineBytes - 9
@@ -384,10 +407,10 @@ export class PageCache<T> implements PageStore<T> {
 
   peek(pid: PageId): T | undefined {
     checkPid(pid)
-    const page = this.lru.get(pid)
-    if (page === undefined) return undefined
-    this.touch(pid, page)
-    return this.handOut(page)
+    const r = this.lru.get(pid)
+    if (r === undefined) return undefined
+    this.touch(pid, r)
+    return this.handOut(this.pageOf(r))
   }
 
   get(pid: PageId): Promise<T | undefined> {
@@ -398,8 +421,9 @@ export class PageCache<T> implements PageStore<T> {
    * Calls `use` with the page (paged in if needed) in the same synchronous step that finds
    * it resident, and resolves to what `use` returns; undefined when the id is free. With a
    * byte-string codec (PageCodec.arena) the page is the cache's own memory, lent: it is
-   * valid only while `use` runs (the next page-in may evict it and reuse its bytes), so
-   * `use` must neither keep it nor return it nor write to it. get() returns a copy instead.
+   * valid only while `use` runs (the next page-in may evict it and reuse its bytes, and so
+   * may a write made inside `use`, whose memory may go to the log), so `use` must neither
+   * keep it nor return it nor write to it. get() returns a copy instead.
    */
   withPage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
     return this.usePage(pid, use)
@@ -418,7 +442,7 @@ export class PageCache<T> implements PageStore<T> {
       const resident = this.lru.get(pid)
       if (resident !== undefined) {
         this.touch(pid, resident)
-        return use(resident)
+        return use(this.pageOf(resident))
       }
       if (!this.exists(pid)) return undefined
       // Every write and every free moves the version on (never back): the same version
@@ -442,7 +466,7 @@ export class PageCache<T> implements PageStore<T> {
       if (now === undefined) this.install(pid, page, true)
       else this.release(page)
       // The page was just made the youngest (install never evicts it): still resident.
-      return use(this.lru.get(pid) as T)
+      return use(this.pageOf(this.lru.get(pid) as Resident<T>))
     }
     throw new InvariantError(`page ${pid} kept moving during ${MAX_PAGE_IN_ATTEMPTS} page-ins`)
   }
@@ -451,7 +475,7 @@ export class PageCache<T> implements PageStore<T> {
   private async pageIn(pid: number, frags: readonly number[]): Promise<T> {
     const bases = new Set<number>()
     for (let i = 0; i < frags.length; i += 2) bases.add(this.sa.baseOf(frags[i] as number))
-    for (const b of bases) this.pins.set(b, (this.pins.get(b) ?? 0) + 1)
+    for (const b of bases) this.pinnedBases.push(b)
     // Read space lent to the log from the arena, given back once the page is built.
     const scratch: Uint8Array[] = []
     try {
@@ -499,10 +523,12 @@ export class PageCache<T> implements PageStore<T> {
       return this.codec.materialize(base as Uint8Array, deltas)
     } finally {
       for (const space of scratch) this.arena?.free(space)
+      const pinned = this.pinnedBases
       for (const b of bases) {
-        const n = (this.pins.get(b) ?? 1) - 1
-        if (n === 0) this.pins.delete(b)
-        else this.pins.set(b, n)
+        const at = pinned.lastIndexOf(b)
+        assert(at >= 0, `segment ${b} is unpinned once per page-in that pinned it`)
+        pinned[at] = pinned[pinned.length - 1] as number
+        pinned.pop()
       }
       if (this.unpinWaiters.length > 0) {
         const w = this.unpinWaiters
@@ -537,8 +563,22 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   /** Gives a dropped page's arena slot back (nothing for other codecs or plain arrays). */
-  private release(page: T): void {
-    this.arena?.free(page as Uint8Array)
+  private release(page: Resident<T>): void {
+    if (this.arena === undefined) return
+    if (typeof page === 'number') this.arena.freeSlot(page)
+    else this.arena.free(page as Uint8Array)
+  }
+
+  /** The page a resident entry stands for: an arena slot's page is a new view of it. */
+  private pageOf(r: Resident<T>): T {
+    return this.arena !== undefined && typeof r === 'number' ? (this.arena.view(r) as T) : (r as T)
+  }
+
+  /** Whether `page` is the resident entry `r` (for an arena page: a view of its slot). */
+  private isResidentPage(page: T, r: Resident<T> | undefined): boolean {
+    if (r === undefined) return false
+    if (this.arena !== undefined && typeof r === 'number') return this.arena.slotOf(page as Uint8Array) === r
+    return page === r
   }
 
   /** A byte-string codec's pages must be Uint8Arrays: checked before anything is logged. */
@@ -914,7 +954,7 @@ export class PageCache<T> implements PageStore<T> {
    */
   private install(pid: number, page: T, isArenaPage = false): void {
     const old = this.lru.get(pid)
-    const isSame = page === old
+    const isSame = this.isResidentPage(page, old)
     if (this.arena !== undefined && !isArenaPage && !isSame) page = this.adopt(page)
     if (old !== undefined) {
       this.cacheBytes -= this.table.mem(pid)
@@ -924,7 +964,9 @@ export class PageCache<T> implements PageStore<T> {
     const mem = this.memoryOf(page)
     this.table.setMem(pid, mem)
     this.cacheBytes += mem
-    this.lru.set(pid, page)
+    const slot = this.arena === undefined ? -1 : this.arena.slotOf(page as Uint8Array)
+    if (slot >= 0) this.arena?.setOwner(slot, pid)
+    this.lru.set(pid, slot < 0 ? page : slot)
     this.table.setStamp(pid, ++this.lruClock)
     if (this.cacheBytes > this.pageBudget()) this.evict(pid)
   }
@@ -932,7 +974,11 @@ export class PageCache<T> implements PageStore<T> {
   /**
    * What the pages may take: the capacity less the log's segment buffers, which a write
    * burst grows by up to writeHighWaterBytes (docs/DESIGN.md, "Peak RSS"). Below zero when
-   * the buffers alone exceed a small capacity: then only the page in use stays.
+   * the buffers alone exceed a small capacity: then only the page in use stays. The
+   * arena's uncarved slabs (buffers the log let go of) are not charged: they are memory
+   * the log's charge already made room for, and the pages carve them as the budget the
+   * log gave back lets them grow; charged, they sat idle (12 MiB at the end of one bench
+   * run) and cost as many resident pages. The arena as a whole stays within maxSlabBytes.
    */
   private pageBudget(): number {
     return this.opts.cacheCapacity - this.log.segmentBufferBytes
@@ -943,7 +989,7 @@ export class PageCache<T> implements PageStore<T> {
    * page read in a loop would otherwise pay two Map operations per read (7 % of a
    * random-get profile) for no change in what gets evicted.
    */
-  private touch(pid: number, page: T): void {
+  private touch(pid: number, page: Resident<T>): void {
     if (this.lruClock - this.table.stamp(pid) <= this.lru.size >> 1) return
     this.lru.delete(pid)
     this.lru.set(pid, page)
@@ -983,6 +1029,47 @@ export class PageCache<T> implements PageStore<T> {
       if (pid === keep) continue
       this.uncache(pid)
     }
+  }
+
+  /**
+   * Gives the log empty whole slabs of the arena as spare segment buffers. When none is
+   * empty and the pages fill their budget (so a spare, charged to the capacity, would
+   * evict pages anyway), the slab of an old page is emptied (its pages evicted together),
+   * so a write burst's segment buffers are memory the pages gave up rather than new memory
+   * beside the slabs (docs/DESIGN.md, "Peak RSS"); below the budget the log allocates its
+   * own. After a write, never inside one: nothing holds a view of a page then (a
+   * relocation's lent page is written before this runs).
+   */
+  private stockLogSpares(): void {
+    const arena = this.arena as PageArena
+    while (this.log.spareSegmentBuffersWanted > 0) {
+      let buf = arena.takeEmptySlab()
+      if (buf === undefined && this.cacheBytes > this.pageBudget() - ARENA_SLAB_BYTES && this.emptyOldSlab())
+        buf = arena.takeEmptySlab()
+      if (buf === undefined) return
+      if (!this.log.addSpareSegmentBuffer(buf)) {
+        arena.adoptSlab(buf)
+        return
+      }
+    }
+  }
+
+  /**
+   * Evicts every page of the whole slab holding the oldest of the first few LRU pages that
+   * are in one (a slab with read space in use cannot be emptied). False: none found.
+   */
+  private emptyOldSlab(): boolean {
+    const arena = this.arena as PageArena
+    let looked = 0
+    for (const r of this.lru.values()) {
+      if (++looked > EMPTY_SLAB_LOOKAHEAD) return false
+      if (typeof r !== 'number') continue
+      const i = arena.lendableSlabOf(r)
+      if (i < 0) continue
+      for (const pid of arena.ownersOf(i)) this.uncache(pid)
+      return true
+    }
+    return false
   }
 
   // ---- durability ----
@@ -1053,6 +1140,8 @@ export class PageCache<T> implements PageStore<T> {
   // ---- background work: cleaning and checkpoints ----
 
   private afterWrite(bytes: number): void {
+    if (this.sharesSegmentMemory && this.log.spareSegmentBuffersWanted > 0 && this.arena?.hasWholeSlabs)
+      this.stockLogSpares()
     this.bytesSinceCheckpoint += bytes
     if (this.opts.cleaning && this.cleaningRun === undefined && this.sa.overBudget()) this.startCleaning()
     if (
@@ -1248,7 +1337,8 @@ export class PageCache<T> implements PageStore<T> {
       const isBlob = t.blobBytes(pid) > 0
       const rewrite =
         isBlob && mayRewrite && t.fragmentCount(pid) - 1 >= Math.max(1, this.opts.consolidateAfter)
-      let page = this.lru.get(pid)
+      const was = this.lru.get(pid)
+      let page = was === undefined ? undefined : this.pageOf(was)
       if (page === undefined && (!isBlob || rewrite)) {
         // An arena page is lent, not copied: it is still this page's only while it is the
         // resident page (checked below), else the next attempt takes a copy.
@@ -1257,7 +1347,8 @@ export class PageCache<T> implements PageStore<T> {
       if (this.closing || this.log.failure !== undefined) return
       if (t.version(pid) !== version) continue
       const resident = this.lru.get(pid)
-      if (this.arena !== undefined && page !== undefined && page !== resident && mayLend) {
+      const isResident = page !== undefined && this.isResidentPage(page, resident)
+      if (this.arena !== undefined && page !== undefined && !isResident && mayLend) {
         mayLend = false
         continue
       }
@@ -1273,7 +1364,7 @@ export class PageCache<T> implements PageStore<T> {
           // One try: a page the caller keeps writing is carried instead.
           mayRewrite = false
           // The resident page's arena slot may be evicted and reused during the blob write.
-          const kept = this.arena !== undefined && page === resident ? this.handOut(page) : page
+          const kept = this.arena !== undefined && isResident ? this.handOut(page) : page
           if (await this.rewriteLarge(pid, version, kept, bytes)) {
             this.counted(bytes.length)
             return
@@ -1438,7 +1529,7 @@ export class PageCache<T> implements PageStore<T> {
 
   private waitUnpinned(below: number): Promise<void> {
     const pinnedBelow = (): boolean => {
-      for (const b of this.pins.keys()) if (b < below) return true
+      for (const b of this.pinnedBases) if (b < below) return true
       return false
     }
     if (!pinnedBelow()) return Promise.resolve()

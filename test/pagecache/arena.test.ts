@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import {
   ARENA_MAX_SLOT_BYTES,
   ARENA_SLAB_BYTES,
+  ARENA_SLOT_ID_STRIDE,
   ARENA_SPARE_BYTES,
   PageArena,
   POISON_BYTE,
@@ -30,7 +31,7 @@ test('freed slots are reused: churn through the arena takes no new slab', () => 
   const held: Uint8Array[] = []
   for (let i = 0; i < 512; i++) held.push(arena.alloc(4096) as Uint8Array)
   const slabs = arena.stats().slabs
-  assert.equal(slabs, 8, '64 slots of 4 KiB a slab')
+  assert.equal(slabs, 2, '256 slots of 4 KiB a slab')
   for (let round = 0; round < 100; round++) {
     const v = held.shift() as Uint8Array
     assert.equal(arena.free(v), true)
@@ -91,4 +92,65 @@ test('freeing a slot twice is an invariant violation', () => {
   const v = arena.alloc(100) as Uint8Array
   arena.free(v)
   assert.throws(() => arena.free(v), /freed twice/)
+})
+
+test('an emptied whole slab leaves the arena with its free slots, and its index is reused', () => {
+  const arena = new PageArena(4 * ARENA_SLAB_BYTES, true)
+  const perSlab = ARENA_SLAB_BYTES / 4096
+  const ids: number[] = []
+  for (let i = 0; i < 2 * perSlab; i++) ids.push(arena.allocSlot(4096))
+  assert.equal(arena.takeEmptySlab(), undefined, 'no slab is empty')
+  // Slab 0: one slot is read space (no owner), so it cannot be emptied by evicting pages.
+  for (const [i, id] of ids.entries()) if (i !== 3) arena.setOwner(id, 1000 + i)
+  assert.equal(arena.lendableSlabOf(ids[3] as number), -1, 'a slot in use without an owner')
+  arena.setOwner(ids[3] as number, 3)
+  assert.equal(arena.lendableSlabOf(ids[3] as number), 0)
+  assert.equal(arena.ownersOf(0).length, perSlab)
+  const first = arena.view(ids[0] as number).buffer
+  for (let i = 0; i < perSlab; i++) arena.freeSlot(ids[i] as number)
+  const before = arena.stats().slabBytes
+  const lent = arena.takeEmptySlab() as Uint8Array
+  assert.equal(lent.buffer, first, 'the empty slab itself')
+  assert.equal(lent.byteLength, ARENA_SLAB_BYTES)
+  assert.equal(arena.stats().slabBytes, before - ARENA_SLAB_BYTES, 'no longer the arena’s')
+  assert.equal(arena.owns(lent), false)
+  lent.fill(1) // the log's now: no slot of the arena may be in it
+  for (let i = 0; i < perSlab; i++) {
+    const id = arena.allocSlot(4096)
+    assert.notEqual(arena.view(id).buffer, first, 'a slot of the lent slab was handed out')
+    // Slab 1 is full: these come from a new slab, under slab 0's index again.
+    assert.ok(id < ARENA_SLOT_ID_STRIDE, `slot ${id} is in slab 0's ids`)
+  }
+})
+
+test('buffers come back as uncarved slabs only while whole slabs are in use, within the capacity', () => {
+  const arena = new PageArena(64 * ARENA_SLAB_BYTES, false)
+  const buffer = (): Uint8Array => new Uint8Array(ARENA_SLAB_BYTES)
+  assert.equal(arena.adoptSlab(buffer()), false, 'no class of whole slabs yet: it would sit idle')
+  arena.alloc(100)
+  assert.equal(arena.adoptSlab(buffer()), false, 'small slots do not carve whole slabs')
+  arena.alloc(4096)
+  assert.equal(arena.adoptSlab(new Uint8Array(ARENA_SLAB_BYTES / 2)), false, 'not a whole slab')
+  assert.equal(arena.adoptSlab(buffer().subarray(1)), false, 'not a whole buffer')
+  const back = buffer()
+  assert.equal(arena.adoptSlab(back), true)
+  // Pooled slabs count against the capacity like carved ones: adopted until it is reached.
+  let pooled = 1
+  while (arena.adoptSlab(buffer())) pooled++
+  const st = arena.stats()
+  assert.ok(
+    st.slabBytes <= st.maxSlabBytes && st.slabBytes + ARENA_SLAB_BYTES > st.maxSlabBytes,
+    'the capacity is full',
+  )
+  assert.ok(pooled > 4, `${pooled} slabs pooled`)
+  assert.equal(st.pooledBytes, pooled * ARENA_SLAB_BYTES)
+  // The log asks first: a pooled slab is lent again before any is carved.
+  assert.notEqual(arena.takeEmptySlab(), undefined)
+  // A class that needs a new whole slab carves a pooled one rather than allocating.
+  const slabsBefore = arena.stats().slabBytes
+  let v: Uint8Array | undefined
+  for (let i = 0; i < ARENA_SLAB_BYTES / 8192; i++) v = arena.alloc(8192)
+  assert.equal(arena.stats().slabBytes, slabsBefore, 'no new memory')
+  assert.equal(arena.stats().pooledBytes, (pooled - 2) * ARENA_SLAB_BYTES)
+  assert.ok(v !== undefined && arena.owns(v))
 })
