@@ -86,6 +86,11 @@ export interface PageCacheOptions extends LogOptions {
    * they catch a page used after eviction. Never use it otherwise.
    */
   unsafeLendFromGet?: boolean
+  /**
+   * TEST ONLY — a mutation switch: the warm-up installs what it read even when the page
+   * changed or was freed meanwhile. The warm-up tests turn it on to prove they catch it.
+   */
+  unsafeWarmIgnoresVersion?: boolean
 }
 
 export interface PageCacheStats {
@@ -313,6 +318,7 @@ export class PageCache<T> implements PageStore<T> {
         | 'poisonFreedPages'
         | 'unsafeLendFromGet'
         | 'warmCache'
+        | 'unsafeWarmIgnoresVersion'
       >
     >,
   ) {
@@ -347,6 +353,7 @@ export class PageCache<T> implements PageStore<T> {
       poisonFreedPages = process.env.BOBSLED_POISON_FREED_PAGES === '1',
       unsafeLendFromGet,
       warmCache = true,
+      unsafeWarmIgnoresVersion,
       ...logOptions
     } = options
     checkCount('cacheCapacity', cacheCapacity, 0)
@@ -391,6 +398,7 @@ export class PageCache<T> implements PageStore<T> {
       // Only a literal true turns the mutation switch on.
       unsafeLendFromGet: unsafeLendFromGet === true,
       warmCache,
+      unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
     })
     try {
       await pc.recover()
@@ -623,6 +631,7 @@ export class PageCache<T> implements PageStore<T> {
     let next = 0
     let isFull = false
     let isRetry = false
+    const queued = new Set<number>()
     for (;;) {
       if (next >= pids.length && !isRetry && this.warmStale.length > 0) {
         // Pages written while they were being read: one more try, once the list is done.
@@ -630,6 +639,7 @@ export class PageCache<T> implements PageStore<T> {
         this.warmStale = []
         next = 0
         isRetry = true
+        queued.clear()
       }
       if (next >= pids.length || isFull || this.mustStopWarming()) break
       // One group: the next pages of the list, as many as the cache has room for by the
@@ -640,8 +650,9 @@ export class PageCache<T> implements PageStore<T> {
       let room = this.pageBudget() - this.cacheBytes
       while (next < pids.length && groupBytes < WARM_GROUP_BYTES) {
         const pid = pids[next] as number
-        // A blob base is one large read of its own: nothing to share, left to its user.
-        if (this.lru.has(pid) || !this.exists(pid) || this.table.blobBytes(pid) > 0) {
+        // A blob base is one large read of its own: nothing to share, left to its user. A
+        // page listed twice is taken once (its fragments must not be read twice in a run).
+        if (queued.has(pid) || this.lru.has(pid) || !this.exists(pid) || this.table.blobBytes(pid) > 0) {
           next++
           continue
         }
@@ -653,6 +664,7 @@ export class PageCache<T> implements PageStore<T> {
           break
         }
         next++
+        queued.add(pid)
         room -= bytes
         groupBytes += bytes
         const at = group.length
@@ -742,7 +754,7 @@ export class PageCache<T> implements PageStore<T> {
     for (const j of run) {
       const p = group[frags[j + 2] as number] as WarmPage
       if (p.isFailed) continue
-      if (this.table.version(p.pid) !== p.version) {
+      if (this.table.version(p.pid) !== p.version && !this.opts.unsafeWarmIgnoresVersion) {
         this.failWarm(p, true)
         continue
       }
@@ -829,7 +841,7 @@ export class PageCache<T> implements PageStore<T> {
       this.warmInfo.pagesSkipped++
       return true
     }
-    if (this.table.version(p.pid) !== p.version) {
+    if (this.table.version(p.pid) !== p.version && !this.opts.unsafeWarmIgnoresVersion) {
       this.warmInfo.pagesSkipped++
       this.warmStale.push(p.pid)
       return true
