@@ -648,7 +648,14 @@ export class PageCache<T> implements PageStore<T> {
       const frags: number[] = [] // [lsn, bytes, page index, fragment index] per fragment
       let groupBytes = 0
       let room = this.pageBudget() - this.cacheBytes
+      let sliceStart = performance.now()
       while (next < pids.length && groupBytes < WARM_GROUP_BYTES) {
+        // Finding pages decodes their checkpoint entries: in slices too.
+        if (performance.now() - sliceStart > WARM_SLICE_MS) {
+          await this.warmYield()
+          if (this.mustStopWarming()) break
+          sliceStart = performance.now()
+        }
         const pid = pids[next] as number
         // A blob base is one large read of its own: nothing to share, left to its user. A
         // page listed twice is taken once (its fragments must not be read twice in a run).
@@ -705,33 +712,42 @@ export class PageCache<T> implements PageStore<T> {
    * and the log is read once. False once the cache is full.
    */
   private async warmGroup(group: WarmPage[], frags: number[]): Promise<boolean> {
-    const order: number[] = []
-    for (let i = 0; i < frags.length; i += 4) order.push(i)
-    order.sort((a, b) => (frags[b] as number) - (frags[a] as number))
+    // By segment, newest first; each segment's fragments are sorted when its turn comes:
+    // one sort of the whole group (10^5 fragments) held the main thread for tens of ms.
+    const bySegment = new Map<number, number[]>()
+    for (let i = 0; i < frags.length; i += 4) {
+      const base = this.sa.baseOf(frags[i] as number)
+      const list = bySegment.get(base)
+      if (list === undefined) bySegment.set(base, [i])
+      else list.push(i)
+    }
+    const bases = [...bySegment.keys()].sort((a, b) => b - a)
     const held = new CopySlab()
-    let k = 0
-    while (k < order.length) {
-      if (this.mustStopWarming()) return false
-      // A run, downwards: fragments of one segment, each ending within WARM_GAP_BYTES of
-      // the start of the one above it, spanning at most WARM_READ_BYTES.
-      const top = order[k] as number
-      const end = (frags[top] as number) + (frags[top + 1] as number)
-      const base = this.sa.baseOf(frags[top] as number)
-      const run = [top]
-      let start = frags[top] as number
-      k++
+    for (const base of bases) {
+      const order = bySegment.get(base) as number[]
+      order.sort((a, b) => (frags[b] as number) - (frags[a] as number))
+      let k = 0
       while (k < order.length) {
-        const j = order[k] as number
-        const lsn = frags[j] as number
-        if (this.sa.baseOf(lsn) !== base || start - (lsn + (frags[j + 1] as number)) > WARM_GAP_BYTES) break
-        if (end - lsn > WARM_READ_BYTES) break
-        run.push(j)
-        start = lsn
+        if (this.mustStopWarming()) return false
+        // A run, downwards: fragments each ending within WARM_GAP_BYTES of the start of the
+        // one above it, spanning at most WARM_READ_BYTES.
+        const top = order[k] as number
+        const end = (frags[top] as number) + (frags[top + 1] as number)
+        const run = [top]
+        let start = frags[top] as number
         k++
+        while (k < order.length) {
+          const j = order[k] as number
+          const lsn = frags[j] as number
+          if (start - (lsn + (frags[j + 1] as number)) > WARM_GAP_BYTES || end - lsn > WARM_READ_BYTES) break
+          run.push(j)
+          start = lsn
+          k++
+        }
+        run.reverse()
+        if (!(await this.warmRun(group, frags, run, base, held))) return false
+        await this.warmYield()
       }
-      run.reverse()
-      if (!(await this.warmRun(group, frags, run, base, held))) return false
-      await this.warmYield()
     }
     return true
   }
