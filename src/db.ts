@@ -49,7 +49,7 @@ export interface OpenOptions {
   /**
    * After open, page in in the background the pages that were cached at the last close or
    * checkpoint, most recently used first, up to cacheCapacity (docs/DESIGN.md, "Warm-up
-   * after open"). Default true.
+   * after open"). false: no warm-up, and no hint written for the next open. Default true.
    */
   warmCache?: boolean
   /** Segment size of a new log (power of two, 1 KiB..8 MiB). */

@@ -70,7 +70,8 @@ export interface PageCacheOptions extends LogOptions {
   /**
    * Page in, in the background after open, the pages that were resident at the last
    * checkpoint or clean close (the `warm-pages` hint), most recently used first, up to the
-   * cache's room (docs/DESIGN.md, "Warm-up after open"). Default true.
+   * cache's room (docs/DESIGN.md, "Warm-up after open"). false: no warm-up, and checkpoints
+   * write no hint (an old one stays, stale, until a checkpoint with it on). Default true.
    */
   warmCache?: boolean
   /**
@@ -1827,7 +1828,8 @@ export class PageCache<T> implements PageStore<T> {
     )
     this.bytesSinceCheckpoint = 0
     // The resident pages as of the cut, most recently used first (the LRU's young end).
-    const hot = [...this.lru.keys()].reverse()
+    // warmCache: false is the whole feature off: no hint is written either.
+    const hot = this.opts.warmCache ? [...this.lru.keys()].reverse() : undefined
     const run = async (): Promise<void> => {
       if (replayFrom > 0) await this.log.makeStable(replayFrom - 1)
       const name = checkpointName(replayFrom)
@@ -1839,9 +1841,11 @@ export class PageCache<T> implements PageStore<T> {
       if (KILL_ODDS && old.length > 0) maybeKill('pagecache.checkpoint.old-unlinked')
       if (old.length > 0) await this.storage.syncDir('')
       // Only a hint: a checkpoint never fails for it, and its failure is counted.
-      await writeWarmHint(this.storage, encodeWarmHint(this.log.logId, hot)).catch(() => {
-        this.warmInfo.hintWriteErrors++
-      })
+      if (hot !== undefined) {
+        await writeWarmHint(this.storage, encodeWarmHint(this.log.logId, hot)).catch(() => {
+          this.warmInfo.hintWriteErrors++
+        })
+      }
     }
     this.checkpointRun = run().finally(() => {
       this.checkpointRun = undefined

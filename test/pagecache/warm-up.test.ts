@@ -5,11 +5,16 @@
 // close during the warm-up is clean. Real files, real reopen.
 
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { PageCache, type PageCacheOptions, type PageCodec } from '../../src/pagecache/index.js'
-import { encodeWarmHint, WARM_HINT_NAME } from '../../src/pagecache/warm-hint.js'
+import {
+  PageCache,
+  type PageCacheOptions,
+  type PageCodec,
+  WARM_HINT_NAME,
+} from '../../src/pagecache/index.js'
+import { encodeWarmHint } from '../../src/pagecache/warm-hint.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 /** A page is its bytes; a delta appends bytes. */
@@ -84,18 +89,23 @@ test('after a clean close and reopen, the resident pages come back without a rea
   for (const pid of pids) assert.ok(pc.isResident(pid), `page ${pid} is resident`)
   for (const pid of pids) assert.deepEqual(await pc.get(pid), want.get(pid), `page ${pid} reads back`)
   await pc.close()
-  // Off: nothing comes back by itself.
+  // Off: nothing comes back by itself, and no hint is written.
+  const hint = readFileSync(join(dir, WARM_HINT_NAME))
   const off = await PageCache.open(dir, bytesCodec, { ...OPTS, warmCache: false })
   await new Promise((resolve) => setTimeout(resolve, 50))
   assert.equal(off.stats().residentPages, 0)
   assert.equal(off.stats().warmUp.hint, 'off')
+  await off.get(pids[0] as number)
   await off.close()
+  assert.deepEqual(readFileSync(join(dir, WARM_HINT_NAME)), hint, 'warmCache: false wrote no hint')
 })
 
 test('the warm-up never fills the cache beyond its capacity, and takes the most recently used first', async () => {
   const { dir, pids } = await build('pc-warm-capacity')
-  // Use the last 100 pages last, so they are the young end of the LRU at close.
-  let pc = await PageCache.open(dir, bytesCodec, { ...OPTS, warmCache: false })
+  // Use the last 100 pages last, so they are the young end of the LRU at close (no hint:
+  // nothing else comes in).
+  unlinkSync(join(dir, WARM_HINT_NAME))
+  let pc = await PageCache.open(dir, bytesCodec, OPTS)
   const hot = pids.slice(-100)
   for (const pid of hot) await pc.get(pid)
   const buffers = pc.log.segmentBufferBytes
