@@ -46,6 +46,12 @@ export interface OpenOptions {
   flushEveryMs?: number
   /** Bytes of memory for cached pages and the log's segment buffers (default 256 MiB). */
   cacheCapacity?: number
+  /**
+   * After open, page in in the background the pages that were cached at the last close or
+   * checkpoint, most recently used first, up to cacheCapacity (docs/DESIGN.md, "Warm-up
+   * after open"). false: no warm-up, and no hint written for the next open. Default true.
+   */
+  warmCache?: boolean
   /** Segment size of a new log (power of two, 1 KiB..8 MiB). */
   segmentBytes?: number
   /** Storage backend (default: real files in the folder). */
@@ -814,6 +820,9 @@ function checkOpenOptions(o: unknown): OpenOptions {
       throw new InvalidArgumentError(`${name} must be an integer ≥ 0`)
     }
   }
+  if (opts.warmCache !== undefined && typeof opts.warmCache !== 'boolean') {
+    throw new InvalidArgumentError('warmCache must be a boolean')
+  }
   return opts
 }
 
@@ -857,5 +866,6 @@ async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
   if (o.flushEveryMs !== undefined) options.flushEveryMs = o.flushEveryMs
   if (o.writeHighWaterBytes !== undefined) options.writeHighWaterBytes = o.writeHighWaterBytes
   if (o.cacheCapacity !== undefined) options.cacheCapacity = o.cacheCapacity
+  if (o.warmCache !== undefined) options.warmCache = o.warmCache
   return PageCache.open<TreePage>(path, treeCodec, options)
 }

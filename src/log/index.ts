@@ -12,3 +12,4 @@ export {
 } from './format.js'
 export { type BlobRef, Log, type LogOptions, type LogRecord, type Reservation } from './log.js'
 export type { LogMetrics } from './metrics.js'
+export { MAX_RUN_READ_BYTES } from './record-reader.js'

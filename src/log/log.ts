@@ -25,7 +25,7 @@ import { GroupCommit } from './group-commit.js'
 import { LOG_FILE, type LogContext } from './log-context.js'
 import type { LogOptions, LogRecord, Reservation } from './log-types.js'
 import { emptyMetrics, type LogMetrics } from './metrics.js'
-import { iterRecords, type ReadSource, readBlobRef, readRecord } from './record-reader.js'
+import { iterRecords, type ReadSource, readBlobRef, readRecord, readRecordRun } from './record-reader.js'
 import { type RecoveredLog, recoverLog } from './recovery.js'
 import { applyLogRepairs, discardLogRepairs, type LogRepairs } from './repairs.js'
 import { SegmentSlots } from './segment-slots.js'
@@ -777,6 +777,37 @@ export class Log {
       throw new InvalidArgumentError('read() takes a Uint8Array as its scratch space')
     }
     return readRecord(this.parts, lsn, messageBytes, scratch)
+  }
+
+  /**
+   * Reads several records of one segment, ascending, with one read of their span (gaps
+   * included, at most MAX_RUN_READ_BYTES): `messageBytes[i]` is the i-th record's size on
+   * the log, header included. Each record is checked as read() checks it; their data are
+   * views into one array of the span (`scratch`, lent by the caller, when it is long
+   * enough). See record-reader.ts, readRecordRun().
+   */
+  async readRun(
+    lsns: readonly number[],
+    messageBytes: readonly number[],
+    scratch?: Uint8Array,
+  ): Promise<LogRecord[]> {
+    this.checkOpen()
+    if (
+      !Array.isArray(lsns) ||
+      !Array.isArray(messageBytes) ||
+      lsns.length === 0 ||
+      lsns.length !== messageBytes.length
+    ) {
+      throw new InvalidArgumentError('readRun() takes LSNs and as many sizes, at least one')
+    }
+    for (const lsn of lsns) {
+      const bad = lsnError(lsn, 'readRun()')
+      if (bad !== undefined) throw bad
+    }
+    if (scratch !== undefined && !(scratch instanceof Uint8Array)) {
+      throw new InvalidArgumentError('readRun() takes a Uint8Array as its scratch space')
+    }
+    return readRecordRun(this.parts, lsns, messageBytes, scratch)
   }
 
   /**

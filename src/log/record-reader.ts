@@ -150,6 +150,95 @@ export async function readRecord(
 }
 
 /**
+ * Most bytes one readRecordRun() reads at once: a run longer than this is split by the
+ * caller (the page cache's warm-up), so one read never holds the thread pool for long.
+ */
+export const MAX_RUN_READ_BYTES = 1024 * 1024
+
+/**
+ * Reads the records starting at `lsns` (ascending, all in one segment, the i-th taking
+ * `messageBytes[i]` on the log, header included) with one read of the span from the first
+ * to the end of the last, gaps included: for many fragments that lie close together, one
+ * read instead of one each. Every message is checked as readRecord() checks it (CRC,
+ * segment number, kind); a message that runs past the span (a size too small) is a
+ * CorruptionError. Records not yet written to the file are read
+ * one by one through readRecord() (from the writer's memory). The records' data are views
+ * into one array of the span: `scratch` when the caller lends memory long enough (the
+ * views are then valid until it reuses it), else a new array a kept view keeps alive.
+ */
+export async function readRecordRun(
+  src: ReadSource,
+  lsns: readonly number[],
+  messageBytes: readonly number[],
+  scratch?: Uint8Array,
+): Promise<LogRecord[]> {
+  const { ctx, writer } = src
+  const S = ctx.segmentBytes
+  const n = lsns.length
+  assert(n > 0 && messageBytes.length === n, 'a run names at least one record and a size for each')
+  const first = lsns[0] as number
+  const base = Math.floor(first / S) * S
+  let end = first
+  for (let i = 0; i < n; i++) {
+    const lsn = lsns[i] as number
+    const size = messageBytes[i] as number
+    if (lsn < end || lsn - base < SEGMENT_HEADER_BYTES || lsn > writer.maxReserved) {
+      throw new InvalidArgumentError(`a run's LSNs must ascend within one segment (LSN ${lsn})`)
+    }
+    end = lsn + size
+    if (!Number.isSafeInteger(size) || size <= 0 || end > base + S) {
+      throw new InvalidArgumentError(`a run's record at LSN ${lsn} cannot take ${size} bytes`)
+    }
+    // Bytes not yet in the file are in the writer's memory: read each as read() would.
+    if (!writer.written.isDone(lsn)) {
+      return Promise.all(lsns.map((l, j) => readRecord(src, l, messageBytes[j])))
+    }
+  }
+  if (end - first > MAX_RUN_READ_BYTES) {
+    throw new InvalidArgumentError(`a run may span at most ${MAX_RUN_READ_BYTES} bytes, got ${end - first}`)
+  }
+  const slot = slotOf(src, base, first)
+  const origin = first - base
+  const image =
+    scratch !== undefined && scratch.length >= end - first
+      ? scratch.subarray(0, end - first)
+      : new Uint8Array(end - first)
+  await readFully(ctx, image, slot * S + origin)
+  // A truncation may have zeroed and reused the slot meanwhile: its bytes would then be
+  // another segment's (the segment number in each message would catch most of it).
+  if (src.slots.slotAt(base) !== slot)
+    throw new InvalidArgumentError(`LSN ${first} lies in a truncated segment`)
+  const out: LogRecord[] = []
+  const msg = newParsedMessage()
+  for (let i = 0; i < n; i++) {
+    const lsn = lsns[i] as number
+    const at = lsn - base
+    const r = parseMessage(image, at, end - base, S, base / S, msg, true, origin)
+    const isRecord = msg.kind === MessageKind.Record || msg.kind === MessageKind.BlobPointer
+    if (r !== Parse.Ok || !isRecord) {
+      const why = r === Parse.Corrupt ? lastCorruptReason : 'not a record'
+      throw new CorruptionError(`no valid record at LSN ${lsn}: ${why}`, {
+        file: ctx.fileLabel,
+        offset: slot * S + at,
+        lsn,
+      })
+    }
+    const bodyAt = at - origin + msg.headerBytes
+    if (msg.kind === MessageKind.Record) {
+      out.push({
+        lsn: asLsn(lsn),
+        id: msg.id,
+        data: image.subarray(bodyAt, bodyAt + msg.bodyBytes),
+        isBlob: false,
+      })
+    } else {
+      out.push({ lsn: asLsn(lsn), id: msg.id, data: await blobOf(src, image, bodyAt), isBlob: true })
+    }
+  }
+  return out
+}
+
+/**
  * The blob a pointer message at `lsn` names, without reading the blob. A Record there is
  * not a pointer: InvalidArgumentError.
  */

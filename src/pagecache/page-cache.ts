@@ -19,7 +19,14 @@ import {
   wrapIoError,
 } from '../errors.js'
 import { openStorage, type Storage } from '../io/index.js'
-import { type BlobRef, Log, type LogOptions, type LogRecord, messageHeaderBytes } from '../log/index.js'
+import {
+  type BlobRef,
+  Log,
+  type LogOptions,
+  type LogRecord,
+  MAX_RUN_READ_BYTES,
+  messageHeaderBytes,
+} from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
@@ -44,6 +51,7 @@ import {
 import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
 import { PageTable } from './page-table.js'
 import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
+import { encodeWarmHint, readWarmHint, writeWarmHint } from './warm-hint.js'
 
 export interface PageCacheOptions extends LogOptions {
   /**
@@ -63,6 +71,13 @@ export interface PageCacheOptions extends LogOptions {
   /** Relocate live pages out of the log's head (on by default). Tests turn it off. */
   cleaning?: boolean
   /**
+   * Page in, in the background after open, the pages that were resident at the last
+   * checkpoint or clean close (the `warm-pages` hint), most recently used first, up to the
+   * cache's room (docs/DESIGN.md, "Warm-up after open"). false: no warm-up, and checkpoints
+   * write no hint (an old one stays, stale, until a checkpoint with it on). Default true.
+   */
+  warmCache?: boolean
+  /**
    * Fill the arena slots of pages the cache drops with POISON_BYTE, and check they are
    * still poison when reused (pagecache/arena.ts): a test mode that turns a use of a page
    * after eviction into wrong bytes or an InvariantError. Default: on when the environment
@@ -75,6 +90,11 @@ export interface PageCacheOptions extends LogOptions {
    * they catch a page used after eviction. Never use it otherwise.
    */
   unsafeLendFromGet?: boolean
+  /**
+   * TEST ONLY — a mutation switch: the warm-up installs what it read even when the page
+   * changed or was freed meanwhile. The warm-up tests turn it on to prove they catch it.
+   */
+  unsafeWarmIgnoresVersion?: boolean
 }
 
 export interface PageCacheStats {
@@ -115,6 +135,34 @@ export interface PageCacheStats {
   backgroundError: string | undefined
   /** The arena of byte-string pages (PageCodec.arena); undefined for other codecs. */
   arena: ArenaStats | undefined
+  warmUp: WarmUpStats
+}
+
+/** What the warm-up after open did (docs/DESIGN.md, "Warm-up after open"). */
+export interface WarmUpStats {
+  /** 'used', 'off' (warmCache: false), or why the hint was ignored ('missing', 'CRC mismatch', ...). */
+  hint: string | undefined
+  /** Page ids the hint listed. */
+  hintPages: number
+  /** Pages the warm-up installed. */
+  pagesWarmed: number
+  /** Pages it dropped: changed, freed or paged in by a user meanwhile, or failed to read or build. */
+  pagesSkipped: number
+  /** Reads it made (each a run of fragments of one segment). */
+  reads: number
+  /** Whether it ended: the list done, the cache full, or the cache closing. */
+  isDone: boolean
+  /** Hints that failed to be written (a checkpoint never fails for its hint). */
+  hintWriteErrors: number
+}
+
+/** A page being warmed: its fragments' payloads as they arrive. */
+interface WarmPage {
+  pid: number
+  version: number
+  parts: Array<Uint8Array | undefined>
+  left: number
+  isFailed: boolean
 }
 
 /** A resident page: the page itself, or for a byte-string codec its arena slot id. */
@@ -156,6 +204,25 @@ const MAX_PAGE_IN_ATTEMPTS = 64
  * the newest is damaged (open then scans the log instead), and each costs space.
  */
 const KEEP_CHECKPOINTS = 1
+/**
+ * The warm-up takes the hint's pages in groups whose fragments take at most this many bytes
+ * (an estimate of their memory, checked against the cache's room), and sweeps the log once
+ * per group: only the group's deltas are held meanwhile. Hotter groups come first.
+ */
+const WARM_GROUP_BYTES = 128 * 1024 * 1024
+/**
+ * Fragments of one segment at most this far apart are read in one read (the gap is read
+ * and thrown away): a leaf's base and deltas lie far apart, but a group's fragments lie a
+ * few KiB apart. 16 KiB read the 1M-record peer database's 10,389 leaves in 2,187 reads.
+ */
+const WARM_GAP_BYTES = 16 * 1024
+/**
+ * Longest read of the warm-up. A read of the page cache's bytes costs the main thread
+ * about its copy (~15 us for 64 KiB here), and the warm-up yields after each one.
+ */
+const WARM_READ_BYTES = Math.min(64 * 1024, MAX_RUN_READ_BYTES)
+/** The warm-up's longest stretch of main-thread work before it yields. */
+const WARM_SLICE_MS = 0.1
 /**
  * Free page ids open will track below the highest page id (the gaps a free left). A
  * JavaScript Set holds at most 2^24 entries, so a database with more could not be opened
@@ -216,6 +283,25 @@ export class PageCache<T> implements PageStore<T> {
   /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
   private cleaningWaiters: Array<() => void> = []
   private checkpointRun: Promise<void> | undefined
+  private warming: Promise<void> | undefined
+  /** Pages the warm-up dropped because they were written meanwhile. */
+  private warmStale: number[] = []
+  /** Page-ins in flight outside the warm-up (users', cleaning's): the warm-up holds back meanwhile. */
+  private userPageIns = 0
+  private userPageInWaiters: Array<() => void> = []
+  /** The warm-up's read space, reused by every run (their payloads are copied out at once). */
+  private warmScratch: Uint8Array | undefined
+  /** Set when close begins: the warm-up stops at its next step. */
+  private isWarmStopped = false
+  private readonly warmInfo: WarmUpStats = {
+    hint: undefined,
+    hintPages: 0,
+    pagesWarmed: 0,
+    pagesSkipped: 0,
+    reads: 0,
+    isDone: false,
+    hintWriteErrors: 0,
+  }
   private bytesSinceCheckpoint = 0
   private timer: NodeJS.Timeout | undefined
   private closing = false
@@ -265,6 +351,8 @@ export class PageCache<T> implements PageStore<T> {
         | 'flushEveryMs'
         | 'poisonFreedPages'
         | 'unsafeLendFromGet'
+        | 'warmCache'
+        | 'unsafeWarmIgnoresVersion'
       >
     >,
   ) {
@@ -303,12 +391,15 @@ export class PageCache<T> implements PageStore<T> {
       cleaning = true,
       poisonFreedPages = process.env.BOBSLED_POISON_FREED_PAGES === '1',
       unsafeLendFromGet,
+      warmCache = true,
+      unsafeWarmIgnoresVersion,
       ...logOptions
     } = options
     checkCount('cacheCapacity', cacheCapacity, 0)
     checkCount('consolidateAfter', consolidateAfter, 0)
     checkCount('checkpointEveryBytes', checkpointEveryBytes, 0)
     if (typeof cleaning !== 'boolean') throw new InvalidArgumentError('cleaning must be a boolean')
+    if (typeof warmCache !== 'boolean') throw new InvalidArgumentError('warmCache must be a boolean')
     if (typeof poisonFreedPages !== 'boolean')
       throw new InvalidArgumentError('poisonFreedPages must be a boolean')
     if (
@@ -345,6 +436,8 @@ export class PageCache<T> implements PageStore<T> {
       poisonFreedPages,
       // Only a literal true turns the mutation switch on.
       unsafeLendFromGet: unsafeLendFromGet === true,
+      warmCache,
+      unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
     })
     try {
       await pc.recover()
@@ -381,6 +474,8 @@ export class PageCache<T> implements PageStore<T> {
     this.isAccepted = true
     this.recoveryInfo.ms += performance.now() - t0
     this.startTimer()
+    if (this.opts.warmCache) this.warming = this.runInBackground(() => this.warmUp())
+    else this.warmInfo.hint = 'off'
   }
 
   // ---- reading ----
@@ -450,6 +545,7 @@ export class PageCache<T> implements PageStore<T> {
       const version = this.table.version(pid)
       const frags = this.table.fragments(pid)
       let page: T
+      this.userPageIns++
       try {
         page = await this.pageIn(pid, frags)
       } catch (err) {
@@ -457,6 +553,12 @@ export class PageCache<T> implements PageStore<T> {
         // fragments we read from are gone, so ask the page table again.
         if (this.table.version(pid) !== version) continue
         throw err
+      } finally {
+        if (--this.userPageIns === 0 && this.userPageInWaiters.length > 0) {
+          const w = this.userPageInWaiters
+          this.userPageInWaiters = []
+          for (const f of w) f()
+        }
       }
       if (this.table.version(pid) !== version) {
         this.release(page)
@@ -475,7 +577,7 @@ export class PageCache<T> implements PageStore<T> {
   private async pageIn(pid: number, frags: readonly number[]): Promise<T> {
     const bases = new Set<number>()
     for (let i = 0; i < frags.length; i += 2) bases.add(this.sa.baseOf(frags[i] as number))
-    for (const b of bases) this.pinnedBases.push(b)
+    this.pin(bases)
     // Read space lent to the log from the arena, given back once the page is built.
     const scratch: Uint8Array[] = []
     try {
@@ -523,19 +625,310 @@ export class PageCache<T> implements PageStore<T> {
       return this.codec.materialize(base as Uint8Array, deltas)
     } finally {
       for (const space of scratch) this.arena?.free(space)
-      const pinned = this.pinnedBases
-      for (const b of bases) {
-        const at = pinned.lastIndexOf(b)
-        assert(at >= 0, `segment ${b} is unpinned once per page-in that pinned it`)
-        pinned[at] = pinned[pinned.length - 1] as number
-        pinned.pop()
+      this.unpin(bases)
+    }
+  }
+
+  /**
+   * Segments being read from: cleaning waits for their pins before it drops one. An array,
+   * not a Map of counts: a Map emptied and refilled per page-in reallocates its table, and
+   * V8 chains the old tables through its old space (docs/DESIGN.md, "Peak RSS").
+   */
+  private pin(bases: Iterable<number>): void {
+    for (const b of bases) this.pinnedBases.push(b)
+  }
+
+  private unpin(bases: Iterable<number>): void {
+    const pinned = this.pinnedBases
+    for (const b of bases) {
+      const at = pinned.lastIndexOf(b)
+      assert(at >= 0, `segment ${b} is unpinned once per page-in that pinned it`)
+      pinned[at] = pinned[pinned.length - 1] as number
+      pinned.pop()
+    }
+    if (this.unpinWaiters.length > 0) {
+      const w = this.unpinWaiters
+      this.unpinWaiters = []
+      for (const f of w) f()
+    }
+  }
+
+  // ---- warm-up after open ----
+
+  /**
+   * Pages in the pages the hint lists, most recently used first, while the cache has room,
+   * in the background (docs/DESIGN.md, "Warm-up after open"). It only fills the cache: a
+   * page is installed only if it is still at the version its fragments were read at and
+   * no one paged it in meanwhile, in the synchronous step that checks it, and any failure
+   * (a read, a record, a build) drops the page, whose next user pages it in as ever and
+   * meets the same error. One read at a time, and a yield to other work after each.
+   */
+  private async warmUp(): Promise<void> {
+    const info = this.warmInfo
+    let pids: number[] = []
+    try {
+      const hint = await readWarmHint(this.storage, this.log.logId)
+      pids = hint.pids
+      info.hint = hint.why ?? 'used'
+    } catch (e) {
+      info.hint = `unreadable: ${e instanceof Error ? e.message : String(e)}`
+    }
+    info.hintPages = pids.length
+    let next = 0
+    let isFull = false
+    let isRetry = false
+    const queued = new Set<number>()
+    for (;;) {
+      if (next >= pids.length && !isRetry && this.warmStale.length > 0) {
+        // Pages written while they were being read: one more try, once the list is done.
+        pids = this.warmStale
+        this.warmStale = []
+        next = 0
+        isRetry = true
+        queued.clear()
       }
-      if (this.unpinWaiters.length > 0) {
-        const w = this.unpinWaiters
-        this.unpinWaiters = []
-        for (const f of w) f()
+      if (next >= pids.length || isFull || this.mustStopWarming()) break
+      // One group: the next pages of the list, as many as the cache has room for by the
+      // size of their fragments (the estimate; install checks the real charge).
+      const group: WarmPage[] = []
+      const frags: number[] = [] // [lsn, bytes, page index, fragment index] per fragment
+      let groupBytes = 0
+      let room = this.pageBudget() - this.cacheBytes
+      let sliceStart = performance.now()
+      while (next < pids.length && groupBytes < WARM_GROUP_BYTES) {
+        // Finding pages decodes their checkpoint entries: in slices too.
+        if (performance.now() - sliceStart > WARM_SLICE_MS) {
+          await this.warmYield()
+          if (this.mustStopWarming()) break
+          sliceStart = performance.now()
+        }
+        const pid = pids[next] as number
+        // A blob base is one large read of its own: nothing to share, left to its user. A
+        // page listed twice is taken once (its fragments must not be read twice in a run).
+        if (queued.has(pid) || this.lru.has(pid) || !this.exists(pid) || this.table.blobBytes(pid) > 0) {
+          next++
+          continue
+        }
+        const f = this.table.fragments(pid)
+        let bytes = 0
+        for (let i = 1; i < f.length; i += 2) bytes += f[i] as number
+        if (bytes > room) {
+          isFull = true
+          break
+        }
+        next++
+        queued.add(pid)
+        room -= bytes
+        groupBytes += bytes
+        const at = group.length
+        group.push({ pid, version: this.table.version(pid), parts: [], left: f.length / 2, isFailed: false })
+        for (let i = 0; i < f.length; i += 2) frags.push(f[i] as number, f[i + 1] as number, at, i / 2)
+      }
+      if (group.length === 0) continue
+      if (!(await this.warmGroup(group, frags))) isFull = true
+    }
+    info.isDone = true
+    this.warmScratch = undefined
+    this.warmStale = []
+  }
+
+  /**
+   * The warm-up's yield: everything ready runs first (a user's reads, a writer's
+   * completions), and while a user waits for a page-in the warm-up waits too, so its work
+   * fills the time users spend waiting for the disk, not the time they wait for the CPU.
+   */
+  private async warmYield(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    while (this.userPageIns > 0 && !this.mustStopWarming()) {
+      await new Promise<void>((resolve) => this.userPageInWaiters.push(resolve))
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+
+  /** Whether the warm-up must stop: closing, or the log failed. */
+  private mustStopWarming(): boolean {
+    return this.isWarmStopped || this.closing || this.closed || this.log.failure !== undefined
+  }
+
+  /**
+   * Reads a group's fragments newest first, nearby ones together in one read. A page's
+   * deltas are newer than its base, so when the sweep meets a base every delta of its page
+   * has arrived (copied and held: they are small), and the page is built at once from the
+   * base where it was read: no base is ever copied or held (they are most of the bytes),
+   * and the log is read once. False once the cache is full.
+   */
+  private async warmGroup(group: WarmPage[], frags: number[]): Promise<boolean> {
+    // By segment, newest first; each segment's fragments are sorted when its turn comes:
+    // one sort of the whole group (10^5 fragments) held the main thread for tens of ms.
+    const bySegment = new Map<number, number[]>()
+    for (let i = 0; i < frags.length; i += 4) {
+      const base = this.sa.baseOf(frags[i] as number)
+      const list = bySegment.get(base)
+      if (list === undefined) bySegment.set(base, [i])
+      else list.push(i)
+    }
+    const bases = [...bySegment.keys()].sort((a, b) => b - a)
+    const held = new CopySlab()
+    for (const base of bases) {
+      const order = bySegment.get(base) as number[]
+      order.sort((a, b) => (frags[b] as number) - (frags[a] as number))
+      let k = 0
+      while (k < order.length) {
+        if (this.mustStopWarming()) return false
+        // A run, downwards: fragments each ending within WARM_GAP_BYTES of the start of the
+        // one above it, spanning at most WARM_READ_BYTES.
+        const top = order[k] as number
+        const end = (frags[top] as number) + (frags[top + 1] as number)
+        const run = [top]
+        let start = frags[top] as number
+        k++
+        while (k < order.length) {
+          const j = order[k] as number
+          const lsn = frags[j] as number
+          if (start - (lsn + (frags[j + 1] as number)) > WARM_GAP_BYTES || end - lsn > WARM_READ_BYTES) break
+          run.push(j)
+          start = lsn
+          k++
+        }
+        run.reverse()
+        if (!(await this.warmRun(group, frags, run, base, held))) return false
+        await this.warmYield()
       }
     }
+    return true
+  }
+
+  /**
+   * Reads one run (`run` ascending) and takes its records newest first: a delta is copied
+   * into `held`, a base builds its page. False once the cache is full.
+   */
+  private async warmRun(
+    group: WarmPage[],
+    frags: number[],
+    run: number[],
+    base: number,
+    held: CopySlab,
+  ): Promise<boolean> {
+    // Pages that failed or went stale need no more reads (their fragments may be gone).
+    const live: number[] = []
+    const lsns: number[] = []
+    const sizes: number[] = []
+    for (const j of run) {
+      const p = group[frags[j + 2] as number] as WarmPage
+      if (p.isFailed) continue
+      if (this.table.version(p.pid) !== p.version && !this.opts.unsafeWarmIgnoresVersion) {
+        this.failWarm(p, true)
+        continue
+      }
+      live.push(j)
+      lsns.push(frags[j] as number)
+      sizes.push(frags[j + 1] as number)
+    }
+    if (live.length === 0) return true
+    let records: LogRecord[] | undefined
+    this.pin([base])
+    try {
+      this.warmInfo.reads++
+      this.warmScratch ??= new Uint8Array(WARM_READ_BYTES)
+      records = await this.log.readRun(lsns, sizes, this.warmScratch)
+    } catch {
+      // The page moved and its segment went, or the bytes are damaged: its user will page
+      // it in and meet (and report) whatever is really there.
+      records = undefined
+    } finally {
+      this.unpin([base])
+    }
+    let sliceStart = performance.now()
+    for (let i = live.length - 1; i >= 0; i--) {
+      // Building pages is most of the work: in slices, so a user's completion never waits
+      // long behind it. The run's bytes are the warm-up's own scratch: still valid after.
+      if (performance.now() - sliceStart > WARM_SLICE_MS) {
+        await this.warmYield()
+        if (this.mustStopWarming()) return false
+        sliceStart = performance.now()
+      }
+      const j = live[i] as number
+      const p = group[frags[j + 2] as number] as WarmPage
+      const rec = records?.[i]
+      if (p.isFailed) continue
+      if (rec === undefined || rec.isBlob) {
+        this.failWarm(p)
+        continue
+      }
+      const fragIndex = frags[j + 3] as number
+      let payload: Uint8Array
+      try {
+        const r = decodePageRecord(rec.data, rec.lsn)
+        const want = fragIndex === 0 ? PageRecordKind.Replace : PageRecordKind.Link
+        if (r.pid !== p.pid || r.kind !== want) {
+          this.failWarm(p)
+          continue
+        }
+        payload = r.payload
+      } catch {
+        this.failWarm(p)
+        continue
+      }
+      p.left--
+      if (fragIndex > 0) {
+        // The read space is reused by the next run: a delta is kept as a copy.
+        p.parts[fragIndex] = held.copy(payload)
+        continue
+      }
+      // The base, met last: every delta arrived before it, or the page already failed.
+      p.parts[0] = payload
+      if (p.left !== 0) {
+        this.failWarm(p)
+        continue
+      }
+      if (!this.finishWarm(p)) return false
+    }
+    return true
+  }
+
+  /** Drops a page from the warm-up; a `isStale` one (written meanwhile) is tried once more. */
+  private failWarm(p: WarmPage, isStale = false): void {
+    if (p.isFailed) return
+    p.isFailed = true
+    p.parts = []
+    this.warmInfo.pagesSkipped++
+    if (isStale) this.warmStale.push(p.pid)
+  }
+
+  /** Builds and installs a page whose fragments all arrived; false once the cache is full. */
+  private finishWarm(p: WarmPage): boolean {
+    const parts = p.parts as Uint8Array[]
+    p.parts = []
+    if (this.mustStopWarming() || this.lru.has(p.pid)) {
+      this.warmInfo.pagesSkipped++
+      return true
+    }
+    if (this.table.version(p.pid) !== p.version && !this.opts.unsafeWarmIgnoresVersion) {
+      this.warmInfo.pagesSkipped++
+      this.warmStale.push(p.pid)
+      return true
+    }
+    let page: T
+    try {
+      const base = parts[0] as Uint8Array
+      const deltas = parts.slice(1)
+      page =
+        this.arena !== undefined
+          ? this.buildInArena(p.pid, base, deltas)
+          : this.codec.materialize(base, deltas)
+    } catch {
+      this.warmInfo.pagesSkipped++
+      return true
+    }
+    // Never beyond the capacity, and never at the cost of a page someone used.
+    if (this.cacheBytes + this.memoryOf(page) > this.pageBudget()) {
+      this.release(page)
+      this.warmInfo.pagesSkipped++
+      return false
+    }
+    this.install(p.pid, page, true)
+    this.warmInfo.pagesWarmed++
+    return true
   }
 
   /** A byte-string page built into a slot of the arena (a plain array when it is full). */
@@ -1581,6 +1974,9 @@ export class PageCache<T> implements PageStore<T> {
       this.sa.liveBlobBytes,
     )
     this.bytesSinceCheckpoint = 0
+    // The resident pages as of the cut, most recently used first (the LRU's young end).
+    // warmCache: false is the whole feature off: no hint is written either.
+    const hot = this.opts.warmCache ? [...this.lru.keys()].reverse() : undefined
     const run = async (): Promise<void> => {
       if (replayFrom > 0) await this.log.makeStable(replayFrom - 1)
       const name = checkpointName(replayFrom)
@@ -1591,6 +1987,12 @@ export class PageCache<T> implements PageStore<T> {
       for (const n of old) await this.storage.unlink(n)
       if (KILL_ODDS && old.length > 0) maybeKill('pagecache.checkpoint.old-unlinked')
       if (old.length > 0) await this.storage.syncDir('')
+      // Only a hint: a checkpoint never fails for it, and its failure is counted.
+      if (hot !== undefined) {
+        await writeWarmHint(this.storage, encodeWarmHint(this.log.logId, hot)).catch(() => {
+          this.warmInfo.hintWriteErrors++
+        })
+      }
     }
     this.checkpointRun = run().finally(() => {
       this.checkpointRun = undefined
@@ -1766,6 +2168,7 @@ export class PageCache<T> implements PageStore<T> {
       recovery: structuredClone(this.recoveryInfo),
       backgroundError: this.backgroundError === undefined ? undefined : String(this.backgroundError),
       arena: this.arena?.stats(),
+      warmUp: { ...this.warmInfo },
     }
   }
 
@@ -1810,6 +2213,7 @@ export class PageCache<T> implements PageStore<T> {
    */
   async close(): Promise<void> {
     if (this.closed || this.closing) return
+    this.isWarmStopped = true
     // An open never accepted writes nothing, not even a checkpoint.
     if (this.accepting === undefined) return this.closeRefused()
     try {
@@ -1854,10 +2258,12 @@ export class PageCache<T> implements PageStore<T> {
   /** Stops the timer and waits for a cleaning run and a checkpoint in flight. */
   private async stopBackgroundWork(): Promise<void> {
     this.closing = true
+    this.isWarmStopped = true
     await this.accepting?.catch(() => {})
     if (this.timer !== undefined) clearInterval(this.timer)
     await this.cleaningRun
     await this.checkpointRun?.catch(() => {})
+    await this.warming
   }
 
   // ---- checks ----

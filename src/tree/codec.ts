@@ -8,7 +8,16 @@ import type { PageCodec } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { CopySlab } from '../util/copy-slab.js'
 import { compareBytes } from './keys.js'
-import { compareRanges, fold, type Leaf, leafApply, leafMemoryBytes, leafOfBytes, TAG_LEAF } from './leaf.js'
+import {
+  compareRanges,
+  fold,
+  type Leaf,
+  leafApply,
+  leafMemoryBytes,
+  leafOfBytes,
+  leafViewOfBytes,
+  TAG_LEAF,
+} from './leaf.js'
 import { type Counter, type Meta, makeIndex, type TreePage, varintBytes } from './node.js'
 
 export { TAG_LEAF }
@@ -98,6 +107,14 @@ class Reader {
     this.pos += len
     return b
   }
+  /** A length-prefixed byte string as a view of the buffer (no copy). */
+  view(): Uint8Array {
+    const len = this.varint()
+    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
+    const b = this.buf.subarray(this.pos, this.pos + len)
+    this.pos += len
+    return b
+  }
   /** Skips a length-prefixed byte string; returns where its bytes start. */
   skipBytes(): number {
     const len = this.varint()
@@ -158,12 +175,21 @@ export function encodePage(page: TreePage): Uint8Array {
 }
 
 export function decodePage(bytes: Uint8Array): TreePage {
+  return decodePageAs(bytes, false)
+}
+
+/**
+ * A page's decoded form. With `isTransient` a leaf is a view of `bytes` (no copy; its key
+ * offsets have room for the words) for a caller that builds a new leaf from it at once and
+ * drops it: page-in with deltas, whose merge writes fresh bytes anyway.
+ */
+function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   const r = new Reader(bytes, 'tree page')
   const tag = r.u8()
   let page: TreePage
   if (tag === TAG_LEAF) {
     const n = r.count(2)
-    const offs = new Uint32Array(2 * n)
+    const offs = new Uint32Array((isTransient ? 3 : 2) * n)
     for (let i = 0; i < n; i++) {
       const ks = r.skipBytes()
       offs[2 * i] = ks
@@ -181,7 +207,7 @@ export function decodePage(bytes: Uint8Array): TreePage {
       if (c >= 0) r.fail(`keys out of order at entry ${i}`)
     }
     r.end()
-    return leafOfBytes(bytes, offs)
+    return isTransient ? leafViewOfBytes(bytes, offs) : leafOfBytes(bytes, offs)
   } else if (tag === TAG_INDEX) {
     const n = r.count(1)
     if (n < 1) r.fail('an index node without children')
@@ -251,20 +277,29 @@ export function encodeLeafDelta(ops: readonly LeafOp[], slab?: CopySlab): Uint8A
 }
 
 export function decodeLeafDelta(bytes: Uint8Array): LeafOp[] {
+  const ops: LeafOp[] = []
+  decodeLeafDeltaInto(bytes, ops, false)
+  return ops
+}
+
+/**
+ * Appends a delta's ops to `ops`; with `asViews` their keys and values are views of `bytes`
+ * (no array of their own each) for a caller that copies them before `bytes` is reused.
+ */
+function decodeLeafDeltaInto(bytes: Uint8Array, ops: LeafOp[], asViews: boolean): void {
   const r = new Reader(bytes, 'leaf delta')
   if (r.u8() !== TAG_LEAF_DELTA) r.fail('not a leaf delta')
   const n = r.count(2)
-  const ops: LeafOp[] = []
+  const take = asViews ? () => r.view() : () => r.bytes()
   for (let i = 0; i < n; i++) {
     const kind = r.u8()
     if (kind === OP_SET) {
-      const key = r.bytes()
-      ops.push({ key, value: r.bytes() })
-    } else if (kind === OP_REMOVE) ops.push({ key: r.bytes(), value: undefined })
+      const key = take()
+      ops.push({ key, value: take() })
+    } else if (kind === OP_REMOVE) ops.push({ key: take(), value: undefined })
     else r.fail(`unknown leaf op ${kind}`)
   }
   r.end()
-  return ops
 }
 
 /** Applies ops to a leaf in order (later ops on a key win). Used at page-in. */
@@ -275,15 +310,20 @@ export function applyLeafOps(leaf: Leaf, ops: readonly LeafOp[]): Leaf {
 /** The codec the page store uses for every tree-layer page. */
 export const treeCodec: PageCodec<TreePage> = {
   materialize(base: Uint8Array, deltas: readonly Uint8Array[]): TreePage {
-    const page = decodePage(base)
-    if (deltas.length === 0) return page
+    if (deltas.length === 0) return decodePage(base)
+    // With deltas the base and the ops are only read: the merge below writes the leaf's
+    // bytes once, from views of them (a page-in used to copy the base, then copy it again
+    // in the merge, and give every op's key and value an array of its own).
+    const page = decodePageAs(base, true)
     if (page.kind !== 'leaf') {
       throw new CorruptionError(`tree page: a ${page.kind} page with ${deltas.length} leaf deltas`)
     }
     // All deltas' ops in one pass: new bytes are built once.
     const ops: LeafOp[] = []
-    for (const d of deltas) for (const op of decodeLeafDelta(d)) ops.push(op)
-    return applyLeafOps(page, ops)
+    for (const d of deltas) decodeLeafDeltaInto(d, ops, true)
+    const leaf = applyLeafOps(page, ops)
+    // Ops that cancel out (set then removed, of a key the base lacks) leave the view itself.
+    return leaf === page ? decodePage(base) : leaf
   },
   encode: encodePage,
   memoryBytes(page: TreePage): number {

@@ -208,6 +208,18 @@ export function leafOfBytes(src: Uint8Array, offs: Uint32Array): Leaf {
   return new Leaf(b.buf, b.offs, cpl, NO_KEYS, NO_VALUES, 0, count, src.length)
 }
 
+/**
+ * A leaf over `src` itself (no copy): `offs` holds [keyStart, keyEnd) of each key and room
+ * for their words, filled here. Only for a caller that merges it into new bytes at once
+ * and drops it (page-in with deltas): `src` may be memory its owner reuses.
+ */
+export function leafViewOfBytes(src: Uint8Array, offs: Uint32Array): Leaf {
+  const count = (offs.length / 3) | 0
+  assert(offs.length === 3 * count, 'room for each key offset and word')
+  const cpl = fillWords(src, offs)
+  return new Leaf(src, offs, cpl, NO_KEYS, NO_VALUES, 0, count, src.length)
+}
+
 // ---- reading the base ----
 
 function baseCount(l: Leaf): number {

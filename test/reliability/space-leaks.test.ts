@@ -40,7 +40,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { type Db, type DbStore, type OpenOptions, open, openOn } from '../../src/db.js'
 import { SimDisk, type Storage } from '../../src/io/index.js'
-import { PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
+import { PageCache, type PageCacheOptions, WARM_HINT_NAME } from '../../src/pagecache/index.js'
 import { type TreePage, treeCodec } from '../../src/tree/index.js'
 import { Prng } from '../../src/util/prng.js'
 import { filesOf } from '../helpers/db-images.js'
@@ -80,7 +80,7 @@ interface Figures {
   crashes: number
   /** Bytes of the data files: the log and the blob files. */
   filesBytes: number
-  /** Bytes of the other files (conf, witness, checkpoint), held to a count, not the bound. */
+  /** Bytes of the other files (conf, witness, checkpoint, warm-up hint), held to a count, not the bound. */
   metaBytes: number
   /** Metadata files that should not be there (a second checkpoint, temp files, a journal). */
   strayFiles: string[]
@@ -205,11 +205,15 @@ const isData = (name: string): boolean => name === 'log' || name.startsWith('blo
 const dataBytes = (files: Map<string, number>): number =>
   sumBytes(new Map([...files].filter(([n]) => isData(n))))
 
-/** The settled folder holds conf, witness and one checkpoint besides its data files. */
+/**
+ * The settled folder holds conf, witness, one checkpoint and the warm-up hint (one file of
+ * 36 B + 4 B per resident page, rewritten in place by each checkpoint) besides its data files.
+ */
 function strayFilesOf(files: Map<string, number>): string[] {
   const meta = [...files.keys()].filter((n) => !isData(n))
   const checkpoints = meta.filter((n) => /^checkpoint-[0-9a-f]{16}$/.test(n))
-  const stray = meta.filter((n) => n !== 'conf' && n !== 'witness' && !checkpoints.includes(n))
+  const kept = new Set(['conf', 'witness', WARM_HINT_NAME])
+  const stray = meta.filter((n) => !kept.has(n) && !checkpoints.includes(n))
   if (checkpoints.length > 1) stray.push(...checkpoints.slice(1))
   return stray
 }

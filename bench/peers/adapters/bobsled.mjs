@@ -1,7 +1,8 @@
 // bobsled from the root build (`npm run build` writes dist/). The database API is coded
 // against the pinned names (open / applyBatch / insert / get / range / flush / sizeOnDisk /
 // close); until the build exports `open`, load() reports "not built yet" and the harness skips
-// bobsled. BOBSLED_DIST overrides the module path (e.g. to try another build).
+// bobsled. BOBSLED_DIST overrides the module path (e.g. to try another build);
+// BOBSLED_WARM_CACHE=0 opens with `warmCache: false` (no warm-up after the reopen), to compare.
 
 import * as fs from 'node:fs'
 import { pathToFileURL } from 'node:url'
@@ -47,6 +48,7 @@ export const peer = {
     const db = await mod.open(dir, {
       durability: mode === 'durable' ? 'sync' : 'flush',
       cacheCapacity: BOBSLED_CACHE_BYTES,
+      ...(process.env.BOBSLED_WARM_CACHE === '0' ? { warmCache: false } : {}),
     })
     return {
       async writeBatch(keys, values) {

@@ -1,0 +1,78 @@
+// The warm-up after open through the public API (docs/DESIGN.md, "Warm-up after open"): a
+// database's leaves come back into the cache after a clean close and reopen with no read by
+// the user, a write made while they come back wins over what the warm-up read, and
+// `warmCache: false` turns it off. Real files, real reopen.
+
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { InvalidArgumentError, open } from '../../src/index.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+const key = (i: number): string => `key:${String(i).padStart(6, '0')}`
+const value = (i: number, round: number): string => `value ${i} of round ${round} `.repeat(3)
+const RECORDS = 3000
+/** Small nodes: many leaves, each a base and a few deltas after the batches below. */
+const NODES = { nodeMaxBytes: 2048, flushEveryMs: 0 }
+
+interface StoreStats {
+  pages: number
+  residentPages: number
+  warmUp: { hint: string; isDone: boolean; pagesWarmed: number }
+}
+
+async function storeStats(db: { stats(): Promise<object> }): Promise<StoreStats> {
+  return ((await db.stats()) as { store: StoreStats }).store
+}
+
+test('after a clean close and reopen the leaves come back without a read, and writes made meanwhile win', async () => {
+  const dir = (await tempDir('db-warm-up')).path
+  let db = await open(dir, NODES)
+  for (let round = 0; round < 3; round++) {
+    for (let b = 0; b < RECORDS; b += 100) {
+      await db.applyBatch((t) => {
+        for (let i = b; i < b + 100; i++)
+          if ((i + round) % (round + 1) === 0) t.insert(key(i), value(i, round))
+      })
+    }
+  }
+  const want = new Map<string, string>()
+  for (let i = 0; i < RECORDS; i++) {
+    const v = await db.get(key(i))
+    want.set(key(i), new TextDecoder().decode(v))
+  }
+  await db.close()
+
+  db = await open(dir, NODES)
+  // Writes while the warm-up runs, to a few leaves: at once, and along with its reads.
+  for (let i = 0; i < RECORDS; i += 397) await db.insert(key(i), value(i, 7))
+  for (let i = 0; i < RECORDS; i += 397) want.set(key(i), value(i, 7))
+  for (let i = 5; i < RECORDS; i += 293) want.set(key(i), value(i, 8))
+  const writes = (async () => {
+    for (let i = 5; i < RECORDS; i += 293) await db.insert(key(i), value(i, 8))
+  })()
+  let s = await storeStats(db)
+  while (!s.warmUp.isDone) {
+    await new Promise((resolve) => setTimeout(resolve, 2))
+    s = await storeStats(db)
+  }
+  await writes
+  s = await storeStats(db)
+  assert.equal(s.warmUp.hint, 'used')
+  assert.ok(s.warmUp.pagesWarmed > 20, `${s.warmUp.pagesWarmed} pages warmed`)
+  assert.equal(s.residentPages, s.pages, 'every page is resident, none read by the user')
+  for (let i = 0; i < RECORDS; i++) {
+    assert.equal(new TextDecoder().decode(await db.get(key(i))), want.get(key(i)), key(i))
+  }
+  await db.close()
+
+  db = await open(dir, { ...NODES, warmCache: false })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  s = await storeStats(db)
+  assert.equal(s.warmUp.hint, 'off')
+  assert.ok(
+    s.residentPages < s.pages / 2,
+    `${s.residentPages} of ${s.pages} pages resident with warmCache: false`,
+  )
+  await db.close()
+  await assert.rejects(open(dir, { warmCache: 'yes' as never }), InvalidArgumentError)
+})
