@@ -416,6 +416,13 @@ export function checkRecovered(
         return `w=${i.w}${h.isAcked(i.w) ? ' ACK' : ''} ${ops.join(' ')}`
       })
       console.log(lines.join('\n'))
+      const written = new Set(h.intents.flatMap((i) => i.ops.map((o) => slot(o.tree, o.key))))
+      for (const s of new Set([...h.base.keys(), ...recovered.keys()])) {
+        const was = h.base.get(s) ?? -1
+        const got = recovered.get(s) ?? -1
+        if (was !== got && !written.has(s))
+          console.log(`not written this round: ${s} base ${was}, recovered ${got}`)
+      }
     }
     res.violation = `no prefix of the ${h.intents.length} writes covering the ${acked} acknowledged ones gives the recovered state (acked_lost=${res.ackedLost} torn_batches=${res.tornBatches} phantom=${res.phantom})`
     return res

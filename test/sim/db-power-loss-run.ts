@@ -33,6 +33,8 @@ export interface DbOutcome {
    * (a phantom value, a torn batch, writes out of order).
    */
   kind?: 'acked_lost' | 'wrong'
+  /** The acked_lost is a rollback: the state is an earlier round's, one a recovery had returned. */
+  rollback?: boolean
 }
 
 export interface DbRunOptions {
@@ -61,13 +63,28 @@ function openDb(disk: SimDisk, durability: 'sync' | 'flush'): Promise<Db> {
   return open('db', o)
 }
 
-/** Tells a lost tail from a wrong state: the same check with no write acknowledged. */
-function classify(h: History, state: Map<string, number>, phantom: string[]): 'acked_lost' | 'wrong' {
-  const unacked = new History()
-  unacked.base = new Map(h.base)
-  for (const i of h.intents) unacked.intent(i)
-  const c = checkRecovered(unacked, state, phantom)
-  return c.violation === undefined ? 'acked_lost' : 'wrong'
+/**
+ * Tells lost acknowledged writes from a wrong state, the same check with no write
+ * acknowledged: 'acked_lost' when the state is some prefix of this round's writes, or of an
+ * earlier round's (a rollback past a state an earlier recovery had returned: a device
+ * without PSOW, or a misdirected or lost write, can take writes of the last segment that
+ * were already recovered, docs/RELIABILITY.md "Rollback past a recovered state"); 'wrong'
+ * when it is none.
+ */
+function classify(
+  past: readonly History[],
+  h: History,
+  state: Map<string, number>,
+  phantom: string[],
+): { kind: 'acked_lost' | 'wrong'; rollback: boolean } {
+  for (const [n, x] of [...past, h].entries()) {
+    const unacked = new History()
+    unacked.base = new Map(x.base)
+    for (const i of x.intents) unacked.intent(i)
+    if (checkRecovered(unacked, state, phantom).violation === undefined)
+      return { kind: 'acked_lost', rollback: n < past.length }
+  }
+  return { kind: 'wrong', rollback: false }
 }
 
 /** One seed; throws when a reopen or a read fails (a typed error is a detection). */
@@ -84,6 +101,8 @@ export async function runDbSeed(
     o.onDisk?.(disk)
   }
   const h = new History()
+  /** Each earlier round's base and the writes its recovery kept, for classify(). */
+  const past: History[] = []
   const total: DbOutcome = { acked: 0, kept: 0, ackedLost: 0, tornBatches: 0, phantom: 0 }
   const rounds = 1 + rng.int(3)
   for (let round = 0; round <= rounds; round++) {
@@ -99,11 +118,19 @@ export async function runDbSeed(
         state.set(b, va)
       }
     }
+    // What this round may be rolled back to later: its base and the writes it kept.
+    const before = new History()
+    before.base = new Map(h.base)
+    const intents = h.intents.slice()
     const c = addRecovered(total, checkRecovered(h, state, phantom))
     if (c.violation !== undefined) {
       await db.close().catch(() => {})
-      return { ...total, violation: `round ${round}: ${c.violation}`, kind: classify(h, state, phantom) }
+      const { kind, rollback } = classify(past, h, state, phantom)
+      const what = rollback ? `rolled back to an earlier round (${c.violation})` : c.violation
+      return { ...total, violation: `round ${round}: ${what}`, kind, rollback }
     }
+    for (const i of intents.slice(0, c.kept)) before.intent(i)
+    past.push(before)
     if (round === rounds) {
       await db.close()
       break
