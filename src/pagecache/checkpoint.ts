@@ -333,9 +333,22 @@ export function isCheckpointTemp(name: string): boolean {
 }
 
 export async function readWholeFile(storage: Storage, name: string): Promise<Uint8Array> {
+  return (await readFileUpTo(storage, name, Number.POSITIVE_INFINITY)) as Uint8Array
+}
+
+/**
+ * The bytes of file `name`, or undefined when it is longer than `maxBytes` (a planted file
+ * must not make us allocate its size). A file that shrinks while read gives what was read.
+ */
+export async function readFileUpTo(
+  storage: Storage,
+  name: string,
+  maxBytes: number,
+): Promise<Uint8Array | undefined> {
   const f = await storage.openFile(name, 'read')
   try {
     const size = await f.size()
+    if (size > maxBytes) return undefined
     const buf = new Uint8Array(size)
     let got = 0
     while (got < size) {

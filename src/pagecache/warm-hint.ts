@@ -6,6 +6,7 @@
 
 import type { Storage } from '../io/index.js'
 import { crc32 } from '../util/crc32.js'
+import { readFileUpTo } from './checkpoint.js'
 
 export const WARM_HINT_NAME = 'warm-pages'
 const TEMP_NAME = `${WARM_HINT_NAME}.tmp`
@@ -76,20 +77,8 @@ export async function readWarmHint(
   logId: number,
 ): Promise<{ pids: number[]; why: string | undefined }> {
   if (!(await storage.exists(WARM_HINT_NAME))) return { pids: [], why: 'missing' }
-  const f = await storage.openFile(WARM_HINT_NAME, 'read')
-  try {
-    const size = await f.size()
-    if (size > HEADER_BYTES + 4 * MAX_WARM_HINT_PAGES + 4) return { pids: [], why: 'bad length' }
-    const buf = new Uint8Array(size)
-    let got = 0
-    while (got < size) {
-      const n = await f.read(buf, got, size - got, got)
-      if (n === 0) break
-      got += n
-    }
-    const r = decodeWarmHint(buf.subarray(0, got), logId)
-    return typeof r === 'string' ? { pids: [], why: r } : { pids: r, why: undefined }
-  } finally {
-    await f.close()
-  }
+  const buf = await readFileUpTo(storage, WARM_HINT_NAME, HEADER_BYTES + 4 * MAX_WARM_HINT_PAGES + 4)
+  if (buf === undefined) return { pids: [], why: 'bad length' }
+  const r = decodeWarmHint(buf, logId)
+  return typeof r === 'string' ? { pids: [], why: r } : { pids: r, why: undefined }
 }

@@ -7,33 +7,12 @@ import { test } from 'node:test'
 import * as v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { FileStorage, type OpenMode, type Storage, type StorageFile } from '../../src/io/index.js'
-import { PageCache, type PageCodec } from '../../src/pagecache/index.js'
+import { PageCache } from '../../src/pagecache/index.js'
+import { bytesOf, plainAppendCodec } from '../helpers/append-codec.js'
 import { ForwardingStorage } from '../helpers/forwarding-storage.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-/** A page is its bytes; a delta appends bytes. The page cache hands the codec its own arrays. */
-const bytesCodec: PageCodec<Uint8Array> = {
-  materialize(base, deltas) {
-    let n = base.length
-    for (const d of deltas) n += d.length
-    const page = new Uint8Array(n)
-    page.set(base)
-    let at = base.length
-    for (const d of deltas) {
-      page.set(d, at)
-      at += d.length
-    }
-    return page
-  },
-  encode: (page) => page,
-  memoryBytes: (page) => page.length + 64,
-}
-
-const bytesOf = (n: number, seed: number): Uint8Array => {
-  const b = new Uint8Array(n)
-  for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 0xff
-  return b
-}
+const bytesCodec = plainAppendCodec
 
 /** Records the reads of the `log` file while armed. */
 class LogReads extends ForwardingStorage {

@@ -13,35 +13,13 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { SimDisk } from '../../src/io/index.js'
 import { PageArena } from '../../src/pagecache/arena.js'
-import { PageCache, type PageCodec } from '../../src/pagecache/index.js'
+import { PageCache } from '../../src/pagecache/index.js'
 import { Prng } from '../../src/util/prng.js'
+import { appendCodec } from '../helpers/append-codec.js'
 import { seedList } from '../helpers/io-recorder.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-const arenaCodec: PageCodec<Uint8Array> = {
-  materialize(base, deltas) {
-    const page = new Uint8Array(arenaCodec.arena?.builtBytes(base, deltas) as number)
-    arenaCodec.arena?.build(base, deltas, page)
-    return page
-  },
-  encode: (page) => page,
-  memoryBytes: (page) => page.length + 64,
-  arena: {
-    builtBytes(base, deltas) {
-      let n = base.length
-      for (const d of deltas) n += d.length
-      return n
-    },
-    build(base, deltas, out) {
-      out.set(base)
-      let at = base.length
-      for (const d of deltas) {
-        out.set(d, at)
-        at += d.length
-      }
-    },
-  },
-}
+const arenaCodec = appendCodec
 
 const RUNS = 3
 const WRITES = 2000

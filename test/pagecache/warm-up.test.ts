@@ -8,38 +8,12 @@ import assert from 'node:assert/strict'
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import {
-  PageCache,
-  type PageCacheOptions,
-  type PageCodec,
-  WARM_HINT_NAME,
-} from '../../src/pagecache/index.js'
+import { PageCache, type PageCacheOptions, WARM_HINT_NAME } from '../../src/pagecache/index.js'
 import { encodeWarmHint } from '../../src/pagecache/warm-hint.js'
+import { bytesOf, plainAppendCodec } from '../helpers/append-codec.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-/** A page is its bytes; a delta appends bytes. */
-const bytesCodec: PageCodec<Uint8Array> = {
-  materialize(base, deltas) {
-    let n = base.length
-    for (const d of deltas) n += d.length
-    const page = new Uint8Array(n)
-    page.set(base)
-    let at = base.length
-    for (const d of deltas) {
-      page.set(d, at)
-      at += d.length
-    }
-    return page
-  },
-  encode: (page) => page,
-  memoryBytes: (page) => page.length + 64,
-}
-
-const bytesOf = (n: number, seed: number): Uint8Array => {
-  const b = new Uint8Array(n)
-  for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 0xff
-  return b
-}
+const bytesCodec = plainAppendCodec
 
 const OPTS: PageCacheOptions = { flushEveryMs: 0, segmentBytes: 64 * 1024, cleaning: false }
 const PAGES = 600
