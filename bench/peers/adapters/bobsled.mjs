@@ -1,4 +1,5 @@
-// bobsled from the root build (`npm run build` writes dist/). The database API is coded
+// bobsled from the root build (`npm run build` writes dist/), through the package's entry,
+// the one-module bundle dist/bobsled.js, as `import 'bobsled'` loads it. The database API is coded
 // against the pinned names (open / applyBatch / insert / get / range / flush / sizeOnDisk /
 // close); until the build exports `open`, load() reports "not built yet" and the harness skips
 // bobsled. BOBSLED_DIST overrides the module path (e.g. to try another build);
@@ -7,7 +8,7 @@
 import * as fs from 'node:fs'
 import { pathToFileURL } from 'node:url'
 
-const DEFAULT_DIST = new URL('../../../dist/src/index.js', import.meta.url)
+const DEFAULT_DIST = new URL('../../../dist/bobsled.js', import.meta.url)
 
 /** The bobsled module, or a reason it can't be benchmarked yet. */
 export async function load() {
