@@ -18,69 +18,69 @@ import { listCodec } from '../helpers/list-codec.js'
 const SEGMENT_BYTES = 64 * 1024
 const HUGE_PID = 2 ** 24 + 2 ** 19
 
-test('replay rejects a huge page id early in a 1 MiB log before growing the page table for it', async () => {
-  const disk = new SimDisk({ seed: 11 })
-  const log = await Log.open('db', {
-    storage: disk.storage('db'),
-    segmentBytes: SEGMENT_BYTES,
-    flushEveryMs: 0,
-  })
-  log.append(encodePageRecord(PageRecordKind.Replace, HUGE_PID, new Uint8Array(8)))
-  // About 1 MiB of ordinary records after it: the old bound allowed a page per LSN left.
-  const body = new Uint8Array(1000).fill(7)
-  for (let i = 0; i < 1100; i++) log.append(encodePageRecord(PageRecordKind.Replace, i % 50, body))
-  await log.close()
+const OPTS = { segmentBytes: SEGMENT_BYTES, flushEveryMs: 0 }
 
-  let largestRow = -1
+/** A log of `records` on a fresh simulated disk, closed. */
+async function logOf(seed: number, records: readonly Uint8Array[]): Promise<SimDisk> {
+  const disk = new SimDisk({ seed })
+  const log = await Log.open('db', { storage: disk.storage('db'), ...OPTS })
+  for (const r of records) log.append(r)
+  await log.close()
+  return disk
+}
+
+/**
+ * Opens a page cache on `disk` with PageTable.grow() seen by `spy` first (it may throw in
+ * grow's place); the open must reject as `matches` says.
+ */
+async function openRejects(
+  disk: SimDisk,
+  spy: (pid: number) => void,
+  matches: (e: unknown) => boolean,
+): Promise<void> {
   const grow = PageTable.prototype.grow
   PageTable.prototype.grow = function (this: PageTable, pid: number) {
-    largestRow = Math.max(largestRow, pid)
+    spy(pid)
     return grow.call(this, pid)
   }
   try {
-    await assert.rejects(
-      PageCache.open('db', listCodec, {
-        storage: disk.storage('db'),
-        segmentBytes: SEGMENT_BYTES,
-        flushEveryMs: 0,
-      }),
-      (e: unknown) => e instanceof CorruptionError && /page/.test(e.message),
-    )
+    await assert.rejects(PageCache.open('db', listCodec, { storage: disk.storage('db'), ...OPTS }), matches)
   } finally {
     PageTable.prototype.grow = grow
   }
+}
+
+test('replay rejects a huge page id early in a 1 MiB log before growing the page table for it', async () => {
+  // About 1 MiB of ordinary records after it: the old bound allowed a page per LSN left.
+  const body = new Uint8Array(1000).fill(7)
+  const disk = await logOf(11, [
+    encodePageRecord(PageRecordKind.Replace, HUGE_PID, new Uint8Array(8)),
+    ...Array.from({ length: 1100 }, (_, i) => encodePageRecord(PageRecordKind.Replace, i % 50, body)),
+  ])
+  let largestRow = -1
+  await openRejects(
+    disk,
+    (pid) => {
+      largestRow = Math.max(largestRow, pid)
+    },
+    (e: unknown) => e instanceof CorruptionError && /page/.test(e.message),
+  )
   assert.ok(largestRow < 2 ** 20, `the page table grew to page ${largestRow} before the open failed`)
 })
 
 test("a page table that cannot be allocated for a replayed page id is the file's CorruptionError, not V8's RangeError", async () => {
-  const disk = new SimDisk({ seed: 12 })
-  const log = await Log.open('db', {
-    storage: disk.storage('db'),
-    segmentBytes: SEGMENT_BYTES,
-    flushEveryMs: 0,
-  })
-  log.append(encodePageRecord(PageRecordKind.Replace, 0, new Uint8Array(8)))
-  log.append(encodePageRecord(PageRecordKind.Replace, 5000, new Uint8Array(8)))
-  await log.close()
-
+  const disk = await logOf(12, [
+    encodePageRecord(PageRecordKind.Replace, 0, new Uint8Array(8)),
+    encodePageRecord(PageRecordKind.Replace, 5000, new Uint8Array(8)),
+  ])
   // Stands in for an id within the bound of a multi-GB log, whose rows this process cannot
   // allocate: V8 throws "Array buffer allocation failed".
-  const grow = PageTable.prototype.grow
-  PageTable.prototype.grow = function (this: PageTable, pid: number) {
-    if (pid >= 4096) throw new RangeError('Array buffer allocation failed')
-    return grow.call(this, pid)
-  }
-  try {
-    await assert.rejects(
-      PageCache.open('db', listCodec, {
-        storage: disk.storage('db'),
-        segmentBytes: SEGMENT_BYTES,
-        flushEveryMs: 0,
-      }),
-      (e: unknown) =>
-        e instanceof CorruptionError && /page 5000/.test(e.message) && e.cause instanceof RangeError,
-    )
-  } finally {
-    PageTable.prototype.grow = grow
-  }
+  await openRejects(
+    disk,
+    (pid) => {
+      if (pid >= 4096) throw new RangeError('Array buffer allocation failed')
+    },
+    (e: unknown) =>
+      e instanceof CorruptionError && /page 5000/.test(e.message) && e.cause instanceof RangeError,
+  )
 })
