@@ -19,9 +19,8 @@ export const UINT8ARRAY_OVERHEAD_BYTES = 256
 
 export const bytesCodec: PageCodec<Uint8Array> = {
   materialize(base, deltas) {
-    // A copy, like a codec that decodes (the tree's): the base is a view into the array
-    // the log read its message into, which this codec could keep (PageCodec.materialize)
-    // at the cost of the record header's bytes; the bench measures the copying kind.
+    // A copy, like a codec that decodes (the tree's): the base is a view valid for this
+    // call only (PageCodec.materialize).
     let page = base.slice()
     for (const d of deltas) {
       const op = d[0]

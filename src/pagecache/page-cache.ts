@@ -583,7 +583,7 @@ export class PageCache<T> implements PageStore<T> {
     try {
       const reads: Promise<LogRecord>[] = []
       // Each fragment's size on the log sizes its read: one read into one array of exactly
-      // the message, no window to throw away (the codec may keep that array as the page).
+      // the message, no window to throw away.
       for (let i = 0; i < frags.length; i += 2) {
         const space = this.arena?.alloc(frags[i + 1] as number)
         if (space !== undefined) scratch.push(space)

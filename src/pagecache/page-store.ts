@@ -17,8 +17,9 @@ export type PageId = number
 export interface PageCodec<T> {
   /**
    * Builds the in-memory page from its base bytes and its deltas in LSN order. They are
-   * views into arrays the log made for this page-in alone (each holds one record as read,
-   * a few header bytes more than the view), so a codec may keep them instead of copying.
+   * views valid for this call only: the warm-up after open reads many pages' bases into
+   * one buffer it reuses (docs/DESIGN.md, "Warm-up after open"), so a codec copies what it
+   * keeps (the tree's codec and every test codec build pages of their own).
    */
   materialize(base: Uint8Array, deltas: readonly Uint8Array[]): T
   /** The bytes of a consolidated base for `page` (used to consolidate and to relocate). */
