@@ -13,11 +13,14 @@ import * as path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { loadPeer } from './adapters/index.mjs'
 import { fill, KEY_BYTES, pick, Records, VALUE_BYTES } from './data.mjs'
+import { diskCeiling } from './disk.mjs'
 
 const OVERWRITE_PASSES = 3
 /** PRNG stream ids (see Records.stream): one per purpose. */
 const STREAM_READS = 1
 const STREAM_WRITERS = 1000
+/** Each of the two ways disk.mjs measures, before and after the durable runs. */
+const DISK_CEILING_MS = 750
 
 const now = () => performance.now()
 
@@ -162,10 +165,26 @@ async function run(name, config) {
   result.reopen = { ms }
   say(name, 'reopen (open + first get)', `${ms.toFixed(1)} ms`)
 
+  // The disk's ceiling for one durable write at a time, just before and just after this peer's
+  // durable runs (the flush rate drifts over minutes on a shared machine): disk.mjs.
+  const ceilingBefore = diskCeiling(path.dirname(dir), DISK_CEILING_MS)
   result.durable1 = await durableWrites(db, data, 1, config.durableMs, STREAM_WRITERS)
   say(name, 'durable writes, 1 writer', `${int(result.durable1.opsPerSec)} ops/s`)
   result.durable64 = await durableWrites(db, data, config.writers, config.durableMs, STREAM_WRITERS + 100)
   say(name, `durable writes, ${config.writers} writers`, `${int(result.durable64.opsPerSec)} ops/s`)
+  const ceilingAfter = diskCeiling(path.dirname(dir), DISK_CEILING_MS)
+  result.diskCeiling = {
+    dsync: (ceilingBefore.dsync + ceilingAfter.dsync) / 2,
+    fdatasync: (ceilingBefore.fdatasync + ceilingAfter.fdatasync) / 2,
+    before: ceilingBefore,
+    after: ceilingAfter,
+  }
+  say(
+    name,
+    'disk ceiling, 1 writer',
+    `O_DSYNC ${int(ceilingBefore.dsync)} / ${int(ceilingAfter.dsync)}, ` +
+      `write+fdatasync ${int(ceilingBefore.fdatasync)} / ${int(ceilingAfter.fdatasync)} ops/s (before / after)`,
+  )
   await db.close()
 
   db = await peer.open(dir, 'bulk')

@@ -117,12 +117,29 @@ const EXTRA_ROWS = [
     value: (r) => r.diskAfterOverwrite.allocated / r.liveBytes,
   },
   { label: '3x overwrite (bulk setting)', unit: 'rec/s', value: (r) => r.overwrite.recordsPerSec },
+  // disk.mjs: the disk's ceiling for one durable write at a time, measured by each peer's process
+  // just before and after its durable runs (mean of the two).
+  {
+    label: 'disk ceiling: O_DSYNC 128 B writes, 1 writer',
+    unit: 'ops/s',
+    value: (r) => r.diskCeiling?.dsync,
+  },
+  {
+    label: 'disk ceiling: write + fdatasync, 1 writer',
+    unit: 'ops/s',
+    value: (r) => r.diskCeiling?.fdatasync,
+  },
+  {
+    label: 'durable writes, 1 writer / O_DSYNC ceiling',
+    unit: 'x disk',
+    value: (r) => (r.diskCeiling ? r.durable1.opsPerSec / r.diskCeiling.dsync : undefined),
+  },
 ]
 
 export function fmt(v, unit) {
   if (v === undefined || Number.isNaN(v)) return '-'
   if (unit === 'ms' || unit === 'MB') return v >= 100 ? v.toFixed(0) : v.toFixed(1)
-  if (unit === 'x live') return v.toFixed(2)
+  if (unit === 'x live' || unit === 'x disk') return v.toFixed(2)
   return Math.round(v).toLocaleString('en-US')
 }
 
@@ -286,6 +303,9 @@ ${settings}
    durable, for a fixed time with 1 writer and then with 64 concurrent async loops; ops/s.
 3. Random reads of loaded keys (every read must hit); 4. full ordered scan (count and order
    checked); 5. reopen; 6. disk after the load and after overwriting every key 3× (bulk
-   setting); 7. peak RSS.
+   setting); 7. peak RSS. Around the durable runs each peer's process also measures the disk's
+   ceiling for one durable write at a time (\`bench/peers/disk.mjs\`: 128 B \`writeSync()\`s to a
+   pre-extended O_DSYNC file, and write + \`fdatasync\` appends), so a durable figure can be read
+   against what the disk allowed at that moment.
 ${header.notes ? `\n## Notes\n\n${header.notes}\n` : ''}`
 }
