@@ -332,6 +332,28 @@ export function isCheckpointTemp(name: string): boolean {
   return name.startsWith('checkpoint-') && name.endsWith('.tmp')
 }
 
+/** What an open finds of the checkpoints in the folder, from one listing. */
+export interface FoundCheckpoints {
+  /** Temp files a crash left (removed once the open is accepted). */
+  temps: string[]
+  /** Checkpoint files, newest first. */
+  names: string[]
+  /** The bytes of names[0], being read (a failed read is that file's problem, not the open's). */
+  newest: Promise<Uint8Array> | undefined
+}
+
+/** Lists the folder once and starts reading the newest checkpoint. */
+export async function findCheckpoints(storage: Storage): Promise<FoundCheckpoints> {
+  const all = await storage.list('')
+  const names = all
+    .filter((n) => NAME.test(n))
+    .sort()
+    .reverse()
+  const newest = names[0] === undefined ? undefined : readWholeFile(storage, names[0])
+  newest?.catch(() => {})
+  return { temps: all.filter(isCheckpointTemp), names, newest }
+}
+
 export async function readWholeFile(storage: Storage, name: string): Promise<Uint8Array> {
   return (await readFileUpTo(storage, name, Number.POSITIVE_INFINITY)) as Uint8Array
 }

@@ -38,8 +38,9 @@ import {
   checkpointName,
   dropPage,
   encodeCheckpoint,
+  type FoundCheckpoints,
+  findCheckpoints,
   hasPage,
-  isCheckpointTemp,
   listCheckpoints,
   openCheckpoint,
   pageBaseLsn,
@@ -418,12 +419,20 @@ export class PageCache<T> implements PageStore<T> {
     // and bounds the segment buffers a write burst holds on top of the cache.
     // The log writes nothing until this layer has checked the folder too: a refused open
     // leaves it as found (regimen R8; docs/DESIGN.md, "Accepting an open").
+    // The checkpoint is read while the log recovers (it needs the lock, not the log).
+    let found: Promise<FoundCheckpoints> | undefined
     const log = await Log.open(path, {
       scanWitnessed: false,
       writeHighWaterBytes: DEFAULT_WRITE_HIGH_WATER_BYTES,
       ...logOptions,
       storage,
       deferAccept: true,
+      onLocked: () => {
+        logOptions.onLocked?.()
+        found = findCheckpoints(storage)
+        // Awaited by recover(); a failed log open leaves it behind, settled on its own.
+        found.catch(() => {})
+      },
     })
     const pc = new PageCache<T>(log, storage, codec, {
       cacheCapacity,
@@ -440,7 +449,7 @@ export class PageCache<T> implements PageStore<T> {
       unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
     })
     try {
-      await pc.recover()
+      await pc.recover(found)
       pc.recoveryInfo.ms = performance.now() - t0
       if (logOptions.deferAccept !== true) await pc.acceptOpen()
     } catch (e) {
@@ -2006,12 +2015,14 @@ export class PageCache<T> implements PageStore<T> {
    * Rebuilds the page table: the newest usable checkpoint, then the log from its cut (or
    * from the log's start). Writes nothing, so recovering twice gives the same state.
    */
-  private async recover(): Promise<void> {
-    this.staleTemps = (await this.storage.list('')).filter(isCheckpointTemp)
-    for (const name of await listCheckpoints(this.storage)) {
+  private async recover(early: Promise<FoundCheckpoints> | undefined): Promise<void> {
+    const found = await (early ?? findCheckpoints(this.storage))
+    this.staleTemps = found.temps
+    for (const [i, name] of found.names.entries()) {
       let ck: Checkpoint | string
       try {
-        ck = openCheckpoint(await readWholeFile(this.storage, name), this.log.logId, name)
+        const read = i === 0 ? found.newest : undefined
+        ck = openCheckpoint(await (read ?? readWholeFile(this.storage, name)), this.log.logId, name)
       } catch (e) {
         if (!(e instanceof StorageError)) throw e
         ck = `unreadable: ${e.message}`
