@@ -331,6 +331,7 @@ export class Log {
       writer: this.writer,
       commit: this.commit,
       flush: () => this.flush(),
+      messageMarks: recovered.messageMarks,
     }
   }
 

@@ -90,7 +90,16 @@ export interface RecoveredLog {
   repairs: LogRepairs
   /** The log file as the repairs will leave it: read it, not the file, until they are applied. */
   view: RepairedFile
+  /**
+   * Message starts the scan walked, by segment base, ascending, at least
+   * MESSAGE_MARK_EVERY_BYTES apart, all below `nextLsn`: iterFrom() starts its walk at the
+   * last one at or below where it is asked to begin (record-reader.ts).
+   */
+  messageMarks: Map<number, number[]>
 }
+
+/** Spacing of RecoveredLog.messageMarks: what iterFrom() may walk before its start. */
+const MESSAGE_MARK_EVERY_BYTES = 4096
 
 const READ_AHEAD = 4
 
@@ -240,7 +249,7 @@ async function decideAndPlan(
     if (keptStart === logStart) break
     exclude = lastBase + 1
   }
-  const { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes } = d
+  const { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes, marks } = d
   const witness = d.witness
 
   /** Steps 2–4 for one candidate start: which segments and bytes the log holds. */
@@ -279,6 +288,7 @@ async function decideAndPlan(
 
     // 3. Message scan, with read-ahead of the next segment.
     const msg = newParsedMessage()
+    const marks = new Map<number, number[]>()
     const blobs: RecoveredBlob[] = []
     let records = 0
     let recordBytes = 0
@@ -325,6 +335,9 @@ async function decideAndPlan(
       issue(i + READ_AHEAD)
       const segmentNumber = seg.baseLsn / S
       let at = SEGMENT_HEADER_BYTES
+      const segMarks: number[] = []
+      marks.set(seg.baseLsn, segMarks)
+      let nextMark = 0
       for (;;) {
         // Bytes at or below the witness were synced and are trusted, as in sled: their CRCs
         // are checked on every read instead (docs/DESIGN.md). Above it, everything is checked.
@@ -357,6 +370,10 @@ async function decideAndPlan(
           for (let j = i + 1; j < chain.length; j++) stale.push((chain[j] as SlotInfo).slot)
           chain.length = i + 1
           break scan
+        }
+        if (lsn >= nextMark) {
+          segMarks.push(lsn)
+          nextMark = lsn + MESSAGE_MARK_EVERY_BYTES
         }
         const body = at + msg.headerBytes
         switch (msg.kind) {
@@ -430,7 +447,12 @@ async function decideAndPlan(
       })
     }
 
-    return { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes, witness }
+    // Starts at or past the end name messages the plan cuts or zeroes.
+    for (const [base, list] of marks) {
+      while (list.length > 0 && (list[list.length - 1] as number) >= end) list.pop()
+      if (list.length === 0) marks.delete(base)
+    }
+    return { chain, stale, end, endChainIndex, endImage, endAt, blobs, records, recordBytes, witness, marks }
   }
 
   // 5. Plan what makes the disk match the decision before anything new is written.
@@ -497,6 +519,7 @@ async function decideAndPlan(
     zeroedSlots: repairs.zeroSlots.length,
     repairs,
     view: file,
+    messageMarks: marks,
   }
 }
 
