@@ -251,6 +251,18 @@ export function hasPage(ck: Checkpoint, pid: number): boolean {
   return entryAt(ck, pid) >= 0
 }
 
+/** The ids below `ck.nextPid` that hasPage() denies, ascending (a native scan of the index). */
+export function* unlistedIds(ck: Checkpoint): Generator<number> {
+  const at = ck.bytes.byteOffset + HEADER_BYTES
+  if (at % 4 !== 0) {
+    for (let pid = 0; pid < ck.nextPid; pid++) if (!hasPage(ck, pid)) yield pid
+    return
+  }
+  // Zero or not reads the same in either byte order.
+  const index = new Uint32Array(ck.bytes.buffer, at, ck.nextPid)
+  for (let pid = index.indexOf(0); pid !== -1; pid = index.indexOf(0, pid + 1)) yield pid
+}
+
 /** Forgets page `pid` in the checkpoint (it was decoded, rewritten or freed since). */
 export function dropPage(ck: Checkpoint, pid: number): void {
   if (pid < ck.nextPid) ck.view.setUint32(HEADER_BYTES + 4 * pid, 0, true)

@@ -40,13 +40,13 @@ import {
   encodeCheckpoint,
   type FoundCheckpoints,
   findCheckpoints,
-  hasPage,
   listCheckpoints,
   openCheckpoint,
   pageBaseLsn,
   rawPage,
   readPage,
   readWholeFile,
+  unlistedIds,
   writeCheckpointFile,
 } from './checkpoint.js'
 import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
@@ -2143,9 +2143,20 @@ export class PageCache<T> implements PageStore<T> {
     // page id (crafted, or written by something else) would make that loop endless.
     if (this.nextPid - this.pageCount > MAX_FREE_PIDS_AT_OPEN)
       throw tooManyFreeIds(this.nextPid, this.pageCount)
+    // Ids the checkpoint lists hold a page (and no row yet); of the rest, those with no page
+    // in the table are free. Ascending, as allocate() hands them out in insertion order.
+    // (A walk of every id, each asking the table and the checkpoint, took 1–2 ms at open
+    // on 10^4 pages; the checkpoint's unlisted ids come from a native scan of its index.)
     const lazy = this.lazy
-    for (let pid = 0; pid < this.nextPid; pid++) {
-      if (!this.table.has(pid) && (lazy === undefined || !hasPage(lazy, pid))) this.freePids.add(pid)
+    const listedBelow = lazy === undefined ? 0 : Math.min(lazy.nextPid, this.nextPid)
+    if (lazy !== undefined) {
+      for (const pid of unlistedIds(lazy)) {
+        if (pid >= listedBelow) break
+        if (!this.table.has(pid)) this.freePids.add(pid)
+      }
+    }
+    for (let pid = listedBelow; pid < this.nextPid; pid++) {
+      if (!this.table.has(pid)) this.freePids.add(pid)
     }
     this.trackLogSegments()
     // Replay cannot tell a relinked pointer from a new blob (both are a new base): the log's
