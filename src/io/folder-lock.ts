@@ -194,8 +194,7 @@ async function writeNewLockFile(
   } catch (e) {
     throw wrapIoError(e, 'create lock file', lockPath)
   }
-  try {
-    await handle.chmod(fileMode)
+  const write = async (): Promise<void> => {
     const bytes = Buffer.from(JSON.stringify(record) + '\n', 'utf8')
     let done = 0
     while (done < bytes.length) {
@@ -203,6 +202,12 @@ async function writeNewLockFile(
       if (bytesWritten === 0) throw new IoError(`write of lock file ${lockPath} made no progress`)
       done += bytesWritten
     }
+  }
+  try {
+    // Independent steps on one file: a round trip each at every open, so side by side.
+    const [mode, content] = await Promise.allSettled([handle.chmod(fileMode), write()])
+    if (mode.status === 'rejected') throw mode.reason
+    if (content.status === 'rejected') throw content.reason
     return handle
   } catch (e) {
     await handle.close().catch(() => {})
