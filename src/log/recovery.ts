@@ -575,7 +575,8 @@ async function findDirtySlots(file: StorageFile, slots: readonly number[], S: nu
   const dirty = new Set<number>()
   let next = 0
   const reader = async (): Promise<void> => {
-    const chunk = new Uint8Array(Math.min(S, ZERO_CHECK_CHUNK_BYTES))
+    // Only the bytes a read returned are compared: no need to zero it first.
+    const chunk = uninitializedBytes(Math.min(S, ZERO_CHECK_CHUNK_BYTES))
     while (next < slots.length) {
       const slot = slots[next++] as number
       for (let at = 0; at < S; ) {
