@@ -220,7 +220,8 @@ async function writeNewLockFile(
  * Makes a claimed LOCK durable: datasync, close, sync the folder (its new entry, and the
  * stale leftovers removed). Nothing in the lock protocol waits for this (a LOCK lost or torn
  * by a power cut names a holder of another boot, or fails to parse: both are stale), so the
- * opener runs it beside its first reads (`ready`). On a failure the file is gone again.
+ * opener runs it beside its first reads (`ready`). A failed datasync or close removes the
+ * file; after a failed folder sync it is left for release().
  */
 async function syncLockFile(dir: string, lockPath: string, handle: fsp.FileHandle): Promise<void> {
   try {
@@ -327,7 +328,7 @@ export async function lockFolder(dir: string, fileMode: number): Promise<Storage
     }
     const handle = await claimLockFile(dir, record, fileMode, server !== undefined)
     const lockPath = path.join(dir, LOCK_FILE_NAME)
-    // The opener releases the lock when `ready` rejects (the LOCK file is gone then).
+    // The opener releases the lock when `ready` rejects (release() removes a LOCK still there).
     return new FolderLock(dir, record.token, server, syncLockFile(dir, lockPath, handle))
   } catch (e) {
     await closeServer(server)
