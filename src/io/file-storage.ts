@@ -69,6 +69,8 @@ export class FileStorage implements Storage {
   async ensureRoot(): Promise<void> {
     const root = this.location
     let isPresent = true
+    // The usual case, an existing folder, resolves its real path in the same round trip.
+    const real = fsp.realpath(root).catch(() => undefined)
     try {
       const st = await fsp.stat(root)
       if (!st.isDirectory()) {
@@ -97,7 +99,9 @@ export class FileStorage implements Storage {
         for (const parent of parents.reverse()) await syncDirectory(parent, parent, false)
       }
     }
-    this.realRoot = undefined
+    const resolved = await real
+    // A folder made just now is resolved again (root()), as before.
+    this.realRoot = isPresent ? resolved : undefined
     await this.root()
   }
 

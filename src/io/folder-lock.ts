@@ -179,15 +179,22 @@ async function judge(
   return { stale: false, reason: `held by pid ${r.pid}`, pid: r.pid }
 }
 
-async function writeNewLockFile(lockPath: string, record: LockRecord, fileMode: number): Promise<void> {
+/**
+ * Creates LOCK holding `record` (O_EXCL: the claim) and returns its handle, written but not
+ * yet synced (syncLockFile). On a failure the file is gone again.
+ */
+async function writeNewLockFile(
+  lockPath: string,
+  record: LockRecord,
+  fileMode: number,
+): Promise<fsp.FileHandle> {
   let handle: fsp.FileHandle
   try {
     handle = await fsp.open(lockPath, C.O_WRONLY | C.O_CREAT | C.O_EXCL | O_NOFOLLOW, fileMode)
   } catch (e) {
     throw wrapIoError(e, 'create lock file', lockPath)
   }
-  try {
-    await handle.chmod(fileMode)
+  const write = async (): Promise<void> => {
     const bytes = Buffer.from(JSON.stringify(record) + '\n', 'utf8')
     let done = 0
     while (done < bytes.length) {
@@ -195,6 +202,29 @@ async function writeNewLockFile(lockPath: string, record: LockRecord, fileMode: 
       if (bytesWritten === 0) throw new IoError(`write of lock file ${lockPath} made no progress`)
       done += bytesWritten
     }
+  }
+  try {
+    // Independent steps on one file: a round trip each at every open, so side by side.
+    const [mode, content] = await Promise.allSettled([handle.chmod(fileMode), write()])
+    if (mode.status === 'rejected') throw mode.reason
+    if (content.status === 'rejected') throw content.reason
+    return handle
+  } catch (e) {
+    await handle.close().catch(() => {})
+    await fsp.unlink(lockPath).catch(() => {})
+    throw wrapIoError(e, 'write lock file', lockPath)
+  }
+}
+
+/**
+ * Makes a claimed LOCK durable: datasync, close, sync the folder (its new entry, and the
+ * stale leftovers removed). Nothing in the lock protocol waits for this (a LOCK lost or torn
+ * by a power cut names a holder of another boot, or fails to parse: both are stale), so the
+ * opener runs it beside its first reads (`ready`). A failed datasync or close removes the
+ * file; after a failed folder sync it is left for release().
+ */
+async function syncLockFile(dir: string, lockPath: string, handle: fsp.FileHandle): Promise<void> {
+  try {
     await handle.datasync()
     await handle.close()
   } catch (e) {
@@ -202,6 +232,7 @@ async function writeNewLockFile(lockPath: string, record: LockRecord, fileMode: 
     await fsp.unlink(lockPath).catch(() => {})
     throw wrapIoError(e, 'write lock file', lockPath)
   }
+  await syncDirectory(dir, dir, false)
 }
 
 function lockedError(dir: string, reason: string, pid: number | undefined): DatabaseLockedError {
@@ -252,11 +283,17 @@ class FolderLock implements StorageLock {
     private readonly dir: string,
     private readonly token: string,
     private readonly server: net.Server | undefined,
-  ) {}
+    readonly ready: Promise<void>,
+  ) {
+    // A failure is the opener's to report (it awaits ready); release() only waits it out.
+    ready.catch(() => {})
+  }
 
   async release(): Promise<void> {
     if (this.released) return
     this.released = true
+    // The claim's own syncs end first: nothing of this lock is in flight once this resolves.
+    await this.ready.catch(() => {})
     // LOCK goes before the socket: a newcomer then never finds the socket free while a LOCK
     // naming this live process is still there.
     try {
@@ -289,19 +326,28 @@ export async function lockFolder(dir: string, fileMode: number): Promise<Storage
       startTime: me.startTime,
       token: randomBytes(16).toString('hex'),
     }
-    await claimLockFile(dir, record, fileMode, server !== undefined)
-    return new FolderLock(dir, record.token, server)
+    const handle = await claimLockFile(dir, record, fileMode, server !== undefined)
+    const lockPath = path.join(dir, LOCK_FILE_NAME)
+    // The opener releases the lock when `ready` rejects (release() removes a LOCK still there).
+    return new FolderLock(dir, record.token, server, syncLockFile(dir, lockPath, handle))
   } catch (e) {
     await closeServer(server)
     throw e
   }
 }
 
-async function claimLockFile(dir: string, record: LockRecord, fileMode: number, socketHeld: boolean) {
+/** Creates LOCK (taking over a stale one) and returns its handle, written, not yet synced. */
+async function claimLockFile(
+  dir: string,
+  record: LockRecord,
+  fileMode: number,
+  socketHeld: boolean,
+): Promise<fsp.FileHandle> {
   const lockPath = path.join(dir, LOCK_FILE_NAME)
   for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt++) {
+    let handle: fsp.FileHandle
     try {
-      await writeNewLockFile(lockPath, record, fileMode)
+      handle = await writeNewLockFile(lockPath, record, fileMode)
     } catch (e) {
       if (!(e instanceof IoError && e.syscallCode === 'EEXIST')) throw e
       const holder = await readHolder(lockPath)
@@ -331,9 +377,14 @@ async function claimLockFile(dir: string, record: LockRecord, fileMode: number, 
       }
       continue
     }
-    await removeStaleLeftovers(dir)
-    await syncDirectory(dir, dir, false)
-    return
+    try {
+      await removeStaleLeftovers(dir)
+    } catch (e) {
+      await handle.close().catch(() => {})
+      await fsp.unlink(lockPath).catch(() => {})
+      throw e
+    }
+    return handle
   }
   throw lockedError(dir, `could not claim ${LOCK_FILE_NAME} after ${TAKEOVER_ATTEMPTS} attempts`, undefined)
 }

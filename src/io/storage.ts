@@ -41,6 +41,12 @@ export interface StorageFile {
 
 /** Held while a database is open; release() lets the next opener in. */
 export interface StorageLock {
+  /**
+   * Settles once the lock's own bookkeeping is durable (it is held already: no other opener
+   * can take it meanwhile); rejects if that failed, and the lock is then let go. An opener
+   * awaits it before it returns, and may read the folder meanwhile. Absent: nothing to wait for.
+   */
+  readonly ready?: Promise<void>
   release(): Promise<void>
 }
 

@@ -16,19 +16,33 @@ const MAGIC = 0x54575342 // "BSWT" little-endian
 
 /** The witnessed stable LSN, or -1 when the file is absent, damaged or of another log. */
 export async function readCloseWitness(storage: Storage, logId: number): Promise<number> {
-  if (!(await storage.exists(WITNESS_NAME))) return -1
+  return witnessOf(await readCloseWitnessFile(storage), logId)
+}
+
+/**
+ * The witness file's log id and stable LSN, undefined when it is absent or damaged (damage
+ * here costs only detection power, never data: it counts as absent). Read apart from the
+ * conf, whose log id judges it (witnessOf), so that an open can read both at once.
+ */
+export async function readCloseWitnessFile(
+  storage: Storage,
+): Promise<{ logId: number; stableLsn: number } | undefined> {
+  if (!(await storage.exists(WITNESS_NAME))) return undefined
   const f = await storage.openFile(WITNESS_NAME, 'read')
   try {
     const b = new Uint8Array(WITNESS_BYTES)
     const n = await f.read(b, 0, WITNESS_BYTES, 0)
-    // Damage here costs only detection power, never data: treat it as absent.
-    if (n !== WITNESS_BYTES || readU32(b, 28) !== crc32(b, 0, 28) || readU32(b, 0) !== MAGIC) return -1
-    if (readU64(b, 8) !== logId) return -1
+    if (n !== WITNESS_BYTES || readU32(b, 28) !== crc32(b, 0, 28) || readU32(b, 0) !== MAGIC) return undefined
     const stablePlusOne = readU64(b, 16)
-    return stablePlusOne < 0 ? -1 : stablePlusOne - 1
+    return stablePlusOne < 0 ? undefined : { logId: readU64(b, 8), stableLsn: stablePlusOne - 1 }
   } finally {
     await f.close()
   }
+}
+
+/** The stable LSN a witness file states for the log `logId`, or -1 (none, or another log's). */
+export function witnessOf(found: { logId: number; stableLsn: number } | undefined, logId: number): number {
+  return found === undefined || found.logId !== logId ? -1 : found.stableLsn
 }
 
 export async function writeCloseWitness(storage: Storage, logId: number, stableLsn: number): Promise<void> {

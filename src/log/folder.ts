@@ -59,8 +59,12 @@ export async function readOrCreateConf(
  * existed: it was lost, and that is CorruptionError, decided before anything is created so
  * the refused folder is left as it was (docs/RELIABILITY.md, R8).
  */
-export async function refuseMissingLog(storage: Storage, closeWitness: number): Promise<void> {
-  if (await storage.exists(LOG_FILE)) return
+export async function refuseMissingLog(
+  storage: Storage,
+  closeWitness: number,
+  logExists?: boolean,
+): Promise<void> {
+  if (logExists ?? (await storage.exists(LOG_FILE))) return
   const hasBlobs =
     (await storage.exists(BLOB_DIR)) &&
     (await storage.list(BLOB_DIR)).some((name) => parseBlobName(name) !== undefined)
@@ -72,20 +76,25 @@ export async function refuseMissingLog(storage: Storage, closeWitness: number): 
   }
 }
 
+/** The names in the blob folder; none when it is missing. */
+export async function listBlobFolder(storage: Storage): Promise<string[]> {
+  if (!(await storage.exists(BLOB_DIR))) return []
+  return storage.list(BLOB_DIR)
+}
+
 /**
  * Blob files no durable pointer names (a crash between blob and pointer), to be removed
  * once the open is accepted, and one past the highest blob id seen, so a new blob never
- * reuses a name. Reads only: a missing blob folder holds none.
+ * reuses a name. `names`: the blob folder's entries (listBlobFolder()).
  */
-export async function findOrphanBlobs(
-  storage: Storage,
+export function findOrphanBlobs(
+  names: readonly string[],
   referenced: number[],
-): Promise<{ orphans: string[]; idEnd: number }> {
+): { orphans: string[]; idEnd: number } {
   const keep = new Set(referenced)
   let idEnd = 0
   const orphans: string[] = []
-  if (!(await storage.exists(BLOB_DIR))) return { orphans, idEnd }
-  for (const name of await storage.list(BLOB_DIR)) {
+  for (const name of names) {
     const id = parseBlobName(name)
     if (id !== undefined) idEnd = Math.max(idEnd, id + 1)
     if (id === undefined || !keep.has(id)) orphans.push(`${BLOB_DIR}/${name}`)

@@ -47,6 +47,12 @@ export interface LogOptions {
    */
   deferAccept?: boolean
   /**
+   * Called once the folder is locked, before recovery reads anything: a layer above may
+   * start reading its own files then (the page cache its checkpoint), beside the log's
+   * recovery, instead of after it. It must not throw; what it starts is its own to await.
+   */
+  onLocked?: () => void
+  /**
    * TEST ONLY — a mutation switch that applies recovery's repairs at the end of open()
    * even with deferAccept, before the layer above has accepted. The refused-open tests
    * turn it on to prove they catch a write before acceptance. Never use it otherwise.

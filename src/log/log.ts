@@ -16,10 +16,16 @@ import { ClosedError, InvalidArgumentError, LimitError, type StorageError, wrapI
 import { FileStorage, type Storage, type StorageFile, type StorageLock } from '../io/index.js'
 import { asLsn, type Lsn } from '../util/brand.js'
 import { BLOB_DIR, type BlobRef, blobName, writeBlob } from './blob.js'
-import { readCloseWitness, writeCloseWitness } from './close-witness.js'
+import { readCloseWitnessFile, witnessOf, writeCloseWitness } from './close-witness.js'
 import { type Conf, writeConf } from './conf.js'
 import { Failpoints } from './failpoints.js'
-import { findOrphanBlobs, readOrCreateConf, refuseMissingLog, removeOrphanBlobs } from './folder.js'
+import {
+  findOrphanBlobs,
+  listBlobFolder,
+  readOrCreateConf,
+  refuseMissingLog,
+  removeOrphanBlobs,
+} from './folder.js'
 import { DEFAULT_SEGMENT_BYTES, FORMAT_VERSION, MAX_MESSAGE_HEADER_BYTES, MessageKind } from './format.js'
 import { GroupCommit } from './group-commit.js'
 import { LOG_FILE, type LogContext } from './log-context.js'
@@ -30,6 +36,7 @@ import { type RecoveredLog, recoverLog } from './recovery.js'
 import { applyLogRepairs, discardLogRepairs, type LogRepairs } from './repairs.js'
 import { SegmentSlots } from './segment-slots.js'
 import { type SegmentMemory, SegmentWriter, SPARE_SEGMENT_BUFFERS } from './segment-writer.js'
+import { TAIL_JOURNAL } from './tail-journal.js'
 import { type TruncationHost, truncateSegments } from './truncation.js'
 import { checkId, checkRecord, lsnError, validateOptions } from './validate.js'
 
@@ -79,6 +86,7 @@ export class Log {
       | 'scanWitnessed'
       | 'deferAccept'
       | 'unsafeRepairBeforeAccept'
+      | 'onLocked'
     >
   >
   private readonly stats: LogMetrics = emptyMetrics()
@@ -121,15 +129,26 @@ export class Log {
     let recovered: RecoveredLog | undefined
     let log: Log | undefined
     try {
-      const { conf: found, isNew } = await readOrCreateConf(storage, failpoints, segmentBytes)
+      options.onLocked?.()
+      // What the folder holds, read all at once: each of these costs thread-pool round trips
+      // at every open, and none depends on another (a new log ignores what they find).
+      const [{ conf: found, isNew }, witnessed, logExists, blobDirExists, blobNames, hasTailJournal] =
+        await Promise.all([
+          readOrCreateConf(storage, failpoints, segmentBytes),
+          readCloseWitnessFile(storage),
+          storage.exists(LOG_FILE),
+          storage.exists(BLOB_DIR),
+          listBlobFolder(storage),
+          storage.exists(TAIL_JOURNAL),
+        ])
       let conf = found
-      const closeWitness = await readCloseWitness(storage, conf.logId)
-      if (!isNew) await refuseMissingLog(storage, closeWitness)
+      const closeWitness = witnessOf(witnessed, conf.logId)
+      if (!isNew) await refuseMissingLog(storage, closeWitness, logExists)
       // A new log is made at once: there is no folder to leave as found. An existing one
       // that lacks its log file or blob folder gets them when the open is accepted.
-      const hasLog = isNew || (await storage.exists(LOG_FILE))
-      const hasBlobDir = isNew || (await storage.exists(BLOB_DIR))
-      if (hasLog) raw = await storage.openFile(LOG_FILE, 'createOrOpen')
+      const hasLog = isNew || logExists
+      const hasBlobDir = isNew || blobDirExists
+      if (hasLog) raw = await storage.openFile(LOG_FILE, isNew ? 'createOrOpen' : 'readwrite')
       if (isNew) {
         await storage.mkdir(BLOB_DIR)
         await storage.syncDir('')
@@ -142,6 +161,7 @@ export class Log {
         closeWitness,
         options.verifyOnOpen === true,
         options.scanWitnessed !== false,
+        isNew ? undefined : { hasTailJournal, blobNames },
       )
       let upgraded: Conf | undefined
       if (conf.formatVersion < FORMAT_VERSION) {
@@ -150,10 +170,12 @@ export class Log {
         conf = { ...conf, formatVersion: FORMAT_VERSION }
         upgraded = conf
       }
-      const blobs = await findOrphanBlobs(
-        storage,
+      const blobs = findOrphanBlobs(
+        isNew ? [] : blobNames,
         recovered.blobs.map((b) => b.id),
       )
+      // The lock's own syncs ran beside the reads above (folder-lock.ts, syncLockFile).
+      await lock.ready
       log = new Log(path, storage, raw ?? recovered.view, lock, conf, failpoints, options, recovered)
       log.pending = {
         createLog: !hasLog,
@@ -309,6 +331,7 @@ export class Log {
       writer: this.writer,
       commit: this.commit,
       flush: () => this.flush(),
+      messageMarks: recovered.messageMarks,
     }
   }
 

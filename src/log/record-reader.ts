@@ -31,6 +31,26 @@ export interface ReadSource {
   readonly slots: SegmentSlots
   readonly writer: SegmentWriter
   readonly commit: GroupCommit
+  /**
+   * Message starts recovery walked, by segment base (RecoveredLog.messageMarks). A segment's
+   * bytes below the end of the log never change during its life, so they stay starts.
+   */
+  readonly messageMarks?: ReadonlyMap<number, readonly number[]>
+}
+
+/**
+ * Where iterRecords() begins to walk segment `base` for records from `from`: the last start
+ * recovery saw at or below `from`, else the first message. Records from `from` on are walked
+ * and checked exactly as from the first message; only those before it, which are not
+ * returned, are not read again (they are checked when read, like all witnessed bytes).
+ */
+function walkStart(src: ReadSource, base: number, from: number): number {
+  let at = SEGMENT_HEADER_BYTES
+  for (const lsn of src.messageMarks?.get(base) ?? []) {
+    if (lsn > from) break
+    at = lsn - base
+  }
+  return at
 }
 
 async function readFully(ctx: LogContext, into: Uint8Array, position: number): Promise<void> {
@@ -70,10 +90,19 @@ export async function* iterRecords(src: ReadSource, from: number): AsyncGenerato
     const slot = src.slots.slotAt(base)
     if (slot === undefined) continue // truncated meanwhile
     const limit = Math.min(S, bound - base + 1)
-    const image = new Uint8Array(limit)
-    await readFully(ctx, image, slot * S)
+    // The image holds the segment from its start, or from a later message recovery walked
+    // to (`origin`; the header is then read beside it).
+    const walkFrom = walkStart(src, base, from)
+    const origin = walkFrom > SEGMENT_HEADER_BYTES && walkFrom < limit ? walkFrom : 0
+    const image = new Uint8Array(limit - origin)
+    let header = image
+    if (origin === 0) await readFully(ctx, image, slot * S)
+    else {
+      header = new Uint8Array(SEGMENT_HEADER_BYTES)
+      await Promise.all([readFully(ctx, header, slot * S), readFully(ctx, image, slot * S + origin)])
+    }
     if (src.slots.slotAt(base) !== slot) continue
-    const h = decodeSegmentHeader(image, 0)
+    const h = decodeSegmentHeader(header, 0)
     if (!h.ok || h.header.baseLsn !== base) {
       throw new CorruptionError(`segment header of LSN ${base} is damaged`, {
         file: ctx.fileLabel,
@@ -81,9 +110,9 @@ export async function* iterRecords(src: ReadSource, from: number): AsyncGenerato
         lsn: base,
       })
     }
-    let at = SEGMENT_HEADER_BYTES
+    let at = Math.max(origin, SEGMENT_HEADER_BYTES)
     while (at < limit) {
-      const r = parseMessage(image, at, limit, S, base / S, msg)
+      const r = parseMessage(image, at, limit, S, base / S, msg, true, origin)
       if (r === Parse.EndOfSegment) break
       if (r === Parse.Corrupt) {
         throw new CorruptionError(`stable log data damaged at LSN ${base + at}: ${lastCorruptReason}`, {
@@ -93,7 +122,7 @@ export async function* iterRecords(src: ReadSource, from: number): AsyncGenerato
         })
       }
       const lsn = base + at
-      const bodyAt = at + msg.headerBytes
+      const bodyAt = at + msg.headerBytes - origin
       if (lsn >= from) {
         if (msg.kind === MessageKind.Record) {
           yield {

@@ -193,6 +193,9 @@ export function validateOptions(o: unknown): void {
       throw new InvalidArgumentError(`${k} must be a boolean, got ${describe(v)}`)
     }
   }
+  if (opts.onLocked !== undefined && typeof opts.onLocked !== 'function') {
+    throw new InvalidArgumentError(`onLocked must be a function, got ${describe(opts.onLocked)}`)
+  }
   if (opts.storage !== undefined && !isStorage(opts.storage)) {
     throw new InvalidArgumentError(
       `storage must implement the Storage interface, got ${describe(opts.storage)}`,

@@ -251,6 +251,18 @@ export function hasPage(ck: Checkpoint, pid: number): boolean {
   return entryAt(ck, pid) >= 0
 }
 
+/** The ids below `ck.nextPid` that hasPage() denies, ascending (a native scan of the index). */
+export function* unlistedIds(ck: Checkpoint): Generator<number> {
+  const at = ck.bytes.byteOffset + HEADER_BYTES
+  if (at % 4 !== 0) {
+    for (let pid = 0; pid < ck.nextPid; pid++) if (!hasPage(ck, pid)) yield pid
+    return
+  }
+  // Zero or not reads the same in either byte order.
+  const index = new Uint32Array(ck.bytes.buffer, at, ck.nextPid)
+  for (let pid = index.indexOf(0); pid !== -1; pid = index.indexOf(0, pid + 1)) yield pid
+}
+
 /** Forgets page `pid` in the checkpoint (it was decoded, rewritten or freed since). */
 export function dropPage(ck: Checkpoint, pid: number): void {
   if (pid < ck.nextPid) ck.view.setUint32(HEADER_BYTES + 4 * pid, 0, true)
@@ -330,6 +342,28 @@ export async function listCheckpoints(storage: Storage): Promise<string[]> {
 
 export function isCheckpointTemp(name: string): boolean {
   return name.startsWith('checkpoint-') && name.endsWith('.tmp')
+}
+
+/** What an open finds of the checkpoints in the folder, from one listing. */
+export interface FoundCheckpoints {
+  /** Temp files a crash left (removed once the open is accepted). */
+  temps: string[]
+  /** Checkpoint files, newest first. */
+  names: string[]
+  /** The bytes of names[0], being read (a failed read is that file's problem, not the open's). */
+  newest: Promise<Uint8Array> | undefined
+}
+
+/** Lists the folder once and starts reading the newest checkpoint. */
+export async function findCheckpoints(storage: Storage): Promise<FoundCheckpoints> {
+  const all = await storage.list('')
+  const names = all
+    .filter((n) => NAME.test(n))
+    .sort()
+    .reverse()
+  const newest = names[0] === undefined ? undefined : readWholeFile(storage, names[0])
+  newest?.catch(() => {})
+  return { temps: all.filter(isCheckpointTemp), names, newest }
 }
 
 export async function readWholeFile(storage: Storage, name: string): Promise<Uint8Array> {

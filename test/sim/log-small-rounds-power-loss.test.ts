@@ -71,8 +71,9 @@ async function workload(log: Log, rng: Prng, r: Run, steps: number): Promise<voi
         r.acked = Math.max(r.acked, r.seq - 1)
       } else if (pick < 18 && r.acked > 0) {
         const k = rng.int(r.acked + 1)
-        await log.truncateBefore(r.lsnOf[k] as number)
+        // Before the await: a truncation the power cuts may have moved the start already.
         r.maxFirst = Math.max(r.maxFirst, k)
+        await log.truncateBefore(r.lsnOf[k] as number)
       } else {
         await turns(1 + rng.int(3))
       }
