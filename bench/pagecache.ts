@@ -286,6 +286,8 @@ interface RssStore {
   isResident(pid: number): boolean
   /** The page's length, checked (and not kept) where the store holds it; -1: missing. */
   read(pid: number): Promise<number>
+  /** The store's own memory figures (bytes), recorded at the highest-RSS sample. */
+  memory?(): Record<string, number>
 }
 
 /**
@@ -302,26 +304,39 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
   let heapTotal = 0
   let heapUsed = 0
   let arrayBuffers = 0
-  // The sample with the highest RSS, broken down: what the peak is made of.
+  // The sample with the highest RSS, broken down: what the peak is made of. Every heap
+  // space's committed (physical) bytes, external memory, and the store's own memory.
   let atPeak: Record<string, number> = { rss: 0 }
+  let op = 0
   const sample = (): void => {
     const m = process.memoryUsage()
     if (m.rss > (atPeak.rss as number)) {
-      atPeak = { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers }
-      for (const sp of v8.getHeapSpaceStatistics()) {
-        if (sp.space_name === 'new_space' || sp.space_name === 'old_space')
-          atPeak[sp.space_name] = sp.physical_space_size
+      atPeak = {
+        rss: m.rss,
+        // Operations done when sampled: writes, then pages + reads.
+        op,
+        heapTotal: m.heapTotal,
+        heapUsed: m.heapUsed,
+        external: m.external,
+        arrayBuffers: m.arrayBuffers,
+        ...store.memory?.(),
       }
+      for (const sp of v8.getHeapSpaceStatistics()) atPeak[sp.space_name] = sp.physical_space_size
     }
     heapTotal = Math.max(heapTotal, m.heapTotal)
     heapUsed = Math.max(heapUsed, m.heapUsed)
     arrayBuffers = Math.max(arrayBuffers, m.arrayBuffers)
   }
-  const pids: number[] = []
+  // The ids written, in a typed array: a growing JS array of them was the workload's own
+  // survivor of scavenges (its backing store reallocated as it grew), which V8 counts
+  // towards growing its young generation in the page cache's process and the calibration's
+  // alike (docs/DESIGN.md, "Peak RSS"). The same ids, in the same order.
+  const pids = new Float64Array(shape.pages)
   const tw = performance.now()
   const v = new Uint8Array(sizes.rssPageBytes)
   for (let i = 0; i < shape.pages; i++) {
-    pids.push(await store.write(fill(v, next)))
+    pids[i] = await store.write(fill(v, next))
+    op++
     if (i % SAMPLE_EVERY === 0) sample()
   }
   await store.flush()
@@ -334,6 +349,7 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
     const pid = pids[Math.floor(next() * pids.length)] as number
     if (!store.isResident(pid)) misses++
     if ((await store.read(pid)) !== sizes.rssPageBytes) throw new Error(`page ${pid} read back wrong`)
+    op++
     if (i % SAMPLE_EVERY === 0) sample()
   }
   const readMs = performance.now() - t0
@@ -381,6 +397,7 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     },
     isResident: (pid) => pc.isResident(pid),
     read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
+    memory: () => ({ ...pc.memoryStats() }),
   })
   const st = pc.stats()
   // What the capacity charges besides the pages: the log's segment buffers. The arena's

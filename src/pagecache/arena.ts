@@ -30,6 +30,7 @@
 // poison when the slot is taken again, so a write through a stale view throws and a read
 // through one sees poison instead of a plausible page.
 
+import { InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
 
 /** Bytes of the largest slab: one ArrayBuffer, carved into slots of a single size class. */
@@ -179,7 +180,7 @@ export class PageArena {
     const i = (id / ARENA_SLOT_ID_STRIDE) | 0
     const k = id - i * ARENA_SLOT_ID_STRIDE
     const n = (this.slotLengths[i] as Int32Array)[k] as number
-    assert(n >= 0, `arena slot ${id} is free`)
+    if (n < 0) throw new InvariantError(`arena slot ${id} is free`)
     return new Uint8Array(this.slabs[i] as ArrayBuffer, k * (this.slabSlotBytes[i] as number), n)
   }
 
@@ -311,6 +312,11 @@ export class PageArena {
     if (buf.buffer.byteLength !== ARENA_SLAB_BYTES || !(buf.buffer instanceof ArrayBuffer)) return false
     if (!this.hasWholeSlabs) return false
     return this.slabBytes + ARENA_SLAB_BYTES <= this.maxSlabBytes
+  }
+
+  /** Bytes of every slab the arena holds, pooled ones included. */
+  get slabBytesNow(): number {
+    return this.slabBytes
   }
 
   /** Bytes of the uncarved slabs kept for reuse (within maxSlabBytes). */

@@ -28,7 +28,6 @@ import {
   messageHeaderBytes,
 } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
-import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
@@ -51,6 +50,7 @@ import {
 import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
 import { PageTable } from './page-table.js'
 import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
+import { ResidentList } from './resident-list.js'
 import { encodeWarmHint, readWarmHint, writeWarmHint } from './warm-hint.js'
 
 export interface PageCacheOptions extends LogOptions {
@@ -97,6 +97,20 @@ export interface PageCacheOptions extends LogOptions {
   unsafeWarmIgnoresVersion?: boolean
 }
 
+/** PageCache.memoryStats(): bytes held in memory now. */
+export interface PageCacheMemory {
+  /** The LRU's charge for the resident pages. */
+  cacheBytes: number
+  residentPages: number
+  /** The arena's slabs (pooled ones included) and, of them, the uncarved pool. */
+  slabBytes: number
+  pooledBytes: number
+  /** The log's segment buffers (charged to cacheCapacity). */
+  logBufferBytes: number
+  /** The per-page columns: the page table's and the LRU's. */
+  tableBytes: number
+}
+
 export interface PageCacheStats {
   pages: number
   residentPages: number
@@ -133,6 +147,11 @@ export interface PageCacheStats {
     replayFrom: number
   }
   backgroundError: string | undefined
+  /**
+   * Bytes of the per-page columns, allocated, used or not: the page table's (and its delta
+   * pool) and the LRU's links.
+   */
+  tableBytes: number
   /** The arena of byte-string pages (PageCodec.arena); undefined for other codecs. */
   arena: ArenaStats | undefined
   warmUp: WarmUpStats
@@ -249,7 +268,7 @@ export class PageCache<T> implements PageStore<T> {
    * Resident pages by id, least recently used first (a Map keeps insertion order). A page
    * in the arena is its slot id: no object per resident page (docs/DESIGN.md, "Peak RSS").
    */
-  private readonly lru = new Map<number, Resident<T>>()
+  private readonly lru = new ResidentList<T>()
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -504,7 +523,7 @@ export class PageCache<T> implements PageStore<T> {
     checkPid(pid)
     const r = this.lru.get(pid)
     if (r === undefined) return undefined
-    this.touch(pid, r)
+    this.touch(pid)
     return this.handOut(this.pageOf(r))
   }
 
@@ -536,7 +555,7 @@ export class PageCache<T> implements PageStore<T> {
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
       const resident = this.lru.get(pid)
       if (resident !== undefined) {
-        this.touch(pid, resident)
+        this.touch(pid)
         return use(this.pageOf(resident))
       }
       if (!this.exists(pid)) return undefined
@@ -642,7 +661,7 @@ export class PageCache<T> implements PageStore<T> {
     const pinned = this.pinnedBases
     for (const b of bases) {
       const at = pinned.lastIndexOf(b)
-      assert(at >= 0, `segment ${b} is unpinned once per page-in that pinned it`)
+      if (at < 0) throw new InvariantError(`segment ${b} is unpinned once per page-in that pinned it`)
       pinned[at] = pinned[pinned.length - 1] as number
       pinned.pop()
     }
@@ -1359,7 +1378,7 @@ export class PageCache<T> implements PageStore<T> {
     this.cacheBytes += mem
     const slot = this.arena === undefined ? -1 : this.arena.slotOf(page as Uint8Array)
     if (slot >= 0) this.arena?.setOwner(slot, pid)
-    this.lru.set(pid, slot < 0 ? page : slot)
+    this.lru.push(pid, slot < 0 ? page : slot)
     this.table.setStamp(pid, ++this.lruClock)
     if (this.cacheBytes > this.pageBudget()) this.evict(pid)
   }
@@ -1382,10 +1401,9 @@ export class PageCache<T> implements PageStore<T> {
    * page read in a loop would otherwise pay two Map operations per read (7 % of a
    * random-get profile) for no change in what gets evicted.
    */
-  private touch(pid: number, page: Resident<T>): void {
+  private touch(pid: number): void {
     if (this.lruClock - this.table.stamp(pid) <= this.lru.size >> 1) return
-    this.lru.delete(pid)
-    this.lru.set(pid, page)
+    this.lru.moveToNewest(pid)
     this.table.setStamp(pid, ++this.lruClock)
   }
 
@@ -1417,10 +1435,10 @@ export class PageCache<T> implements PageStore<T> {
   /** Drops least recently used pages until the cache fits, never the one just used. */
   private evict(keep: number): void {
     const budget = this.pageBudget()
-    for (const pid of this.lru.keys()) {
-      if (this.cacheBytes <= budget) break
-      if (pid === keep) continue
-      this.uncache(pid)
+    for (let pid = this.lru.oldest(); pid >= 0 && this.cacheBytes > budget; ) {
+      const newer = this.lru.newerThan(pid)
+      if (pid !== keep) this.uncache(pid)
+      pid = newer
     }
   }
 
@@ -1454,12 +1472,13 @@ export class PageCache<T> implements PageStore<T> {
   private emptyOldSlab(): boolean {
     const arena = this.arena as PageArena
     let looked = 0
-    for (const r of this.lru.values()) {
+    for (let pid = this.lru.oldest(); pid >= 0; pid = this.lru.newerThan(pid)) {
       if (++looked > EMPTY_SLAB_LOOKAHEAD) return false
+      const r = this.lru.get(pid)
       if (typeof r !== 'number') continue
       const i = arena.lendableSlabOf(r)
       if (i < 0) continue
-      for (const pid of arena.ownersOf(i)) this.uncache(pid)
+      for (const owner of arena.ownersOf(i)) this.uncache(owner)
       return true
     }
     return false
@@ -1976,7 +1995,7 @@ export class PageCache<T> implements PageStore<T> {
     this.bytesSinceCheckpoint = 0
     // The resident pages as of the cut, most recently used first (the LRU's young end).
     // warmCache: false is the whole feature off: no hint is written either.
-    const hot = this.opts.warmCache ? [...this.lru.keys()].reverse() : undefined
+    const hot = this.opts.warmCache ? this.lru.newestFirst() : undefined
     const run = async (): Promise<void> => {
       if (replayFrom > 0) await this.log.makeStable(replayFrom - 1)
       const name = checkpointName(replayFrom)
@@ -2147,6 +2166,21 @@ export class PageCache<T> implements PageStore<T> {
 
   // ---- lifecycle ----
 
+  /**
+   * What the page cache holds in memory now, in bytes: cheaper than stats() (no walk of the
+   * log's segments), for sampling while a workload runs (bench:pagecache's peak RSS).
+   */
+  memoryStats(): PageCacheMemory {
+    return {
+      cacheBytes: this.cacheBytes,
+      residentPages: this.lru.size,
+      slabBytes: this.arena?.slabBytesNow ?? 0,
+      pooledBytes: this.arena?.pooledBytes ?? 0,
+      logBufferBytes: this.log.segmentBufferBytes,
+      tableBytes: this.table.bytes + this.lru.bytes,
+    }
+  }
+
   stats(): PageCacheStats {
     // A truncation that finished since the last write took segments (and their dead blob
     // files) with it: report what the log holds now.
@@ -2167,6 +2201,7 @@ export class PageCache<T> implements PageStore<T> {
       ...this.counters,
       recovery: structuredClone(this.recoveryInfo),
       backgroundError: this.backgroundError === undefined ? undefined : String(this.backgroundError),
+      tableBytes: this.table.bytes + this.lru.bytes,
       arena: this.arena?.stats(),
       warmUp: { ...this.warmInfo },
     }
