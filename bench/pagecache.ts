@@ -281,7 +281,13 @@ async function partSpace(dir: string): Promise<PartResult> {
 /** A page cache or the calibration's Map LRU, as the RSS workload sees it. */
 interface RssStore {
   /** Stores a copy of `v` (the workload refills the same array for the next page). */
-  write(v: Uint8Array): Promise<number>
+  /**
+   * Stores a copy of `v` and returns its page id; a promise of it only when the write waits
+   * (every LOAD_BACKPRESSURE_EVERY writes): an async function per write made a promise and
+   * an await per page, the workload's own garbage, which set how often V8 scavenged in
+   * both processes (docs/DESIGN.md, "Peak RSS"). The same writes and the same waits.
+   */
+  write(v: Uint8Array): number | Promise<number>
   flush(): Promise<void>
   isResident(pid: number): boolean
   /** The page's length, checked (and not kept) where the store holds it; -1: missing. */
@@ -335,7 +341,8 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
   const tw = performance.now()
   const v = new Uint8Array(sizes.rssPageBytes)
   for (let i = 0; i < shape.pages; i++) {
-    pids[i] = await store.write(fill(v, next))
+    const pid = store.write(fill(v, next))
+    pids[i] = typeof pid === 'number' ? pid : await pid
     op++
     if (i % SAMPLE_EVERY === 0) sample()
   }
@@ -384,12 +391,12 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
   const check = (pid: number, page: Uint8Array): number =>
     fingerprint(page) === firsts[pid] ? page.length : -2
   const r = await rssWorkload(shape, {
-    write: async (v) => {
+    write: (v) => {
       const pid = pc.allocate()
       firsts[pid] = fingerprint(v)
       // The page cache copies the page into its arena (bytesCodec has `arena`).
       pc.replace(pid, v)
-      if (written++ % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+      if (written++ % LOAD_BACKPRESSURE_EVERY === 0) return pc.whenWritable().then(() => pid)
       return pid
     },
     flush: async () => {
@@ -446,11 +453,11 @@ async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartRe
   const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
   let nextPid = 0
   const r = await rssWorkload(shape, {
-    write: async (v) => {
+    write: (v) => {
       const pid = nextPid++
       // A plain LRU keeps a copy of its own, as the page cache does.
       install(pid, v.slice())
-      if (pid % LOAD_BACKPRESSURE_EVERY === 0) await turn()
+      if (pid % LOAD_BACKPRESSURE_EVERY === 0) return turn().then(() => pid)
       return pid
     },
     flush: turn,

@@ -97,6 +97,8 @@ export function slotBytesFor(n: number): number {
 export class PageArena {
   /** Slabs by index; undefined where a slab left the arena (the index is reused). */
   private readonly slabs: Array<ArrayBuffer | undefined> = []
+  /** A view of each whole slab, made once: write() copies through it, with no view per slot. */
+  private readonly slabViews: Array<Uint8Array | undefined> = []
   private readonly slabOf = new Map<ArrayBuffer, number>()
   /** The slot size each slab is carved into. */
   private readonly slabSlotBytes: number[] = []
@@ -173,6 +175,19 @@ export class PageArena {
     this.slabUsed[i] = (this.slabUsed[i] as number) + 1
     this.usedBytes += size
     return id
+  }
+
+  /**
+   * Copies `bytes` into slot `id` (allocSlot(bytes.length) returned it) through the slab's
+   * own view: a write that keeps its page in the arena makes no object (docs/DESIGN.md,
+   * "Peak RSS").
+   */
+  write(id: number, bytes: Uint8Array): void {
+    const i = (id / ARENA_SLOT_ID_STRIDE) | 0
+    const k = id - i * ARENA_SLOT_ID_STRIDE
+    const n = (this.slotLengths[i] as Int32Array)[k] as number
+    if (n !== bytes.length) throw new InvariantError(`arena slot ${id} holds ${n} bytes, not ${bytes.length}`)
+    ;(this.slabViews[i] as Uint8Array).set(bytes, k * (this.slabSlotBytes[i] as number))
   }
 
   /** A new view of slot `id`'s bytes (as many as alloc was asked for); the slot is in use. */
@@ -358,6 +373,7 @@ export class PageArena {
     if (c !== undefined && c.next >= lo && c.next < hi) this.carving.delete(size)
     this.slabOf.delete(this.slabs[i] as ArrayBuffer)
     this.slabs[i] = undefined
+    this.slabViews[i] = undefined
     this.freeIndices.push(i)
   }
 
@@ -378,6 +394,7 @@ export class PageArena {
         this.slabBytes += bytes
       }
       this.slabs[i] = buf
+      this.slabViews[i] = new Uint8Array(buf)
       this.slabOf.set(buf, i)
       this.slabSlotBytes[i] = size
       if (this.isPoisoning) new Uint8Array(buf).fill(POISON_BYTE)

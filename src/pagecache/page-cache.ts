@@ -49,7 +49,7 @@ import {
 } from './checkpoint.js'
 import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
 import { PageTable } from './page-table.js'
-import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
+import { decodePageRecord, encodePageRecord, PageRecordHeads, PageRecordKind } from './records.js'
 import { ResidentList } from './resident-list.js'
 import { encodeWarmHint, readWarmHint, writeWarmHint } from './warm-hint.js'
 
@@ -269,6 +269,8 @@ export class PageCache<T> implements PageStore<T> {
    * in the arena is its slot id: no object per resident page (docs/DESIGN.md, "Peak RSS").
    */
   private readonly lru = new ResidentList<T>()
+  /** Record heads for appendWithHead(), reused write after write. */
+  private readonly heads = new PageRecordHeads()
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -1011,9 +1013,9 @@ export class PageCache<T> implements PageStore<T> {
   /** replace() once the page may be written. */
   private writeReplace(pid: number, page: T, body: Uint8Array): Lsn {
     checkBytes(body, this.maxPageBytes, 'page')
-    const head = encodePageRecordHead(PageRecordKind.Replace, pid)
-    const lsn = this.log.appendWithHead(head, body)
+    const head = this.heads.encode(PageRecordKind.Replace, pid)
     const len = head.length + body.length
+    const lsn = this.log.appendWithHead(head, body)
     this.applyReplace(pid, page, lsn, this.recordBytes(lsn, len), body.length, 0)
     this.afterWrite(len)
     return lsn
@@ -1033,9 +1035,9 @@ export class PageCache<T> implements PageStore<T> {
         return this.replace(pid, page, body)
       }
     }
-    const head = encodePageRecordHead(PageRecordKind.Link, pid)
-    const lsn = this.log.appendWithHead(head, delta)
+    const head = this.heads.encode(PageRecordKind.Link, pid)
     const len = head.length + delta.length
+    const lsn = this.log.appendWithHead(head, delta)
     this.applyLink(pid, page, lsn, this.recordBytes(lsn, len), delta.length)
     this.afterWrite(len)
     return lsn
@@ -1367,16 +1369,27 @@ export class PageCache<T> implements PageStore<T> {
   private install(pid: number, page: T, isArenaPage = false): void {
     const old = this.lru.get(pid)
     const isSame = this.isResidentPage(page, old)
-    if (this.arena !== undefined && !isArenaPage && !isSame) page = this.adopt(page)
+    // A byte-string page goes into an arena slot (a copy, made before the slot it replaces
+    // is freed: the caller may have passed a lent view of it), named by its id.
+    let slot = -1
+    if (this.arena !== undefined) {
+      const bytes = page as Uint8Array
+      if (isArenaPage || isSame) slot = this.arena.slotOf(bytes)
+      else {
+        slot = this.arena.allocSlot(bytes.length)
+        // Copied by id, through the slab's own view: a view per write was garbage.
+        if (slot >= 0) this.arena.write(slot, bytes)
+        else page = bytes.slice() as T
+      }
+    }
     if (old !== undefined) {
       this.cacheBytes -= this.table.mem(pid)
       if (!isSame) this.release(old)
       this.lru.delete(pid)
     }
-    const mem = this.memoryOf(page)
+    const mem = this.memoryOf(page, slot >= 0)
     this.table.setMem(pid, mem)
     this.cacheBytes += mem
-    const slot = this.arena === undefined ? -1 : this.arena.slotOf(page as Uint8Array)
     if (slot >= 0) this.arena?.setOwner(slot, pid)
     this.lru.push(pid, slot < 0 ? page : slot)
     this.table.setStamp(pid, ++this.lruClock)
@@ -1407,19 +1420,14 @@ export class PageCache<T> implements PageStore<T> {
     this.table.setStamp(pid, ++this.lruClock)
   }
 
-  /** A copy of a byte-string page in the arena (a plain copy when the arena is full). */
-  private adopt(page: T): T {
-    const bytes = page as Uint8Array
-    const slot = (this.arena as PageArena).alloc(bytes.length) ?? new Uint8Array(bytes.length)
-    slot.set(bytes)
-    return slot as T
-  }
-
-  /** The LRU's charge: the codec's estimate, the entry, and a slot's bytes beyond the page. */
-  private memoryOf(page: T): number {
+  /**
+   * The LRU's charge: the codec's estimate, the entry, and a slot's bytes beyond the page
+   * (`isInArena`: the page is, or is copied into, an arena slot).
+   */
+  private memoryOf(page: T, isInArena = this.arena?.owns(page as Uint8Array) ?? false): number {
     let n = this.codec.memoryBytes(page) + ENTRY_MEMORY_BYTES
     const bytes = page as Uint8Array
-    if (this.arena?.owns(bytes)) n += slotBytesFor(bytes.length) - bytes.length
+    if (isInArena) n += slotBytesFor(bytes.length) - bytes.length
     return n
   }
 
