@@ -209,8 +209,9 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
- * Memory of a resident page beyond what the codec reports (its LRU map slot; an arena
- * page has no object of its own). Kept at its old value, which errs high: the bench's
+ * Memory of a resident page beyond what the codec reports (a page that is an object has
+ * an entry in the resident list's Map; an arena page has no object of its own). Kept at
+ * its value from when every resident page had a Map entry, which errs high: the bench's
  * calibration charges the same.
  */
 const ENTRY_MEMORY_BYTES = 160
