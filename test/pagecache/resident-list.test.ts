@@ -40,43 +40,59 @@ function oldestFirst(list: ResidentList<Page>): number[] {
   return out
 }
 
+/** The model check over random operations, on lists from `make` (a planted bug's too). */
+function modelProperty(make: () => ResidentList<Page>): fc.IPropertyWithHooks<[Op[]]> {
+  return fc.property(fc.array(opArb, { minLength: 50, maxLength: 300, size: 'max' }), (ops) => {
+    const list = make()
+    const model = new Map<number, Page | number>()
+    for (const op of ops) {
+      const was = model.get(op.pid)
+      if (op.kind === 'push') {
+        const r = op.isObject ? { pid: op.pid } : op.slot
+        if (was !== undefined) {
+          assert.throws(() => list.push(op.pid, r), InvariantError)
+          continue
+        }
+        list.push(op.pid, r)
+        model.set(op.pid, r)
+      } else if (op.kind === 'delete') {
+        assert.equal(list.delete(op.pid), model.delete(op.pid))
+      } else {
+        if (was === undefined) {
+          assert.throws(() => list.moveToNewest(op.pid), InvariantError)
+          continue
+        }
+        list.moveToNewest(op.pid)
+        model.delete(op.pid)
+        model.set(op.pid, was)
+      }
+      assert.equal(list.size, model.size)
+      assert.deepEqual(oldestFirst(list), [...model.keys()])
+      assert.deepEqual([...list.newestFirst()], [...model.keys()].reverse())
+      for (const pid of [op.pid, 0, PIDS - 1]) {
+        assert.equal(list.has(pid), model.has(pid))
+        assert.equal(list.get(pid), model.get(pid))
+      }
+    }
+  })
+}
+
 test('the resident list keeps the order, members and values a Map in use order keeps', () => {
   fc.assert(
-    fc.property(fc.array(opArb, { minLength: 50, maxLength: 300, size: 'max' }), (ops) => {
-      const list = new ResidentList<Page>()
-      const model = new Map<number, Page | number>()
-      for (const op of ops) {
-        const was = model.get(op.pid)
-        if (op.kind === 'push') {
-          const r = op.isObject ? { pid: op.pid } : op.slot
-          if (was !== undefined) {
-            assert.throws(() => list.push(op.pid, r), InvariantError)
-            continue
-          }
-          list.push(op.pid, r)
-          model.set(op.pid, r)
-        } else if (op.kind === 'delete') {
-          assert.equal(list.delete(op.pid), model.delete(op.pid))
-        } else {
-          if (was === undefined) {
-            assert.throws(() => list.moveToNewest(op.pid), InvariantError)
-            continue
-          }
-          list.moveToNewest(op.pid)
-          model.delete(op.pid)
-          model.set(op.pid, was)
-        }
-        assert.equal(list.size, model.size)
-        assert.deepEqual(oldestFirst(list), [...model.keys()])
-        assert.deepEqual([...list.newestFirst()], [...model.keys()].reverse())
-        for (const pid of [op.pid, 0, PIDS - 1]) {
-          assert.equal(list.has(pid), model.has(pid))
-          assert.equal(list.get(pid), model.get(pid))
-        }
-      }
-    }),
+    modelProperty(() => new ResidentList<Page>()),
     { numRuns: 300 },
   )
+})
+
+test('mutation: a list whose move to the young end is lost fails the model check', () => {
+  // The harness must be able to fail: a planted bug (moveToNewest does nothing) is caught.
+  const broken = (): ResidentList<Page> => {
+    const list = new ResidentList<Page>()
+    list.moveToNewest = () => {}
+    return list
+  }
+  const r = fc.check(modelProperty(broken), { numRuns: 300 })
+  assert.equal(r.failed, true, 'the planted bug went unnoticed')
 })
 
 test('an id far past the rows is not resident, and a page object comes back as itself', () => {
