@@ -280,9 +280,9 @@ async function partSpace(dir: string): Promise<PartResult> {
 
 /** A page cache or the calibration's Map LRU, as the RSS workload sees it. */
 interface RssStore {
-  /** Stores a copy of `v` (the workload refills the same array for the next page). */
   /**
-   * Stores a copy of `v` and returns its page id; a promise of it only when the write waits
+   * Stores a copy of `v` (the workload refills the same array for the next page) and
+   * returns its page id; a promise of it only when the write waits
    * (every LOAD_BACKPRESSURE_EVERY writes): an async function per write made a promise and
    * an await per page, the workload's own garbage, which set how often V8 scavenged in
    * both processes (docs/DESIGN.md, "Peak RSS"). The same writes and the same waits.

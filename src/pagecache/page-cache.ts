@@ -266,8 +266,9 @@ export class PageCache<T> implements PageStore<T> {
   private readonly freePids = new Set<number>()
   private nextPid = 0
   /**
-   * Resident pages by id, least recently used first (a Map keeps insertion order). A page
-   * in the arena is its slot id: no object per resident page (docs/DESIGN.md, "Peak RSS").
+   * Resident pages by id, least recently used first (a list in typed-array columns, not a
+   * Map). A page in the arena is its slot id: no object per resident page (docs/DESIGN.md,
+   * "Peak RSS").
    */
   private readonly lru = new ResidentList<T>()
   /** Record heads for appendWithHead(), reused write after write. */
@@ -1380,7 +1381,12 @@ export class PageCache<T> implements PageStore<T> {
         slot = this.arena.allocSlot(bytes.length)
         // Copied by id, through the slab's own view: a view per write was garbage.
         if (slot >= 0) this.arena.write(slot, bytes)
-        else page = bytes.slice() as T
+        else {
+          // A plain copy when the arena has no slot (not slice(): a Buffer's is a view).
+          const copy = new Uint8Array(bytes.length)
+          copy.set(bytes)
+          page = copy as T
+        }
       }
     }
     if (old !== undefined) {
@@ -1412,8 +1418,8 @@ export class PageCache<T> implements PageStore<T> {
 
   /**
    * Moves a page to the young end of the LRU, unless it is still in the young half: a hot
-   * page read in a loop would otherwise pay two Map operations per read (7 % of a
-   * random-get profile) for no change in what gets evicted.
+   * page read in a loop would otherwise be relinked on every read (when the LRU was a Map,
+   * two Map operations: 7 % of a random-get profile) for no change in what gets evicted.
    */
   private touch(pid: number): void {
     if (this.lruClock - this.table.stamp(pid) <= this.lru.size >> 1) return
