@@ -4,11 +4,10 @@
 // too large for one) sits in a `Map` of its own; its order is still the list's.
 //
 // Why not a `Map` in use order, as it was: its table is one heap object of ~3.6 MiB at 58k
-// resident pages, and every rehash (growth, or the deleted entries a move to the young end
-// leaves behind) allocates the next one beside it. Each of those tables survives the
-// scavenge after it, and V8 grows its young generation once more bytes have survived since
-// the last growth than a semispace holds, so the LRU alone doubled the young generation in
-// the peak-RSS bench (docs/DESIGN.md, "Peak RSS", the resident-list round). Columns cost
+// resident pages, in V8's large-object space, and every rehash (growth, or the deleted
+// entries a move to the young end leaves behind) allocates the next one beside it: 5–7 MiB
+// of large objects at the peak of the peak-RSS bench, each new table a survivor of the
+// scavenge after it (docs/DESIGN.md, "Peak RSS", the resident-list round). Columns cost
 // 12 B a row in array buffers the collector never walks, and moving a page costs no
 // allocation at all.
 //
