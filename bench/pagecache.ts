@@ -280,12 +280,20 @@ async function partSpace(dir: string): Promise<PartResult> {
 
 /** A page cache or the calibration's Map LRU, as the RSS workload sees it. */
 interface RssStore {
-  /** Stores a copy of `v` (the workload refills the same array for the next page). */
-  write(v: Uint8Array): Promise<number>
+  /**
+   * Stores a copy of `v` (the workload refills the same array for the next page) and
+   * returns its page id; a promise of it only when the write waits
+   * (every LOAD_BACKPRESSURE_EVERY writes): an async function per write made a promise and
+   * an await per page, the workload's own garbage, which set how often V8 scavenged in
+   * both processes (docs/DESIGN.md, "Peak RSS"). The same writes and the same waits.
+   */
+  write(v: Uint8Array): number | Promise<number>
   flush(): Promise<void>
   isResident(pid: number): boolean
   /** The page's length, checked (and not kept) where the store holds it; -1: missing. */
   read(pid: number): Promise<number>
+  /** The store's own memory figures (bytes), recorded at the highest-RSS sample. */
+  memory?(): Record<string, number>
 }
 
 /**
@@ -302,26 +310,40 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
   let heapTotal = 0
   let heapUsed = 0
   let arrayBuffers = 0
-  // The sample with the highest RSS, broken down: what the peak is made of.
+  // The sample with the highest RSS, broken down: what the peak is made of. Every heap
+  // space's committed (physical) bytes, external memory, and the store's own memory.
   let atPeak: Record<string, number> = { rss: 0 }
+  let op = 0
   const sample = (): void => {
     const m = process.memoryUsage()
     if (m.rss > (atPeak.rss as number)) {
-      atPeak = { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers }
-      for (const sp of v8.getHeapSpaceStatistics()) {
-        if (sp.space_name === 'new_space' || sp.space_name === 'old_space')
-          atPeak[sp.space_name] = sp.physical_space_size
+      atPeak = {
+        rss: m.rss,
+        // Operations done when sampled: writes, then pages + reads.
+        op,
+        heapTotal: m.heapTotal,
+        heapUsed: m.heapUsed,
+        external: m.external,
+        arrayBuffers: m.arrayBuffers,
+        ...store.memory?.(),
       }
+      for (const sp of v8.getHeapSpaceStatistics()) atPeak[sp.space_name] = sp.physical_space_size
     }
     heapTotal = Math.max(heapTotal, m.heapTotal)
     heapUsed = Math.max(heapUsed, m.heapUsed)
     arrayBuffers = Math.max(arrayBuffers, m.arrayBuffers)
   }
-  const pids: number[] = []
+  // The ids written, in a typed array: a growing JS array of them was the workload's own
+  // survivor of scavenges (its backing store reallocated as it grew), which V8 counts
+  // towards growing its young generation in the page cache's process and the calibration's
+  // alike (docs/DESIGN.md, "Peak RSS"). The same ids, in the same order.
+  const pids = new Float64Array(shape.pages)
   const tw = performance.now()
   const v = new Uint8Array(sizes.rssPageBytes)
   for (let i = 0; i < shape.pages; i++) {
-    pids.push(await store.write(fill(v, next)))
+    const pid = store.write(fill(v, next))
+    pids[i] = typeof pid === 'number' ? pid : await pid
+    op++
     if (i % SAMPLE_EVERY === 0) sample()
   }
   await store.flush()
@@ -334,6 +356,7 @@ async function rssWorkload(shape: RssShape, store: RssStore): Promise<PartResult
     const pid = pids[Math.floor(next() * pids.length)] as number
     if (!store.isResident(pid)) misses++
     if ((await store.read(pid)) !== sizes.rssPageBytes) throw new Error(`page ${pid} read back wrong`)
+    op++
     if (i % SAMPLE_EVERY === 0) sample()
   }
   const readMs = performance.now() - t0
@@ -368,12 +391,12 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
   const check = (pid: number, page: Uint8Array): number =>
     fingerprint(page) === firsts[pid] ? page.length : -2
   const r = await rssWorkload(shape, {
-    write: async (v) => {
+    write: (v) => {
       const pid = pc.allocate()
       firsts[pid] = fingerprint(v)
       // The page cache copies the page into its arena (bytesCodec has `arena`).
       pc.replace(pid, v)
-      if (written++ % LOAD_BACKPRESSURE_EVERY === 0) await pc.whenWritable()
+      if (written++ % LOAD_BACKPRESSURE_EVERY === 0) return pc.whenWritable().then(() => pid)
       return pid
     },
     flush: async () => {
@@ -381,6 +404,7 @@ async function partRss(dir: string, shape: RssShape): Promise<PartResult> {
     },
     isResident: (pid) => pc.isResident(pid),
     read: async (pid) => (await pc.withPage(pid, (page) => check(pid, page))) ?? -1,
+    memory: () => ({ ...pc.memoryStats() }),
   })
   const st = pc.stats()
   // What the capacity charges besides the pages: the log's segment buffers. The arena's
@@ -429,11 +453,11 @@ async function partRssCalibration(_dir: string, shape: RssShape): Promise<PartRe
   const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
   let nextPid = 0
   const r = await rssWorkload(shape, {
-    write: async (v) => {
+    write: (v) => {
       const pid = nextPid++
       // A plain LRU keeps a copy of its own, as the page cache does.
       install(pid, v.slice())
-      if (pid % LOAD_BACKPRESSURE_EVERY === 0) await turn()
+      if (pid % LOAD_BACKPRESSURE_EVERY === 0) return turn().then(() => pid)
       return pid
     },
     flush: turn,

@@ -30,6 +30,7 @@
 // poison when the slot is taken again, so a write through a stale view throws and a read
 // through one sees poison instead of a plausible page.
 
+import { InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
 
 /** Bytes of the largest slab: one ArrayBuffer, carved into slots of a single size class. */
@@ -96,6 +97,8 @@ export function slotBytesFor(n: number): number {
 export class PageArena {
   /** Slabs by index; undefined where a slab left the arena (the index is reused). */
   private readonly slabs: Array<ArrayBuffer | undefined> = []
+  /** A view of each whole slab, made once: write() copies through it, with no view per slot. */
+  private readonly slabViews: Array<Uint8Array | undefined> = []
   private readonly slabOf = new Map<ArrayBuffer, number>()
   /** The slot size each slab is carved into. */
   private readonly slabSlotBytes: number[] = []
@@ -174,12 +177,25 @@ export class PageArena {
     return id
   }
 
+  /**
+   * Copies `bytes` into slot `id` (allocSlot(bytes.length) returned it) through the slab's
+   * own view: a write that keeps its page in the arena makes no object (docs/DESIGN.md,
+   * "Peak RSS").
+   */
+  write(id: number, bytes: Uint8Array): void {
+    const i = (id / ARENA_SLOT_ID_STRIDE) | 0
+    const k = id - i * ARENA_SLOT_ID_STRIDE
+    const n = (this.slotLengths[i] as Int32Array)[k] as number
+    if (n !== bytes.length) throw new InvariantError(`arena slot ${id} holds ${n} bytes, not ${bytes.length}`)
+    ;(this.slabViews[i] as Uint8Array).set(bytes, k * (this.slabSlotBytes[i] as number))
+  }
+
   /** A new view of slot `id`'s bytes (as many as alloc was asked for); the slot is in use. */
   view(id: number): Uint8Array {
     const i = (id / ARENA_SLOT_ID_STRIDE) | 0
     const k = id - i * ARENA_SLOT_ID_STRIDE
     const n = (this.slotLengths[i] as Int32Array)[k] as number
-    assert(n >= 0, `arena slot ${id} is free`)
+    if (n < 0) throw new InvariantError(`arena slot ${id} is free`)
     return new Uint8Array(this.slabs[i] as ArrayBuffer, k * (this.slabSlotBytes[i] as number), n)
   }
 
@@ -313,6 +329,11 @@ export class PageArena {
     return this.slabBytes + ARENA_SLAB_BYTES <= this.maxSlabBytes
   }
 
+  /** Bytes of every slab the arena holds, pooled ones included. */
+  get slabBytesNow(): number {
+    return this.slabBytes
+  }
+
   /** Bytes of the uncarved slabs kept for reuse (within maxSlabBytes). */
   get pooledBytes(): number {
     return this.pool.length * ARENA_SLAB_BYTES
@@ -352,6 +373,7 @@ export class PageArena {
     if (c !== undefined && c.next >= lo && c.next < hi) this.carving.delete(size)
     this.slabOf.delete(this.slabs[i] as ArrayBuffer)
     this.slabs[i] = undefined
+    this.slabViews[i] = undefined
     this.freeIndices.push(i)
   }
 
@@ -372,6 +394,7 @@ export class PageArena {
         this.slabBytes += bytes
       }
       this.slabs[i] = buf
+      this.slabViews[i] = new Uint8Array(buf)
       this.slabOf.set(buf, i)
       this.slabSlotBytes[i] = size
       if (this.isPoisoning) new Uint8Array(buf).fill(POISON_BYTE)

@@ -28,7 +28,6 @@ import {
   messageHeaderBytes,
 } from '../log/index.js'
 import { SegmentAccountant } from '../segments/index.js'
-import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
@@ -51,7 +50,8 @@ import {
 } from './checkpoint.js'
 import type { PageCodec, PageId, PageStore, PageWrite, StagedPage } from './page-store.js'
 import { PageTable } from './page-table.js'
-import { decodePageRecord, encodePageRecord, encodePageRecordHead, PageRecordKind } from './records.js'
+import { decodePageRecord, encodePageRecord, PageRecordHeads, PageRecordKind } from './records.js'
+import { ResidentList } from './resident-list.js'
 import { encodeWarmHint, readWarmHint, writeWarmHint } from './warm-hint.js'
 
 export interface PageCacheOptions extends LogOptions {
@@ -98,6 +98,20 @@ export interface PageCacheOptions extends LogOptions {
   unsafeWarmIgnoresVersion?: boolean
 }
 
+/** PageCache.memoryStats(): bytes held in memory now. */
+export interface PageCacheMemory {
+  /** The LRU's charge for the resident pages. */
+  cacheBytes: number
+  residentPages: number
+  /** The arena's slabs (pooled ones included) and, of them, the uncarved pool. */
+  slabBytes: number
+  pooledBytes: number
+  /** The log's segment buffers (charged to cacheCapacity). */
+  logBufferBytes: number
+  /** The per-page columns: the page table's and the LRU's. */
+  tableBytes: number
+}
+
 export interface PageCacheStats {
   pages: number
   residentPages: number
@@ -134,6 +148,11 @@ export interface PageCacheStats {
     replayFrom: number
   }
   backgroundError: string | undefined
+  /**
+   * Bytes of the per-page columns, allocated, used or not: the page table's (and its delta
+   * pool) and the LRU's links.
+   */
+  tableBytes: number
   /** The arena of byte-string pages (PageCodec.arena); undefined for other codecs. */
   arena: ArenaStats | undefined
   warmUp: WarmUpStats
@@ -191,8 +210,9 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
- * Memory of a resident page beyond what the codec reports (its LRU map slot; an arena
- * page has no object of its own). Kept at its old value, which errs high: the bench's
+ * Memory of a resident page beyond what the codec reports (a page that is an object has
+ * an entry in the resident list's Map; an arena page has no object of its own). Kept at
+ * its value from when every resident page had a Map entry, which errs high: the bench's
  * calibration charges the same.
  */
 const ENTRY_MEMORY_BYTES = 160
@@ -247,10 +267,13 @@ export class PageCache<T> implements PageStore<T> {
   private readonly freePids = new Set<number>()
   private nextPid = 0
   /**
-   * Resident pages by id, least recently used first (a Map keeps insertion order). A page
-   * in the arena is its slot id: no object per resident page (docs/DESIGN.md, "Peak RSS").
+   * Resident pages by id, least recently used first (a list in typed-array columns, not a
+   * Map). A page in the arena is its slot id: no object per resident page (docs/DESIGN.md,
+   * "Peak RSS").
    */
-  private readonly lru = new Map<number, Resident<T>>()
+  private readonly lru = new ResidentList<T>()
+  /** Record heads for appendWithHead(), reused write after write. */
+  private readonly heads = new PageRecordHeads()
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -513,7 +536,7 @@ export class PageCache<T> implements PageStore<T> {
     checkPid(pid)
     const r = this.lru.get(pid)
     if (r === undefined) return undefined
-    this.touch(pid, r)
+    this.touch(pid)
     return this.handOut(this.pageOf(r))
   }
 
@@ -545,7 +568,7 @@ export class PageCache<T> implements PageStore<T> {
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
       const resident = this.lru.get(pid)
       if (resident !== undefined) {
-        this.touch(pid, resident)
+        this.touch(pid)
         return use(this.pageOf(resident))
       }
       if (!this.exists(pid)) return undefined
@@ -651,7 +674,7 @@ export class PageCache<T> implements PageStore<T> {
     const pinned = this.pinnedBases
     for (const b of bases) {
       const at = pinned.lastIndexOf(b)
-      assert(at >= 0, `segment ${b} is unpinned once per page-in that pinned it`)
+      if (at < 0) throw new InvariantError(`segment ${b} is unpinned once per page-in that pinned it`)
       pinned[at] = pinned[pinned.length - 1] as number
       pinned.pop()
     }
@@ -1001,9 +1024,9 @@ export class PageCache<T> implements PageStore<T> {
   /** replace() once the page may be written. */
   private writeReplace(pid: number, page: T, body: Uint8Array): Lsn {
     checkBytes(body, this.maxPageBytes, 'page')
-    const head = encodePageRecordHead(PageRecordKind.Replace, pid)
-    const lsn = this.log.appendWithHead(head, body)
+    const head = this.heads.encode(PageRecordKind.Replace, pid)
     const len = head.length + body.length
+    const lsn = this.log.appendWithHead(head, body)
     this.applyReplace(pid, page, lsn, this.recordBytes(lsn, len), body.length, 0)
     this.afterWrite(len)
     return lsn
@@ -1023,9 +1046,9 @@ export class PageCache<T> implements PageStore<T> {
         return this.replace(pid, page, body)
       }
     }
-    const head = encodePageRecordHead(PageRecordKind.Link, pid)
-    const lsn = this.log.appendWithHead(head, delta)
+    const head = this.heads.encode(PageRecordKind.Link, pid)
     const len = head.length + delta.length
+    const lsn = this.log.appendWithHead(head, delta)
     this.applyLink(pid, page, lsn, this.recordBytes(lsn, len), delta.length)
     this.afterWrite(len)
     return lsn
@@ -1357,18 +1380,34 @@ export class PageCache<T> implements PageStore<T> {
   private install(pid: number, page: T, isArenaPage = false): void {
     const old = this.lru.get(pid)
     const isSame = this.isResidentPage(page, old)
-    if (this.arena !== undefined && !isArenaPage && !isSame) page = this.adopt(page)
+    // A byte-string page goes into an arena slot (a copy, made before the slot it replaces
+    // is freed: the caller may have passed a lent view of it), named by its id.
+    let slot = -1
+    if (this.arena !== undefined) {
+      const bytes = page as Uint8Array
+      if (isArenaPage || isSame) slot = this.arena.slotOf(bytes)
+      else {
+        slot = this.arena.allocSlot(bytes.length)
+        // Copied by id, through the slab's own view: a view per write was garbage.
+        if (slot >= 0) this.arena.write(slot, bytes)
+        else {
+          // A plain copy when the arena has no slot (not slice(): a Buffer's is a view).
+          const copy = new Uint8Array(bytes.length)
+          copy.set(bytes)
+          page = copy as T
+        }
+      }
+    }
     if (old !== undefined) {
       this.cacheBytes -= this.table.mem(pid)
       if (!isSame) this.release(old)
       this.lru.delete(pid)
     }
-    const mem = this.memoryOf(page)
+    const mem = this.memoryOf(page, slot >= 0)
     this.table.setMem(pid, mem)
     this.cacheBytes += mem
-    const slot = this.arena === undefined ? -1 : this.arena.slotOf(page as Uint8Array)
     if (slot >= 0) this.arena?.setOwner(slot, pid)
-    this.lru.set(pid, slot < 0 ? page : slot)
+    this.lru.push(pid, slot < 0 ? page : slot)
     this.table.setStamp(pid, ++this.lruClock)
     if (this.cacheBytes > this.pageBudget()) this.evict(pid)
   }
@@ -1388,29 +1427,23 @@ export class PageCache<T> implements PageStore<T> {
 
   /**
    * Moves a page to the young end of the LRU, unless it is still in the young half: a hot
-   * page read in a loop would otherwise pay two Map operations per read (7 % of a
-   * random-get profile) for no change in what gets evicted.
+   * page read in a loop would otherwise be relinked on every read (when the LRU was a Map,
+   * two Map operations: 7 % of a random-get profile) for no change in what gets evicted.
    */
-  private touch(pid: number, page: Resident<T>): void {
+  private touch(pid: number): void {
     if (this.lruClock - this.table.stamp(pid) <= this.lru.size >> 1) return
-    this.lru.delete(pid)
-    this.lru.set(pid, page)
+    this.lru.moveToNewest(pid)
     this.table.setStamp(pid, ++this.lruClock)
   }
 
-  /** A copy of a byte-string page in the arena (a plain copy when the arena is full). */
-  private adopt(page: T): T {
-    const bytes = page as Uint8Array
-    const slot = (this.arena as PageArena).alloc(bytes.length) ?? new Uint8Array(bytes.length)
-    slot.set(bytes)
-    return slot as T
-  }
-
-  /** The LRU's charge: the codec's estimate, the entry, and a slot's bytes beyond the page. */
-  private memoryOf(page: T): number {
+  /**
+   * The LRU's charge: the codec's estimate, the entry, and a slot's bytes beyond the page
+   * (`isInArena`: the page is, or is copied into, an arena slot).
+   */
+  private memoryOf(page: T, isInArena = this.arena?.owns(page as Uint8Array) ?? false): number {
     let n = this.codec.memoryBytes(page) + ENTRY_MEMORY_BYTES
     const bytes = page as Uint8Array
-    if (this.arena?.owns(bytes)) n += slotBytesFor(bytes.length) - bytes.length
+    if (isInArena) n += slotBytesFor(bytes.length) - bytes.length
     return n
   }
 
@@ -1426,10 +1459,10 @@ export class PageCache<T> implements PageStore<T> {
   /** Drops least recently used pages until the cache fits, never the one just used. */
   private evict(keep: number): void {
     const budget = this.pageBudget()
-    for (const pid of this.lru.keys()) {
-      if (this.cacheBytes <= budget) break
-      if (pid === keep) continue
-      this.uncache(pid)
+    for (let pid = this.lru.oldest(); pid >= 0 && this.cacheBytes > budget; ) {
+      const newer = this.lru.newerThan(pid)
+      if (pid !== keep) this.uncache(pid)
+      pid = newer
     }
   }
 
@@ -1463,12 +1496,13 @@ export class PageCache<T> implements PageStore<T> {
   private emptyOldSlab(): boolean {
     const arena = this.arena as PageArena
     let looked = 0
-    for (const r of this.lru.values()) {
+    for (let pid = this.lru.oldest(); pid >= 0; pid = this.lru.newerThan(pid)) {
       if (++looked > EMPTY_SLAB_LOOKAHEAD) return false
+      const r = this.lru.get(pid)
       if (typeof r !== 'number') continue
       const i = arena.lendableSlabOf(r)
       if (i < 0) continue
-      for (const pid of arena.ownersOf(i)) this.uncache(pid)
+      for (const owner of arena.ownersOf(i)) this.uncache(owner)
       return true
     }
     return false
@@ -1985,7 +2019,7 @@ export class PageCache<T> implements PageStore<T> {
     this.bytesSinceCheckpoint = 0
     // The resident pages as of the cut, most recently used first (the LRU's young end).
     // warmCache: false is the whole feature off: no hint is written either.
-    const hot = this.opts.warmCache ? [...this.lru.keys()].reverse() : undefined
+    const hot = this.opts.warmCache ? this.lru.newestFirst() : undefined
     const run = async (): Promise<void> => {
       if (replayFrom > 0) await this.log.makeStable(replayFrom - 1)
       const name = checkpointName(replayFrom)
@@ -2169,6 +2203,21 @@ export class PageCache<T> implements PageStore<T> {
 
   // ---- lifecycle ----
 
+  /**
+   * What the page cache holds in memory now, in bytes: cheaper than stats() (no walk of the
+   * log's segments), for sampling while a workload runs (bench:pagecache's peak RSS).
+   */
+  memoryStats(): PageCacheMemory {
+    return {
+      cacheBytes: this.cacheBytes,
+      residentPages: this.lru.size,
+      slabBytes: this.arena?.slabBytesNow ?? 0,
+      pooledBytes: this.arena?.pooledBytes ?? 0,
+      logBufferBytes: this.log.segmentBufferBytes,
+      tableBytes: this.table.bytes + this.lru.bytes,
+    }
+  }
+
   stats(): PageCacheStats {
     // A truncation that finished since the last write took segments (and their dead blob
     // files) with it: report what the log holds now.
@@ -2189,6 +2238,7 @@ export class PageCache<T> implements PageStore<T> {
       ...this.counters,
       recovery: structuredClone(this.recoveryInfo),
       backgroundError: this.backgroundError === undefined ? undefined : String(this.backgroundError),
+      tableBytes: this.table.bytes + this.lru.bytes,
       arena: this.arena?.stats(),
       warmUp: { ...this.warmInfo },
     }

@@ -12,6 +12,7 @@
 // never reset, so a page-in that started before either sees a different version when it
 // settles (the page cache's only test that what it read is still the page).
 
+import { InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
 
 /** Rows of a fresh table and of a fresh delta pool; both double when full. */
@@ -93,7 +94,7 @@ export class PageTable {
   }
 
   setDeltaPayloadBytes(pid: number, bytes: number): void {
-    assert(this.has(pid), `page ${pid} is not in the table`)
+    if (!this.has(pid)) throw new InvariantError(`page ${pid} is not in the table`)
     this.deltaPayloads[pid] = bytes
   }
 
@@ -115,7 +116,7 @@ export class PageTable {
 
   /** Appends a delta after the page's newest fragment (`lsn` is past all of them). */
   addDelta(pid: number, lsn: number, recordBytes: number, payloadBytes: number): void {
-    assert(this.has(pid), `page ${pid} is not in the table`)
+    if (!this.has(pid)) throw new InvariantError(`page ${pid} is not in the table`)
     const slot = this.takeSlot()
     this.poolLsns[slot] = lsn
     this.poolRecordBytes[slot] = recordBytes
@@ -180,12 +181,12 @@ export class PageTable {
     // The chain runs newest first: fill from the end.
     let at = 2 * n - 2
     for (let d = this.newestDeltas[pid] as number; d !== NONE; d = this.poolNext[d - 1] as number) {
-      assert(at >= 2, `page ${pid}: more deltas chained than counted`)
+      if (at < 2) throw new InvariantError(`page ${pid}: more deltas chained than counted`)
       out[at] = this.poolLsns[d - 1] as number
       out[at + 1] = this.poolRecordBytes[d - 1] as number
       at -= 2
     }
-    assert(at === 0, `page ${pid}: fewer deltas chained than counted`)
+    if (at !== 0) throw new InvariantError(`page ${pid}: fewer deltas chained than counted`)
   }
 
   mem(pid: number): number {

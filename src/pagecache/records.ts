@@ -30,14 +30,25 @@ export function encodePageRecord(
 }
 
 /**
- * The record's bytes before its payload (kind byte, page id), for Log.appendWithHead(): a
+ * A record's bytes before its payload (kind byte, page id), for Log.appendWithHead(): a
  * write then copies its page once, into the log, instead of into a whole record first.
+ * Heads are arrays made once, one per length: appendWithHead() copies the head before it
+ * returns, so the next write reuses it. A fresh array per
+ * write was ~190 B of garbage per page written, and garbage sets how often V8 scavenges
+ * (docs/DESIGN.md, "Peak RSS"). One per page cache, so no state is shared between
+ * databases.
  */
-export function encodePageRecordHead(kind: PageRecordKind, pid: number): Uint8Array {
-  const out = new Uint8Array(1 + varintBytes(pid))
-  out[0] = kind
-  writeVarint(out, 1, pid)
-  return out
+export class PageRecordHeads {
+  /** Index: the head's length, 1 + the page id's varint (at most 9 bytes for a safe integer). */
+  private readonly byLength = Array.from({ length: 11 }, (_, n) => new Uint8Array(n))
+
+  /** The head of a `kind` record of page `pid`, valid until the next call. */
+  encode(kind: PageRecordKind, pid: number): Uint8Array {
+    const out = this.byLength[1 + varintBytes(pid)] as Uint8Array
+    out[0] = kind
+    writeVarint(out, 1, pid)
+    return out
+  }
 }
 
 export interface PageRecord {

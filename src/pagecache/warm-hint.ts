@@ -23,9 +23,10 @@ const inverted = (b: Uint8Array, start: number, end: number): number =>
   (crc32(b, start, end) ^ 0xffffffff) >>> 0
 
 /** The hint's bytes for `pids` (most recently used first), at most MAX_WARM_HINT_PAGES of them. */
-export function encodeWarmHint(logId: number, pids: readonly number[]): Uint8Array {
-  const ids = pids.filter((pid) => pid < 2 ** 32)
-  const n = Math.min(ids.length, MAX_WARM_HINT_PAGES)
+export function encodeWarmHint(logId: number, pids: ArrayLike<number>): Uint8Array {
+  let fit = 0
+  for (let i = 0; i < pids.length; i++) if ((pids[i] as number) < 2 ** 32) fit++
+  const n = Math.min(fit, MAX_WARM_HINT_PAGES)
   const out = new Uint8Array(HEADER_BYTES + 4 * n + 4)
   const dv = new DataView(out.buffer)
   out.set(MAGIC, 0)
@@ -33,7 +34,10 @@ export function encodeWarmHint(logId: number, pids: readonly number[]): Uint8Arr
   dv.setUint32(16, logId % 2 ** 32, true)
   dv.setUint32(20, Math.floor(logId / 2 ** 32), true)
   dv.setUint32(24, n, true)
-  for (let i = 0; i < n; i++) dv.setUint32(HEADER_BYTES + 4 * i, ids[i] as number, true)
+  for (let i = 0, at = 0; at < n; i++) {
+    const pid = pids[i] as number
+    if (pid < 2 ** 32) dv.setUint32(HEADER_BYTES + 4 * at++, pid, true)
+  }
   const end = HEADER_BYTES + 4 * n
   dv.setUint32(end, inverted(out, 0, end), true)
   return out

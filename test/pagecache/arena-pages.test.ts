@@ -198,3 +198,29 @@ test('mutation self-check: get() lending the arena slot is caught as divergences
   )
   assert.ok(c.divergences > 0, 'a page kept past its eviction must read wrong')
 })
+
+test('a Buffer page is copied, into a slot or, over the largest slot, into an array of its own', async () => {
+  const disk = new SimDisk({ seed: 7 })
+  // 2 MiB segments: records up to a quarter of one are inline, so 300 KiB is a replace().
+  const pc = await PageCache.open('db', arenaCodec, {
+    storage: disk.storage('db'),
+    segmentBytes: 2 * 1024 * 1024,
+    flushEveryMs: 0,
+  })
+  try {
+    // 4 KiB goes into an arena slot; 300 KiB is over the largest slot (256 KiB), so the
+    // cache keeps a plain array: a Buffer's slice() would have been a view of the caller's.
+    for (const n of [4096, 300 * 1024]) {
+      const rnd = new Prng(n)
+      const page = Buffer.from(bytesOf(rnd, n))
+      const want = Uint8Array.from(page)
+      const pid = pc.allocate()
+      pc.replace(pid, page)
+      page.fill(0xab)
+      assert.ok(pc.isResident(pid), `the ${n} B page is resident`)
+      assert.ok(same(await pc.get(pid), want), `the ${n} B page reads back as written`)
+    }
+  } finally {
+    await pc.close()
+  }
+})
