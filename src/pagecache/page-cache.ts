@@ -225,16 +225,16 @@ const WARM_GROUP_BYTES = 128 * 1024 * 1024
 const WARM_GAP_BYTES = 64 * 1024
 /**
  * Longest read of the warm-up. Every read and its completion is work beside a durable
- * writer's synced write (a pread loop beside one slowed it by 30-75 % here), so fewer,
+ * writer's synced write (a pread loop beside one slowed it by 20-75 % here), so fewer,
  * larger reads; the records of a run are checked in one synchronous step, ~0.1-0.2 ms
  * for 256 KiB.
  */
 const WARM_READ_BYTES = Math.min(256 * 1024, MAX_RUN_READ_BYTES)
 /**
  * The warm-up's longest stretch of main-thread work before it yields. A lone durable
- * writer's write completes while the warm-up works: with 0.1 ms stretches of main-thread
- * work beside a loop of O_DSYNC writes each write took 25-60 % longer, with 25 us ones no
- * longer than alone (docs/DESIGN.md, "Warm-up after open").
+ * writer's write completes while the warm-up works: beside a loop of O_DSYNC writes, 0.1 ms
+ * stretches of main-thread work made each write 25-60 % longer, 25 us ones -6 to +20 %
+ * (docs/DESIGN.md, "Durable writes right after reopen").
  */
 const WARM_SLICE_MS = 0.025
 /**
