@@ -96,6 +96,12 @@ export interface PageCacheOptions extends LogOptions {
    * changed or was freed meanwhile. The warm-up tests turn it on to prove they catch it.
    */
   unsafeWarmIgnoresVersion?: boolean
+  /**
+   * TEST ONLY — a mutation switch: the warm-up reads the next run into the buffer whose
+   * records it is still building pages from. The warm-up tests turn it on to prove they
+   * catch pages built from overwritten bytes.
+   */
+  unsafeWarmOneScratch?: boolean
 }
 
 /** PageCache.memoryStats(): bytes held in memory now. */
@@ -234,16 +240,24 @@ const WARM_GROUP_BYTES = 128 * 1024 * 1024
 /**
  * Fragments of one segment at most this far apart are read in one read (the gap is read
  * and thrown away): a leaf's base and deltas lie far apart, but a group's fragments lie a
- * few KiB apart. 16 KiB read the 1M-record peer database's 10,389 leaves in 2,187 reads.
+ * few KiB apart. With 256 KiB reads, 64 KiB gaps read the 1M-record peer database's 10,389
+ * leaves in 615 reads (16 KiB gaps and 64 KiB reads: 2,278).
  */
-const WARM_GAP_BYTES = 16 * 1024
+const WARM_GAP_BYTES = 64 * 1024
 /**
- * Longest read of the warm-up. A read of the page cache's bytes costs the main thread
- * about its copy (~15 us for 64 KiB here), and the warm-up yields after each one.
+ * Longest read of the warm-up. Every read and its completion is work beside a durable
+ * writer's synced write (a pread loop beside one slowed it by 20-75 % here), so fewer,
+ * larger reads; the records of a run are checked in one synchronous step, ~0.1-0.2 ms
+ * for 256 KiB.
  */
-const WARM_READ_BYTES = Math.min(64 * 1024, MAX_RUN_READ_BYTES)
-/** The warm-up's longest stretch of main-thread work before it yields. */
-const WARM_SLICE_MS = 0.1
+const WARM_READ_BYTES = Math.min(256 * 1024, MAX_RUN_READ_BYTES)
+/**
+ * The warm-up's longest stretch of main-thread work before it yields. A lone durable
+ * writer's write completes while the warm-up works: beside a loop of O_DSYNC writes, 0.1 ms
+ * stretches of main-thread work made each write 25-60 % longer, 25 us ones -6 to +20 %
+ * (docs/DESIGN.md, "Durable writes right after reopen").
+ */
+const WARM_SLICE_MS = 0.025
 /**
  * Free page ids open will track below the highest page id (the gaps a free left). A
  * JavaScript Set holds at most 2^24 entries, so a database with more could not be opened
@@ -313,8 +327,8 @@ export class PageCache<T> implements PageStore<T> {
   /** Page-ins in flight outside the warm-up (users', cleaning's): the warm-up holds back meanwhile. */
   private userPageIns = 0
   private userPageInWaiters: Array<() => void> = []
-  /** The warm-up's read space, reused by every run (their payloads are copied out at once). */
-  private warmScratch: Uint8Array | undefined
+  /** The warm-up's read space: two buffers, runs alternating between them (warmGroup). */
+  private warmScratch: [Uint8Array, Uint8Array] | undefined
   /** Set when close begins: the warm-up stops at its next step. */
   private isWarmStopped = false
   private readonly warmInfo: WarmUpStats = {
@@ -377,6 +391,7 @@ export class PageCache<T> implements PageStore<T> {
         | 'unsafeLendFromGet'
         | 'warmCache'
         | 'unsafeWarmIgnoresVersion'
+        | 'unsafeWarmOneScratch'
       >
     >,
   ) {
@@ -417,6 +432,7 @@ export class PageCache<T> implements PageStore<T> {
       unsafeLendFromGet,
       warmCache = true,
       unsafeWarmIgnoresVersion,
+      unsafeWarmOneScratch,
       ...logOptions
     } = options
     checkCount('cacheCapacity', cacheCapacity, 0)
@@ -470,6 +486,7 @@ export class PageCache<T> implements PageStore<T> {
       unsafeLendFromGet: unsafeLendFromGet === true,
       warmCache,
       unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
+      unsafeWarmOneScratch: unsafeWarmOneScratch === true,
     })
     try {
       await pc.recover(found)
@@ -724,6 +741,9 @@ export class PageCache<T> implements PageStore<T> {
       // size of their fragments (the estimate; install checks the real charge).
       const group: WarmPage[] = []
       const frags: number[] = [] // [lsn, bytes, page index, fragment index] per fragment
+      // Fragment offsets in frags by segment base, built here in slices: a pass over the
+      // group's 10^4-10^5 fragments at once held the main thread for milliseconds.
+      const bySegment = new Map<number, number[]>()
       let groupBytes = 0
       let room = this.pageBudget() - this.cacheBytes
       let sliceStart = performance.now()
@@ -754,10 +774,16 @@ export class PageCache<T> implements PageStore<T> {
         groupBytes += bytes
         const at = group.length
         group.push({ pid, version: this.table.version(pid), parts: [], left: f.length / 2, isFailed: false })
-        for (let i = 0; i < f.length; i += 2) frags.push(f[i] as number, f[i + 1] as number, at, i / 2)
+        for (let i = 0; i < f.length; i += 2) {
+          const base = this.sa.baseOf(f[i] as number)
+          const list = bySegment.get(base)
+          if (list === undefined) bySegment.set(base, [frags.length])
+          else list.push(frags.length)
+          frags.push(f[i] as number, f[i + 1] as number, at, i / 2)
+        }
       }
       if (group.length === 0) continue
-      if (!(await this.warmGroup(group, frags))) isFull = true
+      if (!(await this.warmGroup(group, frags, bySegment))) isFull = true
     }
     info.isDone = true
     this.warmScratch = undefined
@@ -787,28 +813,62 @@ export class PageCache<T> implements PageStore<T> {
    * deltas are newer than its base, so when the sweep meets a base every delta of its page
    * has arrived (copied and held: they are small), and the page is built at once from the
    * base where it was read: no base is ever copied or held (they are most of the bytes),
-   * and the log is read once. False once the cache is full.
+   * and the log is read once. The next run's read is in flight while a run's pages are
+   * built, into the other of two scratch buffers: one read at a time left the main thread
+   * idle for ~40 % of the warm-up, and a writer meanwhile runs slowly (docs/DESIGN.md,
+   * "Warm-up after open"). False once the cache is full.
    */
-  private async warmGroup(group: WarmPage[], frags: number[]): Promise<boolean> {
-    // By segment, newest first; each segment's fragments are sorted when its turn comes:
-    // one sort of the whole group (10^5 fragments) held the main thread for tens of ms.
-    const bySegment = new Map<number, number[]>()
-    for (let i = 0; i < frags.length; i += 4) {
-      const base = this.sa.baseOf(frags[i] as number)
-      const list = bySegment.get(base)
-      if (list === undefined) bySegment.set(base, [i])
-      else list.push(i)
-    }
-    const bases = [...bySegment.keys()].sort((a, b) => b - a)
+  private async warmGroup(
+    group: WarmPage[],
+    frags: number[],
+    bySegment: Map<number, number[]>,
+  ): Promise<boolean> {
+    const runs = this.warmRuns(frags, bySegment)
     const held = new CopySlab()
+    let scratch = 0
+    let next = runs.next()
+    let reading = next.done ? undefined : this.startWarmRead(group, frags, next.value, scratch)
+    try {
+      while (reading !== undefined) {
+        const read = await reading.records
+        next = runs.next()
+        // Issued before this run is built, and into the other buffer: this run's records
+        // are views of its own until the loop comes back to it, two runs on.
+        if (!this.opts.unsafeWarmOneScratch) scratch ^= 1
+        const current = reading
+        reading =
+          next.done || this.mustStopWarming()
+            ? undefined
+            : this.startWarmRead(group, frags, next.value, scratch)
+        if (!(await this.warmBuild(group, frags, current.live, read, held))) return false
+        await this.warmYield()
+        if (this.mustStopWarming()) return false
+      }
+      return true
+    } finally {
+      // A read still in flight writes into a scratch buffer: let it land before the
+      // buffers go (and before close() can close the file under it).
+      if (reading !== undefined) await reading.records
+    }
+  }
+
+  /**
+   * The runs of a group, segment by segment from the newest, each run ascending: fragments
+   * each ending within WARM_GAP_BYTES of the start of the one above it, spanning at most
+   * WARM_READ_BYTES. `bySegment` lists each segment's fragments (offsets into `frags`); a
+   * segment's are sorted when its turn comes: one sort of the whole group (10^5 fragments)
+   * held the main thread for tens of ms.
+   */
+  private *warmRuns(
+    frags: number[],
+    bySegment: Map<number, number[]>,
+  ): Generator<{ run: number[]; base: number }> {
+    const bases = [...bySegment.keys()].sort((a, b) => b - a)
     for (const base of bases) {
       const order = bySegment.get(base) as number[]
       order.sort((a, b) => (frags[b] as number) - (frags[a] as number))
       let k = 0
       while (k < order.length) {
-        if (this.mustStopWarming()) return false
-        // A run, downwards: fragments each ending within WARM_GAP_BYTES of the start of the
-        // one above it, spanning at most WARM_READ_BYTES.
         const top = order[k] as number
         const end = (frags[top] as number) + (frags[top + 1] as number)
         const run = [top]
@@ -823,25 +883,22 @@ export class PageCache<T> implements PageStore<T> {
           k++
         }
         run.reverse()
-        if (!(await this.warmRun(group, frags, run, base, held))) return false
-        await this.warmYield()
+        yield { run, base }
       }
     }
-    return true
   }
 
   /**
-   * Reads one run (`run` ascending) and takes its records newest first: a delta is copied
-   * into `held`, a base builds its page. False once the cache is full.
+   * Starts the read of one run (`run` ascending) into scratch buffer `scratch` (0 or 1),
+   * leaving out pages that failed or went stale (their fragments may be gone). The
+   * segment stays pinned until the read settles; the records are undefined when it failed.
    */
-  private async warmRun(
+  private startWarmRead(
     group: WarmPage[],
     frags: number[],
-    run: number[],
-    base: number,
-    held: CopySlab,
-  ): Promise<boolean> {
-    // Pages that failed or went stale need no more reads (their fragments may be gone).
+    { run, base }: { run: number[]; base: number },
+    scratch: number,
+  ): { live: number[]; records: Promise<LogRecord[] | undefined> } {
     const live: number[] = []
     const lsns: number[] = []
     const sizes: number[] = []
@@ -856,24 +913,41 @@ export class PageCache<T> implements PageStore<T> {
       lsns.push(frags[j] as number)
       sizes.push(frags[j + 1] as number)
     }
-    if (live.length === 0) return true
-    let records: LogRecord[] | undefined
+    if (live.length === 0) return { live, records: Promise.resolve(undefined) }
+    this.warmScratch ??= [new Uint8Array(WARM_READ_BYTES), new Uint8Array(WARM_READ_BYTES)]
+    this.warmInfo.reads++
     this.pin([base])
-    try {
-      this.warmInfo.reads++
-      this.warmScratch ??= new Uint8Array(WARM_READ_BYTES)
-      records = await this.log.readRun(lsns, sizes, this.warmScratch)
-    } catch {
+    const records = this.log.readRun(lsns, sizes, this.warmScratch[scratch]).then(
+      (r) => {
+        this.unpin([base])
+        return r
+      },
       // The page moved and its segment went, or the bytes are damaged: its user will page
       // it in and meet (and report) whatever is really there.
-      records = undefined
-    } finally {
-      this.unpin([base])
-    }
+      () => {
+        this.unpin([base])
+        return undefined
+      },
+    )
+    return { live, records }
+  }
+
+  /**
+   * Takes one run's records newest first: a delta is copied into `held`, a base builds its
+   * page. False once the cache is full.
+   */
+  private async warmBuild(
+    group: WarmPage[],
+    frags: number[],
+    live: number[],
+    records: LogRecord[] | undefined,
+    held: CopySlab,
+  ): Promise<boolean> {
     let sliceStart = performance.now()
     for (let i = live.length - 1; i >= 0; i--) {
       // Building pages is most of the work: in slices, so a user's completion never waits
-      // long behind it. The run's bytes are the warm-up's own scratch: still valid after.
+      // long behind it. The run's bytes are its scratch buffer's, which the next read
+      // leaves alone (it uses the other one).
       if (performance.now() - sliceStart > WARM_SLICE_MS) {
         await this.warmYield()
         if (this.mustStopWarming()) return false
@@ -903,7 +977,7 @@ export class PageCache<T> implements PageStore<T> {
       }
       p.left--
       if (fragIndex > 0) {
-        // The read space is reused by the next run: a delta is kept as a copy.
+        // The read space is reused two runs on: a delta is kept as a copy.
         p.parts[fragIndex] = held.copy(payload)
         continue
       }
