@@ -5,6 +5,7 @@
 // Unlike sled (digest §9 W8), a pending batch caps the published point at the byte before
 // the batch; everything contiguous below it is still published.
 
+import { InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
 
 export class StabilityIntervals {
@@ -47,8 +48,9 @@ export class StabilityIntervals {
 
   /** Registers an atomic batch covering [lo, hi]; it must lie wholly above the done prefix. */
   markBatch(lo: number, hi: number): void {
-    assert(lo <= hi, `batch [${lo}, ${hi}] is empty`)
-    assert(lo > this.contiguous, `batch starts at ${lo}, inside the done prefix ${this.contiguous}`)
+    if (!(lo <= hi)) throw new InvariantError(`batch [${lo}, ${hi}] is empty`)
+    if (!(lo > this.contiguous))
+      throw new InvariantError(`batch starts at ${lo}, inside the done prefix ${this.contiguous}`)
     const b = this.batches
     assert(b.length === 0 || (b[b.length - 1] as number) < lo, 'batches must be registered in LSN order')
     b.push(lo, hi)
@@ -56,11 +58,13 @@ export class StabilityIntervals {
 
   /** Records [lo, hi] as done; returns the (monotone) published LSN. */
   markDone(lo: number, hi: number): number {
-    assert(lo <= hi, `range [${lo}, ${hi}] is empty`)
-    assert(lo > this.contiguous, `range [${lo}, ${hi}] overlaps the done prefix ${this.contiguous}`)
+    if (!(lo <= hi)) throw new InvariantError(`range [${lo}, ${hi}] is empty`)
+    if (!(lo > this.contiguous))
+      throw new InvariantError(`range [${lo}, ${hi}] overlaps the done prefix ${this.contiguous}`)
     if (lo === this.contiguous + 1) {
       const r = this.ranges
-      assert(r.length === 0 || (r[0] as number) > hi, `range [${lo}, ${hi}] overlaps a done range`)
+      if (!(r.length === 0 || (r[0] as number) > hi))
+        throw new InvariantError(`range [${lo}, ${hi}] overlaps a done range`)
       this.contiguous = hi
       this.absorbRanges()
     } else {
@@ -81,8 +85,10 @@ export class StabilityIntervals {
       else b = m
     }
     const i = a * 2
-    if (i > 0) assert((r[i - 1] as number) < lo, `range [${lo}, ${hi}] overlaps a done range`)
-    if (i < r.length) assert((r[i] as number) > hi, `range [${lo}, ${hi}] overlaps a done range`)
+    if (i > 0 && !((r[i - 1] as number) < lo))
+      throw new InvariantError(`range [${lo}, ${hi}] overlaps a done range`)
+    if (i < r.length && !((r[i] as number) > hi))
+      throw new InvariantError(`range [${lo}, ${hi}] overlaps a done range`)
     const joinsLeft = i > 0 && (r[i - 1] as number) + 1 === lo
     const joinsRight = i < r.length && (r[i] as number) === hi + 1
     if (joinsLeft && joinsRight) {

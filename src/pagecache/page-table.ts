@@ -13,7 +13,6 @@
 // settles (the page cache's only test that what it read is still the page).
 
 import { InvariantError } from '../errors.js'
-import { assert } from '../util/assert.js'
 
 /** Rows of a fresh table and of a fresh delta pool; both double when full. */
 const INITIAL_ROWS = 1024
@@ -131,7 +130,8 @@ export class PageTable {
    * payload sizes are not in the checkpoint and read as 0 (they only time consolidation).
    */
   load(pid: number, frags: readonly number[], blobBytes: number): void {
-    assert(frags.length >= 2 && frags.length % 2 === 0, `page ${pid}: a base and whole deltas`)
+    if (!(frags.length >= 2 && frags.length % 2 === 0))
+      throw new InvariantError(`page ${pid}: a base and whole deltas`)
     this.setBase(pid, frags[0] as number, frags[1] as number, 0, blobBytes)
     for (let i = 2; i < frags.length; i += 2)
       this.addDelta(pid, frags[i] as number, frags[i + 1] as number, 0)
@@ -249,7 +249,7 @@ export class PageTable {
   /** Makes sure page id `pid` has a row (rows double, so growing costs O(1) a page). */
   grow(pid: number): void {
     if (pid < this.rows) return
-    assert(Number.isSafeInteger(pid) && pid >= 0, `page id ${pid}`)
+    if (!(Number.isSafeInteger(pid) && pid >= 0)) throw new InvariantError(`page id ${pid}`)
     const rows = Math.max(INITIAL_ROWS, 2 * this.rows, pid + 1)
     this.fragCounts = widen(this.fragCounts, new Uint32Array(rows))
     this.newestDeltas = widen(this.newestDeltas, new Uint32Array(rows))

@@ -12,7 +12,7 @@
 // - no node needsSplit(), so every node fits a page (a blob leaf: a large page);
 // - a blob leaf (node.ts isBlobLeaf) is never the root.
 
-import { CorruptionError } from '../errors.js'
+import { CorruptionError, InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
 import type { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
@@ -71,7 +71,7 @@ export function nodeAt(ctx: OpContext, pid: number): Node {
   const p = ctx.page(pid)
   if (p.kind !== 'leaf' && p.kind !== 'index') {
     // Only the stored pages can point at META or the counter: a plan never builds that.
-    assert(pid >= 0, `placeholder ${pid} is a ${p.kind} page`)
+    if (!(pid >= 0)) throw new InvariantError(`placeholder ${pid} is a ${p.kind} page`)
     throw new CorruptionError(`tree page ${pid} is a ${p.kind} page, not a tree node`)
   }
   return p
@@ -179,7 +179,7 @@ function besideBlobLeaf(
   key: Uint8Array,
   value: Uint8Array,
 ): void {
-  assert(hit.path.length > 0, `blob leaf ${hit.pid} is not a root`)
+  if (!(hit.path.length > 0)) throw new InvariantError(`blob leaf ${hit.pid} is not a root`)
   const fresh = ctx.newPid()
   ctx.put(fresh, makeLeaf([key], [value]))
   const blobKey = leafKeyAt(fold(hit.leaf), 0)
@@ -240,7 +240,8 @@ function spliceIntoParent(
 ): void {
   const step = path.pop() as PathStep
   const parent = nodeAt(ctx, step.pid) as Index
-  assert(parent.kind === 'index', `page ${step.pid} on a descent path is an index node`)
+  if (!(parent.kind === 'index'))
+    throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
   const keys = parent.keys.slice()
   const children = parent.children.slice()
   keys.splice(step.slot, 0, ...lowKeys)
@@ -314,10 +315,8 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
     if (KILL_ODDS) maybeKill('tree.merge')
     const step = path[path.length - 1] as PathStep
     const parent = nodeAt(ctx, step.pid) as Index
-    assert(
-      parent.kind === 'index' && parent.children.length >= 2,
-      `index ${step.pid} has two children or more`,
-    )
+    if (!(parent.kind === 'index' && parent.children.length >= 2))
+      throw new InvariantError(`index ${step.pid} has two children or more`)
     const leftSlot = step.slot > 0 ? step.slot - 1 : step.slot
     const leftPid = parent.children[leftSlot] as number
     const rightPid = parent.children[leftSlot + 1] as number

@@ -3,9 +3,8 @@
 // its deltas, and calls materialize() to page a node in. Decoding never trusts its input:
 // a malformed page is a CorruptionError, never a crash or an unbounded allocation.
 
-import { CorruptionError } from '../errors.js'
+import { CorruptionError, InvariantError } from '../errors.js'
 import type { PageCodec } from '../pagecache/page-store.js'
-import { assert } from '../util/assert.js'
 import type { CopySlab } from '../util/copy-slab.js'
 import { compareBytes } from './keys.js'
 import {
@@ -47,7 +46,8 @@ class Writer {
     this.buf[this.pos++] = b
   }
   varint(n: number): void {
-    assert(Number.isSafeInteger(n) && n >= 0, `a varint is a safe integer ≥ 0 (got ${n})`)
+    if (!(Number.isSafeInteger(n) && n >= 0))
+      throw new InvariantError(`a varint is a safe integer ≥ 0 (got ${n})`)
     while (n >= 128) {
       this.buf[this.pos++] = (n % 128) | 0x80
       n = Math.floor(n / 128)
@@ -60,7 +60,8 @@ class Writer {
     this.pos += b.length
   }
   done(): Uint8Array {
-    assert(this.pos === this.buf.length, `encoded ${this.pos} bytes, sized ${this.buf.length}`)
+    if (!(this.pos === this.buf.length))
+      throw new InvariantError(`encoded ${this.pos} bytes, sized ${this.buf.length}`)
     return this.buf
   }
 }

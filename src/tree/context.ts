@@ -5,7 +5,7 @@
 // commit() turns the overlay into store writes in the same synchronous step, so no reader
 // ever sees half an operation (docs/DESIGN.md, "Tree: concurrency").
 
-import { CorruptionError } from '../errors.js'
+import { CorruptionError, InvariantError } from '../errors.js'
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
@@ -47,10 +47,10 @@ export class OpContext {
     // Reads never change anything: their lookups skip the overlay.
     const c = this.changes.size === 0 ? undefined : this.changes.get(pid)
     if (c !== undefined) {
-      assert(c.page !== null, `page ${pid} is read after this operation freed it`)
+      if (!(c.page !== null)) throw new InvariantError(`page ${pid} is read after this operation freed it`)
       return c.page
     }
-    assert(pid >= 0, `placeholder ${pid} read before it was written`)
+    if (!(pid >= 0)) throw new InvariantError(`placeholder ${pid} read before it was written`)
     const p = this.fetched.get(pid) ?? this.store.peek(pid)
     if (p === undefined) throw new NeedPage(pid)
     return p
@@ -81,7 +81,7 @@ export class OpContext {
     const c = this.changes.get(pid)
     if (c === undefined) this.changes.set(pid, { page, ops: null })
     else {
-      assert(c.page !== null, `page ${pid} is written after this operation freed it`)
+      if (!(c.page !== null)) throw new InvariantError(`page ${pid} is written after this operation freed it`)
       c.page = page
       c.ops = null
     }

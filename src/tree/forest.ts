@@ -3,7 +3,7 @@
 // (btree.ts over an OpContext) into operations that page in what they need and commit in
 // one synchronous step (docs/DESIGN.md, "Tree: concurrency").
 
-import { ClosedError, CorruptionError, InvalidArgumentError, LimitError } from '../errors.js'
+import { ClosedError, CorruptionError, InvalidArgumentError, InvariantError, LimitError } from '../errors.js'
 import type { PageStore, PageWrite } from '../pagecache/page-store.js'
 import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
@@ -412,7 +412,7 @@ export class Forest {
       },
     )
     // A dropTree() right after our write may have dropped it again: the ref then says so.
-    assert(opened !== undefined, `tree "${name}" has a ref once opened`)
+    if (!(opened !== undefined)) throw new InvariantError(`tree "${name}" has a ref once opened`)
     return opened
   }
 

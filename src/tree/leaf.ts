@@ -13,6 +13,7 @@
 // its bytes) across an await sees one version of it.
 
 import { Buffer } from 'node:buffer'
+import { InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
 import { compareBytes } from './keys.js'
 import { commonPrefixBytes, compareFrom, sharesPrefix, wordAt } from './prefix.js'
@@ -152,7 +153,8 @@ class Builder {
   }
 
   done(): Leaf {
-    assert(this.pos === this.bytes && this.i === this.count, `built ${this.pos} bytes, sized ${this.bytes}`)
+    if (!(this.pos === this.bytes && this.i === this.count))
+      throw new InvariantError(`built ${this.pos} bytes, sized ${this.bytes}`)
     const cpl = fillWords(this.buf, this.offs)
     return new Leaf(this.buf, this.offs, cpl, NO_KEYS, NO_VALUES, 0, this.count, this.bytes)
   }
