@@ -336,8 +336,15 @@ export function rawPage(ck: Checkpoint, pid: number): Uint8Array | undefined {
 
 /** Checkpoint names in the folder, newest first; temp files are not checkpoints. */
 export async function listCheckpoints(storage: Storage): Promise<string[]> {
-  const names = (await storage.list('')).filter((n) => NAME.test(n))
-  return names.sort().reverse()
+  return checkpointNames(await storage.list(''))
+}
+
+/** The checkpoint files among a folder's names, newest first. */
+function checkpointNames(names: readonly string[]): string[] {
+  return names
+    .filter((n) => NAME.test(n))
+    .sort()
+    .reverse()
 }
 
 export function isCheckpointTemp(name: string): boolean {
@@ -357,10 +364,7 @@ export interface FoundCheckpoints {
 /** Lists the folder once and starts reading the newest checkpoint. */
 export async function findCheckpoints(storage: Storage): Promise<FoundCheckpoints> {
   const all = await storage.list('')
-  const names = all
-    .filter((n) => NAME.test(n))
-    .sort()
-    .reverse()
+  const names = checkpointNames(all)
   const newest = names[0] === undefined ? undefined : readWholeFile(storage, names[0])
   newest?.catch(() => {})
   return { temps: all.filter(isCheckpointTemp), names, newest }

@@ -273,7 +273,8 @@ export class PageTable {
   }
 }
 
-function widen<A extends Uint32Array | Float64Array>(from: A, to: A): A {
+/** `to`, holding `from`'s values at its start (a column grown to more rows). */
+export function widen<A extends Uint32Array | Int32Array | Float64Array>(from: A, to: A): A {
   to.set(from as never)
   return to
 }

@@ -16,6 +16,7 @@
 
 import { InvariantError } from '../errors.js'
 import { assert } from '../util/assert.js'
+import { widen } from './page-table.js'
 
 /** Rows of a fresh list; rows double when a higher page id comes (as the page table's). */
 const INITIAL_ROWS = 1024
@@ -142,15 +143,9 @@ export class ResidentList<T> {
   private grow(pid: number): void {
     if (pid < this.rows) return
     const rows = Math.max(INITIAL_ROWS, 2 * this.rows, pid + 1)
-    const older = new Uint32Array(rows)
-    older.set(this.older)
-    const newer = new Uint32Array(rows)
-    newer.set(this.newer)
-    const slots = new Int32Array(rows)
-    slots.set(this.slots)
-    this.older = older
-    this.newer = newer
-    this.slots = slots
+    this.older = widen(this.older, new Uint32Array(rows))
+    this.newer = widen(this.newer, new Uint32Array(rows))
+    this.slots = widen(this.slots, new Int32Array(rows))
     this.rows = rows
   }
 }
