@@ -110,8 +110,9 @@ async function layOut(log: Log): Promise<{ cut: number; next: number }> {
 
 describe('truncateBefore: one datasync, then the file shrinks', () => {
   test('zeroes every dropped slot, syncs once, cuts the free end off; a new segment grows the file again (real files)', async () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'bobsled-trunc-')), 'db')
-    dirs.push(dir)
+    const parent = mkdtempSync(join(tmpdir(), 'bobsled-trunc-'))
+    dirs.push(parent)
+    const dir = join(parent, 'db')
     const watch = new OpWatch(new FileStorage(dir))
     let log = await Log.open(dir, { storage: watch, segmentBytes: S, flushEveryMs: 0 })
     const { cut } = await layOut(log)
