@@ -10,7 +10,7 @@ export interface LogMetrics {
   syncedWrites: number
   /** Synced writes made on the main thread (StorageFile.writeSyncedNow), counted in syncedWrites too. */
   inlineWrites: number
-  /** Inline writes that took over INLINE_SLOW_MS: each sends the next lone rounds to the pool. */
+  /** Inline writes that took over INLINE_SLOW_MS (a few of them close together send the next rounds to the pool). */
   inlineSlowWrites: number
   /** Lone rounds fit to go inline sent to the pool: after a slow write, or the file could not then. */
   inlineFallbacks: number

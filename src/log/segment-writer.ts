@@ -72,10 +72,23 @@ const PRE_EXTEND_ALIGN_BYTES = 4096
  * size is written on the main thread. Larger rounds take longer than the pool's hop saves.
  */
 export const INLINE_MAX_BYTES = 64 * 1024
-/** An inline write slower than this (a slow or busy disk) blocked the event loop too long... */
+/** An inline write slower than this blocked the event loop longer than the pool's hop is worth. */
 export const INLINE_SLOW_MS = 1
-/** ...so this many of the next fit lone rounds go to the pool before inline is tried again. */
+/**
+ * When INLINE_SLOW_TRIP of the last INLINE_SLOW_WINDOW inline writes were slow, the disk is
+ * slow (not one write: on the shared test machine 0.7 % of them took over 1 ms, and backing
+ * off on each sent 64 % of the rounds to the pool), and the next INLINE_BACKOFF_ROUNDS fit
+ * lone rounds go to the pool before inline is tried again.
+ */
+export const INLINE_SLOW_WINDOW = 16
+export const INLINE_SLOW_TRIP = 4
 export const INLINE_BACKOFF_ROUNDS = 256
+
+function bitCount(x: number): number {
+  let n = 0
+  for (let v = x; v !== 0; v &= v - 1) n++
+  return n
+}
 
 /**
  * Memory for a segment life: a plain Uint8Array over an ArrayBuffer of its own. Not a
@@ -191,6 +204,8 @@ export class SegmentWriter {
   private inlinePauses = 0
   /** Fit lone rounds still to send to the pool after a slow inline write. */
   private inlineBackoffRounds = 0
+  /** Which of the last INLINE_SLOW_WINDOW inline writes were slow, one bit each (newest: bit 0). */
+  private inlineSlowBits = 0
   // Scratch results of reserveMessage(), to keep the append path free of allocations.
   resAt = 0
   resLsn = 0
@@ -732,9 +747,14 @@ export class SegmentWriter {
       error = e
     }
     ctx.stats.inlineWrites++
-    if (performance.now() - started > INLINE_SLOW_MS) {
+    const isSlow = performance.now() - started > INLINE_SLOW_MS
+    this.inlineSlowBits = ((this.inlineSlowBits << 1) | (isSlow ? 1 : 0)) & ((1 << INLINE_SLOW_WINDOW) - 1)
+    if (isSlow) {
       ctx.stats.inlineSlowWrites++
-      this.inlineBackoffRounds = INLINE_BACKOFF_ROUNDS
+      if (bitCount(this.inlineSlowBits) >= INLINE_SLOW_TRIP) {
+        this.inlineBackoffRounds = INLINE_BACKOFF_ROUNDS
+        this.inlineSlowBits = 0
+      }
     }
     setImmediate(() => {
       if (error === undefined) {
