@@ -18,6 +18,7 @@ interface StoreStats {
   pages: number
   residentPages: number
   warmUp: { hint: string; isDone: boolean; pagesWarmed: number }
+  logSync: { syncs: number; syncedWrites: number; inlineWrites: number }
 }
 
 async function storeStats(db: { stats(): Promise<object> }): Promise<StoreStats> {
@@ -75,4 +76,48 @@ test('after a clean close and reopen the leaves come back without a read, and wr
   )
   await db.close()
   await assert.rejects(open(dir, { warmCache: 'yes' as never }), InvalidArgumentError)
+})
+
+test('durable writes are not written inline while the warm-up runs, and are once it ends', async () => {
+  const dir = (await tempDir('db-warm-up-inline')).path
+  let db = await open(dir, NODES)
+  for (let b = 0; b < RECORDS; b += 100) {
+    await db.applyBatch((t) => {
+      for (let i = b; i < b + 100; i++) t.insert(key(i), value(i, 0))
+    })
+  }
+  await db.close()
+  db = await open(dir, { ...NODES, durability: 'sync' })
+  let during = 0
+  let i = 0
+  for (;;) {
+    const before = await storeStats(db)
+    await db.insert(key(i % RECORDS), value(i, 1))
+    i++
+    const after = await storeStats(db)
+    if (after.warmUp.isDone) break
+    // The warm-up ran through this whole insert (a lone durable round): not inline.
+    during++
+    assert.equal(
+      after.logSync.inlineWrites,
+      before.logSync.inlineWrites,
+      `insert ${i} went inline during the warm-up`,
+    )
+    assert.ok(
+      after.logSync.syncedWrites + after.logSync.syncs > before.logSync.syncedWrites + before.logSync.syncs,
+    )
+  }
+  assert.ok(during > 0, 'the scenario: durable inserts while the warm-up ran')
+  const s0 = await storeStats(db)
+  for (let k = 0; k < 20; k++) await db.insert(key(k), value(k, 2))
+  const s1 = await storeStats(db)
+  assert.ok(
+    s1.logSync.inlineWrites - s0.logSync.inlineWrites >= 18,
+    `inline again after the warm-up: ${JSON.stringify(s1.logSync)}`,
+  )
+  await db.close()
+  db = await open(dir, { ...NODES, warmCache: false })
+  for (let k = 0; k < 20; k++)
+    assert.equal(new TextDecoder().decode(await db.get(key(k))), value(k, 2), key(k))
+  await db.close()
 })
