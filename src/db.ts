@@ -56,7 +56,7 @@ export interface OpenOptions {
    * With durability, a lone durable write (one writer, nothing else in flight, ≤ 64 KiB)
    * is one O_DSYNC write on the main thread instead of a trip through the thread pool:
    * faster, but the event loop waits for the disk meanwhile (off during the warm-up, and
-   * for a while after a write slower than 1 ms). docs/DESIGN.md, "Inline synced writes".
+   * for a while once the disk turns slow). docs/DESIGN.md, "Inline synced writes".
    * Default true.
    */
   inlineSyncedWrites?: boolean

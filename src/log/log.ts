@@ -682,7 +682,6 @@ export class Log {
     })
   }
 
-  /** Highest LSN below which everything is durable (-1: nothing yet). */
   /**
    * Sends lone sync rounds to the thread pool until the returned function is called (once;
    * later calls do nothing): for a phase whose main-thread work must not wait behind the
@@ -692,6 +691,7 @@ export class Log {
     return this.writer.pauseInline()
   }
 
+  /** Highest LSN below which everything is durable (-1: nothing yet). */
   get stableLsn(): Lsn {
     return asLsn(this.commit.stableLsn)
   }

@@ -8,7 +8,7 @@ export interface LogMetrics {
   writes: number
   /** Sync rounds that were one O_DSYNC write (Storage.writeSynced), counted in syncs too. */
   syncedWrites: number
-  /** Synced writes made on the main thread (StorageFile.writeSyncedNow), counted in syncedWrites too. */
+  /** Lone rounds written on the main thread (StorageFile.writeSyncedNow); those that succeeded count in syncedWrites too. */
   inlineWrites: number
   /** Inline writes that took over INLINE_SLOW_MS (a few of them close together send the next rounds to the pool). */
   inlineSlowWrites: number

@@ -76,9 +76,11 @@ export const INLINE_MAX_BYTES = 64 * 1024
 export const INLINE_SLOW_MS = 1
 /**
  * When INLINE_SLOW_TRIP of the last INLINE_SLOW_WINDOW inline writes were slow, the disk is
- * slow (not one write: on the shared test machine 0.7 % of them took over 1 ms, and backing
- * off on each sent 64 % of the rounds to the pool), and the next INLINE_BACKOFF_ROUNDS fit
- * lone rounds go to the pool before inline is tried again.
+ * slow, and the next INLINE_BACKOFF_ROUNDS fit lone rounds go to the pool before inline is
+ * tried again. Not on one slow write: a single write over 1 ms is common on a shared disk,
+ * and backing off on each sent most rounds to the pool (docs/DESIGN.md, "Inline synced
+ * writes"). A slow disk thus blocks the event loop for at most INLINE_SLOW_TRIP writes per
+ * INLINE_BACKOFF_ROUNDS rounds.
  */
 export const INLINE_SLOW_WINDOW = 16
 export const INLINE_SLOW_TRIP = 4

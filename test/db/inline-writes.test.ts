@@ -80,8 +80,15 @@ test('an awaited durable insert loop does not starve timers and immediates', asy
     const s1 = await logSync(db)
     assert.ok(timers >= 3, `a timer ran ${timers} times in ${inserts} durable inserts`)
     assert.ok(immediates >= inserts / 2, `${immediates} immediates in ${inserts} inserts`)
+    // Its rounds were fit for the inline path: written inline, or sent to the pool by the
+    // slow-disk guard (a loaded machine trips it; test/log/inline-writes.test.ts runs the same
+    // loop on the simulated disk, where every round goes inline).
+    const fit = (x: LogSync): number => x.inlineWrites + x.inlineFallbacks
     if (constants.O_DSYNC !== undefined)
-      assert.ok(s1.inlineWrites > s0.inlineWrites, `the loop wrote inline: ${JSON.stringify(s1)}`)
+      assert.ok(
+        fit(s1) - fit(s0) >= inserts - 2,
+        `the loop's rounds were fit to go inline: ${JSON.stringify(s1)}`,
+      )
     await db.close()
   } finally {
     await dir.remove()

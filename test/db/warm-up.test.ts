@@ -18,7 +18,7 @@ interface StoreStats {
   pages: number
   residentPages: number
   warmUp: { hint: string; isDone: boolean; pagesWarmed: number }
-  logSync: { syncs: number; syncedWrites: number; inlineWrites: number }
+  logSync: { syncs: number; syncedWrites: number; inlineWrites: number; inlineFallbacks: number }
 }
 
 async function storeStats(db: { stats(): Promise<object> }): Promise<StoreStats> {
@@ -96,11 +96,12 @@ test('durable writes are not written inline while the warm-up runs, and are once
     i++
     const after = await storeStats(db)
     if (after.warmUp.isDone) break
-    // The warm-up ran through this whole insert (a lone durable round): not inline.
+    // The warm-up ran through this whole insert (a lone durable round): not inline, and not
+    // a fallback of the slow-disk guard either (a pause comes before it).
     during++
-    assert.equal(
-      after.logSync.inlineWrites,
-      before.logSync.inlineWrites,
+    assert.deepEqual(
+      [after.logSync.inlineWrites, after.logSync.inlineFallbacks],
+      [before.logSync.inlineWrites, before.logSync.inlineFallbacks],
       `insert ${i} went inline during the warm-up`,
     )
     assert.ok(
@@ -111,10 +112,10 @@ test('durable writes are not written inline while the warm-up runs, and are once
   const s0 = await storeStats(db)
   for (let k = 0; k < 20; k++) await db.insert(key(k), value(k, 2))
   const s1 = await storeStats(db)
-  assert.ok(
-    s1.logSync.inlineWrites - s0.logSync.inlineWrites >= 18,
-    `inline again after the warm-up: ${JSON.stringify(s1.logSync)}`,
-  )
+  // Each went inline, or was sent to the pool by the slow-disk guard (a loaded machine's disk
+  // trips it): either way the pause is over.
+  const fit = (x: StoreStats): number => x.logSync.inlineWrites + x.logSync.inlineFallbacks
+  assert.ok(fit(s1) - fit(s0) >= 18, `inline again after the warm-up: ${JSON.stringify(s1.logSync)}`)
   await db.close()
   db = await open(dir, { ...NODES, warmCache: false })
   for (let k = 0; k < 20; k++)
