@@ -87,26 +87,30 @@ test('durable writes are not written inline while the warm-up runs, and are once
     })
   }
   await db.close()
-  db = await open(dir, { ...NODES, durability: 'sync' })
   let during = 0
   let i = 0
-  for (;;) {
-    const before = await storeStats(db)
-    await db.insert(key(i % RECORDS), value(i, 1))
-    i++
-    const after = await storeStats(db)
-    if (after.warmUp.isDone) break
-    // The warm-up ran through this whole insert (a lone durable round): not inline, and not
-    // a fallback of the slow-disk guard either (a pause comes before it).
-    during++
-    assert.deepEqual(
-      [after.logSync.inlineWrites, after.logSync.inlineFallbacks],
-      [before.logSync.inlineWrites, before.logSync.inlineFallbacks],
-      `insert ${i} went inline during the warm-up`,
-    )
-    assert.ok(
-      after.logSync.syncedWrites + after.logSync.syncs > before.logSync.syncedWrites + before.logSync.syncs,
-    )
+  // A loaded machine's disk can hold the first insert until the warm-up is over: try again.
+  for (let attempt = 0; during === 0 && attempt < 5; attempt++) {
+    db = await open(dir, { ...NODES, durability: 'sync' })
+    for (;;) {
+      const before = await storeStats(db)
+      await db.insert(key(i % RECORDS), value(i, 1))
+      i++
+      const after = await storeStats(db)
+      if (after.warmUp.isDone) break
+      // The warm-up ran through this whole insert (a lone durable round): not inline, and not
+      // a fallback of the slow-disk guard either (a pause comes before it).
+      during++
+      assert.deepEqual(
+        [after.logSync.inlineWrites, after.logSync.inlineFallbacks],
+        [before.logSync.inlineWrites, before.logSync.inlineFallbacks],
+        `insert ${i} went inline during the warm-up`,
+      )
+      assert.ok(
+        after.logSync.syncedWrites + after.logSync.syncs > before.logSync.syncedWrites + before.logSync.syncs,
+      )
+    }
+    if (during === 0) await db.close()
   }
   assert.ok(during > 0, 'the scenario: durable inserts while the warm-up ran')
   const s0 = await storeStats(db)
