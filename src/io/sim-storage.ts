@@ -82,6 +82,12 @@ export interface SimFaults {
   misdirectStrideBytes?: number
   /** Odds that a completed write never reaches the durable image. Default 0. */
   lostWriteOdds?: number
+  /**
+   * TEST ONLY — a mutation switch: a synced write (writeSynced, writeSyncedNow) stays pending
+   * like a plain write, as on a device that ignores O_DSYNC. The power-loss test turns it on
+   * to prove it catches acknowledgements that rest on synced writes (the inline path's).
+   */
+  unsafeIgnoreSyncedWrites?: boolean
 }
 
 /** Device faults the opt-in variants injected, over every life of the disk so far. */
@@ -717,7 +723,7 @@ class DiskCore {
         const sizeBefore = inode.cache.size
         inode.cache.write(position, stored)
         const fate = this.durableFate(end, position, stored, sizeBefore, inode.cache.size)
-        if (synced) syncRange(inode, fate)
+        if (synced && this.faults.unsafeIgnoreSyncedWrites !== true) syncRange(inode, fate)
         else inode.pending.push(fate)
         this.bytesWritten += n
         range.length = n

@@ -71,3 +71,26 @@ test('mutation check: acknowledging before the datasync is caught by the power-l
   if (process.env.BOBSLED_SEED === undefined)
     assert.ok(caught > 0, 'the harness cannot fail: it missed unsynced acks')
 })
+
+test('mutation check: a disk that ignores O_DSYNC under inline writes is caught by the power-loss test', async () => {
+  // Every seed writes its lone rounds inline; the disk keeps their bytes pending as if they
+  // were plain writes, so a cut loses "acknowledged" records, and the check must see it.
+  let caught = 0
+  const seeds = seedsToRun(100, 20_001)
+  let inlineWrites = 0
+  for (const seed of seeds) {
+    const o = await runSeed(seed, {
+      inlineSyncedWrites: true,
+      device: { unsafeIgnoreSyncedWrites: true },
+    }).catch(() => undefined)
+    if (o === undefined || o.violation !== undefined) caught++
+    inlineWrites += o?.inlineWrites ?? 0
+  }
+  console.log(
+    `RELIABILITY log-power-loss-mutation-inline seeds=${seeds.length} caught=${caught} inline_writes=${inlineWrites}`,
+  )
+  if (process.env.BOBSLED_SEED === undefined) {
+    assert.ok(inlineWrites > 0, 'the rounds went inline')
+    assert.ok(caught > 0, 'the harness cannot fail: it missed acks resting on ignored synced writes')
+  }
+})
