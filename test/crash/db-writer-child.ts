@@ -3,7 +3,8 @@
 // named by its sixth argument) forever. Before issuing a write it prints
 // `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it durable resolved,
 // `A <w>` ('sync': that write) or `F <w>` ('flush': every write up to w); `E <what>` when a
-// call answered what it must not; `S <n>` now and then, its inline writes so far. The parent kills it with SIGKILL at random.
+// call answered what it must not; `S <n>` now and then, its inline writes so far. The parent
+// kills it with SIGKILL at random.
 // 'churn' (the kill-point test, test/crash/db-kill-points.test.ts) reaches the rare paths
 // too: checkpoints every 32 KiB of log, and between rounds of 40 writes a scratch tree
 // filled past a split and dropped, generateId() (persisting its counter every 8 ids; each
