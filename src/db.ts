@@ -52,6 +52,14 @@ export interface OpenOptions {
    * after open"). false: no warm-up, and no hint written for the next open. Default true.
    */
   warmCache?: boolean
+  /**
+   * With durability, a lone durable write (one writer, nothing else in flight, ≤ 64 KiB)
+   * is one O_DSYNC write on the main thread instead of a trip through the thread pool:
+   * faster, but the event loop waits for the disk meanwhile (off during the warm-up, and
+   * for a while once the disk turns slow). docs/DESIGN.md, "Inline synced writes".
+   * Default true.
+   */
+  inlineSyncedWrites?: boolean
   /** Segment size of a new log (power of two, 1 KiB..8 MiB). */
   segmentBytes?: number
   /** Storage backend (default: real files in the folder). */
@@ -820,8 +828,9 @@ function checkOpenOptions(o: unknown): OpenOptions {
       throw new InvalidArgumentError(`${name} must be an integer ≥ 0`)
     }
   }
-  if (opts.warmCache !== undefined && typeof opts.warmCache !== 'boolean') {
-    throw new InvalidArgumentError('warmCache must be a boolean')
+  for (const name of ['warmCache', 'inlineSyncedWrites'] as const) {
+    const v = opts[name]
+    if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean`)
   }
   return opts
 }
@@ -867,5 +876,6 @@ async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
   if (o.writeHighWaterBytes !== undefined) options.writeHighWaterBytes = o.writeHighWaterBytes
   if (o.cacheCapacity !== undefined) options.cacheCapacity = o.cacheCapacity
   if (o.warmCache !== undefined) options.warmCache = o.warmCache
+  if (o.inlineSyncedWrites !== undefined) options.inlineSyncedWrites = o.inlineSyncedWrites
   return PageCache.open<TreePage>(path, treeCodec, options)
 }

@@ -272,6 +272,11 @@ class RealFile implements StorageFile {
    * datasyncs through the first descriptor (a sync of more than its range, never less).
    */
   private dsync: Promise<fsp.FileHandle | undefined> | undefined
+  /**
+   * The O_DSYNC descriptor's fd once it is open and accepted, for writeSyncedNow(); never
+   * used once close() began (isClosed), as it is closed then.
+   */
+  private dsyncFd: number | undefined
 
   constructor(
     readonly name: string,
@@ -318,11 +323,53 @@ class RealFile implements StorageFile {
     checkIoRange(buffer, offset, length, position)
     if (!this.isWritable)
       throw new IoError(`writeSynced (${this.name}): opened for reading`, { file: this.name })
-    this.dsync ??= this.openDsync().catch(() => undefined)
-    const dsync = await this.dsync
+    const dsync = await this.openDsyncOnce()
     if (dsync !== undefined) return this.writeAll(dsync, buffer, offset, length, position)
     await this.writeAll(this.handle, buffer, offset, length, position)
     await this.datasync()
+  }
+
+  writeSyncedNow(buffer: Uint8Array, offset: number, length: number, position: number): boolean {
+    checkIoRange(buffer, offset, length, position)
+    if (!this.isWritable)
+      throw new IoError(`writeSynced (${this.name}): opened for reading`, { file: this.name })
+    if (this.isClosed) throw wrapIoError(closedError('write'), 'write', this.name)
+    const fd = this.dsyncFd
+    if (fd === undefined) {
+      // Not open yet (or never, without O_DSYNC): start it, so a later call can go inline.
+      this.openDsyncOnce().catch(() => {})
+      return false
+    }
+    // close() cannot begin during this loop (it is synchronous), and it was not begun above:
+    // the fd is still ours.
+    let done = 0
+    while (done < length) {
+      let n: number
+      try {
+        n = fs.writeSync(fd, buffer, offset + done, length - done, position + done)
+      } catch (e) {
+        throw wrapIoError(e, 'write', this.name)
+      }
+      if (n === 0) {
+        throw new IoError(`write (${this.name}) stored 0 of ${length - done} bytes at ${position + done}`, {
+          file: this.name,
+        })
+      }
+      done += n
+    }
+    return true
+  }
+
+  /** The O_DSYNC descriptor, opened at first use; undefined when it cannot be had. */
+  private openDsyncOnce(): Promise<fsp.FileHandle | undefined> {
+    this.dsync ??= this.openDsync().then(
+      (h) => {
+        if (!this.isClosed) this.dsyncFd = h.fd
+        return h
+      },
+      () => undefined,
+    )
+    return this.dsync
   }
 
   /**
@@ -411,6 +458,7 @@ class RealFile implements StorageFile {
   async close(): Promise<void> {
     if (this.isClosed) return
     this.isClosed = true
+    this.dsyncFd = undefined
     if (this.readsInFlight > 0) {
       await new Promise<void>((resolve) => {
         this.whenReadsDone = resolve

@@ -2,7 +2,9 @@
 // §5.0 item 1). The model is pessimistic, like SQLite's crash VFS:
 //  - a file has a cache image (what reads return now) and a durable image; a completed
 //    write or size change stays pending until a datasync that began after it completed;
-//    a synced write (writeSynced, O_DSYNC) is durable when it completes, and only it;
+//    a synced write (writeSynced, O_DSYNC) is durable when it completes, and only it; one
+//    made on the calling thread (writeSyncedNow) completes before it returns, so a crash
+//    never catches it in flight (an O_DSYNC write interrupted is never acknowledged);
 //  - a folder has pending entry ops (create, rename, unlink, mkdir) until a syncDir of that
 //    folder; at a crash an entry that never became durable vanishes, synced data or not;
 //  - crash() keeps the durable state plus a seeded random subset of pending ops (any
@@ -80,6 +82,12 @@ export interface SimFaults {
   misdirectStrideBytes?: number
   /** Odds that a completed write never reaches the durable image. Default 0. */
   lostWriteOdds?: number
+  /**
+   * TEST ONLY — a mutation switch: a synced write (writeSynced, writeSyncedNow) stays pending
+   * like a plain write, as on a device that ignores O_DSYNC. The power-loss test turns it on
+   * to prove it catches acknowledgements that rest on synced writes (the inline path's).
+   */
+  unsafeIgnoreSyncedWrites?: boolean
 }
 
 /** Device faults the opt-in variants injected, over every life of the disk so far. */
@@ -488,34 +496,73 @@ class DiskCore {
       }
       for (let i = 0; i < turns; i++) await new Promise<void>((resolve) => setImmediate(resolve))
       if (this.isDead) throw this.deadError(kind, name)
-      if (fault !== undefined && issueError === undefined) {
-        o.onFault?.()
-        this.record(op, kind, name, path, o.range, false, fault, start, this.tick++)
-        throw wrapIoError(this.nodeError(fault, kind, path, 'simulated fault'), what, name)
-      }
-      try {
-        if (issueError !== undefined) throw issueError
-        const result = o.complete(this.tick)
-        this.record(op, kind, name, path, o.range, true, undefined, start, this.tick++)
-        return result
-      } catch (e) {
-        const code = (e as { code?: unknown }).code
-        this.record(
-          op,
-          kind,
-          name,
-          path,
-          o.range,
-          false,
-          typeof code === 'string' ? code : undefined,
-          start,
-          this.tick++,
-        )
-        if (e instanceof StorageError || e instanceof InvalidArgumentError) throw e
-        throw wrapIoError(e, what, name)
-      }
+      return this.settle(op, kind, name, path, o, start, fault, issueError, what)
     } finally {
       o.always?.()
+    }
+  }
+
+  /**
+   * run() for an op done on the calling thread (writeSyncedNow): issued and completed in
+   * one step, with the same fault injection, so no crash can catch it in flight and no
+   * latency reorders it.
+   */
+  runNow<T>(kind: OpKind, name: string, path: string, o: RunOptions<T>): T {
+    if (this.isDead) throw this.deadError(kind, name)
+    const op = this.opCount++
+    const start = this.tick++
+    const what = `${kind} [op ${op}, ${this.describe()}]`
+    const fault = this.injectedFault(kind)
+    try {
+      let issueError: unknown
+      try {
+        o.issue?.(start)
+      } catch (e) {
+        issueError = e
+      }
+      return this.settle(op, kind, name, path, o, start, fault, issueError, what)
+    } finally {
+      o.always?.()
+    }
+  }
+
+  /** The completion of an issued op: its injected fault, its issue error, or its effect. */
+  private settle<T>(
+    op: number,
+    kind: OpKind,
+    name: string,
+    path: string,
+    o: RunOptions<T>,
+    start: number,
+    fault: string | undefined,
+    issueError: unknown,
+    what: string,
+  ): T {
+    if (fault !== undefined && issueError === undefined) {
+      o.onFault?.()
+      this.record(op, kind, name, path, o.range, false, fault, start, this.tick++)
+      throw wrapIoError(this.nodeError(fault, kind, path, 'simulated fault'), what, name)
+    }
+    try {
+      if (issueError !== undefined) throw issueError
+      const result = o.complete(this.tick)
+      this.record(op, kind, name, path, o.range, true, undefined, start, this.tick++)
+      return result
+    } catch (e) {
+      const code = (e as { code?: unknown }).code
+      this.record(
+        op,
+        kind,
+        name,
+        path,
+        o.range,
+        false,
+        typeof code === 'string' ? code : undefined,
+        start,
+        this.tick++,
+      )
+      if (e instanceof StorageError || e instanceof InvalidArgumentError) throw e
+      throw wrapIoError(e, what, name)
     }
   }
 
@@ -633,12 +680,28 @@ class DiskCore {
     position: number,
     synced = false,
   ): Promise<number> {
+    return this.run('write', h.name, h.path, this.pwriteOp(h, buffer, offset, length, position, synced))
+  }
+
+  /** pwrite() on the calling thread, synced (StorageFile.writeSyncedNow). */
+  pwriteNow(h: Handle, buffer: Uint8Array, offset: number, length: number, position: number): number {
+    return this.runNow('write', h.name, h.path, this.pwriteOp(h, buffer, offset, length, position, true))
+  }
+
+  private pwriteOp(
+    h: Handle,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+    synced: boolean,
+  ): RunOptions<number> {
     const range: Range = synced ? { position, length, synced } : { position, length }
     // A copy, taken now, as a real pwrite() takes it: Buffer's slice() would be a view, and
     // a caller may reuse its memory once the write settles (the log reuses segment buffers).
     const bytes = Uint8Array.prototype.slice.call(buffer, offset, offset + length)
     let issued = -1
-    return this.run('write', h.name, h.path, {
+    return {
       range,
       issue: (start) => {
         this.checkHandle(h, 'write', true)
@@ -660,7 +723,7 @@ class DiskCore {
         const sizeBefore = inode.cache.size
         inode.cache.write(position, stored)
         const fate = this.durableFate(end, position, stored, sizeBefore, inode.cache.size)
-        if (synced) syncRange(inode, fate)
+        if (synced && this.faults.unsafeIgnoreSyncedWrites !== true) syncRange(inode, fate)
         else inode.pending.push(fate)
         this.bytesWritten += n
         range.length = n
@@ -669,7 +732,7 @@ class DiskCore {
       always: () => {
         if (issued >= 0) this.inflight.delete(issued)
       },
-    })
+    }
   }
 
   /**
@@ -1448,6 +1511,22 @@ class SimFile implements StorageFile {
 
   writeSynced(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
     return this.writeLoop(buffer, offset, length, position, true)
+  }
+
+  writeSyncedNow(buffer: Uint8Array, offset: number, length: number, position: number): boolean {
+    checkIoRange(buffer, offset, length, position)
+    let done = 0
+    while (done < length) {
+      const n = this.core.pwriteNow(this.handle, buffer, offset + done, length - done, position + done)
+      if (n === 0) {
+        throw new IoError(
+          `write (${this.name}) stored 0 of ${length - done} bytes [${this.core.describe()}]`,
+          { file: this.name },
+        )
+      }
+      done += n
+    }
+    return true
   }
 
   datasync(): Promise<void> {

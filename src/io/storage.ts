@@ -31,6 +31,16 @@ export interface StorageFile {
    * so a caller that needs an earlier write durable too must datasync() for it.
    */
   writeSynced(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void>
+  /**
+   * writeSynced() done on the calling thread, blocking it until the bytes are durable: true
+   * when it wrote them (same contract: all `length` bytes, durable on return, typed errors
+   * thrown), false when it cannot now and wrote nothing (no O_DSYNC descriptor yet, or
+   * none on this platform): the caller uses writeSynced(). It saves the thread-pool hop
+   * and the promise of a small durable write (docs/DESIGN.md, "Inline synced writes"); a
+   * caller must keep it for small writes, since the event loop waits for the disk.
+   * Optional: a wrapper that cannot forward it synchronously leaves it out.
+   */
+  writeSyncedNow?(buffer: Uint8Array, offset: number, length: number, position: number): boolean
   /** fdatasync: every write that completed before this call began is durable when it resolves. */
   datasync(): Promise<void>
   /** Sets the size; bytes past the old end read as zeros. Not durable until datasync. */

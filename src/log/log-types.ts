@@ -20,6 +20,13 @@ export interface LogOptions {
   syncEveryBytes?: number
   /** Bytes of issued but unfinished writes above which whenWritable() makes callers wait. */
   writeHighWaterBytes?: number
+  /**
+   * A lone sync round of at most 64 KiB (one writer waiting for durability, nothing else in
+   * flight) is one O_DSYNC write made on the main thread, skipping the thread pool's hop
+   * (docs/DESIGN.md, "Inline synced writes"). Backs off to the pool for 256 rounds once 4
+   * of the last 16 such writes took over 1 ms. Default true.
+   */
+  inlineSyncedWrites?: boolean
   /** Largest item appendLarge() accepts. Default 256 MiB. */
   maxBlobBytes?: number
   /** Most records in one appendBatch(). Default 100,000. */

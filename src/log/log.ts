@@ -274,6 +274,7 @@ export class Log {
       // Only a literal true turns a mutation switch on.
       unsafeAckBeforeSync: options.unsafeAckBeforeSync === true,
       unsafeUnorderedPreExtension: options.unsafeUnorderedPreExtension === true,
+      inlineSyncedWrites: options.inlineSyncedWrites ?? true,
     }
     this.ctx = {
       // Reads go through the view of the repaired log until the repairs are written.
@@ -309,6 +310,7 @@ export class Log {
       this.slots,
       this.options.writeHighWaterBytes,
       this.options.unsafeUnorderedPreExtension,
+      this.options.inlineSyncedWrites,
       () => this.isClosed,
       {
         startLsn,
@@ -678,6 +680,15 @@ export class Log {
         reject,
       })
     })
+  }
+
+  /**
+   * Sends lone sync rounds to the thread pool until the returned function is called (once;
+   * later calls do nothing): for a phase whose main-thread work must not wait behind the
+   * disk, like the page cache's warm-up after open (docs/DESIGN.md, "Inline synced writes").
+   */
+  pauseInlineSyncedWrites(): () => void {
+    return this.writer.pauseInline()
   }
 
   /** Highest LSN below which everything is durable (-1: nothing yet). */

@@ -8,6 +8,12 @@ export interface LogMetrics {
   writes: number
   /** Sync rounds that were one O_DSYNC write (Storage.writeSynced), counted in syncs too. */
   syncedWrites: number
+  /** Lone rounds written on the main thread (StorageFile.writeSyncedNow); those that succeeded count in syncedWrites too. */
+  inlineWrites: number
+  /** Inline writes that took over INLINE_SLOW_MS (a few of them close together send the next rounds to the pool). */
+  inlineSlowWrites: number
+  /** Lone rounds fit to go inline sent to the pool: after a slow write, or the file could not then. */
+  inlineFallbacks: number
   /** Zeros written ahead over the rest of a segment at the end of the file (pre-extension). */
   preExtendedBytes: number
   syncs: number
@@ -37,6 +43,9 @@ export function emptyMetrics(): LogMetrics {
     bytesWritten: 0,
     writes: 0,
     syncedWrites: 0,
+    inlineWrites: 0,
+    inlineSlowWrites: 0,
+    inlineFallbacks: 0,
     preExtendedBytes: 0,
     syncs: 0,
     syncMsTotal: 0,

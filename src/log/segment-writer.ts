@@ -68,6 +68,31 @@ const PRE_EXTEND_AFTER_ROUNDS = 2
 const PRE_EXTEND_ALIGN_BYTES = 4096
 
 /**
+ * Inline synced writes (docs/DESIGN.md, "Inline synced writes"): a lone round up to this
+ * size is written on the main thread. Larger rounds take longer than the pool's hop saves.
+ */
+export const INLINE_MAX_BYTES = 64 * 1024
+/** An inline write slower than this blocked the event loop longer than the pool's hop is worth. */
+export const INLINE_SLOW_MS = 1
+/**
+ * When INLINE_SLOW_TRIP of the last INLINE_SLOW_WINDOW inline writes were slow, the disk is
+ * slow, and the next INLINE_BACKOFF_ROUNDS fit lone rounds go to the pool before inline is
+ * tried again. Not on one slow write: a single write over 1 ms is common on a shared disk,
+ * and backing off on each sent most rounds to the pool (docs/DESIGN.md, "Inline synced
+ * writes"). A slow disk thus blocks the event loop for at most INLINE_SLOW_TRIP writes per
+ * INLINE_BACKOFF_ROUNDS rounds.
+ */
+export const INLINE_SLOW_WINDOW = 16
+export const INLINE_SLOW_TRIP = 4
+export const INLINE_BACKOFF_ROUNDS = 256
+
+function bitCount(x: number): number {
+  let n = 0
+  for (let v = x; v !== 0; v &= v - 1) n++
+  return n
+}
+
+/**
  * Memory for a segment life: a plain Uint8Array over an ArrayBuffer of its own. Not a
  * Buffer: Buffer's slice() is a view, so a slice() meant as a copy (of a record served from
  * memory, say) would keep sharing memory that the next life reuses. Not zeroed (that
@@ -177,6 +202,12 @@ export class SegmentWriter {
    */
   private shrinkFence: { slot: number; cut: Promise<void> } | undefined
   private sealScheduled = false
+  /** pauseInline() calls not yet undone. */
+  private inlinePauses = 0
+  /** Fit lone rounds still to send to the pool after a slow inline write. */
+  private inlineBackoffRounds = 0
+  /** Which of the last INLINE_SLOW_WINDOW inline writes were slow, one bit each (newest: bit 0). */
+  private inlineSlowBits = 0
   // Scratch results of reserveMessage(), to keep the append path free of allocations.
   resAt = 0
   resLsn = 0
@@ -193,6 +224,8 @@ export class SegmentWriter {
     private readonly writeHighWaterBytes: number,
     /** Mutation switch (LogOptions.unsafeUnorderedPreExtension). */
     private readonly unsafeUnorderedPreExtension: boolean,
+    /** LogOptions.inlineSyncedWrites. */
+    private readonly inlineSyncedWrites: boolean,
     private readonly isClosed: () => boolean,
     start: WriterStart,
   ) {
@@ -606,6 +639,15 @@ export class SegmentWriter {
         : seg.extending === undefined
           ? cut
           : Promise.all([cut, seg.extending])
+    if (
+      isLoneRound &&
+      gate === undefined &&
+      !this.commit.unsafeAckBeforeSync &&
+      this.writeInline(seg, b.base, length, position, lo, hi, t0)
+    ) {
+      if (KILL_ODDS) maybeKill('log.write.issued')
+      return
+    }
     const issue = (
       buf: Uint8Array,
       offset: number,
@@ -664,6 +706,78 @@ export class SegmentWriter {
       },
     )
     if (KILL_ODDS) maybeKill('log.write.issued')
+  }
+
+  /**
+   * Writes a lone round on the main thread when the policy and the file allow it; false
+   * (nothing written) sends it down the pool's path. The completion comes after a
+   * setImmediate, exactly as the pool's would, and never sooner: a caller awaiting durable
+   * writes in a loop would otherwise never leave the microtask queue, and timers, I/O
+   * callbacks and the page cache's background work would starve.
+   */
+  private writeInline(
+    seg: SegmentLife,
+    base: number,
+    length: number,
+    position: number,
+    lo: number,
+    hi: number,
+    t0: number,
+  ): boolean {
+    const ctx = this.ctx
+    const file = ctx.file
+    if (
+      !this.inlineSyncedWrites ||
+      this.inlinePauses > 0 ||
+      length > INLINE_MAX_BYTES ||
+      file.writeSyncedNow === undefined
+    )
+      return false
+    if (this.inlineBackoffRounds > 0) {
+      this.inlineBackoffRounds--
+      ctx.stats.inlineFallbacks++
+      return false
+    }
+    let error: unknown
+    const started = performance.now()
+    try {
+      if (!file.writeSyncedNow(seg.buf, base, length, position)) {
+        ctx.stats.inlineFallbacks++
+        return false
+      }
+    } catch (e) {
+      error = e
+    }
+    ctx.stats.inlineWrites++
+    const isSlow = performance.now() - started > INLINE_SLOW_MS
+    this.inlineSlowBits = ((this.inlineSlowBits << 1) | (isSlow ? 1 : 0)) & ((1 << INLINE_SLOW_WINDOW) - 1)
+    if (isSlow) {
+      ctx.stats.inlineSlowWrites++
+      if (bitCount(this.inlineSlowBits) >= INLINE_SLOW_TRIP) {
+        this.inlineBackoffRounds = INLINE_BACKOFF_ROUNDS
+        this.inlineSlowBits = 0
+      }
+    }
+    setImmediate(() => {
+      if (error === undefined) {
+        this.onSyncedWritten(seg, lo, hi, length, t0)
+        return
+      }
+      this.writeSettled(seg, length)
+      this.commit.syncFailed(error)
+    })
+    return true
+  }
+
+  /** Lone rounds go to the pool until the returned function is called (Log.pauseInlineSyncedWrites). */
+  pauseInline(): () => void {
+    this.inlinePauses++
+    let isResumed = false
+    return () => {
+      if (isResumed) return
+      isResumed = true
+      this.inlinePauses--
+    }
   }
 
   /**

@@ -182,6 +182,7 @@ export function validateOptions(o: unknown): void {
   if (opts.writeHighWaterBytes === 0) throw new InvalidArgumentError('writeHighWaterBytes must be at least 1')
   for (const k of [
     'verifyOnOpen',
+    'inlineSyncedWrites',
     'unsafeAckBeforeSync',
     'unsafeUnorderedPreExtension',
     'scanWitnessed',

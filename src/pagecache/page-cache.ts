@@ -162,6 +162,14 @@ export interface PageCacheStats {
   /** The arena of byte-string pages (PageCodec.arena); undefined for other codecs. */
   arena: ArenaStats | undefined
   warmUp: WarmUpStats
+  /** The log's sync rounds and how their synced writes went (LogMetrics, "Inline synced writes"). */
+  logSync: {
+    syncs: number
+    syncedWrites: number
+    inlineWrites: number
+    inlineSlowWrites: number
+    inlineFallbacks: number
+  }
 }
 
 /** What the warm-up after open did (docs/DESIGN.md, "Warm-up after open"). */
@@ -523,8 +531,13 @@ export class PageCache<T> implements PageStore<T> {
     this.isAccepted = true
     this.recoveryInfo.ms += performance.now() - t0
     this.startTimer()
-    if (this.opts.warmCache) this.warming = this.runInBackground(() => this.warmUp())
-    else this.warmInfo.hint = 'off'
+    if (this.opts.warmCache) {
+      // The warm-up builds pages on the main thread while the pool does the reads and the
+      // durable writes; an inline write would hold that thread for a whole disk trip per
+      // round (docs/DESIGN.md, "Inline synced writes"). Back on however it ends.
+      const resumeInline = this.log.pauseInlineSyncedWrites()
+      this.warming = this.runInBackground(() => this.warmUp()).finally(resumeInline)
+    } else this.warmInfo.hint = 'off'
   }
 
   // ---- reading ----
@@ -2315,6 +2328,18 @@ export class PageCache<T> implements PageStore<T> {
       tableBytes: this.table.bytes + this.lru.bytes,
       arena: this.arena?.stats(),
       warmUp: { ...this.warmInfo },
+      logSync: this.logSyncStats(),
+    }
+  }
+
+  private logSyncStats(): PageCacheStats['logSync'] {
+    const m = this.log.metrics()
+    return {
+      syncs: m.syncs,
+      syncedWrites: m.syncedWrites,
+      inlineWrites: m.inlineWrites,
+      inlineSlowWrites: m.inlineSlowWrites,
+      inlineFallbacks: m.inlineFallbacks,
     }
   }
 

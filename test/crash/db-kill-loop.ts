@@ -36,9 +36,11 @@ const CHILD = fileURLToPath(new URL('./db-writer-child.js', import.meta.url))
 /** What the kill-point loop adds to a child run. */
 export interface ChildExtras {
   /** The child's environment (arms its kill points). */
-  env: NodeJS.ProcessEnv
+  env?: NodeJS.ProcessEnv
   /** Each id the child's generateId() returned, in order. */
-  onId: (id: number) => void
+  onId?: (id: number) => void
+  /** Each `S <n>` line: the inline writes of the child's open instance so far. */
+  onInlineWrites?: (n: number) => void
 }
 
 /**
@@ -60,9 +62,9 @@ export function runChild(
   extras?: ChildExtras,
 ): Promise<{ opened: boolean; stderr: string }> {
   const args = [CHILD, dir, String(seed), String(h.nextW), durability, mutation, scenario]
-  if (values !== undefined || extras !== undefined) args.push(values ?? '-')
-  if (extras !== undefined) args.push('churn')
-  const onLine = onWriterLine(h, wrong, extras?.onId)
+  if (values !== undefined || extras?.env !== undefined) args.push(values ?? '-')
+  if (extras?.env !== undefined) args.push('churn')
+  const onLine = onWriterLine(h, wrong, extras?.onId, extras?.onInlineWrites)
   return runUntilKilled(args, killAfterMs, early ? 'at-opening' : false, onLine, extras?.env)
 }
 
@@ -75,9 +77,11 @@ export function onWriterLine(
   h: History,
   wrong: string[],
   onId?: (id: number) => void,
+  onInlineWrites?: (n: number) => void,
 ): (line: string) => void {
   return (line) => {
-    if (line.startsWith('E ')) wrong.push(line.slice(2))
+    if (line.startsWith('S ')) onInlineWrites?.(Number(line.slice(2)))
+    else if (line.startsWith('E ')) wrong.push(line.slice(2))
     else if (line.startsWith('G ')) onId?.(Number(line.slice(2)))
     else if (line.startsWith('A ')) h.ack(Number(line.slice(2)), false)
     else if (line.startsWith('F ')) h.ack(Number(line.slice(2)), true)
@@ -163,6 +167,8 @@ export interface KillTotals extends RecoveredTotals {
   idRegressions: number
   /** Kill-point mode: ids generateId() returned. */
   ids: number
+  /** Lone durable rounds the children wrote inline (their `S` lines). */
+  inlineWrites: number
   /** Wall time spent running children, and checking their folders (ms). */
   childMs: number
   checkMs: number
@@ -205,6 +211,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
     timerKills: 0,
     idRegressions: 0,
     ids: 0,
+    inlineWrites: 0,
     childMs: 0,
     checkMs: 0,
   }
@@ -232,9 +239,15 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
       const early = !mutation && seed % 10 === 0
       const delay = early && kp === undefined ? seed % 20 : minMs + ((seed * 7919) % spanMs)
       const arming = kp?.(seed, early)
-      const extras: ChildExtras | undefined =
+      // A child's count starts at 0 and again at each reopen of its churn rounds.
+      let lastInline = 0
+      const onInlineWrites = (n: number): void => {
+        sum.inlineWrites += n >= lastInline ? n - lastInline : n
+        lastInline = n
+      }
+      const extras: ChildExtras =
         arming === undefined
-          ? undefined
+          ? { onInlineWrites }
           : {
               env: {
                 ...process.env,
@@ -243,6 +256,7 @@ export async function killLoop(o: KillLoopOptions): Promise<KillTotals> {
                 BOBSLED_KILL_ONLY: arming.only ?? '',
               },
               onId,
+              onInlineWrites,
             }
       const t0 = performance.now()
       const { opened, stderr } = await runChild(

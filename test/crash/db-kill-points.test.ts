@@ -97,6 +97,7 @@ function add(a: KillTotals, b: KillTotals): KillTotals {
     timerKills: a.timerKills + b.timerKills,
     idRegressions: a.idRegressions + b.idRegressions,
     ids: a.ids + b.ids,
+    inlineWrites: a.inlineWrites + b.inlineWrites,
     childMs: a.childMs + b.childMs,
     checkMs: a.checkMs + b.checkMs,
     ...(a.firstViolation !== undefined || b.firstViolation !== undefined

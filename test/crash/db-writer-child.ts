@@ -3,7 +3,8 @@
 // named by its sixth argument) forever. Before issuing a write it prints
 // `I <w> <group> <tree>:<key>:<len>,...`; after the promise that makes it durable resolved,
 // `A <w>` ('sync': that write) or `F <w>` ('flush': every write up to w); `E <what>` when a
-// call answered what it must not. The parent kills it with SIGKILL at random.
+// call answered what it must not; `S <n>` now and then, its inline writes so far. The parent
+// kills it with SIGKILL at random.
 // 'churn' (the kill-point test, test/crash/db-kill-points.test.ts) reaches the rare paths
 // too: checkpoints every 32 KiB of log, and between rounds of 40 writes a scratch tree
 // filled past a split and dropped, generateId() (persisting its counter every 8 ids; each
@@ -57,6 +58,18 @@ if (KILL_ODDS) writeSync(1, `KILLPOINTS odds=1/${KILL_ODDS} seed=${KILL_SEED}\n`
 writeSync(1, 'OPENING\n')
 let db = await openDb()
 writeSync(1, 'OPEN\n')
+// `S <n>`: the lone durable rounds this instance wrote inline so far (docs/DESIGN.md, "Inline
+// synced writes"), so the parent can tell that the kills landed on that path too.
+setInterval(() => {
+  db.stats().then(
+    (s) =>
+      writeSync(
+        1,
+        `S ${(s as { store: { logSync: { inlineWrites: number } } }).store.logSync.inlineWrites}\n`,
+      ),
+    () => {},
+  )
+}, 10).unref()
 const rng = new Prng(Number(seedArg))
 let w = Number(firstWArg)
 for (;;) {

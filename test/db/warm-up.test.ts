@@ -18,6 +18,7 @@ interface StoreStats {
   pages: number
   residentPages: number
   warmUp: { hint: string; isDone: boolean; pagesWarmed: number }
+  logSync: { syncs: number; syncedWrites: number; inlineWrites: number; inlineFallbacks: number }
 }
 
 async function storeStats(db: { stats(): Promise<object> }): Promise<StoreStats> {
@@ -75,4 +76,53 @@ test('after a clean close and reopen the leaves come back without a read, and wr
   )
   await db.close()
   await assert.rejects(open(dir, { warmCache: 'yes' as never }), InvalidArgumentError)
+})
+
+test('durable writes are not written inline while the warm-up runs, and are once it ends', async () => {
+  const dir = (await tempDir('db-warm-up-inline')).path
+  let db = await open(dir, NODES)
+  for (let b = 0; b < RECORDS; b += 100) {
+    await db.applyBatch((t) => {
+      for (let i = b; i < b + 100; i++) t.insert(key(i), value(i, 0))
+    })
+  }
+  await db.close()
+  let during = 0
+  let i = 0
+  // A loaded machine's disk can hold the first insert until the warm-up is over: try again.
+  for (let attempt = 0; during === 0 && attempt < 5; attempt++) {
+    db = await open(dir, { ...NODES, durability: 'sync' })
+    for (;;) {
+      const before = await storeStats(db)
+      await db.insert(key(i % RECORDS), value(i, 1))
+      i++
+      const after = await storeStats(db)
+      if (after.warmUp.isDone) break
+      // The warm-up ran through this whole insert (a lone durable round): not inline, and not
+      // a fallback of the slow-disk guard either (a pause comes before it).
+      during++
+      assert.deepEqual(
+        [after.logSync.inlineWrites, after.logSync.inlineFallbacks],
+        [before.logSync.inlineWrites, before.logSync.inlineFallbacks],
+        `insert ${i} went inline during the warm-up`,
+      )
+      assert.ok(
+        after.logSync.syncedWrites + after.logSync.syncs > before.logSync.syncedWrites + before.logSync.syncs,
+      )
+    }
+    if (during === 0) await db.close()
+  }
+  assert.ok(during > 0, 'the scenario: durable inserts while the warm-up ran')
+  const s0 = await storeStats(db)
+  for (let k = 0; k < 20; k++) await db.insert(key(k), value(k, 2))
+  const s1 = await storeStats(db)
+  // Each went inline, or was sent to the pool by the slow-disk guard (a loaded machine's disk
+  // trips it): either way the pause is over.
+  const fit = (x: StoreStats): number => x.logSync.inlineWrites + x.logSync.inlineFallbacks
+  assert.ok(fit(s1) - fit(s0) >= 18, `inline again after the warm-up: ${JSON.stringify(s1.logSync)}`)
+  await db.close()
+  db = await open(dir, { ...NODES, warmCache: false })
+  for (let k = 0; k < 20; k++)
+    assert.equal(new TextDecoder().decode(await db.get(key(k))), value(k, 2), key(k))
+  await db.close()
 })

@@ -95,6 +95,8 @@ export class RecordingStorage extends ForwardingStorage {
         this.writeBytes.set(op, bytes)
         return result
       },
+      // No writeSyncedNow: the explorer enumerates crash states of writes in flight, and
+      // an inline write is never in flight; lone rounds here go through writeSynced.
       datasync: () => tag('datasync', () => f.datasync()),
       truncate: (s) => tag('truncate', () => f.truncate(s)),
       size: () => tag('size', () => f.size()),

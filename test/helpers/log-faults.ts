@@ -96,6 +96,44 @@ export class ProbeStorage extends ForwardingStorage {
   }
 
   private watch<T>(kind: ProbeEvent['kind'], file: string, run: () => Promise<T>): Promise<T> {
+    const issued = this.beforeIssue(kind, file)
+    return run().then(
+      (v) => {
+        this.settled(kind, file, issued, true)
+        return v
+      },
+      (e) => {
+        this.settled(kind, file, issued, false)
+        throw e
+      },
+    )
+  }
+
+  /** watch() of an op done on the calling thread (writeSyncedNow). */
+  private watchNow<T>(kind: ProbeEvent['kind'], file: string, run: () => T): T {
+    const issued = this.beforeIssue(kind, file)
+    let v: T
+    try {
+      v = run()
+    } catch (e) {
+      this.settled(kind, file, issued, false)
+      throw e
+    }
+    this.settled(kind, file, issued, true)
+    return v
+  }
+
+  private settled(kind: ProbeEvent['kind'], file: string, issued: number, ok: boolean): void {
+    this.events.push({ kind, file, ok, issued })
+    if (ok) return
+    if (kind === 'datasync') {
+      this.failedSync = true
+      this.failedSyncFiles.add(file)
+    }
+    if (kind === 'write' || kind === 'datasync') this.onFailure(kind, file)
+  }
+
+  private beforeIssue(kind: ProbeEvent['kind'], file: string): number {
     const issued = this.issued++
     const isLog = file === 'log'
     if (kind === 'datasync') {
@@ -111,30 +149,21 @@ export class ProbeStorage extends ForwardingStorage {
       this.logIoAfterFailure++
       this.afterFailure.push(`${kind} of log issued after the log was poisoned`)
     }
-    return run().then(
-      (v) => {
-        this.events.push({ kind, file, ok: true, issued })
-        return v
-      },
-      (e) => {
-        this.events.push({ kind, file, ok: false, issued })
-        if (kind === 'datasync') {
-          this.failedSync = true
-          this.failedSyncFiles.add(file)
-        }
-        if (kind === 'write' || kind === 'datasync') this.onFailure(kind, file)
-        throw e
-      },
-    )
+    return issued
   }
 
   private wrap(f: StorageFile, name: string): StorageFile {
+    const now = f.writeSyncedNow?.bind(f)
     return {
       name: f.name,
       read: (b, o, l, p) => f.read(b, o, l, p),
       write: (b, o, l, p) => this.watch('write', name, () => f.write(b, o, l, p)),
       // A write and a sync in one: failing, it poisons as a failed datasync does.
       writeSynced: (b, o, l, p) => this.watch('write', name, () => f.writeSynced(b, o, l, p)),
+      // Forwarded, so the fault tests cover the inline path of a lone round too.
+      ...(now === undefined
+        ? {}
+        : { writeSyncedNow: (b, o, l, p) => this.watchNow('write', name, () => now(b, o, l, p)) }),
       datasync: () => this.watch('datasync', name, () => f.datasync()),
       truncate: (s) => f.truncate(s),
       size: () => f.size(),

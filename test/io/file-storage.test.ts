@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { constants as fsConstants } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -68,6 +69,36 @@ describe('FileStorage', () => {
     await f.close()
     const ro = await s.openFile('log', 'read')
     await assert.rejects(ro.writeSynced(a, 0, 1, 0), IoError)
+    await ro.close()
+  })
+
+  test('writeSyncedNow writes on the calling thread once the O_DSYNC descriptor is open', async () => {
+    const s = freshStorage()
+    await s.ensureRoot()
+    const f = await s.openFile('log', 'create')
+    const now = f.writeSyncedNow?.bind(f)
+    assert.ok(now !== undefined, 'real files offer the synchronous path')
+    const a = bytes(3000, 5)
+    // The first call only starts opening the descriptor, writes nothing and says so.
+    assert.equal(now(a, 0, 1000, 0), false)
+    assert.equal(await f.size(), 0)
+    // Once writeSynced() has the descriptor (it awaits the same opening), the path is there.
+    await f.writeSynced(a, 0, 1000, 0)
+    if (fsConstants.O_DSYNC !== undefined) {
+      assert.equal(now(a, 1000, 2000, 1000), true)
+      const back = new Uint8Array(3000)
+      assert.equal(await f.read(back, 0, 3000, 0), 3000)
+      assert.deepEqual(back, a)
+      assert.throws(() => now(a, 0, 10, -1), InvalidArgumentError)
+    } else {
+      assert.equal(now(a, 1000, 2000, 1000), false, 'never inline without O_DSYNC')
+    }
+    const closing = f.close()
+    // close() has begun: the descriptor is never used again, even before it is closed.
+    assert.throws(() => now(a, 0, 10, 0), IoError)
+    await closing
+    const ro = await s.openFile('log', 'read')
+    assert.throws(() => ro.writeSyncedNow?.(a, 0, 1, 0), IoError)
     await ro.close()
   })
 

@@ -480,7 +480,9 @@ describe('SimDisk: faults', () => {
 
   test('a synced write is durable when it completes, and makes nothing else durable', async () => {
     for (let seed = 0; seed < 30; seed++) {
-      const msg = `seed=${seed}`
+      // Odd seeds write it on the calling thread (writeSyncedNow): the same contract.
+      const isNow = seed % 2 === 1
+      const msg = `seed=${seed}${isNow ? ' writeSyncedNow' : ''}`
       const { disk, s } = await freshDb(seed, { trace: true })
       const f = await s.openFile('log', 'create')
       await f.write(fill(1000, 1), 0, 1000, 0)
@@ -489,7 +491,8 @@ describe('SimDisk: faults', () => {
       await f.write(fill(100, 2), 0, 100, 0)
       await f.write(fill(100, 3), 0, 100, 500)
       // Overwrites part of the pending write at 500 and grows the file.
-      await f.writeSynced(fill(700, 4), 0, 700, 550)
+      if (isNow) assert.equal(f.writeSyncedNow?.(fill(700, 4), 0, 700, 550), true, msg)
+      else await f.writeSynced(fill(700, 4), 0, 700, 550)
       const durable = disk.readFileSync('db/log', 'durable')
       assert.equal(durable.length, 1250, `${msg}: the size it reached is durable`)
       assert.ok(
@@ -521,6 +524,50 @@ describe('SimDisk: faults', () => {
       (e) => e instanceof IoError && e.syscallCode === 'EIO',
     )
     assert.equal(disk.readFileSync('db/log', 'durable')[0], 1)
+  })
+
+  test('writeSyncedNow meets the faults of writeSynced: EIO, a full disk, short writes, closed and dead files', async () => {
+    const now = (f: StorageFile, b: Uint8Array, pos: number) => {
+      assert.ok(f.writeSyncedNow !== undefined, 'the simulated disk offers it')
+      return f.writeSyncedNow(b, 0, b.length, pos)
+    }
+    {
+      const { disk, f } = await logWithPending(1, fill(100, 1), [])
+      disk.setFaults({ failAt: { op: 0, kinds: ['write'] } })
+      assert.throws(
+        () => now(f, fill(50, 2), 0),
+        (e) => e instanceof IoError && e.syscallCode === 'EIO',
+      )
+      assert.equal(disk.readFileSync('db/log', 'durable')[0], 1, 'a failed one stores nothing durable')
+      assert.equal(disk.readFileSync('db/log')[0], 1, 'nor anything at all')
+    }
+    {
+      const { disk, f } = await logWithPending(2, fill(100, 1), [])
+      disk.setFaults({ enospcAfterBytes: 130 })
+      // 30 bytes fit: stored and durable, then the loop meets ENOSPC (a short write, as a real disk).
+      assert.throws(
+        () => now(f, fill(50, 2), 200),
+        (e) => e instanceof DiskFullError || (e instanceof IoError && e.syscallCode === 'ENOSPC'),
+      )
+      assert.equal(disk.readFileSync('db/log', 'durable').length, 230)
+    }
+    {
+      const { disk, f } = await logWithPending(3, fill(100, 1), [])
+      disk.setFaults({ shortWrites: true })
+      const b = fill(3000, 7)
+      assert.equal(now(f, b, 100), true)
+      assert.deepEqual(disk.readFileSync('db/log', 'durable').subarray(100), b, 'it loops on short writes')
+    }
+    {
+      const { disk, s, f } = await logWithPending(4, fill(100, 1), [])
+      const ro = await s.openFile('log', 'read')
+      assert.throws(() => now(ro, fill(5, 2), 0), IoError, 'a read-only file is refused')
+      await f.close()
+      assert.throws(() => now(f, fill(5, 2), 0), IoError, 'a closed file is refused')
+      const f2 = await s.openFile('log', 'readwrite')
+      disk.crash()
+      assert.throws(() => now(f2, fill(5, 2), 0), IoError, 'a crashed disk is refused')
+    }
   })
 
   test('failed datasync: the data stays in the cache but never becomes durable', async () => {

@@ -78,8 +78,8 @@ test('relinkBlob() on real files', async () => {
 
 test('relinkBlob() with records: one atomic batch; blobRefAt() of a record is refused', async () => {
   const disk = new SimDisk({ seed: 4, latency: true })
-  const open = (d: SimDisk): Promise<Log> =>
-    Log.open('db', { storage: d.storage('db'), segmentBytes: S, flushEveryMs: 0 })
+  const open = (d: SimDisk, inlineSyncedWrites = true): Promise<Log> =>
+    Log.open('db', { storage: d.storage('db'), segmentBytes: S, flushEveryMs: 0, inlineSyncedWrites })
   const log = await open(disk)
   const a = await log.appendLarge(big('x'))
   const r = log.append(Buffer.from('small'))
@@ -117,11 +117,13 @@ test('relinkBlob() with records: one atomic batch; blobRefAt() of a record is re
   const texts = (await records(after)).map((x) => x.text)
   assert.deepEqual(texts, [big('x').toString(), 'small', big('x').toString(), 'd1', 'd2'])
   await after.close()
-  // Power cuts before any flush: the relinked batch is all there or not at all.
+  // Power cuts before any flush: the relinked batch is all there or not at all. A lone
+  // round written inline is durable before the cut can come, so odd seeds use the pool,
+  // whose write may still be in flight at the cut.
   const seen = new Set<number>()
   for (let seed = 0; seed < 40; seed++) {
     const d = new SimDisk({ seed, latency: true })
-    const l = await open(d)
+    const l = await open(d, seed % 2 === 0)
     const a2 = await l.appendLarge(big('y'))
     await l.flush()
     l.relinkBlob(await l.blobRefAt(a2), 0, [Buffer.from('e1'), Buffer.from('e2')])

@@ -97,9 +97,17 @@ test('bulk appends and wide rounds are not pre-extended; a resumed extended segm
 })
 
 test('a failed synced write poisons the log like a failed datasync, and loses nothing acknowledged', async () => {
-  for (let failAt = 0; failAt < 4; failAt++) {
+  // Odd cases write lone rounds on the main thread (docs/DESIGN.md, "Inline synced writes").
+  for (let c = 0; c < 8; c++) {
+    const failAt = c >> 1
+    const inlineSyncedWrites = c % 2 === 1
     const disk = new SimDisk({ seed: 11 + failAt, trace: true })
-    const log = await Log.open('db', { storage: disk.storage('db'), segmentBytes: S, flushEveryMs: 0 })
+    const log = await Log.open('db', {
+      storage: disk.storage('db'),
+      segmentBytes: S,
+      flushEveryMs: 0,
+      inlineSyncedWrites,
+    })
     const acked: string[] = []
     for (let i = 0; i < 5; i++) {
       const r = `before ${i}`
@@ -118,7 +126,8 @@ test('a failed synced write poisons the log like a failed datasync, and loses no
         failed = e
       }
     }
-    const msg = `failAt=${failAt}`
+    const msg = `failAt=${failAt} inline=${inlineSyncedWrites}`
+    assert.equal(log.metrics().inlineWrites > 0, inlineSyncedWrites, msg)
     assert.ok(failed instanceof IoError, `${msg}: the round rejects with IoError, got ${String(failed)}`)
     assert.ok(log.failure instanceof IoError, `${msg}: the log is poisoned`)
     await assert.rejects(log.flush(), IoError)

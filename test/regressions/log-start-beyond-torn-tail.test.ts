@@ -104,8 +104,10 @@ test('the page cache sequence that found it (R1p, BOBSLED_SEED=7 after B-PC3 was
       cacheCapacity: 1500,
       consolidateAfter: 3,
       checkpointEveryBytes: 3 * S,
-      // The seeds below pin an IO sequence; the warm-up's reads and hint writes would move it.
+      // The seeds below pin an IO sequence; the warm-up's reads and hint writes would move it,
+      // and so would lone rounds written inline (they never wait for the simulated latency).
       warmCache: false,
+      inlineSyncedWrites: false,
     })
   let disk = new SimDisk({ seed: 580582589, latency: true })
   let pc = await open(disk)

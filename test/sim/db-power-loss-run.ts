@@ -35,6 +35,8 @@ export interface DbOutcome {
   kind?: 'acked_lost' | 'wrong'
   /** The acked_lost is a rollback: the state is an earlier round's, one a recovery had returned. */
   rollback?: boolean
+  /** Lone rounds written inline (StorageFile.writeSyncedNow), over the run's workload rounds. */
+  inlineWrites: number
 }
 
 export interface DbRunOptions {
@@ -48,12 +50,15 @@ export interface DbRunOptions {
   swapValues?: boolean
   /** Mutation switch of the workload: every compare-and-swap is taken as failed. */
   casFails?: boolean
+  /** Lone rounds written inline; default: on for even seeds, so both write paths get cut. */
+  inlineSyncedWrites?: boolean
 }
 
-function openDb(disk: SimDisk, durability: 'sync' | 'flush'): Promise<Db> {
+function openDb(disk: SimDisk, durability: 'sync' | 'flush', inlineSyncedWrites: boolean): Promise<Db> {
   const o: OpenOptions = {
     storage: disk.storage('db'),
     durability,
+    inlineSyncedWrites,
     segmentBytes: 8 * 1024,
     cacheCapacity: 16 * 1024,
     flushEveryMs: 0,
@@ -87,6 +92,16 @@ function classify(
   return { kind: 'wrong', rollback: false }
 }
 
+/** The inline writes of a Db whose disk may be dead (0 when its stats cannot be read). */
+async function inlineWritesOf(db: Db): Promise<number> {
+  try {
+    const s = (await db.stats()) as { store?: { logSync?: { inlineWrites: number } } }
+    return s.store?.logSync?.inlineWrites ?? 0
+  } catch {
+    return 0
+  }
+}
+
 /** One seed; throws when a reopen or a read fails (a typed error is a detection). */
 export async function runDbSeed(
   seed: number,
@@ -103,10 +118,11 @@ export async function runDbSeed(
   const h = new History()
   /** Each earlier round's base and the writes its recovery kept, for classify(). */
   const past: History[] = []
-  const total: DbOutcome = { acked: 0, kept: 0, ackedLost: 0, tornBatches: 0, phantom: 0 }
+  const total: DbOutcome = { acked: 0, kept: 0, ackedLost: 0, tornBatches: 0, phantom: 0, inlineWrites: 0 }
   const rounds = 1 + rng.int(3)
+  const inline = o.inlineSyncedWrites ?? seed % 2 === 0
   for (let round = 0; round <= rounds; round++) {
-    const db = await openDb(disk, durability)
+    const db = await openDb(disk, durability, inline)
     const { state, phantom } = await readState(db)
     if (o.swapValues === true && round === rounds) {
       // Two keys trade values, as a misdirected write landing on a record boundary would.
@@ -150,10 +166,11 @@ export async function runDbSeed(
     await Promise.race([running, turns(rng.int(600))])
     crash()
     await running
+    total.inlineWrites += await inlineWritesOf(db)
     if (wrong.length > 0) return { ...total, violation: `round ${round}: ${wrong.join('; ')}`, kind: 'wrong' }
     if (rng.chance(0.3)) {
       // A second power cut while recovery runs.
-      const opening = openDb(disk, durability).catch(() => undefined)
+      const opening = openDb(disk, durability, inline).catch(() => undefined)
       await turns(rng.int(40))
       crash()
       await opening

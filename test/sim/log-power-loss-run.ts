@@ -19,6 +19,8 @@ export interface Outcome {
   violation?: string
   /** What the violation is: an acknowledged record missing from a valid prefix, or wrong records (phantom, torn, not a prefix). */
   kind?: 'acked_lost' | 'wrong'
+  /** Lone rounds written inline (StorageFile.writeSyncedNow) by the workload's logs. */
+  inlineWrites: number
 }
 
 interface Writer {
@@ -71,7 +73,10 @@ async function readAll(log: Log): Promise<Uint8Array[]> {
   return out
 }
 
-async function openOn(disk: SimDisk, options: { unsafeAckBeforeSync?: boolean } = {}): Promise<Log> {
+async function openOn(
+  disk: SimDisk,
+  options: { unsafeAckBeforeSync?: boolean; inlineSyncedWrites: boolean },
+): Promise<Log> {
   return Log.open('db', {
     storage: disk.storage('db'),
     segmentBytes: SEGMENT_BYTES,
@@ -92,6 +97,8 @@ export interface RunOptions {
   swapRecords?: boolean
   /** Told every disk of the run as it comes up (the last one's `injected` counts the device faults). */
   onDisk?: (disk: SimDisk) => void
+  /** Lone rounds written inline; default: on for even seeds, so both write paths get cut. */
+  inlineSyncedWrites?: boolean
 }
 
 export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome> {
@@ -104,14 +111,20 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome
   }
   const w: Writer = { seq: 0, acked: -1 }
   const rounds = 1 + rng.int(3)
+  const inlineSyncedWrites = o.inlineSyncedWrites ?? seed % 2 === 0
+  let inlineWrites = 0
   const wrong = (violation: string, acked = w.acked): Outcome => ({
     acked,
     recovered: -1,
     violation,
     kind: 'wrong',
+    inlineWrites,
   })
   for (let round = 0; round < rounds; round++) {
-    const log = await openOn(disk, { unsafeAckBeforeSync: o.unsafeAckBeforeSync === true })
+    const log = await openOn(disk, {
+      unsafeAckBeforeSync: o.unsafeAckBeforeSync === true,
+      inlineSyncedWrites,
+    })
     const before = checkPrefix(await readAll(log))
     if ('violation' in before) return wrong(before.violation)
     if (before.count <= w.acked) {
@@ -120,6 +133,7 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome
         recovered: before.count,
         violation: 'acknowledged record lost',
         kind: 'acked_lost',
+        inlineWrites,
       }
     }
     w.seq = before.count
@@ -128,15 +142,16 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome
     await Promise.race([running, turns(rng.int(400))])
     cut()
     await running.catch(() => {})
+    inlineWrites += log.metrics().inlineWrites
     if (rng.chance(0.3)) {
       // A second power cut while recovery runs (it zeroes and syncs the torn tail).
-      const opening = openOn(disk).catch(() => undefined)
+      const opening = openOn(disk, { inlineSyncedWrites }).catch(() => undefined)
       await turns(rng.int(30))
       cut()
       await opening
     }
   }
-  const log = await openOn(disk)
+  const log = await openOn(disk, { inlineSyncedWrites })
   const records = await readAll(log)
   await log.close()
   if (o.swapRecords === true && records.length >= 2) {
@@ -150,7 +165,8 @@ export async function runSeed(seed: number, o: RunOptions = {}): Promise<Outcome
       recovered: check.count,
       violation: `acknowledged seq ${w.acked} lost`,
       kind: 'acked_lost',
+      inlineWrites,
     }
   }
-  return { acked: w.acked, recovered: check.count }
+  return { acked: w.acked, recovered: check.count, inlineWrites }
 }

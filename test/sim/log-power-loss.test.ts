@@ -23,6 +23,8 @@ test(`power loss over ${SEEDS} seeds: no acknowledged record lost, prefix, no ph
   let failures = 0
   let ackedTotal = 0
   let recoveredTotal = 0
+  let inlineWrites = 0
+  let inlineSeeds = 0
   const seeds = seedsToRun(SEEDS, 1)
   for (const seed of seeds) {
     let o: Outcome
@@ -37,12 +39,17 @@ test(`power loss over ${SEEDS} seeds: no acknowledged record lost, prefix, no ph
     }
     ackedTotal += o.acked + 1
     recoveredTotal += o.recovered
+    inlineWrites += o.inlineWrites
+    if (o.inlineWrites > 0) inlineSeeds++
   }
   console.log(
-    `RELIABILITY log-power-loss seeds=${seeds.length} acked=${ackedTotal} recovered=${recoveredTotal} acked_lost=0 phantom=0 non_prefix=0 torn_batches=0 failed_reopens=0 seed=${seeds[0]}`,
+    `RELIABILITY log-power-loss seeds=${seeds.length} acked=${ackedTotal} recovered=${recoveredTotal} acked_lost=0 phantom=0 non_prefix=0 torn_batches=0 failed_reopens=0 inline_seeds=${inlineSeeds} inline_writes=${inlineWrites} seed=${seeds[0]}`,
   )
   assert.equal(failures, 0)
   assert.ok(ackedTotal > seeds.length, 'the workload acknowledged records')
+  // Half the seeds write lone rounds inline (runSeed): that path must have been cut too.
+  if (process.env.BOBSLED_SEED === undefined)
+    assert.ok(inlineSeeds > 0 && inlineSeeds < seeds.length, 'both write paths ran')
 })
 
 test('mutation check: acknowledging before the datasync is caught by the power-loss test', async () => {
@@ -63,4 +70,27 @@ test('mutation check: acknowledging before the datasync is caught by the power-l
   )
   if (process.env.BOBSLED_SEED === undefined)
     assert.ok(caught > 0, 'the harness cannot fail: it missed unsynced acks')
+})
+
+test('mutation check: a disk that ignores O_DSYNC under inline writes is caught by the power-loss test', async () => {
+  // Every seed writes its lone rounds inline; the disk keeps their bytes pending as if they
+  // were plain writes, so a cut loses "acknowledged" records, and the check must see it.
+  let caught = 0
+  const seeds = seedsToRun(100, 20_001)
+  let inlineWrites = 0
+  for (const seed of seeds) {
+    const o = await runSeed(seed, {
+      inlineSyncedWrites: true,
+      device: { unsafeIgnoreSyncedWrites: true },
+    }).catch(() => undefined)
+    if (o === undefined || o.violation !== undefined) caught++
+    inlineWrites += o?.inlineWrites ?? 0
+  }
+  console.log(
+    `RELIABILITY log-power-loss-mutation-inline seeds=${seeds.length} caught=${caught} inline_writes=${inlineWrites}`,
+  )
+  if (process.env.BOBSLED_SEED === undefined) {
+    assert.ok(inlineWrites > 0, 'the rounds went inline')
+    assert.ok(caught > 0, 'the harness cannot fail: it missed acks resting on ignored synced writes')
+  }
 })

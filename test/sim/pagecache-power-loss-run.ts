@@ -31,6 +31,8 @@ export interface Totals {
   relinked: number
   /** Writes refused because cleaning was relocating their page (B-PC3, fixed: must stay 0). */
   busyRefusals: number
+  /** Lone rounds written inline (StorageFile.writeSyncedNow) before the cuts. */
+  inlineWrites: number
 }
 
 export const newTotals = (): Totals => ({
@@ -42,6 +44,7 @@ export const newTotals = (): Totals => ({
   blobs: 0,
   relinked: 0,
   busyRefusals: 0,
+  inlineWrites: 0,
 })
 
 export interface PcRunOptions {
@@ -51,6 +54,8 @@ export interface PcRunOptions {
   onDisk?: (disk: SimDisk) => void
   /** Mutation switch of the checker: two pages read back trade contents (last reopen only). */
   swapPages?: boolean
+  /** Lone rounds written inline; default: on for even seeds, so both write paths get cut. */
+  inlineSyncedWrites?: boolean
 }
 
 export interface PcOutcome {
@@ -64,9 +69,10 @@ export interface PcOutcome {
   rollback?: boolean
 }
 
-function openOn(disk: SimDisk, S: number): Promise<PageCache<ListPage>> {
+function openOn(disk: SimDisk, S: number, inlineSyncedWrites: boolean): Promise<PageCache<ListPage>> {
   return PageCache.open('db', listCodec, {
     storage: disk.storage('db'),
+    inlineSyncedWrites,
     segmentBytes: S,
     flushEveryMs: 0,
     cacheCapacity: 2000,
@@ -201,11 +207,12 @@ export async function runPcSeed(seed: number, t: Totals, o: PcRunOptions = {}): 
   /** Each earlier round's history (its base and entries), for classify(). */
   const past: PageHistory[] = []
   const rounds = 1 + rng.int(3)
+  const inline = o.inlineSyncedWrites ?? seed % 2 === 0
   for (let round = 0; round <= rounds; round++) {
     // Recover the same image twice: on a clone first, then for real.
-    const twin = await openOn(disk.clone(), S)
+    const twin = await openOn(disk.clone(), S, inline)
     const twinTable = pageTable(twin)
-    const pc = await openOn(disk, S)
+    const pc = await openOn(disk, S, inline)
     if (pageTable(pc) !== twinTable) return wrong(`round ${round}: recovering twice gave two page tables`)
     const state = await readState(pc)
     if (o.swapPages === true && round === rounds) {
@@ -253,6 +260,7 @@ export async function runPcSeed(seed: number, t: Totals, o: PcRunOptions = {}): 
     t.checkpoints += st.checkpointsWritten
     t.blobs += st.liveBlobBytes > 0 ? 1 : 0
     t.relinked += pc.log.metrics().blobsRelinked
+    t.inlineWrites += st.logSync.inlineWrites
     disk = disk.crash({ seed: rng.next() })
     o.onDisk?.(disk)
     dead = true

@@ -33,7 +33,7 @@ test(`page cache power loss over ${SEEDS} seeds with cleaning: nothing acknowled
   console.log(
     `RELIABILITY pagecache-power-loss seeds=${seeds.length} acked_writes=${t.acked} recovered_writes=${t.recovered} ` +
       `acked_lost=0 live_lost=0 torn_batches=0 orphan_blobs=0 failed_reopens=${failedReopens} recover_twice_diff=0 ` +
-      `busy_refusals=${t.busyRefusals} pages_relocated=${t.relocated} blob_pointers_relinked=${t.relinked} segments_cleaned=${t.cleaned} checkpoints=${t.checkpoints} ` +
+      `busy_refusals=${t.busyRefusals} inline_writes=${t.inlineWrites} pages_relocated=${t.relocated} blob_pointers_relinked=${t.relinked} segments_cleaned=${t.cleaned} checkpoints=${t.checkpoints} ` +
       `ms=${Math.round(performance.now() - t0)} seed=${seeds[0]}`,
   )
   assert.equal(t.busyRefusals, 0, 'a write was refused because cleaning was relocating its page')
@@ -41,5 +41,6 @@ test(`page cache power loss over ${SEEDS} seeds with cleaning: nothing acknowled
     assert.ok(t.relocated > 0 && t.cleaned > 0, 'cleaning ran')
     assert.ok(t.relinked > 0, 'cleaning moved blob pages by relinking')
     assert.ok(t.acked > 0, 'writes were acknowledged')
+    assert.ok(t.inlineWrites > 0, 'lone rounds went inline (even seeds)')
   }
 })
