@@ -1018,14 +1018,10 @@ export class PageCache<T> implements PageStore<T> {
     try {
       const base = parts[0] as Uint8Array
       const deltas = parts.slice(1)
-      const codec = this.codec
-      // Most warmed pages wait a while for a user: a codec may build them then.
       page =
         this.arena !== undefined
           ? this.buildInArena(p.pid, base, deltas)
-          : codec.materializeOnUse !== undefined
-            ? codec.materializeOnUse(base, deltas)
-            : codec.materialize(base, deltas)
+          : this.codec.materialize(base, deltas)
     } catch {
       this.warmInfo.pagesSkipped++
       return true

@@ -22,14 +22,6 @@ export interface PageCodec<T> {
    * keeps (the tree's codec and every test codec build pages of their own).
    */
   materialize(base: Uint8Array, deltas: readonly Uint8Array[]): T
-  /**
-   * As materialize(), but the codec may defer building the page to its first use (the
-   * warm-up after open, which installs pages most of which wait a while for a user). It
-   * copies what it keeps now, as materialize() must; a damaged page may then throw its
-   * CorruptionError at that use instead of now; and memoryBytes() must charge the page,
-   * built or not, at least what it holds once built. Absent: materialize() is used.
-   */
-  materializeOnUse?(base: Uint8Array, deltas: readonly Uint8Array[]): T
   /** The bytes of a consolidated base for `page` (used to consolidate and to relocate). */
   encode(page: T): Uint8Array
   /** Approximate bytes of memory `page` holds, for the byte-bounded LRU. */

@@ -10,7 +10,7 @@ import { compareBytes } from './keys.js'
 import {
   compareRanges,
   fold,
-  Leaf,
+  type Leaf,
   leafApply,
   leafMemoryBytes,
   leafOfBytes,
@@ -191,7 +191,23 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   if (tag === TAG_LEAF) {
     const n = r.count(2)
     const offs = new Uint32Array((isTransient ? 3 : 2) * n)
-    readLeafOffsets(r, n, offs)
+    for (let i = 0; i < n; i++) {
+      const ks = r.skipBytes()
+      offs[2 * i] = ks
+      offs[2 * i + 1] = r.pos
+      r.skipBytes()
+    }
+    for (let i = 1; i < n; i++) {
+      const c = compareRanges(
+        bytes,
+        offs[2 * i - 2] as number,
+        offs[2 * i - 1] as number,
+        offs[2 * i] as number,
+        offs[2 * i + 1] as number,
+      )
+      if (c >= 0) r.fail(`keys out of order at entry ${i}`)
+    }
+    r.end()
     return isTransient ? leafViewOfBytes(bytes, offs) : leafOfBytes(bytes, offs)
   } else if (tag === TAG_INDEX) {
     const n = r.count(1)
@@ -226,31 +242,6 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   }
   r.end()
   return page
-}
-
-/**
- * Reads the entries of a leaf page after its count `n` into `offs` ([keyStart, keyEnd) of
- * entry i at [2i, 2i + 1]) and checks that the keys ascend and nothing trails them.
- */
-function readLeafOffsets(r: Reader, n: number, offs: Uint32Array): void {
-  const bytes = r.buf
-  for (let i = 0; i < n; i++) {
-    const ks = r.skipBytes()
-    offs[2 * i] = ks
-    offs[2 * i + 1] = r.pos
-    r.skipBytes()
-  }
-  for (let i = 1; i < n; i++) {
-    const c = compareRanges(
-      bytes,
-      offs[2 * i - 2] as number,
-      offs[2 * i - 1] as number,
-      offs[2 * i] as number,
-      offs[2 * i + 1] as number,
-    )
-    if (c >= 0) r.fail(`keys out of order at entry ${i}`)
-  }
-  r.end()
 }
 
 /** Keys out of order would send descents the wrong way: refuse them at page-in. */
@@ -317,89 +308,8 @@ export function applyLeafOps(leaf: Leaf, ops: readonly LeafOp[]): Leaf {
   return leafApply(leaf, ops)
 }
 
-/**
- * Memory an unbuilt leaf holds beyond its bytes until it is built: the function that builds
- * it, its context and the views of its copies.
- */
-const ON_USE_OVERHEAD_BYTES = 256
-
-/**
- * The count varint of a leaf page or leaf delta (at byte 1), or -1 when it is not one a
- * decoder would accept the size of (each entry or op takes at least 2 bytes).
- */
-function countAt(bytes: Uint8Array): number {
-  const r = new Reader(bytes, 'leaf')
-  try {
-    r.u8()
-    return r.count(2)
-  } catch {
-    return -1
-  }
-}
-
-/**
- * The leaf `base` and `deltas` make, built on its first use (Leaf.onUse()), for the warm-up
- * after open, which installs thousands of leaves most of which are not used for a while:
- * it copies the bytes now (its inputs are valid for this call only) and defers the rest
- * (offsets, words, key order check, the deltas' merge: more than half of a build) to the
- * first use, which fails with the CorruptionError a page-in would have met. Other pages,
- * and bytes whose count is already wrong, are built now (docs/DESIGN.md, "Warm-up after
- * open").
- */
-function leafOnUse(base: Uint8Array, deltas: readonly Uint8Array[]): TreePage {
-  const n = base[0] === TAG_LEAF ? countAt(base) : -1
-  if (n < 0) return treeCodec.materialize(base, deltas)
-  if (deltas.length === 0) {
-    // Laid out as the built leaf will be (leaf.ts, Builder): its bytes, then room for its
-    // key offsets and words, filled in place at the first use. No second buffer.
-    const at = (base.length + 7) & ~7
-    const ab = new ArrayBuffer(at + 12 * n)
-    const buf = new Uint8Array(ab, 0, base.length)
-    buf.set(base)
-    const offs = new Uint32Array(ab, at, 3 * n)
-    const charge = leafMemoryBytes(new Leaf(buf, offs, 0, [], [], 0, n, base.length)) + ON_USE_OVERHEAD_BYTES
-    return Leaf.onUse(() => {
-      const r = new Reader(buf, 'tree page')
-      r.u8()
-      if (r.count(2) !== n) throw new InvariantError('a leaf copy keeps its count')
-      readLeafOffsets(r, n, offs)
-      return leafViewOfBytes(buf, offs)
-    }, charge)
-  }
-  // One copy of the base and the deltas, merged at the first use into the leaf's own
-  // buffer. Charged as the largest leaf they can make: the merged bytes are at most the
-  // base's and the deltas' (an op encodes its entry and a kind byte), the entries at most
-  // the base's and the ops' (a delta's count, or its size over 2 when that is malformed).
-  let total = base.length
-  let entries = n
-  for (const d of deltas) {
-    total += d.length
-    const ops = countAt(d)
-    entries += ops >= 0 ? ops : Math.ceil(d.length / 2)
-  }
-  const copy = new Uint8Array(total)
-  copy.set(base)
-  const baseCopy = copy.subarray(0, base.length)
-  const deltaCopies: Uint8Array[] = []
-  let pos = base.length
-  for (const d of deltas) {
-    copy.set(d, pos)
-    deltaCopies.push(copy.subarray(pos, pos + d.length))
-    pos += d.length
-  }
-  const most = new Leaf(copy, new Uint32Array(0), 0, [], [], 0, entries, total)
-  const charge = leafMemoryBytes(most) + (((total + 7) & ~7) - total) + 12 * entries + ON_USE_OVERHEAD_BYTES
-  return Leaf.onUse(() => {
-    const leaf = treeCodec.materialize(baseCopy, deltaCopies) as Leaf
-    if (leafMemoryBytes(leaf) > charge)
-      throw new InvariantError(`a leaf built on use takes ${leafMemoryBytes(leaf)} bytes, charged ${charge}`)
-    return leaf
-  }, charge)
-}
-
 /** The codec the page store uses for every tree-layer page. */
 export const treeCodec: PageCodec<TreePage> = {
-  materializeOnUse: leafOnUse,
   materialize(base: Uint8Array, deltas: readonly Uint8Array[]): TreePage {
     if (deltas.length === 0) return decodePage(base)
     // With deltas the base and the ops are only read: the merge below writes the leaf's

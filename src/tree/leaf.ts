@@ -33,8 +33,6 @@ const OVERLAY_ENTRY_OVERHEAD_BYTES = 260
 
 const NO_KEYS: readonly Uint8Array[] = []
 const NO_VALUES: readonly (Uint8Array | undefined)[] = []
-const EMPTY_BYTES = new Uint8Array(0)
-const EMPTY_OFFS = new Uint32Array(0)
 
 /** Bytes of an unsigned LEB128 varint of n (n a safe integer ≥ 0). */
 export function varintBytes(n: number): number {
@@ -58,23 +56,25 @@ function headerBytes(count: number): number {
 
 export class Leaf {
   readonly kind = 'leaf'
+  /** The encoded base page, exactly its bytes (a view at offset 0 of its own buffer). */
+  buf: Uint8Array
   /**
-   * Set while the leaf is not built yet (leafOnUse(): the warm-up after open): builds it
-   * from the copies it holds. Every field below is read through a getter that builds first,
-   * so no path sees an unbuilt leaf; a build that fails (damaged bytes) throws the
-   * CorruptionError at that use, and again at the next one.
+   * [keyStart, keyEnd) of every base entry i at [2i, 2i + 1], in buf; then the word of every
+   * base key after the shared prefix (prefix.ts) at [2n + i]. A view of the same buffer: one
+   * view rather than two saves ~110 bytes per leaf.
    */
-  private pending: (() => Leaf) | undefined
-  /** What leafMemoryBytes() says of the leaf until it is built. */
-  private chargedBytes: number
-  private builtBuf: Uint8Array
-  private builtOffs: Uint32Array
-  private builtCpl: number
-  private builtOvKeys: readonly Uint8Array[]
-  private builtOvVals: readonly (Uint8Array | undefined)[]
-  private builtOvBytes: number
-  private builtCount: number
-  private builtBytes: number
+  offs: Uint32Array
+  /** Bytes every base key shares at its start (prefix.ts). */
+  cpl: number
+  /** Changes since buf, sorted by key, distinct: the new value, or undefined (removed). */
+  ovKeys: readonly Uint8Array[]
+  ovVals: readonly (Uint8Array | undefined)[]
+  /** Bytes of the overlay's keys and values. */
+  ovBytes: number
+  /** Entries of the leaf (base and overlay together). */
+  readonly count: number
+  /** Exact bytes of the leaf's encoded page (codec.ts writes exactly this many). */
+  readonly bytes: number
 
   constructor(
     buf: Uint8Array,
@@ -86,106 +86,19 @@ export class Leaf {
     count: number,
     bytes: number,
   ) {
-    this.pending = undefined
-    this.chargedBytes = 0
-    this.builtBuf = buf
-    this.builtOffs = offs
-    this.builtCpl = cpl
-    this.builtOvKeys = ovKeys
-    this.builtOvVals = ovVals
-    this.builtOvBytes = ovBytes
-    this.builtCount = count
-    this.builtBytes = bytes
-  }
-
-  /** A leaf built by `build` on its first use, charged `chargedBytes` meanwhile. */
-  static onUse(build: () => Leaf, chargedBytes: number): Leaf {
-    const l = new Leaf(EMPTY_BYTES, EMPTY_OFFS, 0, NO_KEYS, NO_VALUES, 0, 0, 0)
-    l.pending = build
-    l.chargedBytes = chargedBytes
-    return l
-  }
-
-  /** Whether the leaf still waits for its first use to be built. */
-  get isPending(): boolean {
-    return this.pending !== undefined
-  }
-
-  /** The charge onUse() was given (0 for a leaf made otherwise). */
-  get pendingCharge(): number {
-    return this.chargedBytes
-  }
-
-  private build(): void {
-    const built = (this.pending as () => Leaf)()
-    // Only a built leaf of the same entries replaces the pending state, and only once the
-    // build succeeded: a failed one leaves the leaf pending, failing every use alike.
-    this.pending = undefined
-    this.adopt(built)
-  }
-
-  /** Takes `m`'s bytes and overlay (the same entries as this leaf's): fold() and build(). */
-  adopt(m: Leaf): void {
-    this.builtBuf = m.buf
-    this.builtOffs = m.offs
-    this.builtCpl = m.cpl
-    this.builtOvKeys = m.ovKeys
-    this.builtOvVals = m.ovVals
-    this.builtOvBytes = m.ovBytes
-    this.builtCount = m.count
-    this.builtBytes = m.bytes
-  }
-
-  /** The encoded base page, exactly its bytes (a view at offset 0 of its own buffer). */
-  get buf(): Uint8Array {
-    if (this.pending !== undefined) this.build()
-    return this.builtBuf
-  }
-  /**
-   * [keyStart, keyEnd) of every base entry i at [2i, 2i + 1], in buf; then the word of every
-   * base key after the shared prefix (prefix.ts) at [2n + i]. A view of the same buffer: one
-   * view rather than two saves ~110 bytes per leaf.
-   */
-  get offs(): Uint32Array {
-    if (this.pending !== undefined) this.build()
-    return this.builtOffs
-  }
-  /** Bytes every base key shares at its start (prefix.ts). */
-  get cpl(): number {
-    if (this.pending !== undefined) this.build()
-    return this.builtCpl
-  }
-  /** Changes since buf, sorted by key, distinct: the new value, or undefined (removed). */
-  get ovKeys(): readonly Uint8Array[] {
-    if (this.pending !== undefined) this.build()
-    return this.builtOvKeys
-  }
-  get ovVals(): readonly (Uint8Array | undefined)[] {
-    if (this.pending !== undefined) this.build()
-    return this.builtOvVals
-  }
-  /** Bytes of the overlay's keys and values. */
-  get ovBytes(): number {
-    if (this.pending !== undefined) this.build()
-    return this.builtOvBytes
-  }
-  /** Entries of the leaf (base and overlay together). */
-  get count(): number {
-    if (this.pending !== undefined) this.build()
-    return this.builtCount
-  }
-  /** Exact bytes of the leaf's encoded page (codec.ts writes exactly this many). */
-  get bytes(): number {
-    if (this.pending !== undefined) this.build()
-    return this.builtBytes
+    this.buf = buf
+    this.offs = offs
+    this.cpl = cpl
+    this.ovKeys = ovKeys
+    this.ovVals = ovVals
+    this.ovBytes = ovBytes
+    this.count = count
+    this.bytes = bytes
   }
 }
 
 /** Memory the leaf holds, for the page cache's byte-bounded LRU. */
 export function leafMemoryBytes(l: Leaf): number {
-  // An unbuilt leaf is charged what its builder said it may take once built: asking its
-  // buffer would build it.
-  if (l.isPending) return l.pendingCharge
   return (
     LEAF_OVERHEAD_BYTES + l.buf.buffer.byteLength + l.ovBytes + l.ovKeys.length * OVERLAY_ENTRY_OVERHEAD_BYTES
   )
@@ -500,7 +413,12 @@ export function fold(l: Leaf): Leaf {
   if (l.ovKeys.length === 0) return l
   const m = merge(l, l.ovKeys, l.ovVals)
   assert(m.count === l.count && m.bytes === l.bytes, 'a folded leaf keeps its size')
-  l.adopt(m)
+  l.buf = m.buf
+  l.offs = m.offs
+  l.cpl = m.cpl
+  l.ovKeys = NO_KEYS
+  l.ovVals = NO_VALUES
+  l.ovBytes = 0
   return l
 }
 

@@ -117,25 +117,6 @@ test('random operations match a sorted map; invariants hold after every step (ti
   )
 })
 
-test('random operations match a sorted map with every paged-in leaf built on its first use (tiny nodes)', async () => {
-  // As the warm-up after open installs leaves: evictions and restarts page every leaf in
-  // through materializeOnUse, so every operation meets leaves built at first use.
-  const onUse = treeCodec.materializeOnUse
-  assert.ok(onUse !== undefined)
-  const lazy: PageCodec<TreePage> = { ...treeCodec, materialize: onUse }
-  await fc.assert(
-    fc.asyncProperty(
-      fc.array(op, { minLength: 20, maxLength: 150, size: 'max' }),
-      fc.record({
-        nodeMaxBytes: fc.integer({ min: 48, max: 256 }),
-        nodeMaxEntries: fc.integer({ min: 4, max: 8 }),
-      }),
-      (ops, config) => run(ops, config, lazy),
-    ),
-    { numRuns: process.env.BOBSLED_SOAK ? 3000 : 100 },
-  )
-})
-
 test('mutation switch: the same harness fails when page-in drops the last delta', async () => {
   // A codec that loses a page's newest delta when it re-materialises the page: only
   // restarts and evictions expose it, so this proves the harness exercises page-in.

@@ -96,63 +96,6 @@ test("deltas materialised at page-in equal the writer's node (node.ts and codec.
   )
 })
 
-/** treeCodec.materializeOnUse, which the tree's codec always has. */
-function onUse(base: Uint8Array, deltas: readonly Uint8Array[]): TreePage {
-  const make = treeCodec.materializeOnUse
-  assert.ok(make !== undefined, "the tree's codec builds warmed leaves on use")
-  return make(base, deltas)
-}
-
-test('a leaf built on its first use equals the eagerly built one, from copies, charged at least its memory', () => {
-  fc.assert(
-    fc.property(
-      sortedLeaf,
-      fc.array(fc.array(leafOp, { maxLength: 5 }), { maxLength: 6 }),
-      (base, deltas) => {
-        const baseBytes = encodePage(base).slice()
-        const encoded = deltas.map((d) => encodeLeafDelta(d))
-        const eager = treeCodec.materialize(baseBytes, encoded)
-        const lazy = onUse(baseBytes, encoded)
-        assert.ok(eager.kind === 'leaf')
-        assert.ok(lazy.kind === 'leaf' && lazy.isPending, 'nothing is built at the call')
-        const charged = treeCodec.memoryBytes(lazy)
-        // Its inputs are valid for the call only (the warm-up reuses its read space).
-        baseBytes.fill(0xdb)
-        for (const e of encoded) e.fill(0xdb)
-        // The first use builds it; the same entries, sizes and lookups as the eager leaf.
-        assert.deepEqual(plain(lazy), plain(eager))
-        assert.ok(!lazy.isPending)
-        for (const k of leafEntries(eager).keys) assert.deepEqual(leafGet(lazy, k), leafGet(eager, k))
-        assert.ok(
-          charged >= treeCodec.memoryBytes(lazy),
-          `charged ${charged}, holds ${treeCodec.memoryBytes(lazy)} once built`,
-        )
-        assert.equal(encodePage(lazy).length, eager.bytes)
-      },
-    ),
-  )
-})
-
-test('a damaged leaf built on use fails at its first use, and at every use after, with CorruptionError', () => {
-  const a = new Uint8Array([0x61])
-  const b = new Uint8Array([0x62])
-  // Keys out of order ('b' then 'a'): a page-in refuses it; a leaf built on use, its first use.
-  const swapped = new Uint8Array([0x01, 2, 1, 0x62, 1, 0x61, 1, 0x61, 1, 0x62])
-  assert.throws(() => treeCodec.materialize(swapped, []), /keys out of order/)
-  const delta = encodeLeafDelta([{ key: a, value: b }])
-  for (const deltas of [[], [delta], [delta.subarray(0, delta.length - 1)]]) {
-    const lazy = onUse(swapped, deltas)
-    assert.ok(lazy.kind === 'leaf')
-    assert.throws(() => leafGet(lazy, a), CorruptionError)
-    assert.throws(() => lazy.count, CorruptionError)
-    assert.throws(() => encodePage(lazy), CorruptionError)
-    assert.ok(lazy.isPending, 'a failed build leaves the leaf unbuilt')
-  }
-  // A well-formed base with a damaged delta fails alike.
-  const good = onUse(encodePage(makeLeaf([a], [b])), [delta.subarray(0, delta.length - 1)])
-  assert.throws(() => leafGet(good as Leaf, a), CorruptionError)
-})
-
 test('malformed bytes give CorruptionError, never another error', () => {
   const check = (f: () => unknown): void => {
     try {
@@ -169,11 +112,6 @@ test('malformed bytes give CorruptionError, never another error', () => {
         check(() => decodePage(b))
         check(() => decodeLeafDelta(b))
         check(() => treeCodec.materialize(b, ds))
-        // Built on use: at the call or at the first use, the same error.
-        check(() => {
-          const p = onUse(b, ds)
-          return p.kind === 'leaf' ? leafEntries(p) : p
-        })
       },
     ),
     { numRuns: 2000 },
