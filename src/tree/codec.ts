@@ -190,25 +190,11 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   let page: TreePage
   if (tag === TAG_LEAF) {
     const n = r.count(2)
-    const offs = new Uint32Array((isTransient ? 3 : 2) * n)
-    for (let i = 0; i < n; i++) {
-      const ks = r.skipBytes()
-      offs[2 * i] = ks
-      offs[2 * i + 1] = r.pos
-      r.skipBytes()
-    }
-    for (let i = 1; i < n; i++) {
-      const c = compareRanges(
-        bytes,
-        offs[2 * i - 2] as number,
-        offs[2 * i - 1] as number,
-        offs[2 * i] as number,
-        offs[2 * i + 1] as number,
-      )
-      if (c >= 0) r.fail(`keys out of order at entry ${i}`)
-    }
-    r.end()
-    return isTransient ? leafViewOfBytes(bytes, offs) : leafOfBytes(bytes, offs)
+    // Kept: the offsets go straight into the leaf's own buffer (no array of their own).
+    if (!isTransient) return leafOfBytes(bytes, n, (offs) => readLeafOffsets(r, n, offs))
+    const offs = new Uint32Array(3 * n)
+    readLeafOffsets(r, n, offs)
+    return leafViewOfBytes(bytes, offs)
   } else if (tag === TAG_INDEX) {
     const n = r.count(1)
     if (n < 1) r.fail('an index node without children')
@@ -242,6 +228,59 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   }
   r.end()
   return page
+}
+
+/**
+ * Reads the `n` entries of a leaf page (after its count) into `offs`, [keyStart, keyEnd)
+ * of entry i at [2i, 2i + 1], and checks that the keys ascend and nothing trails them.
+ * Every page-in of a leaf runs this over each of its ~100 entries: a length below 128 (one
+ * varint byte, nearly all of them) is read here, any other through the Reader, which checks
+ * its form and reports what is wrong.
+ */
+function readLeafOffsets(r: Reader, n: number, offs: Uint32Array): void {
+  const bytes = r.buf
+  const end = bytes.length
+  let p = r.pos
+  for (let i = 0; i < n; i++) {
+    let len = p < end ? (bytes[p] as number) : 0x80
+    if (len < 0x80) p++
+    else {
+      r.pos = p
+      len = r.varint()
+      p = r.pos
+    }
+    if (len > end - p) {
+      r.pos = p
+      r.fail(`length ${len} exceeds the bytes left`)
+    }
+    offs[2 * i] = p
+    p += len
+    offs[2 * i + 1] = p
+    len = p < end ? (bytes[p] as number) : 0x80
+    if (len < 0x80) p++
+    else {
+      r.pos = p
+      len = r.varint()
+      p = r.pos
+    }
+    if (len > end - p) {
+      r.pos = p
+      r.fail(`length ${len} exceeds the bytes left`)
+    }
+    p += len
+  }
+  r.pos = p
+  for (let i = 1; i < n; i++) {
+    const c = compareRanges(
+      bytes,
+      offs[2 * i - 2] as number,
+      offs[2 * i - 1] as number,
+      offs[2 * i] as number,
+      offs[2 * i + 1] as number,
+    )
+    if (c >= 0) r.fail(`keys out of order at entry ${i}`)
+  }
+  r.end()
 }
 
 /** Keys out of order would send descents the wrong way: refuse them at page-in. */

@@ -53,6 +53,42 @@ test('leaf and index pages round-trip and encode to exactly node.bytes', () => {
   )
 })
 
+test('leaves with lengths of one and of two varint bytes page in as written', () => {
+  // Page-in reads a length below 128 itself and any other through the checked reader.
+  const long = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    fc.constantFrom(127, 128, 129, 255, 256).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
+  )
+  const leaf = fc
+    .uniqueArray(long, { selector: (b) => Buffer.from(b).toString('hex'), maxLength: 12 })
+    .chain((keys) => {
+      keys.sort(compareBytes)
+      return fc.array(long, { minLength: keys.length, maxLength: keys.length }).map((v) => makeLeaf(keys, v))
+    })
+  fc.assert(
+    fc.property(
+      leaf,
+      fc.array(fc.record({ key: long, value: fc.option(long, { nil: undefined }) })),
+      (l, ops) => {
+        const enc = encodePage(l)
+        assert.deepEqual(plain(decodePage(enc)), plain(l))
+        const applied = treeCodec.materialize(enc, [encodeLeafDelta(ops)])
+        assert.deepEqual(plain(applied), plain(applyLeafOps(l, ops)))
+        // Every cut of the page is refused, at every length.
+        for (const n of [enc.length - 1, enc.length >> 1, 2]) {
+          if (n < enc.length) assert.throws(() => decodePage(enc.subarray(0, n)), CorruptionError)
+        }
+      },
+    ),
+    { numRuns: 300 },
+  )
+  // A length in a longer form than it needs is refused (sizes are computed from values).
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 0x81, 0x00, 0x61, 0])), /shortest form/)
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 1, 0x61, 0x80, 0x00])), /shortest form/)
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 1, 0x61, 2, 0x62])), /exceeds the bytes left/)
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 1, 0x61])), /truncated/)
+})
+
 test('META and counter pages round-trip', () => {
   fc.assert(
     fc.property(fc.dictionary(fc.string({ minLength: 1 }), fc.maxSafeNat()), fc.maxSafeNat(), (trees, n) => {
