@@ -180,6 +180,14 @@ export function decodePage(bytes: Uint8Array): TreePage {
 }
 
 /**
+ * Offsets of the transient leaf a page-in with deltas merges from: an array of their own per
+ * page-in was an allocation outside V8's heap each time (a leaf of 100 entries: 1.2 KB),
+ * garbage at once. Kept up to TRANSIENT_OFFS_MAX words (48 KiB); larger leaves allocate.
+ */
+let transientOffs = new Uint32Array(0)
+const TRANSIENT_OFFS_MAX = 12 * 1024
+
+/**
  * A page's decoded form. With `isTransient` a leaf is a view of `bytes` (no copy; its key
  * offsets have room for the words) for a caller that builds a new leaf from it at once and
  * drops it: page-in with deltas, whose merge writes fresh bytes anyway.
@@ -192,7 +200,10 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
     const n = r.count(2)
     // Kept: the offsets go straight into the leaf's own buffer (no array of their own).
     if (!isTransient) return leafOfBytes(bytes, n, (offs) => readLeafOffsets(r, n, offs))
-    const offs = new Uint32Array(3 * n)
+    // A transient leaf is merged and dropped within the call (materialize()), never kept
+    // and never decoded into again before that: its offsets can use memory kept for them.
+    if (3 * n > transientOffs.length && 3 * n <= TRANSIENT_OFFS_MAX) transientOffs = new Uint32Array(3 * n)
+    const offs = 3 * n <= transientOffs.length ? transientOffs.subarray(0, 3 * n) : new Uint32Array(3 * n)
     readLeafOffsets(r, n, offs)
     return leafViewOfBytes(bytes, offs)
   } else if (tag === TAG_INDEX) {
