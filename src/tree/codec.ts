@@ -116,14 +116,6 @@ class Reader {
     this.pos += len
     return b
   }
-  /** Skips a length-prefixed byte string; returns where its bytes start. */
-  skipBytes(): number {
-    const len = this.varint()
-    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
-    const at = this.pos
-    this.pos += len
-    return at
-  }
   end(): void {
     if (this.pos !== this.buf.length) this.fail('trailing bytes')
   }
@@ -183,6 +175,7 @@ export function decodePage(bytes: Uint8Array): TreePage {
  * Offsets of the transient leaf a page-in with deltas merges from: an array of their own per
  * page-in was an allocation outside V8's heap each time (a leaf of 100 entries: 1.2 KB),
  * garbage at once. Kept up to TRANSIENT_OFFS_MAX words (48 KiB); larger leaves allocate.
+ * It holds nothing from one call to the next: databases in one process share no state by it.
  */
 let transientOffs = new Uint32Array(0)
 const TRANSIENT_OFFS_MAX = 12 * 1024

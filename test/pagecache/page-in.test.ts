@@ -130,6 +130,7 @@ test('without an arena, page-ins read into space they reuse, never into space an
   handed.length = 0
   for (const pid of pids) assert.deepEqual(await pc.get(pid), want.get(pid), `page ${pid} reads back`)
   assert.equal(handed.length, fragments)
+  // At most 4 reads at a time (a page's fragments), and the 4 long bases' own arrays.
   const distinct = new Set(handed).size
   assert.ok(distinct <= 4 + 4, `${distinct} distinct arrays for ${fragments} fragments`)
   await pc.close()
