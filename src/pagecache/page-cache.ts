@@ -277,6 +277,15 @@ const MAX_FREE_PIDS_AT_OPEN = 2 ** 24 - 1
  * (CRC, kind, three one-byte varints) and a body of at least 2 (kind, page id varint).
  */
 const MIN_PAGE_MESSAGE_BYTES = 10
+/**
+ * Read space of a page-in when the codec has no arena: buffers of this size, at most
+ * READ_SPACE_KEPT of them kept between page-ins (1 MiB, not charged to the cache, as the
+ * warm-up's two read buffers are not). A fragment this long or longer gets an array of its
+ * own, as every fragment did: 3-4 arrays of 4-14 KB per page-in of a tree leaf, garbage at
+ * once, outside V8's heap (its external memory drives full collections).
+ */
+const READ_SPACE_BYTES = 32 * 1024
+const READ_SPACE_KEPT = 32
 
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
@@ -296,6 +305,8 @@ export class PageCache<T> implements PageStore<T> {
   private readonly lru = new ResidentList<T>()
   /** Record heads for appendWithHead(), reused write after write. */
   private readonly heads = new PageRecordHeads()
+  /** Page-in read space for a codec without an arena: free buffers of READ_SPACE_BYTES. */
+  private readonly readSpace: Uint8Array[] = []
   private cacheBytes = 0
   /** Counts moves to the young end of the LRU. */
   private lruClock = 0
@@ -647,9 +658,10 @@ export class PageCache<T> implements PageStore<T> {
       // Each fragment's size on the log sizes its read: one read into one array of exactly
       // the message, no window to throw away.
       for (let i = 0; i < frags.length; i += 2) {
-        const space = this.arena?.alloc(frags[i + 1] as number)
+        const bytes = frags[i + 1] as number
+        const space = this.arena !== undefined ? this.arena.alloc(bytes) : this.takeReadSpace(bytes)
         if (space !== undefined) scratch.push(space)
-        reads.push(this.log.read(frags[i] as number, frags[i + 1] as number, space))
+        reads.push(this.log.read(frags[i] as number, bytes, space))
       }
       // Every read settles before any fails the page-in: the finally below gives their
       // space back, and a read still in flight would write into the slot's next owner.
@@ -686,9 +698,19 @@ export class PageCache<T> implements PageStore<T> {
       if (this.arena !== undefined) return this.buildInArena(pid, base as Uint8Array, deltas)
       return this.codec.materialize(base as Uint8Array, deltas)
     } finally {
-      for (const space of scratch) this.arena?.free(space)
+      // The codec copied what it keeps (PageCodec.materialize()): the space is free again.
+      for (const space of scratch) {
+        if (this.arena !== undefined) this.arena.free(space)
+        else if (this.readSpace.length < READ_SPACE_KEPT) this.readSpace.push(space)
+      }
       this.unpin(bases)
     }
+  }
+
+  /** Read space for one fragment of `bytes` when the codec has no arena; undefined: too long. */
+  private takeReadSpace(bytes: number): Uint8Array | undefined {
+    if (bytes > READ_SPACE_BYTES) return undefined
+    return this.readSpace.pop() ?? new Uint8Array(READ_SPACE_BYTES)
   }
 
   /**

@@ -116,14 +116,6 @@ class Reader {
     this.pos += len
     return b
   }
-  /** Skips a length-prefixed byte string; returns where its bytes start. */
-  skipBytes(): number {
-    const len = this.varint()
-    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
-    const at = this.pos
-    this.pos += len
-    return at
-  }
   end(): void {
     if (this.pos !== this.buf.length) this.fail('trailing bytes')
   }
@@ -180,6 +172,15 @@ export function decodePage(bytes: Uint8Array): TreePage {
 }
 
 /**
+ * Offsets of the transient leaf a page-in with deltas merges from: an array of their own per
+ * page-in was an allocation outside V8's heap each time (a leaf of 100 entries: 1.2 KB),
+ * garbage at once. Kept up to TRANSIENT_OFFS_MAX words (48 KiB); larger leaves allocate.
+ * It holds nothing from one call to the next: databases in one process share no state by it.
+ */
+let transientOffs = new Uint32Array(0)
+const TRANSIENT_OFFS_MAX = 12 * 1024
+
+/**
  * A page's decoded form. With `isTransient` a leaf is a view of `bytes` (no copy; its key
  * offsets have room for the words) for a caller that builds a new leaf from it at once and
  * drops it: page-in with deltas, whose merge writes fresh bytes anyway.
@@ -190,25 +191,14 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   let page: TreePage
   if (tag === TAG_LEAF) {
     const n = r.count(2)
-    const offs = new Uint32Array((isTransient ? 3 : 2) * n)
-    for (let i = 0; i < n; i++) {
-      const ks = r.skipBytes()
-      offs[2 * i] = ks
-      offs[2 * i + 1] = r.pos
-      r.skipBytes()
-    }
-    for (let i = 1; i < n; i++) {
-      const c = compareRanges(
-        bytes,
-        offs[2 * i - 2] as number,
-        offs[2 * i - 1] as number,
-        offs[2 * i] as number,
-        offs[2 * i + 1] as number,
-      )
-      if (c >= 0) r.fail(`keys out of order at entry ${i}`)
-    }
-    r.end()
-    return isTransient ? leafViewOfBytes(bytes, offs) : leafOfBytes(bytes, offs)
+    // Kept: the offsets go straight into the leaf's own buffer (no array of their own).
+    if (!isTransient) return leafOfBytes(bytes, n, (offs) => readLeafOffsets(r, n, offs))
+    // A transient leaf is merged and dropped within the call (materialize()), never kept
+    // and never decoded into again before that: its offsets can use memory kept for them.
+    if (3 * n > transientOffs.length && 3 * n <= TRANSIENT_OFFS_MAX) transientOffs = new Uint32Array(3 * n)
+    const offs = 3 * n <= transientOffs.length ? transientOffs.subarray(0, 3 * n) : new Uint32Array(3 * n)
+    readLeafOffsets(r, n, offs)
+    return leafViewOfBytes(bytes, offs)
   } else if (tag === TAG_INDEX) {
     const n = r.count(1)
     if (n < 1) r.fail('an index node without children')
@@ -242,6 +232,59 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
   }
   r.end()
   return page
+}
+
+/**
+ * Reads the `n` entries of a leaf page (after its count) into `offs`, [keyStart, keyEnd)
+ * of entry i at [2i, 2i + 1], and checks that the keys ascend and nothing trails them.
+ * Every page-in of a leaf runs this over each of its ~100 entries: a length below 128 (one
+ * varint byte, nearly all of them) is read here, any other through the Reader, which checks
+ * its form and reports what is wrong.
+ */
+function readLeafOffsets(r: Reader, n: number, offs: Uint32Array): void {
+  const bytes = r.buf
+  const end = bytes.length
+  let p = r.pos
+  for (let i = 0; i < n; i++) {
+    let len = p < end ? (bytes[p] as number) : 0x80
+    if (len < 0x80) p++
+    else {
+      r.pos = p
+      len = r.varint()
+      p = r.pos
+    }
+    if (len > end - p) {
+      r.pos = p
+      r.fail(`length ${len} exceeds the bytes left`)
+    }
+    offs[2 * i] = p
+    p += len
+    offs[2 * i + 1] = p
+    len = p < end ? (bytes[p] as number) : 0x80
+    if (len < 0x80) p++
+    else {
+      r.pos = p
+      len = r.varint()
+      p = r.pos
+    }
+    if (len > end - p) {
+      r.pos = p
+      r.fail(`length ${len} exceeds the bytes left`)
+    }
+    p += len
+  }
+  r.pos = p
+  for (let i = 1; i < n; i++) {
+    const c = compareRanges(
+      bytes,
+      offs[2 * i - 2] as number,
+      offs[2 * i - 1] as number,
+      offs[2 * i] as number,
+      offs[2 * i + 1] as number,
+    )
+    if (c >= 0) r.fail(`keys out of order at entry ${i}`)
+  }
+  r.end()
 }
 
 /** Keys out of order would send descents the wrong way: refuse them at page-in. */

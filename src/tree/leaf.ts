@@ -198,14 +198,14 @@ export function makeLeaf(keys: readonly Uint8Array[], values: readonly Uint8Arra
 }
 
 /**
- * A leaf over `buf` (a whole encoded leaf page, checked by the caller) with its key offsets;
- * copies the bytes into a buffer of their own.
+ * A leaf of the `count` entries of `src` (a whole encoded leaf page, checked by the caller)
+ * in a buffer of its own: `readOffsets` writes each key's [start, end) into its offsets
+ * (into the leaf's buffer itself: no array of their own), after the bytes are copied.
  */
-export function leafOfBytes(src: Uint8Array, offs: Uint32Array): Leaf {
-  const count = offs.length >>> 1
+export function leafOfBytes(src: Uint8Array, count: number, readOffsets: (offs: Uint32Array) => void): Leaf {
   const b = new Builder(count, src.length)
   b.buf.set(src)
-  b.offs.set(offs)
+  readOffsets(b.offs)
   const cpl = fillWords(b.buf, b.offs)
   return new Leaf(b.buf, b.offs, cpl, NO_KEYS, NO_VALUES, 0, count, src.length)
 }

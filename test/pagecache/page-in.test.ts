@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import * as v8 from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { FileStorage, type OpenMode, type Storage, type StorageFile } from '../../src/io/index.js'
-import { PageCache } from '../../src/pagecache/index.js'
+import { PageCache, type PageCodec } from '../../src/pagecache/index.js'
 import { bytesOf, plainAppendCodec } from '../helpers/append-codec.js'
 import { ForwardingStorage } from '../helpers/forwarding-storage.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -89,6 +89,50 @@ test('a page-in reads each fragment once, in one read of exactly its size on the
       .sort((a, b) => a - b)
     assert.deepEqual(sizes, fragSizes, `page ${i}: one read per fragment, each exactly its size`)
   }
+  await pc.close()
+})
+
+test('without an arena, page-ins read into space they reuse, never into space another read holds', async () => {
+  const dir = (await tempDir('pc-page-in-space')).path
+  const opts = { flushEveryMs: 0, segmentBytes: 256 * 1024, cleaning: false }
+  // Copies what it keeps, as the contract asks, and records the memory it was handed.
+  const handed: ArrayBufferLike[] = []
+  const codec: PageCodec<Uint8Array> = {
+    ...bytesCodec,
+    materialize(base, deltas) {
+      handed.push(base.buffer, ...deltas.map((d) => d.buffer))
+      return bytesCodec.materialize(base, deltas)
+    },
+  }
+  let pc = await PageCache.open(dir, codec, opts)
+  const want = new Map<number, Uint8Array>()
+  let fragments = 0
+  for (let i = 0; i < 200; i++) {
+    const pid = pc.allocate()
+    // One page in 50 has a base longer than the kept read space: an array of its own.
+    let page = bytesOf(i % 50 === 7 ? 40_000 : 100 + ((i * 373) % 9000), i)
+    pc.replace(pid, page)
+    for (let j = 0; j < i % 4; j++) {
+      const d = bytesOf(10 + j * 50, i + 1000 * j)
+      page = bytesCodec.materialize(page, [d])
+      pc.link(pid, d, page)
+    }
+    fragments += 1 + (i % 4)
+    want.set(pid, page)
+  }
+  await pc.close()
+  pc = await PageCache.open(dir, codec, { ...opts, cacheCapacity: 0 })
+  // All at once: every read in flight holds space no other read is given.
+  const pids = [...want.keys()]
+  const got = await Promise.all(pids.map((pid) => pc.get(pid)))
+  for (const [k, pid] of pids.entries()) assert.deepEqual(got[k], want.get(pid), `page ${pid} reads back`)
+  // One at a time: the same few buffers serve every read.
+  handed.length = 0
+  for (const pid of pids) assert.deepEqual(await pc.get(pid), want.get(pid), `page ${pid} reads back`)
+  assert.equal(handed.length, fragments)
+  // At most 4 reads at a time (a page's fragments), and the 4 long bases' own arrays.
+  const distinct = new Set(handed).size
+  assert.ok(distinct <= 4 + 4, `${distinct} distinct arrays for ${fragments} fragments`)
   await pc.close()
 })
 

@@ -53,6 +53,42 @@ test('leaf and index pages round-trip and encode to exactly node.bytes', () => {
   )
 })
 
+test('leaves with lengths of one and of two varint bytes page in as written', () => {
+  // Page-in reads a length below 128 itself and any other through the checked reader.
+  const long = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    fc.constantFrom(127, 128, 129, 255, 256).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
+  )
+  const leaf = fc
+    .uniqueArray(long, { selector: (b) => Buffer.from(b).toString('hex'), maxLength: 12 })
+    .chain((keys) => {
+      keys.sort(compareBytes)
+      return fc.array(long, { minLength: keys.length, maxLength: keys.length }).map((v) => makeLeaf(keys, v))
+    })
+  fc.assert(
+    fc.property(
+      leaf,
+      fc.array(fc.record({ key: long, value: fc.option(long, { nil: undefined }) })),
+      (l, ops) => {
+        const enc = encodePage(l)
+        assert.deepEqual(plain(decodePage(enc)), plain(l))
+        const applied = treeCodec.materialize(enc, [encodeLeafDelta(ops)])
+        assert.deepEqual(plain(applied), plain(applyLeafOps(l, ops)))
+        // Cut short, the page is refused, whichever length the cut falls in.
+        for (const n of [enc.length - 1, enc.length >> 1, 2]) {
+          if (n < enc.length) assert.throws(() => decodePage(enc.subarray(0, n)), CorruptionError)
+        }
+      },
+    ),
+    { numRuns: 300 },
+  )
+  // A length in a longer form than it needs is refused (sizes are computed from values).
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 0x81, 0x00, 0x61, 0])), /shortest form/)
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 1, 0x61, 0x80, 0x00])), /shortest form/)
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 1, 0x61, 2, 0x62])), /exceeds the bytes left/)
+  assert.throws(() => decodePage(new Uint8Array([0x01, 1, 1, 0x61])), /truncated/)
+})
+
 test('META and counter pages round-trip', () => {
   fc.assert(
     fc.property(fc.dictionary(fc.string({ minLength: 1 }), fc.maxSafeNat()), fc.maxSafeNat(), (trees, n) => {
@@ -94,6 +130,37 @@ test("deltas materialised at page-in equal the writer's node (node.ts and codec.
       },
     ),
   )
+})
+
+test('leaves paged in with deltas keep their entries while other leaves are paged in', () => {
+  // Each page-in with deltas merges from a transient leaf whose offsets use memory kept for
+  // the next one: nothing paged in may keep it.
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.tuple(sortedLeaf, fc.array(fc.array(leafOp, { maxLength: 4 }), { minLength: 1, maxLength: 3 })),
+        {
+          minLength: 2,
+          maxLength: 8,
+        },
+      ),
+      (pages) => {
+        const kept = pages.map(([base, deltas]) => ({
+          want: deltas.reduce((l: Leaf, d) => applyLeafOps(l, d), base),
+          got: treeCodec.materialize(
+            encodePage(base),
+            deltas.map((d) => encodeLeafDelta(d)),
+          ),
+        }))
+        for (const { want, got } of kept) assert.deepEqual(plain(got), plain(want))
+      },
+    ),
+  )
+  // Deltas with no ops at all leave the base as it was: still a leaf of its own.
+  const a = new Uint8Array([0x61])
+  const first = treeCodec.materialize(encodePage(makeLeaf([a], [a])), [encodeLeafDelta([])])
+  treeCodec.materialize(encodePage(makeLeaf([new Uint8Array([0x62, 0x62])], [a])), [encodeLeafDelta([])])
+  assert.deepEqual(plain(first), plain(makeLeaf([a], [a])))
 })
 
 test('malformed bytes give CorruptionError, never another error', () => {
