@@ -261,6 +261,11 @@ function preadOnce(fd: number, buffer: Uint8Array, offset: number, length: numbe
   })
 }
 
+/** A write that stores nothing would loop forever; a real disk says why with an errno. */
+function storedNothing(name: string, left: number, at: number): IoError {
+  return new IoError(`write (${name}) stored 0 of ${left} bytes at ${at}`, { file: name })
+}
+
 class RealFile implements StorageFile {
   private isClosed = false
   /** Reads on the raw descriptor not yet finished: close() waits for them (see read()). */
@@ -350,11 +355,7 @@ class RealFile implements StorageFile {
       } catch (e) {
         throw wrapIoError(e, 'write', this.name)
       }
-      if (n === 0) {
-        throw new IoError(`write (${this.name}) stored 0 of ${length - done} bytes at ${position + done}`, {
-          file: this.name,
-        })
-      }
+      if (n === 0) throw storedNothing(this.name, length - done, position + done)
       done += n
     }
     return true
@@ -420,12 +421,7 @@ class RealFile implements StorageFile {
       } catch (e) {
         throw wrapIoError(e, 'write', this.name)
       }
-      // A write that stores nothing would loop forever; a real disk says why with an errno.
-      if (n === 0) {
-        throw new IoError(`write (${this.name}) stored 0 of ${length - done} bytes at ${position + done}`, {
-          file: this.name,
-        })
-      }
+      if (n === 0) throw storedNothing(this.name, length - done, position + done)
       done += n
     }
   }
