@@ -53,11 +53,11 @@ export interface OpenOptions {
    */
   warmCache?: boolean
   /**
-   * With durability, a lone durable write (one writer, nothing else in flight, ≤ 64 KiB)
-   * is one O_DSYNC write on the main thread instead of a trip through the thread pool:
-   * faster, but the event loop waits for the disk meanwhile (off during the warm-up, and
-   * for a while once the disk turns slow). docs/DESIGN.md, "Inline synced writes".
-   * Default true.
+   * A durable write (durability 'sync', `{ durable: true }`, flush()) with nothing else in
+   * flight and at most 64 KiB to write is one O_DSYNC write on the main thread instead of a
+   * trip through the thread pool: faster, but the event loop waits for the disk meanwhile
+   * (off during the warm-up, and for a while once the disk turns slow). docs/DESIGN.md,
+   * "Inline synced writes". Default true.
    */
   inlineSyncedWrites?: boolean
   /** Segment size of a new log (power of two, 1 KiB..8 MiB). */
