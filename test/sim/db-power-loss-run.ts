@@ -16,6 +16,7 @@ import {
   History,
   readState,
   runWorkload,
+  type Scenario,
   type WriteIntent,
 } from '../crash/db-workload.js'
 import { turns } from '../helpers/log-faults.js'
@@ -52,15 +53,27 @@ export interface DbRunOptions {
   casFails?: boolean
   /** Lone rounds written inline; default: on for even seeds, so both write paths get cut. */
   inlineSyncedWrites?: boolean
+  /** The workload's scenario (db-workload.ts); default 'mixed'. */
+  scenario?: Scenario
+  /**
+   * The page cache's capacity; default 16 KiB, which its log buffers overfill, so a round
+   * is rarely alone and rarely inline. 1 MiB lets a lone writer's rounds go inline.
+   */
+  cacheCapacity?: number
 }
 
-function openDb(disk: SimDisk, durability: 'sync' | 'flush', inlineSyncedWrites: boolean): Promise<Db> {
+function openDb(
+  disk: SimDisk,
+  durability: 'sync' | 'flush',
+  inlineSyncedWrites: boolean,
+  cacheCapacity: number,
+): Promise<Db> {
   const o: OpenOptions = {
     storage: disk.storage('db'),
     durability,
     inlineSyncedWrites,
     segmentBytes: 8 * 1024,
-    cacheCapacity: 16 * 1024,
+    cacheCapacity,
     flushEveryMs: 0,
     nodeMaxBytes: 512,
     nodeMaxEntries: 16,
@@ -121,8 +134,9 @@ export async function runDbSeed(
   const total: DbOutcome = { acked: 0, kept: 0, ackedLost: 0, tornBatches: 0, phantom: 0, inlineWrites: 0 }
   const rounds = 1 + rng.int(3)
   const inline = o.inlineSyncedWrites ?? seed % 2 === 0
+  const capacity = o.cacheCapacity ?? 16 * 1024
   for (let round = 0; round <= rounds; round++) {
-    const db = await openDb(disk, durability, inline)
+    const db = await openDb(disk, durability, inline, capacity)
     const { state, phantom } = await readState(db)
     if (o.swapValues === true && round === rounds) {
       // Two keys trade values, as a misdirected write landing on a record boundary would.
@@ -162,6 +176,7 @@ export async function runDbSeed(
       ackEarly: o.ackEarly === true,
       moreKinds: true,
       casFails: o.casFails === true,
+      ...(o.scenario !== undefined ? { scenario: o.scenario } : {}),
     })
     await Promise.race([running, turns(rng.int(600))])
     crash()
@@ -170,7 +185,7 @@ export async function runDbSeed(
     if (wrong.length > 0) return { ...total, violation: `round ${round}: ${wrong.join('; ')}`, kind: 'wrong' }
     if (rng.chance(0.3)) {
       // A second power cut while recovery runs.
-      const opening = openDb(disk, durability, inline).catch(() => undefined)
+      const opening = openDb(disk, durability, inline, capacity).catch(() => undefined)
       await turns(rng.int(40))
       crash()
       await opening
