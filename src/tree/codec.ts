@@ -101,20 +101,30 @@ class Reader {
     if (n * minItemBytes > this.buf.length - this.pos) this.fail(`count ${n} exceeds the bytes left`)
     return n
   }
-  bytes(): Uint8Array {
-    const len = this.varint()
-    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
-    const b = this.buf.slice(this.pos, this.pos + len)
+  /**
+   * Steps over a length-prefixed byte string; returns where its bytes start (they end at
+   * `pos`). A page-in of a leaf runs this twice per entry: a length below 128 (one varint
+   * byte, nearly all of them) is read here, any other through varint(), which checks its
+   * form and says what is wrong.
+   */
+  skipBytes(): number {
+    const buf = this.buf
+    let len = this.pos < buf.length ? (buf[this.pos] as number) : 0x80
+    if (len < 0x80) this.pos++
+    else len = this.varint()
+    if (len > buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
+    const at = this.pos
     this.pos += len
-    return b
+    return at
+  }
+  bytes(): Uint8Array {
+    const at = this.skipBytes()
+    return this.buf.slice(at, this.pos)
   }
   /** A length-prefixed byte string as a view of the buffer (no copy). */
   view(): Uint8Array {
-    const len = this.varint()
-    if (len > this.buf.length - this.pos) this.fail(`length ${len} exceeds the bytes left`)
-    const b = this.buf.subarray(this.pos, this.pos + len)
-    this.pos += len
-    return b
+    const at = this.skipBytes()
+    return this.buf.subarray(at, this.pos)
   }
   end(): void {
     if (this.pos !== this.buf.length) this.fail('trailing bytes')
@@ -237,43 +247,14 @@ function decodePageAs(bytes: Uint8Array, isTransient: boolean): TreePage {
 /**
  * Reads the `n` entries of a leaf page (after its count) into `offs`, [keyStart, keyEnd)
  * of entry i at [2i, 2i + 1], and checks that the keys ascend and nothing trails them.
- * Every page-in of a leaf runs this over each of its ~100 entries: a length below 128 (one
- * varint byte, nearly all of them) is read here, any other through the Reader, which checks
- * its form and reports what is wrong.
  */
 function readLeafOffsets(r: Reader, n: number, offs: Uint32Array): void {
-  const bytes = r.buf
-  const end = bytes.length
-  let p = r.pos
   for (let i = 0; i < n; i++) {
-    let len = p < end ? (bytes[p] as number) : 0x80
-    if (len < 0x80) p++
-    else {
-      r.pos = p
-      len = r.varint()
-      p = r.pos
-    }
-    if (len > end - p) {
-      r.pos = p
-      r.fail(`length ${len} exceeds the bytes left`)
-    }
-    offs[2 * i] = p
-    p += len
-    offs[2 * i + 1] = p
-    len = p < end ? (bytes[p] as number) : 0x80
-    if (len < 0x80) p++
-    else {
-      r.pos = p
-      len = r.varint()
-      p = r.pos
-    }
-    if (len > end - p) {
-      r.pos = p
-      r.fail(`length ${len} exceeds the bytes left`)
-    }
-    p += len
+    offs[2 * i] = r.skipBytes()
+    offs[2 * i + 1] = r.pos
+    r.skipBytes()
   }
-  r.pos = p
+  const bytes = r.buf
   for (let i = 1; i < n; i++) {
     const c = compareRanges(
       bytes,
