@@ -240,8 +240,7 @@ function spliceIntoParent(
 ): void {
   const step = path.pop() as PathStep
   const parent = nodeAt(ctx, step.pid) as Index
-  if (!(parent.kind === 'index'))
-    throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
+  if (parent.kind !== 'index') throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
   const keys = parent.keys.slice()
   const children = parent.children.slice()
   keys.splice(step.slot, 0, ...lowKeys)

@@ -60,7 +60,7 @@ class Writer {
     this.pos += b.length
   }
   done(): Uint8Array {
-    if (!(this.pos === this.buf.length))
+    if (this.pos !== this.buf.length)
       throw new InvariantError(`encoded ${this.pos} bytes, sized ${this.buf.length}`)
     return this.buf
   }

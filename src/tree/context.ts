@@ -47,7 +47,7 @@ export class OpContext {
     // Reads never change anything: their lookups skip the overlay.
     const c = this.changes.size === 0 ? undefined : this.changes.get(pid)
     if (c !== undefined) {
-      if (!(c.page !== null)) throw new InvariantError(`page ${pid} is read after this operation freed it`)
+      if (c.page === null) throw new InvariantError(`page ${pid} is read after this operation freed it`)
       return c.page
     }
     if (!(pid >= 0)) throw new InvariantError(`placeholder ${pid} read before it was written`)
@@ -81,7 +81,7 @@ export class OpContext {
     const c = this.changes.get(pid)
     if (c === undefined) this.changes.set(pid, { page, ops: null })
     else {
-      if (!(c.page !== null)) throw new InvariantError(`page ${pid} is written after this operation freed it`)
+      if (c.page === null) throw new InvariantError(`page ${pid} is written after this operation freed it`)
       c.page = page
       c.ops = null
     }

@@ -412,7 +412,7 @@ export class Forest {
       },
     )
     // A dropTree() right after our write may have dropped it again: the ref then says so.
-    if (!(opened !== undefined)) throw new InvariantError(`tree "${name}" has a ref once opened`)
+    if (opened === undefined) throw new InvariantError(`tree "${name}" has a ref once opened`)
     return opened
   }
 
