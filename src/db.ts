@@ -60,6 +60,14 @@ export interface OpenOptions {
    * "Inline synced writes". Default true.
    */
   inlineSyncedWrites?: boolean
+  /**
+   * A get, a scan or a write that must read a page from disk reads its fragments on the
+   * main thread instead of through the thread pool: a read the OS serves from its cache is
+   * then a copy, but one that misses waits for the disk with the event loop (user page-ins
+   * only; cleaning and the warm-up read through the pool, and so does everyone for a
+   * while once reads turn slow). docs/DESIGN.md, "Inline reads". Default true.
+   */
+  inlineReads?: boolean
   /** Segment size of a new log (power of two, 1 KiB..8 MiB). */
   segmentBytes?: number
   /** Storage backend (default: real files in the folder). */
@@ -828,7 +836,7 @@ function checkOpenOptions(o: unknown): OpenOptions {
       throw new InvalidArgumentError(`${name} must be an integer ≥ 0`)
     }
   }
-  for (const name of ['warmCache', 'inlineSyncedWrites'] as const) {
+  for (const name of ['warmCache', 'inlineSyncedWrites', 'inlineReads'] as const) {
     const v = opts[name]
     if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean`)
   }
@@ -877,5 +885,6 @@ async function openPageStore(path: string, o: OpenOptions): Promise<DbStore> {
   if (o.cacheCapacity !== undefined) options.cacheCapacity = o.cacheCapacity
   if (o.warmCache !== undefined) options.warmCache = o.warmCache
   if (o.inlineSyncedWrites !== undefined) options.inlineSyncedWrites = o.inlineSyncedWrites
+  if (o.inlineReads !== undefined) options.inlineReads = o.inlineReads
   return PageCache.open<TreePage>(path, treeCodec, options)
 }

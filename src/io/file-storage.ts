@@ -319,6 +319,25 @@ class RealFile implements StorageFile {
     }
   }
 
+  readNow(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    checkIoRange(buffer, offset, length, position)
+    if (this.isClosed) throw wrapIoError(closedError('read'), 'read', this.name)
+    // close() sets isClosed before it closes anything and cannot run inside this loop (it is
+    // synchronous): the descriptor is still ours, and no readsInFlight count is needed.
+    let done = 0
+    while (done < length) {
+      let n: number
+      try {
+        n = fs.readSync(this.handle.fd, buffer, offset + done, length - done, position + done)
+      } catch (e) {
+        throw wrapIoError(e, 'read', this.name)
+      }
+      if (n === 0) break
+      done += n
+    }
+    return done
+  }
+
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
     checkIoRange(buffer, offset, length, position)
     return this.writeAll(this.handle, buffer, offset, length, position)

@@ -4,7 +4,9 @@
 //    write or size change stays pending until a datasync that began after it completed;
 //    a synced write (writeSynced, O_DSYNC) is durable when it completes, and only it; one
 //    made on the calling thread (writeSyncedNow) completes before it returns, so a crash
-//    never catches it in flight (an O_DSYNC write interrupted is never acknowledged);
+//    never catches it in flight (an O_DSYNC write interrupted is never acknowledged); a
+//    read on the calling thread (readNow) is a read issued and completed in one step, with
+//    the same injected faults;
 //  - a folder has pending entry ops (create, rename, unlink, mkdir) until a syncDir of that
 //    folder; at a crash an entry that never became durable vanishes, synced data or not;
 //  - crash() keeps the durable state plus a seeded random subset of pending ops (any
@@ -503,7 +505,7 @@ class DiskCore {
   }
 
   /**
-   * run() for an op done on the calling thread (writeSyncedNow): issued and completed in
+   * run() for an op done on the calling thread (writeSyncedNow, readNow): issued and completed in
    * one step, with the same fault injection, so no crash can catch it in flight and no
    * latency reorders it.
    */
@@ -656,8 +658,23 @@ class DiskCore {
   }
 
   read(h: Handle, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return this.run('read', h.name, h.path, this.readOp(h, buffer, offset, length, position))
+  }
+
+  /** read() on the calling thread (StorageFile.readNow): the same op, faults and trace. */
+  readNow(h: Handle, buffer: Uint8Array, offset: number, length: number, position: number): number {
+    return this.runNow('read', h.name, h.path, this.readOp(h, buffer, offset, length, position))
+  }
+
+  private readOp(
+    h: Handle,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): RunOptions<number> {
     const range = { position, length }
-    return this.run('read', h.name, h.path, {
+    return {
       range,
       issue: () => this.checkHandle(h, 'read', false),
       complete: () => {
@@ -665,7 +682,7 @@ class DiskCore {
         range.length = n
         return n
       },
-    })
+    }
   }
 
   /**
@@ -1473,6 +1490,11 @@ class SimFile implements StorageFile {
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     checkIoRange(buffer, offset, length, position)
     return this.core.read(this.handle, buffer, offset, length, position)
+  }
+
+  readNow(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    checkIoRange(buffer, offset, length, position)
+    return this.core.readNow(this.handle, buffer, offset, length, position)
   }
 
   private async writeLoop(

@@ -22,6 +22,15 @@ export interface StorageFile {
   readonly name: string
   /** Reads up to `length` bytes at `position`; returns the count (short only at end of file). */
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>
+  /**
+   * read() done on the calling thread: same contract (the count, short only at end of
+   * file; typed errors thrown; a closed file is an error). It saves the thread-pool hop of
+   * a small read the OS serves from its cache (docs/DESIGN.md, "Inline reads"), and blocks
+   * the event loop for a device read when the OS cache misses: a caller must keep it for
+   * small reads and stop using it when reads turn slow. Optional: a file that cannot read
+   * synchronously (a wrapper over asynchronous views) leaves it out, and the caller reads().
+   */
+  readNow?(buffer: Uint8Array, offset: number, length: number, position: number): number
   /** Writes all `length` bytes at `position`, looping on short writes. */
   write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void>
   /**

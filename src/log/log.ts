@@ -31,7 +31,14 @@ import { GroupCommit } from './group-commit.js'
 import { LOG_FILE, type LogContext } from './log-context.js'
 import type { LogOptions, LogRecord, Reservation } from './log-types.js'
 import { emptyMetrics, type LogMetrics } from './metrics.js'
-import { iterRecords, type ReadSource, readBlobRef, readRecord, readRecordRun } from './record-reader.js'
+import {
+  iterRecords,
+  type ReadSource,
+  readBlobRef,
+  readRecord,
+  readRecordNow,
+  readRecordRun,
+} from './record-reader.js'
 import { type RecoveredLog, recoverLog } from './recovery.js'
 import { applyLogRepairs, discardLogRepairs, type LogRepairs } from './repairs.js'
 import { SegmentSlots } from './segment-slots.js'
@@ -801,16 +808,32 @@ export class Log {
    * the caller leaves it alone, and no array is made; otherwise data is an array of its own.
    */
   async read(lsn: number, messageBytes?: number, scratch?: Uint8Array): Promise<LogRecord> {
+    this.checkRead('read()', lsn, messageBytes, scratch)
+    return readRecord(this.parts, lsn, messageBytes, scratch)
+  }
+
+  /**
+   * read() on the calling thread (StorageFile.readNow): the same record, checked the same
+   * way, or the same error thrown; undefined when it cannot be read synchronously (a blob
+   * pointer, a file without readNow), and the caller uses read(). Bytes not yet written
+   * come from memory, as with read(). The event loop waits for the disk if the OS cache
+   * misses (docs/DESIGN.md, "Inline reads").
+   */
+  readNow(lsn: number, messageBytes?: number, scratch?: Uint8Array): LogRecord | undefined {
+    this.checkRead('readNow()', lsn, messageBytes, scratch)
+    return readRecordNow(this.parts, lsn, messageBytes, scratch)
+  }
+
+  private checkRead(what: string, lsn: number, messageBytes?: number, scratch?: Uint8Array): void {
     this.checkOpen()
-    const bad = lsnError(lsn, 'read()')
+    const bad = lsnError(lsn, what)
     if (bad !== undefined) throw bad
     if (messageBytes !== undefined && (!Number.isSafeInteger(messageBytes) || messageBytes < 0)) {
-      throw new InvalidArgumentError(`read() takes a byte count as its size hint, got ${messageBytes}`)
+      throw new InvalidArgumentError(`${what} takes a byte count as its size hint, got ${messageBytes}`)
     }
     if (scratch !== undefined && !(scratch instanceof Uint8Array)) {
-      throw new InvalidArgumentError('read() takes a Uint8Array as its scratch space')
+      throw new InvalidArgumentError(`${what} takes a Uint8Array as its scratch space`)
     }
-    return readRecord(this.parts, lsn, messageBytes, scratch)
   }
 
   /**

@@ -53,6 +53,49 @@ function walkStart(src: ReadSource, base: number, from: number): number {
   return at
 }
 
+/** A read that message checking asks for: `into` filled from log file offset `position`. */
+interface ReadStep {
+  into: Uint8Array
+  position: number
+}
+
+/**
+ * Runs the steps of a read (a generator yielding the reads it needs, e.g. messageSteps())
+ * with asynchronous reads. The same steps run synchronously in runStepsNow(): one copy
+ * of the logic that locates and checks a record, whichever way its bytes are read.
+ */
+async function runSteps<R>(ctx: LogContext, steps: Generator<ReadStep, R, void>): Promise<R> {
+  for (let s = steps.next(); ; s = steps.next()) {
+    if (s.done === true) return s.value
+    await readFully(ctx, s.value.into, s.value.position)
+  }
+}
+
+/** runSteps() on the calling thread through StorageFile.readNow (which the caller checked is there). */
+function runStepsNow<R>(ctx: LogContext, steps: Generator<ReadStep, R, void>): R {
+  const file = ctx.file
+  for (let s = steps.next(); ; s = steps.next()) {
+    if (s.done === true) return s.value
+    const { into, position } = s.value
+    let got = 0
+    try {
+      while (got < into.length) {
+        const n = (file.readNow as NonNullable<typeof file.readNow>)(
+          into,
+          got,
+          into.length - got,
+          position + got,
+        )
+        if (n === 0) break
+        got += n
+      }
+    } catch (e) {
+      throw wrapIoError(e, 'reading the log', ctx.fileLabel)
+    }
+    into.fill(0, got)
+  }
+}
+
 async function readFully(ctx: LogContext, into: Uint8Array, position: number): Promise<void> {
   let got = 0
   try {
@@ -151,7 +194,7 @@ export const READ_WINDOW_BYTES = 4096
 /**
  * Reads the record that starts at `lsn`. Data not yet written is served from memory;
  * bytes on disk are checked (CRC, segment number) before they are returned.
- * `messageBytes` (optional) sizes the first read; see readMessageBytes().
+ * `messageBytes` (optional) sizes the first read; see messageBytesSteps().
  */
 export async function readRecord(
   src: ReadSource,
@@ -159,23 +202,44 @@ export async function readRecord(
   messageBytes?: number,
   scratch?: Uint8Array,
 ): Promise<LogRecord> {
-  const { image, origin, bodyAt, msg } = await readMessage(src, lsn, messageBytes, scratch)
-  if (msg.kind === MessageKind.Record) {
-    const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
-    // The caller lent this memory for the read and keeps it: no copy.
-    if (scratch !== undefined && image.buffer === scratch.buffer) {
-      return { lsn: asLsn(lsn), id: msg.id, data, isBlob: false }
-    }
-    // Copied out of the writer's memory (the next segment life reuses it once this one is
-    // written), and out of a read window much larger than the record (a caller may keep
-    // the record for long: the page cache does). A real copy even if `image` is a Buffer,
-    // whose slice() is a view.
-    const isOwnBuffer = origin !== 0 && data.length * 2 >= image.length
-    const own = isOwnBuffer ? data : Uint8Array.prototype.slice.call(data)
-    return { lsn: asLsn(lsn), id: msg.id, data: own, isBlob: false }
+  const m = await runSteps(src.ctx, messageSteps(src, lsn, messageBytes, scratch))
+  if (m.msg.kind === MessageKind.Record) return inlineRecord(lsn, m, scratch)
+  const data = await blobOf(src, m.image, m.bodyAt)
+  return { lsn: asLsn(lsn), id: m.msg.id, data, isBlob: true }
+}
+
+/**
+ * readRecord() on the calling thread (StorageFile.readNow): the same record, checked the
+ * same way, or the same error thrown. Undefined when it cannot be done synchronously (the
+ * file has no readNow, or the record is a blob pointer) and nothing was returned: the
+ * caller uses readRecord().
+ */
+export function readRecordNow(
+  src: ReadSource,
+  lsn: number,
+  messageBytes?: number,
+  scratch?: Uint8Array,
+): LogRecord | undefined {
+  if (src.ctx.file.readNow === undefined) return undefined
+  const m = runStepsNow(src.ctx, messageSteps(src, lsn, messageBytes, scratch))
+  return m.msg.kind === MessageKind.Record ? inlineRecord(lsn, m, scratch) : undefined
+}
+
+/** The record of a checked Record message. */
+function inlineRecord(lsn: number, m: MessageAt, scratch: Uint8Array | undefined): LogRecord {
+  const { image, origin, bodyAt, msg } = m
+  const data = image.subarray(bodyAt, bodyAt + msg.bodyBytes)
+  // The caller lent this memory for the read and keeps it: no copy.
+  if (scratch !== undefined && image.buffer === scratch.buffer) {
+    return { lsn: asLsn(lsn), id: msg.id, data, isBlob: false }
   }
-  const data = await blobOf(src, image, bodyAt)
-  return { lsn: asLsn(lsn), id: msg.id, data, isBlob: true }
+  // Copied out of the writer's memory (the next segment life reuses it once this one is
+  // written), and out of a read window much larger than the record (a caller may keep
+  // the record for long: the page cache does). A real copy even if `image` is a Buffer,
+  // whose slice() is a view.
+  const isOwnBuffer = origin !== 0 && data.length * 2 >= image.length
+  const own = isOwnBuffer ? data : Uint8Array.prototype.slice.call(data)
+  return { lsn: asLsn(lsn), id: msg.id, data: own, isBlob: false }
 }
 
 /**
@@ -272,20 +336,31 @@ export async function readRecordRun(
  * not a pointer: InvalidArgumentError.
  */
 export async function readBlobRef(src: ReadSource, lsn: number): Promise<BlobRef> {
-  const { image, bodyAt, msg } = await readMessage(src, lsn)
+  const { image, bodyAt, msg } = await runSteps(src.ctx, messageSteps(src, lsn))
   if (msg.kind !== MessageKind.BlobPointer) {
     throw new InvalidArgumentError(`the record at LSN ${lsn} is not a blob pointer`)
   }
   return refAt(image, bodyAt)
 }
 
-/** The checked message (Record or BlobPointer) at `lsn`; its body starts at `bodyAt` of `image`. */
-async function readMessage(
+/** A checked message: `image` holds its segment from in-segment offset `origin` on. */
+interface MessageAt {
+  image: Uint8Array
+  origin: number
+  bodyAt: number
+  msg: ParsedMessage
+}
+
+/**
+ * The checked message (Record or BlobPointer) at `lsn`; its body starts at `bodyAt` of
+ * `image`. Its file reads are yielded (runSteps(), runStepsNow()).
+ */
+function* messageSteps(
   src: ReadSource,
   lsn: number,
   messageBytes?: number,
   scratch?: Uint8Array,
-): Promise<{ image: Uint8Array; origin: number; bodyAt: number; msg: ParsedMessage }> {
+): Generator<ReadStep, MessageAt, void> {
   const { ctx, writer } = src
   const S = ctx.segmentBytes
   const base = Math.floor(lsn / S) * S
@@ -309,7 +384,7 @@ async function readMessage(
     // report an IO failure as corruption. Report the poisoning error instead.
     if (ctx.poisonError !== undefined && !writer.written.isDone(lsn)) throw ctx.poisonError
     slot = slotOf(src, base, lsn)
-    image = await readMessageBytes(src, slot, base, at, messageBytes, scratch)
+    image = yield* messageBytesSteps(src, slot, base, at, messageBytes, scratch)
     origin = at
   }
   const msg = newParsedMessage()
@@ -342,14 +417,14 @@ function slotOf(src: ReadSource, base: number, lsn: number): number {
  * After each read the slot must still hold the segment: a truncation may have zeroed and
  * reused it meanwhile, and its bytes would then be another segment's.
  */
-async function readMessageBytes(
+function* messageBytesSteps(
   src: ReadSource,
   slot: number,
   base: number,
   at: number,
   messageBytes: number | undefined,
   scratch: Uint8Array | undefined,
-): Promise<Uint8Array> {
+): Generator<ReadStep, Uint8Array, void> {
   const ctx = src.ctx
   const S = ctx.segmentBytes
   const lsn = base + at
@@ -362,7 +437,7 @@ async function readMessageBytes(
     scratch !== undefined && scratch.length >= firstBytes
       ? scratch.subarray(0, firstBytes)
       : new Uint8Array(firstBytes)
-  await readFully(ctx, first, slot * S + at)
+  yield { into: first, position: slot * S + at }
   if (src.slots.slotAt(base) !== slot)
     throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
   const h = newParsedMessage()
@@ -371,7 +446,7 @@ async function readMessageBytes(
   if (total <= first.length || total > room) return first
   const whole = new Uint8Array(total)
   whole.set(first)
-  await readFully(ctx, whole.subarray(first.length), slot * S + at + first.length)
+  yield { into: whole.subarray(first.length), position: slot * S + at + first.length }
   if (src.slots.slotAt(base) !== slot)
     throw new InvalidArgumentError(`LSN ${lsn} lies in a truncated segment`)
   return whole

@@ -31,6 +31,7 @@ import { SegmentAccountant } from '../segments/index.js'
 import type { Lsn } from '../util/brand.js'
 import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
+import { SlowGuard } from '../util/slow-guard.js'
 import { ARENA_SLAB_BYTES, type ArenaStats, PageArena, slotBytesFor } from './arena.js'
 import {
   type Checkpoint,
@@ -78,6 +79,14 @@ export interface PageCacheOptions extends LogOptions {
    * write no hint (an old one stays, stale, until a checkpoint with it on). Default true.
    */
   warmCache?: boolean
+  /**
+   * A user's page-in (get(), withPage()) whose fragments are all inline records reads them
+   * on the main thread (StorageFile.readNow) and builds the page in the same step: a read
+   * the OS serves from its cache costs a copy instead of a trip through the thread pool.
+   * Cleaning and the warm-up always read through the pool, and so do user page-ins for a
+   * while once reads turn slow (docs/DESIGN.md, "Inline reads"). Default true.
+   */
+  inlineReads?: boolean
   /**
    * Fill the arena slots of pages the cache drops with POISON_BYTE, and check they are
    * still poison when reused (pagecache/arena.ts): a test mode that turns a use of a page
@@ -162,6 +171,8 @@ export interface PageCacheStats {
   /** The arena of byte-string pages (PageCodec.arena); undefined for other codecs. */
   arena: ArenaStats | undefined
   warmUp: WarmUpStats
+  /** User page-ins read on the main thread (options.inlineReads; docs/DESIGN.md, "Inline reads"). */
+  inlineReads: InlineReadStats
   /** The log's sync rounds and how their synced writes went (LogMetrics, "Inline synced writes"). */
   logSync: {
     syncs: number
@@ -170,6 +181,19 @@ export interface PageCacheStats {
     inlineSlowWrites: number
     inlineFallbacks: number
   }
+}
+
+/** User page-ins and the inline read path (docs/DESIGN.md, "Inline reads"). */
+export interface InlineReadStats {
+  /** Page-ins read and built on the main thread. */
+  pageIns: number
+  /** Of them, those that took over INLINE_READ_SLOW_MS (a few close together trip the guard). */
+  slowPageIns: number
+  /**
+   * User page-ins with inline reads on that went through the pool: the guard had tripped,
+   * or a fragment could not be read synchronously (a blob, a file without readNow).
+   */
+  fallbacks: number
 }
 
 /** What the warm-up after open did (docs/DESIGN.md, "Warm-up after open"). */
@@ -286,6 +310,16 @@ const MIN_PAGE_MESSAGE_BYTES = 10
  */
 const READ_SPACE_BYTES = 32 * 1024
 const READ_SPACE_KEPT = 32
+/**
+ * An inline page-in over this long read from the device, not the OS cache, and blocked the
+ * event loop for it. When INLINE_READ_SLOW_TRIP of the last INLINE_READ_SLOW_WINDOW were
+ * slow, the next INLINE_READ_BACKOFF_PAGE_INS user page-ins go through the pool (the
+ * numbers of the inline writes' guard, docs/DESIGN.md, "Inline reads").
+ */
+const INLINE_READ_SLOW_MS = 1
+const INLINE_READ_SLOW_WINDOW = 16
+const INLINE_READ_SLOW_TRIP = 4
+const INLINE_READ_BACKOFF_PAGE_INS = 256
 
 export class PageCache<T> implements PageStore<T> {
   readonly maxPageBytes: number
@@ -343,8 +377,15 @@ export class PageCache<T> implements PageStore<T> {
   private warming: Promise<void> | undefined
   /** Pages the warm-up dropped because they were written meanwhile. */
   private warmStale: number[] = []
-  /** Page-ins in flight outside the warm-up (users', cleaning's): the warm-up holds back meanwhile. */
+  /**
+   * Page-ins in flight outside the warm-up (users', cleaning's): the warm-up holds back
+   * meanwhile. An inline page-in is never in flight: it reads and builds in one step, and
+   * the warm-up cannot run inside it.
+   */
   private userPageIns = 0
+  private readonly inlineReadInfo: InlineReadStats = { pageIns: 0, slowPageIns: 0, fallbacks: 0 }
+  /** Sends user page-ins to the pool for a while once inline reads turn slow. */
+  private readonly inlineReadGuard = new SlowGuard(INLINE_READ_SLOW_WINDOW, INLINE_READ_SLOW_TRIP)
   private userPageInWaiters: Array<() => void> = []
   /** The warm-up's read space: two buffers, runs alternating between them (warmGroup). */
   private warmScratch: [Uint8Array, Uint8Array] | undefined
@@ -409,6 +450,7 @@ export class PageCache<T> implements PageStore<T> {
         | 'poisonFreedPages'
         | 'unsafeLendFromGet'
         | 'warmCache'
+        | 'inlineReads'
         | 'unsafeWarmIgnoresVersion'
         | 'unsafeWarmOneScratch'
       >
@@ -450,6 +492,7 @@ export class PageCache<T> implements PageStore<T> {
       poisonFreedPages = process.env.BOBSLED_POISON_FREED_PAGES === '1',
       unsafeLendFromGet,
       warmCache = true,
+      inlineReads = true,
       unsafeWarmIgnoresVersion,
       unsafeWarmOneScratch,
       ...logOptions
@@ -459,6 +502,7 @@ export class PageCache<T> implements PageStore<T> {
     checkCount('checkpointEveryBytes', checkpointEveryBytes, 0)
     if (typeof cleaning !== 'boolean') throw new InvalidArgumentError('cleaning must be a boolean')
     if (typeof warmCache !== 'boolean') throw new InvalidArgumentError('warmCache must be a boolean')
+    if (typeof inlineReads !== 'boolean') throw new InvalidArgumentError('inlineReads must be a boolean')
     if (typeof poisonFreedPages !== 'boolean')
       throw new InvalidArgumentError('poisonFreedPages must be a boolean')
     if (
@@ -504,6 +548,7 @@ export class PageCache<T> implements PageStore<T> {
       // Only a literal true turns the mutation switch on.
       unsafeLendFromGet: unsafeLendFromGet === true,
       warmCache,
+      inlineReads,
       unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
       unsafeWarmOneScratch: unsafeWarmOneScratch === true,
     })
@@ -582,7 +627,7 @@ export class PageCache<T> implements PageStore<T> {
   }
 
   get(pid: PageId): Promise<T | undefined> {
-    return this.usePage(pid, (page) => this.handOut(page))
+    return this.usePage(pid, (page) => this.handOut(page), true)
   }
 
   /**
@@ -594,7 +639,7 @@ export class PageCache<T> implements PageStore<T> {
    * keep it nor return it nor write to it. get() returns a copy instead.
    */
   withPage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
-    return this.usePage(pid, use)
+    return this.usePage(pid, use, true)
   }
 
   /** Whether the page is in memory now (no IO, the LRU is not touched). */
@@ -603,7 +648,12 @@ export class PageCache<T> implements PageStore<T> {
     return this.lru.has(pid)
   }
 
-  private async usePage<R>(pid: PageId, use: (page: T) => R): Promise<R | undefined> {
+  /**
+   * `isUser`: a caller's page-in (get(), withPage()), which may read inline; cleaning's
+   * always goes through the pool (a pass pages in hundreds of cold pages, and inline it
+   * would never yield: the first writes after an open waited 80-110 ms for it).
+   */
+  private async usePage<R>(pid: PageId, use: (page: T) => R, isUser: boolean): Promise<R | undefined> {
     this.checkOpen()
     checkPid(pid)
     for (let attempt = 0; attempt < MAX_PAGE_IN_ATTEMPTS; attempt++) {
@@ -617,6 +667,16 @@ export class PageCache<T> implements PageStore<T> {
       // after the await means the fragments read are still the page.
       const version = this.table.version(pid)
       const frags = this.table.fragments(pid)
+      if (isUser && this.opts.inlineReads) {
+        const now = this.pageInNow(pid, frags)
+        if (now !== undefined) {
+          // Read and built in this step: nothing could move the page meanwhile.
+          if (this.table.version(pid) !== version || this.lru.has(pid))
+            throw new InvariantError(`page ${pid} changed during a synchronous page-in`)
+          this.install(pid, now, true)
+          return use(this.pageOf(this.lru.get(pid) as Resident<T>))
+        }
+      }
       let page: T
       this.userPageIns++
       try {
@@ -659,7 +719,7 @@ export class PageCache<T> implements PageStore<T> {
       // the message, no window to throw away.
       for (let i = 0; i < frags.length; i += 2) {
         const bytes = frags[i + 1] as number
-        const space = this.arena !== undefined ? this.arena.alloc(bytes) : this.takeReadSpace(bytes)
+        const space = this.readSpaceFor(bytes)
         if (space !== undefined) scratch.push(space)
         reads.push(this.log.read(frags[i] as number, bytes, space))
       }
@@ -668,42 +728,91 @@ export class PageCache<T> implements PageStore<T> {
       const settled = await Promise.allSettled(reads)
       const records: LogRecord[] = []
       for (const r of settled) {
-        if (r.status === 'fulfilled') {
-          records.push(r.value)
-          continue
-        }
-        const e: unknown = r.reason
-        // The LSNs come from the page table, not from a caller: one the log refuses (no
-        // record starts there) was read from a damaged or foreign checkpoint.
-        if (e instanceof InvalidArgumentError)
-          throw new CorruptionError(`page ${pid} names a fragment the log does not hold: ${e.message}`, {
-            cause: e,
-          })
-        throw e
+        if (r.status === 'fulfilled') records.push(r.value)
+        else throw fragmentError(pid, r.reason)
       }
-      let base: Uint8Array | undefined
-      const deltas: Uint8Array[] = []
-      for (let i = 0; i < records.length; i++) {
-        const rec = records[i] as LogRecord
-        const r = decodePageRecord(rec.data, rec.lsn)
-        const want = i === 0 ? PageRecordKind.Replace : PageRecordKind.Link
-        if (r.pid !== pid || r.kind !== want) {
-          throw new CorruptionError(`the record at LSN ${rec.lsn} is not fragment ${i} of page ${pid}`, {
-            lsn: rec.lsn,
-          })
-        }
-        if (i === 0) base = r.payload
-        else deltas.push(r.payload)
-      }
-      if (this.arena !== undefined) return this.buildInArena(pid, base as Uint8Array, deltas)
-      return this.codec.materialize(base as Uint8Array, deltas)
+      return this.buildPage(pid, records)
     } finally {
-      // The codec copied what it keeps (PageCodec.materialize()): the space is free again.
-      for (const space of scratch) {
-        if (this.arena !== undefined) this.arena.free(space)
-        else if (this.readSpace.length < READ_SPACE_KEPT) this.readSpace.push(space)
-      }
+      this.freeReadSpace(scratch)
       this.unpin(bases)
+    }
+  }
+
+  /**
+   * pageIn() on the calling thread for a user's page-in (options.inlineReads): every
+   * fragment read with Log.readNow() and the page built in the same step, so no segment
+   * can be dropped and no write can land meanwhile (no pins, no version to compare).
+   * Undefined, with nothing changed, when it must go through pageIn(): the guard is
+   * tripped, or a fragment cannot be read synchronously (a blob, a file without readNow).
+   */
+  private pageInNow(pid: number, frags: readonly number[]): T | undefined {
+    const guard = this.inlineReadGuard
+    const info = this.inlineReadInfo
+    if (this.table.blobBytes(pid) > 0 || guard.isBackingOff()) {
+      info.fallbacks++
+      return undefined
+    }
+    const scratch: Uint8Array[] = []
+    try {
+      const started = performance.now()
+      const records: LogRecord[] = []
+      for (let i = 0; i < frags.length; i += 2) {
+        const bytes = frags[i + 1] as number
+        const space = this.readSpaceFor(bytes)
+        if (space !== undefined) scratch.push(space)
+        let rec: LogRecord | undefined
+        try {
+          rec = this.log.readNow(frags[i] as number, bytes, space)
+        } catch (e) {
+          throw fragmentError(pid, e)
+        }
+        if (rec === undefined) {
+          info.fallbacks++
+          return undefined
+        }
+        records.push(rec)
+      }
+      const isSlow = performance.now() - started > INLINE_READ_SLOW_MS
+      info.pageIns++
+      if (isSlow) info.slowPageIns++
+      guard.note(isSlow, INLINE_READ_BACKOFF_PAGE_INS)
+      return this.buildPage(pid, records)
+    } finally {
+      this.freeReadSpace(scratch)
+    }
+  }
+
+  /** The page from its fragments' records, base first; every one must be this page's. */
+  private buildPage(pid: number, records: readonly LogRecord[]): T {
+    let base: Uint8Array | undefined
+    const deltas: Uint8Array[] = []
+    for (let i = 0; i < records.length; i++) {
+      const rec = records[i] as LogRecord
+      const r = decodePageRecord(rec.data, rec.lsn)
+      const want = i === 0 ? PageRecordKind.Replace : PageRecordKind.Link
+      if (r.pid !== pid || r.kind !== want) {
+        throw new CorruptionError(`the record at LSN ${rec.lsn} is not fragment ${i} of page ${pid}`, {
+          lsn: rec.lsn,
+        })
+      }
+      if (i === 0) base = r.payload
+      else deltas.push(r.payload)
+    }
+    if (this.arena !== undefined) return this.buildInArena(pid, base as Uint8Array, deltas)
+    return this.codec.materialize(base as Uint8Array, deltas)
+  }
+
+  /** Read space for a fragment of `bytes`: the arena's, or kept space; undefined: none. */
+  private readSpaceFor(bytes: number): Uint8Array | undefined {
+    return this.arena !== undefined ? this.arena.alloc(bytes) : this.takeReadSpace(bytes)
+  }
+
+  /** Gives back a page-in's read space once its page is built. */
+  private freeReadSpace(scratch: readonly Uint8Array[]): void {
+    // The codec copied what it keeps (PageCodec.materialize()): the space is free again.
+    for (const space of scratch) {
+      if (this.arena !== undefined) this.arena.free(space)
+      else if (this.readSpace.length < READ_SPACE_KEPT) this.readSpace.push(space)
     }
   }
 
@@ -1887,7 +1996,7 @@ export class PageCache<T> implements PageStore<T> {
       if (page === undefined && (!isBlob || rewrite)) {
         // An arena page is lent, not copied: it is still this page's only while it is the
         // resident page (checked below), else the next attempt takes a copy.
-        page = mayLend ? await this.usePage(pid, (p) => p) : await this.get(pid)
+        page = await this.usePage(pid, mayLend ? (p) => p : (p) => this.handOut(p), false)
       }
       if (this.closing || this.log.failure !== undefined) return
       if (t.version(pid) !== version) continue
@@ -2350,6 +2459,7 @@ export class PageCache<T> implements PageStore<T> {
       tableBytes: this.table.bytes + this.lru.bytes,
       arena: this.arena?.stats(),
       warmUp: { ...this.warmInfo },
+      inlineReads: { ...this.inlineReadInfo },
       logSync: this.logSyncStats(),
     }
   }
@@ -2498,6 +2608,18 @@ export class PageCache<T> implements PageStore<T> {
 function pointerRecordBytes(lsn: number, S: number): number {
   // A blob pointer body is 20 bytes (docs/FORMAT.md).
   return messageHeaderBytes(20, Math.floor(lsn / S), 0) + 20
+}
+
+/**
+ * A fragment's read failed. The LSNs come from the page table, not from a caller: one the
+ * log refuses (no record starts there) was read from a damaged or foreign checkpoint.
+ */
+function fragmentError(pid: number, e: unknown): unknown {
+  if (e instanceof InvalidArgumentError)
+    return new CorruptionError(`page ${pid} names a fragment the log does not hold: ${e.message}`, {
+      cause: e,
+    })
+  return e
 }
 
 function checkPid(pid: unknown): asserts pid is number {

@@ -154,9 +154,12 @@ export class ProbeStorage extends ForwardingStorage {
 
   private wrap(f: StorageFile, name: string): StorageFile {
     const now = f.writeSyncedNow?.bind(f)
+    const readNow = f.readNow?.bind(f)
     return {
       name: f.name,
       read: (b, o, l, p) => f.read(b, o, l, p),
+      // Forwarded, so the fault tests cover the page cache's inline page-ins too.
+      ...(readNow === undefined ? {} : { readNow }),
       write: (b, o, l, p) => this.watch('write', name, () => f.write(b, o, l, p)),
       // A write and a sync in one: failing, it poisons as a failed datasync does.
       writeSynced: (b, o, l, p) => this.watch('write', name, () => f.writeSynced(b, o, l, p)),
