@@ -102,6 +102,47 @@ describe('FileStorage', () => {
     await ro.close()
   })
 
+  test('readNow reads on the calling thread what read() reads: short only at the end, closed is an error', async () => {
+    const s = freshStorage()
+    await s.ensureRoot()
+    const f = await s.openFile('log', 'create')
+    const readNow = f.readNow?.bind(f)
+    assert.ok(readNow !== undefined, 'real files offer the synchronous read')
+    const a = bytes(20_000, 9)
+    await f.write(a, 0, a.length, 0)
+    for (const [pos, len] of [
+      [0, 1],
+      [17, 4096],
+      [4095, 9000],
+      [19_990, 10],
+    ] as const) {
+      const now = new Uint8Array(len + 4).fill(0xee)
+      const later = new Uint8Array(len + 4).fill(0xee)
+      assert.equal(readNow(now, 2, len, pos), len)
+      assert.equal(await f.read(later, 2, len, pos), len)
+      assert.deepEqual(now, later, `${len} bytes at ${pos}`)
+      assert.deepEqual(now.subarray(2, 2 + len), a.subarray(pos, pos + len))
+    }
+    const tail = new Uint8Array(500)
+    assert.equal(readNow(tail, 0, 500, 19_800), 200, 'short only at the end of the file')
+    assert.deepEqual(tail.subarray(0, 200), a.subarray(19_800))
+    assert.equal(readNow(tail, 0, 10, 50_000), 0)
+    assert.throws(() => readNow(tail, 0, 10, -1), InvalidArgumentError)
+    assert.throws(() => readNow(tail, 400, 200, 0), InvalidArgumentError, 'past the buffer')
+    const closing = f.close()
+    // close() has begun: the descriptor may be closed and reused by then, never read.
+    assert.throws(
+      () => readNow(tail, 0, 10, 0),
+      (e) => e instanceof IoError && e.syscallCode === 'EBADF',
+    )
+    await closing
+    const ro = await s.openFile('log', 'read')
+    const back = new Uint8Array(100)
+    assert.equal(ro.readNow?.(back, 0, 100, 100), 100, 'a read-only file reads too')
+    assert.deepEqual(back, a.subarray(100, 200))
+    await ro.close()
+  })
+
   test('writeSynced never writes a file swapped in under the same name', { skip: !isPosix }, async () => {
     const s = freshStorage()
     await s.ensureRoot()

@@ -570,6 +570,66 @@ describe('SimDisk: faults', () => {
     }
   })
 
+  test('readNow reads what read() reads and meets its faults: EIO, closed, crashed, short at the end', async () => {
+    const readNow = (f: StorageFile, b: Uint8Array, off: number, len: number, pos: number) => {
+      assert.ok(f.readNow !== undefined, 'the simulated disk offers it')
+      return f.readNow(b, off, len, pos)
+    }
+    const base = pattern(5000, 3)
+    const { disk, s, f } = await logWithPending(11, base, [[fill(100, 9), 4950]])
+    const rng = new Prng(11)
+    for (let i = 0; i < 50; i++) {
+      const pos = rng.int(5100)
+      const len = rng.int(600)
+      const now = new Uint8Array(len + 3).fill(0xee)
+      const later = new Uint8Array(len + 3).fill(0xee)
+      const n = readNow(f, now, 3, len, pos)
+      assert.equal(n, await f.read(later, 3, len, pos), `count of ${len} at ${pos}`)
+      assert.equal(n, Math.max(0, Math.min(len, 5050 - pos)), 'short only at the end')
+      assert.deepEqual(now, later, `${len} bytes at ${pos}: the cache image, unsynced bytes included`)
+    }
+    assert.throws(() => readNow(f, new Uint8Array(4), 0, 8, 0), InvalidArgumentError)
+    disk.setFaults({ failAt: { op: 1, kinds: ['read'] } })
+    const b = new Uint8Array(10)
+    assert.equal(readNow(f, b, 0, 10, 0), 10, 'op 0 of the reads is not the one set to fail')
+    assert.throws(
+      () => readNow(f, b, 0, 10, 0),
+      (e) => e instanceof IoError && e.syscallCode === 'EIO',
+      'an injected read fault fails a synchronous read as an asynchronous one',
+    )
+    assert.equal(await f.read(b, 0, 10, 0), 10, 'the fault was one op')
+    disk.setFaults({ failAt: { op: 0, kinds: ['read'], persistent: true } })
+    assert.throws(() => readNow(f, b, 0, 10, 0), IoError)
+    await assert.rejects(f.read(b, 0, 10, 0), IoError)
+    disk.setFaults({ failAt: { op: 1_000_000 } })
+    const f2 = await s.openFile('log', 'read')
+    await f.close()
+    assert.throws(
+      () => readNow(f, b, 0, 10, 0),
+      (e) => e instanceof IoError && e.syscallCode === 'EBADF',
+      'a closed file is refused',
+    )
+    assert.equal(readNow(f2, b, 0, 10, 0), 10)
+    disk.crash()
+    assert.throws(() => readNow(f2, b, 0, 10, 0), IoError, 'a crashed disk is refused')
+  })
+
+  test('readNow is traced as a read', async () => {
+    const disk = new SimDisk({ seed: 12, trace: true })
+    const s = disk.storage()
+    await s.ensureRoot()
+    const f = await s.openFile('log', 'create')
+    await f.write(fill(64, 1), 0, 64, 0)
+    const before = disk.trace.length
+    f.readNow?.(new Uint8Array(100), 0, 100, 10)
+    const r = disk.trace.slice(before)
+    assert.equal(r.length, 1)
+    assert.equal(r[0]?.kind, 'read')
+    assert.equal(r[0]?.position, 10)
+    assert.equal(r[0]?.length, 54, 'the count read')
+    assert.equal(r[0]?.ok, true)
+  })
+
   test('failed datasync: the data stays in the cache but never becomes durable', async () => {
     for (let seed = 0; seed < 20; seed++) {
       const { disk, s } = await freshDb(seed)
