@@ -33,6 +33,10 @@ export interface Totals {
   busyRefusals: number
   /** Lone rounds written inline (StorageFile.writeSyncedNow) before the cuts. */
   inlineWrites: number
+  /** User page-ins read inline (StorageFile.readNow), reads after each reopen included. */
+  inlinePageIns: number
+  /** Pages read back by the workload while it wrote (each equal to the model's state). */
+  readsChecked: number
 }
 
 export const newTotals = (): Totals => ({
@@ -45,6 +49,8 @@ export const newTotals = (): Totals => ({
   relinked: 0,
   busyRefusals: 0,
   inlineWrites: 0,
+  inlinePageIns: 0,
+  readsChecked: 0,
 })
 
 export interface PcRunOptions {
@@ -56,6 +62,8 @@ export interface PcRunOptions {
   swapPages?: boolean
   /** Lone rounds written inline; default: on for even seeds, so both write paths get cut. */
   inlineSyncedWrites?: boolean
+  /** User page-ins read inline; default: off for every third seed, so both read paths run. */
+  inlineReads?: boolean
 }
 
 export interface PcOutcome {
@@ -69,10 +77,16 @@ export interface PcOutcome {
   rollback?: boolean
 }
 
-function openOn(disk: SimDisk, S: number, inlineSyncedWrites: boolean): Promise<PageCache<ListPage>> {
+function openOn(
+  disk: SimDisk,
+  S: number,
+  inlineSyncedWrites: boolean,
+  inlineReads: boolean,
+): Promise<PageCache<ListPage>> {
   return PageCache.open('db', listCodec, {
     storage: disk.storage('db'),
     inlineSyncedWrites,
+    inlineReads,
     segmentBytes: S,
     flushEveryMs: 0,
     cacheCapacity: 2000,
@@ -95,7 +109,7 @@ async function workload(
   const item = (): string => `${tag++}`.padEnd(1 + rng.int(40), '.')
   for (let i = 0; i < steps && !isDead(); i++) {
     try {
-      await step(pc, h, rng, live, item, isDead)
+      await step(pc, h, rng, live, item, isDead, t)
     } catch (e) {
       // Was B-PC3 (docs/RELIABILITY.md): cleaning relocating a large page made every write
       // to that page throw until its blob write settled. Counted, and must stay 0 (the
@@ -113,6 +127,7 @@ async function step(
   live: () => number[],
   item: () => string,
   isDead: () => boolean,
+  t: Totals,
 ): Promise<void> {
   {
     const pick = rng.int(100)
@@ -163,6 +178,17 @@ async function step(
       pc.checkpoint().catch(() => {})
     } else if (pick < 94) {
       await pc.cleanNow()
+    } else if (pick < 97) {
+      // A read while cleaning, checkpoints and writes run (with inline reads on, a page-in
+      // of an evicted page reads and builds it in one step): it sees the latest write.
+      const pid = rng.pick(pids)
+      const want = h.now.get(pid)
+      const page = await pc.get(pid)
+      if (isDead()) return
+      const got = page === undefined ? undefined : [...page.items]
+      if (JSON.stringify(got) !== JSON.stringify(want))
+        throw new Error(`page ${pid} read back as ${JSON.stringify(got)}, not ${JSON.stringify(want)}`)
+      t.readsChecked++
     } else {
       await pc.whenWritable()
       await turns(1 + rng.int(3))
@@ -208,11 +234,12 @@ export async function runPcSeed(seed: number, t: Totals, o: PcRunOptions = {}): 
   const past: PageHistory[] = []
   const rounds = 1 + rng.int(3)
   const inline = o.inlineSyncedWrites ?? seed % 2 === 0
+  const inlineReads = o.inlineReads ?? seed % 3 !== 0
   for (let round = 0; round <= rounds; round++) {
     // Recover the same image twice: on a clone first, then for real.
-    const twin = await openOn(disk.clone(), S, inline)
+    const twin = await openOn(disk.clone(), S, inline, inlineReads)
     const twinTable = pageTable(twin)
-    const pc = await openOn(disk, S, inline)
+    const pc = await openOn(disk, S, inline, inlineReads)
     if (pageTable(pc) !== twinTable) return wrong(`round ${round}: recovering twice gave two page tables`)
     const state = await readState(pc)
     if (o.swapPages === true && round === rounds) {
@@ -242,6 +269,7 @@ export async function runPcSeed(seed: number, t: Totals, o: PcRunOptions = {}): 
     past.push(kept)
     h.rebase(state)
     if (round === rounds) {
+      t.inlinePageIns += pc.stats().inlineReads.pageIns
       await pc.close()
       break
     }
@@ -261,6 +289,7 @@ export async function runPcSeed(seed: number, t: Totals, o: PcRunOptions = {}): 
     t.blobs += st.liveBlobBytes > 0 ? 1 : 0
     t.relinked += pc.log.metrics().blobsRelinked
     t.inlineWrites += st.logSync.inlineWrites
+    t.inlinePageIns += st.inlineReads.pageIns
     disk = disk.crash({ seed: rng.next() })
     o.onDisk?.(disk)
     dead = true

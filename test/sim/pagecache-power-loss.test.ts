@@ -33,7 +33,7 @@ test(`page cache power loss over ${SEEDS} seeds with cleaning: nothing acknowled
   console.log(
     `RELIABILITY pagecache-power-loss seeds=${seeds.length} acked_writes=${t.acked} recovered_writes=${t.recovered} ` +
       `acked_lost=0 live_lost=0 torn_batches=0 orphan_blobs=0 failed_reopens=${failedReopens} recover_twice_diff=0 ` +
-      `busy_refusals=${t.busyRefusals} inline_writes=${t.inlineWrites} pages_relocated=${t.relocated} blob_pointers_relinked=${t.relinked} segments_cleaned=${t.cleaned} checkpoints=${t.checkpoints} ` +
+      `busy_refusals=${t.busyRefusals} inline_writes=${t.inlineWrites} inline_page_ins=${t.inlinePageIns} reads_checked=${t.readsChecked} pages_relocated=${t.relocated} blob_pointers_relinked=${t.relinked} segments_cleaned=${t.cleaned} checkpoints=${t.checkpoints} ` +
       `ms=${Math.round(performance.now() - t0)} seed=${seeds[0]}`,
   )
   assert.equal(t.busyRefusals, 0, 'a write was refused because cleaning was relocating its page')
@@ -42,5 +42,7 @@ test(`page cache power loss over ${SEEDS} seeds with cleaning: nothing acknowled
     assert.ok(t.relinked > 0, 'cleaning moved blob pages by relinking')
     assert.ok(t.acked > 0, 'writes were acknowledged')
     assert.ok(t.inlineWrites > 0, 'lone rounds went inline (even seeds)')
+    assert.ok(t.inlinePageIns > 0, 'user page-ins went inline (seeds not a multiple of 3)')
+    assert.ok(t.readsChecked > 0, 'the workload read pages back while it wrote')
   }
 })
