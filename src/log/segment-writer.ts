@@ -9,6 +9,7 @@
 import { assert } from '../util/assert.js'
 import { wordsOf } from '../util/crc32.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
+import { SlowGuard } from '../util/slow-guard.js'
 import type { BlobRef } from './blob.js'
 import {
   BLOB_POINTER_BODY_BYTES,
@@ -85,12 +86,6 @@ export const INLINE_SLOW_MS = 1
 export const INLINE_SLOW_WINDOW = 16
 export const INLINE_SLOW_TRIP = 4
 export const INLINE_BACKOFF_ROUNDS = 256
-
-function bitCount(x: number): number {
-  let n = 0
-  for (let v = x; v !== 0; v &= v - 1) n++
-  return n
-}
 
 /**
  * Memory for a segment life: a plain Uint8Array over an ArrayBuffer of its own. Not a
@@ -204,10 +199,8 @@ export class SegmentWriter {
   private sealScheduled = false
   /** pauseInline() calls not yet undone. */
   private inlinePauses = 0
-  /** Fit lone rounds still to send to the pool after a slow inline write. */
-  private inlineBackoffRounds = 0
-  /** Which of the last INLINE_SLOW_WINDOW inline writes were slow, one bit each (newest: bit 0). */
-  private inlineSlowBits = 0
+  /** Which recent inline writes were slow, and the fit lone rounds still to send to the pool. */
+  private readonly inlineGuard = new SlowGuard(INLINE_SLOW_WINDOW, INLINE_SLOW_TRIP)
   // Scratch results of reserveMessage(), to keep the append path free of allocations.
   resAt = 0
   resLsn = 0
@@ -733,8 +726,7 @@ export class SegmentWriter {
       file.writeSyncedNow === undefined
     )
       return false
-    if (this.inlineBackoffRounds > 0) {
-      this.inlineBackoffRounds--
+    if (this.inlineGuard.isBackingOff()) {
       ctx.stats.inlineFallbacks++
       return false
     }
@@ -750,14 +742,8 @@ export class SegmentWriter {
     }
     ctx.stats.inlineWrites++
     const isSlow = performance.now() - started > INLINE_SLOW_MS
-    this.inlineSlowBits = ((this.inlineSlowBits << 1) | (isSlow ? 1 : 0)) & ((1 << INLINE_SLOW_WINDOW) - 1)
-    if (isSlow) {
-      ctx.stats.inlineSlowWrites++
-      if (bitCount(this.inlineSlowBits) >= INLINE_SLOW_TRIP) {
-        this.inlineBackoffRounds = INLINE_BACKOFF_ROUNDS
-        this.inlineSlowBits = 0
-      }
-    }
+    if (isSlow) ctx.stats.inlineSlowWrites++
+    this.inlineGuard.note(isSlow, INLINE_BACKOFF_ROUNDS)
     setImmediate(() => {
       if (error === undefined) {
         this.onSyncedWritten(seg, lo, hi, length, t0)
