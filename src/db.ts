@@ -222,25 +222,51 @@ export class Tree {
     }, beforeWait)
   }
 
-  /** Runs a write plan; `key`, when given, is the one key it changes (paged in ahead). */
-  private async write<R>(
+  /**
+   * Runs a write plan; `key`, when given, is the one key it changes (paged in ahead). Not
+   * async, and one continuation for settling: each async layer of a write was a promise and
+   * a frame more (docs/DESIGN.md, "Tree: write path"). Every error still comes back as a
+   * rejection.
+   */
+  private write<R>(
     plan: (root: number, ctx: OpContext) => R,
     opts: WriteOptions | undefined,
     key?: Uint8Array,
   ): Promise<R> {
-    const { forest, ref } = this.#core
-    forest.checkTree(ref)
+    const core = this.#core
+    const { forest, ref } = core
+    try {
+      forest.checkTree(ref)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     const keys: WriteKeys | undefined = key === undefined ? undefined : (visit) => visit(ref.root, key)
-    const { value, lsn } = await forest.write(
-      (ctx) => {
-        forest.checkTree(ref)
-        return plan(ref.root, ctx)
-      },
-      undefined,
-      keys,
+    return forest
+      .write(
+        (ctx) => {
+          forest.checkTree(ref)
+          return plan(ref.root, ctx)
+        },
+        undefined,
+        keys,
+      )
+      .then((done) => {
+        const stable = settle(core, done.lsn, opts)
+        return stable === undefined ? done.value : stable.then(() => done.value)
+      })
+  }
+
+  /** write() of one key, answering a copy of its previous value (insert() and remove()). */
+  private writeOne(
+    k: Uint8Array,
+    v: Uint8Array | undefined,
+    opts: WriteOptions | undefined,
+  ): Promise<Uint8Array | undefined> {
+    const { config, forest } = this.#core
+    // From the slab get() copies into: a backing store per returned value was a malloc per write.
+    return this.write((root, ctx) => writeKey(ctx, config, root, k, v), opts, k).then((old) =>
+      old === undefined ? undefined : forest.copies.copy(old),
     )
-    await settle(this.#core, lsn, opts)
-    return value
   }
 
   /** The value of key, or undefined. */
@@ -270,14 +296,18 @@ export class Tree {
   }
 
   /** Sets key to value; returns the previous value. */
-  async insert(key: Bytes, value: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
-    const k = this.key(key)
-    const v = this.value(value)
-    const o = checkWriteOptions(opts)
-    const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o, k)
-    // From the slab get() copies into: a backing store per returned value was a malloc per write.
-    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
+  insert(key: Bytes, value: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    let k: Uint8Array
+    let v: Uint8Array
+    let o: WriteOptions | undefined
+    try {
+      k = this.key(key)
+      v = this.value(value)
+      o = checkWriteOptions(opts)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.writeOne(k, v, o)
   }
 
   /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
@@ -288,12 +318,16 @@ export class Tree {
   }
 
   /** Removes key; returns the value it had. */
-  async remove(key: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
-    const k = this.key(key)
-    const o = checkWriteOptions(opts)
-    const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o, k)
-    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
+  remove(key: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    let k: Uint8Array
+    let o: WriteOptions | undefined
+    try {
+      k = this.key(key)
+      o = checkWriteOptions(opts)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.writeOne(k, undefined, o)
   }
 
   async containsKey(key: Bytes): Promise<boolean> {
@@ -579,17 +613,21 @@ class RangeIterator<T> implements AsyncIterableIterator<T> {
   }
 }
 
-/** Waits for durability when the mode or the call asks for it. */
-async function settle(
+/**
+ * Waits for durability when the mode or the call asks for it: the promise to wait for, or
+ * undefined when there is nothing to wait for (no promise made for a write that does not wait).
+ */
+function settle(
   core: TreeCore,
   lsn: number | undefined,
   opts: WriteOptions | undefined,
-): Promise<void> {
-  if (!(core.isSync || opts?.durable === true)) return
+): Promise<void> | undefined {
+  if (!(core.isSync || opts?.durable === true)) return undefined
   // A write that changed nothing still waits for the writes whose state it observed.
   const target = lsn ?? core.forest.lastLsn
-  if (target >= 0) await core.forest.store.makeStable(target)
-  if (KILL_ODDS) maybeKill('db.write.stable-unacked')
+  const stable = target >= 0 ? core.forest.store.makeStable(target) : undefined
+  if (KILL_ODDS) return (stable ?? Promise.resolve()).then(() => maybeKill('db.write.stable-unacked'))
+  return stable
 }
 
 interface BatchOp {
