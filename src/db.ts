@@ -232,7 +232,19 @@ export class Tree {
     plan: (root: number, ctx: OpContext) => R,
     opts: WriteOptions | undefined,
     key?: Uint8Array,
-  ): Promise<R> {
+  ): Promise<R>
+  private write<R, T>(
+    plan: (root: number, ctx: OpContext) => R,
+    opts: WriteOptions | undefined,
+    key: Uint8Array | undefined,
+    answer: (r: R) => T,
+  ): Promise<T>
+  private write<R, T>(
+    plan: (root: number, ctx: OpContext) => R,
+    opts: WriteOptions | undefined,
+    key?: Uint8Array,
+    answer?: (r: R) => T,
+  ): Promise<R | T> {
     const core = this.#core
     const { forest, ref } = core
     try {
@@ -240,7 +252,11 @@ export class Tree {
     } catch (e) {
       return Promise.reject(e)
     }
-    const keys: WriteKeys | undefined = key === undefined ? undefined : (visit) => visit(ref.root, key)
+    // Only a writer that will queue pages in ahead: a free mutex is taken in this same step.
+    const keys: WriteKeys | undefined =
+      key === undefined || !(forest.mutex.isLocked || forest.unsafePrefetchBeforeQueue)
+        ? undefined
+        : (visit) => visit(ref.root, key)
     return forest
       .write(
         (ctx) => {
@@ -252,7 +268,8 @@ export class Tree {
       )
       .then((done) => {
         const stable = settle(core, done.lsn, opts)
-        return stable === undefined ? done.value : stable.then(() => done.value)
+        if (answer === undefined) return stable === undefined ? done.value : stable.then(() => done.value)
+        return stable === undefined ? answer(done.value) : stable.then(() => answer(done.value))
       })
   }
 
@@ -264,8 +281,11 @@ export class Tree {
   ): Promise<Uint8Array | undefined> {
     const { config, forest } = this.#core
     // From the slab get() copies into: a backing store per returned value was a malloc per write.
-    return this.write((root, ctx) => writeKey(ctx, config, root, k, v), opts, k).then((old) =>
-      old === undefined ? undefined : forest.copies.copy(old),
+    return this.write(
+      (root, ctx) => writeKey(ctx, config, root, k, v),
+      opts,
+      k,
+      (old) => (old === undefined ? undefined : forest.copies.copy(old)),
     )
   }
 

@@ -45,6 +45,7 @@ import {
   type Node,
   needsSplit,
   type Piece,
+  spliceIndex,
   splitNode,
 } from './node.js'
 
@@ -85,23 +86,47 @@ function tooDeep(root: number): never {
 /**
  * Descends to the leaf whose range holds `key` (before = false: lo ≤ key < hi), or the leaf
  * holding the keys just below it (before = true: lo < key ≤ hi). key null means +∞.
+ *
+ * The answer, its path and its steps are one reused set of objects, valid until the next
+ * descend(): every caller is synchronous planning that uses a hit before it descends again
+ * (a path array and an object per level were allocated by every write).
  */
 export function descend(ctx: OpContext, root: number, key: Uint8Array | null, before = false): LeafHit {
-  const path: PathStep[] = []
+  const hit = lastHit
+  const path = hit.path
+  path.length = 0
   let lo: Uint8Array | undefined
   let hi: Uint8Array | undefined
   let pid = root
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
-    if (node.kind === 'leaf') return { path, pid, leaf: node, lo, hi }
+    if (node.kind === 'leaf') {
+      hit.pid = pid
+      hit.leaf = node
+      hit.lo = lo
+      hit.hi = hi
+      return hit
+    }
     const slot = key === null ? node.keys.length : indexSlot(node, key, !before)
     if (slot > 0) lo = node.keys[slot - 1]
     if (slot < node.keys.length) hi = node.keys[slot]
-    path.push({ pid, slot })
+    let step = steps[depth]
+    if (step === undefined) {
+      step = { pid, slot }
+      steps[depth] = step
+    } else {
+      step.pid = pid
+      step.slot = slot
+    }
+    path.push(step)
     pid = node.children[slot] as number
   }
   return tooDeep(root)
 }
+
+/** descend()'s one answer and the steps its paths are made of (by depth). */
+const lastHit: LeafHit = { path: [], pid: -1, leaf: EMPTY_LEAF, lo: undefined, hi: undefined }
+const steps: PathStep[] = []
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
 export function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
@@ -241,11 +266,7 @@ function spliceIntoParent(
   const step = path.pop() as PathStep
   const parent = nodeAt(ctx, step.pid) as Index
   if (parent.kind !== 'index') throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
-  const keys = parent.keys.slice()
-  const children = parent.children.slice()
-  keys.splice(step.slot, 0, ...lowKeys)
-  children.splice(step.slot, 1, ...pids)
-  const node = makeIndex(keys, children)
+  const node = spliceIndex(parent, step.slot, pids, lowKeys)
   ctx.put(step.pid, node)
   rebalance(ctx, c, path, step.pid, node)
 }
@@ -271,11 +292,14 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       putPieces(ctx, pids, pieces)
       const step = path.pop() as PathStep
       const parent = nodeAt(ctx, step.pid) as Index
-      const keys = parent.keys.slice()
-      const children = parent.children.slice()
-      keys.splice(step.slot, 0, ...pieces.slice(1).map((p) => p.lowKey as Uint8Array))
-      children.splice(step.slot, 1, ...pids)
-      node = makeIndex(keys, children)
+      if (parent.kind !== 'index')
+        throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
+      node = spliceIndex(
+        parent,
+        step.slot,
+        pids,
+        pieces.slice(1).map((p) => p.lowKey as Uint8Array),
+      )
       pid = step.pid
       ctx.put(pid, node)
       continue
