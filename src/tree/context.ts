@@ -11,7 +11,7 @@ import { assert } from '../util/assert.js'
 import type { Lsn } from '../util/brand.js'
 import type { CopySlab } from '../util/copy-slab.js'
 import { encodeLeafDelta, type LeafOp, leafDeltaBytes } from './codec.js'
-import { makeIndex, type TreePage } from './node.js'
+import { resolveChildren, type TreePage } from './node.js'
 
 /** Thrown by planning code when a page must be read from the store first. */
 export class NeedPage {
@@ -254,8 +254,7 @@ function unresolved(pid: number): never {
 
 function resolvePlaceholders(page: TreePage, allocated: ReadonlyMap<number, number>): TreePage {
   const real = (pid: number): number => realPid(pid, allocated)
-  if (page.kind === 'index' && page.children.some((ch) => ch < 0))
-    return makeIndex(page.keys, page.children.map(real))
+  if (page.kind === 'index' && page.children.some((ch) => ch < 0)) return resolveChildren(page, real)
   if (page.kind === 'meta') {
     let hasPlaceholder = page.defaultRoot < 0
     for (const pid of page.trees.values()) if (pid < 0) hasPlaceholder = true

@@ -127,6 +127,22 @@ export function spliceIndex(
 }
 
 /**
+ * `node` with each placeholder child (< 0) replaced by its real page id: the separators, and
+ * so the words, stay; only the size of those children changes. makeIndex() rebuilt every
+ * word of every index a batch gave a new child, at each commit.
+ */
+export function resolveChildren(node: Index, real: (pid: number) => number): Index {
+  let bytes = node.bytes
+  const children = node.children.map((ch) => {
+    if (ch >= 0) return ch
+    const pid = real(ch)
+    bytes += pidBytes(pid) - pidBytes(ch)
+    return pid
+  })
+  return { kind: 'index', keys: node.keys, children, bytes, words: node.words, cpl: node.cpl }
+}
+
+/**
  * The child of `node` whose range holds key: the number of separators ≤ key (upper = true),
  * or the child holding the keys just below it: the number of separators < key (upper =
  * false). The words decide most steps; whole separators are compared only on a tie.

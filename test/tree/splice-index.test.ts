@@ -1,12 +1,13 @@
 // spliceIndex() (a split's new children put into their parent, with the parent's sizes and
-// words carried over) against makeIndex() of the same spliced arrays: the same node, field
-// for field, for every slot (the ends, where the shared prefix can change, included).
+// words carried over) and resolveChildren() (placeholders given their real page ids at
+// commit) against makeIndex() of the same arrays: the same node, field for field, for every
+// slot (the ends, where the shared prefix can change, included) and every width of page id.
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import { compareBytes } from '../../src/tree/keys.js'
-import { makeIndex, spliceIndex } from '../../src/tree/node.js'
+import { makeIndex, resolveChildren, spliceIndex } from '../../src/tree/node.js'
 
 /** Sorted distinct keys, often behind a shared prefix, so the words and prefix matter. */
 const allKeys = fc
@@ -56,5 +57,21 @@ test('spliceIndex() builds the node makeIndex() builds from the spliced separato
       assert.deepEqual([...got.words], [...want.words], 'words')
     }),
     { numRuns: 2000, seed: Number(process.env.FC_SEED ?? 0x5b1ce) },
+  )
+})
+
+test('resolveChildren() builds the node makeIndex() builds from the resolved children', () => {
+  fc.assert(
+    fc.property(allKeys, fc.array(pid, { minLength: 61, maxLength: 61 }), fc.nat(), (keys, pids, salt) => {
+      const children = pids.slice(0, keys.length + 1)
+      const real = (p: number): number => (p >= 0 ? p : (salt % 3 === 0 ? 2 ** 35 : 7) + -p * 1000)
+      const got = resolveChildren(makeIndex(keys, children), real)
+      const want = makeIndex(keys, children.map(real))
+      assert.deepEqual(got.children, want.children)
+      assert.equal(got.bytes, want.bytes, 'encoded size')
+      assert.equal(got.cpl, want.cpl)
+      assert.deepEqual([...got.words], [...want.words])
+    }),
+    { numRuns: 1000, seed: Number(process.env.FC_SEED ?? 0x5b1ce) },
   )
 })
