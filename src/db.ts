@@ -257,20 +257,19 @@ export class Tree {
       key === undefined || !(forest.mutex.isLocked || forest.unsafePrefetchBeforeQueue)
         ? undefined
         : (visit) => visit(ref.root, key)
-    return forest
-      .write(
-        (ctx) => {
-          forest.checkTree(ref)
-          return plan(ref.root, ctx)
-        },
-        undefined,
-        keys,
-      )
-      .then((done) => {
+    return forest.writeThen(
+      (ctx) => {
+        forest.checkTree(ref)
+        return plan(ref.root, ctx)
+      },
+      undefined,
+      keys,
+      (done): R | T | Promise<R | T> => {
         const stable = settle(core, done.lsn, opts)
         if (answer === undefined) return stable === undefined ? done.value : stable.then(() => done.value)
         return stable === undefined ? answer(done.value) : stable.then(() => answer(done.value))
-      })
+      },
+    )
   }
 
   /** write() of one key, answering a copy of its previous value (insert() and remove()). */
