@@ -26,6 +26,8 @@ import {
   type TreeRef,
   treeCodec,
   valueBytesMax,
+  type WriteDone,
+  type WriteJob,
   type WriteKeys,
   writeKey,
 } from './tree/index.js'
@@ -252,40 +254,38 @@ export class Tree {
     } catch (e) {
       return Promise.reject(e)
     }
-    // Only a writer that will queue pages in ahead: a free mutex is taken in this same step.
-    const keys: WriteKeys | undefined =
-      key === undefined || !(forest.mutex.isLocked || forest.unsafePrefetchBeforeQueue)
-        ? undefined
-        : (visit) => visit(ref.root, key)
-    return forest.writeThen(
-      (ctx) => {
-        forest.checkTree(ref)
-        return plan(ref.root, ctx)
+    return forest.run(
+      {
+        plan: (ctx) => {
+          forest.checkTree(ref)
+          return plan(ref.root, ctx)
+        },
+        finish: (done): R | T | Promise<R | T> => {
+          const stable = settle(core, done.lsn, opts)
+          if (answer === undefined) return stable === undefined ? done.value : stable.then(() => done.value)
+          return stable === undefined ? answer(done.value) : stable.then(() => answer(done.value))
+        },
       },
-      undefined,
-      keys,
-      (done): R | T | Promise<R | T> => {
-        const stable = settle(core, done.lsn, opts)
-        if (answer === undefined) return stable === undefined ? done.value : stable.then(() => done.value)
-        return stable === undefined ? answer(done.value) : stable.then(() => answer(done.value))
-      },
+      key === undefined ? undefined : aheadOf(forest, ref, key),
     )
   }
 
-  /** write() of one key, answering a copy of its previous value (insert() and remove()). */
+  /**
+   * A write of one key (insert() and remove()), answering a copy of its previous value: one
+   * job object, no closures (docs/DESIGN.md, "Tree: write path").
+   */
   private writeOne(
     k: Uint8Array,
     v: Uint8Array | undefined,
     opts: WriteOptions | undefined,
   ): Promise<Uint8Array | undefined> {
-    const { config, forest } = this.#core
-    // From the slab get() copies into: a backing store per returned value was a malloc per write.
-    return this.write(
-      (root, ctx) => writeKey(ctx, config, root, k, v),
-      opts,
-      k,
-      (old) => (old === undefined ? undefined : forest.copies.copy(old)),
-    )
+    const core = this.#core
+    try {
+      core.forest.checkTree(core.ref)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return core.forest.run(new KeyWrite(core, k, v, opts), aheadOf(core.forest, core.ref, k))
   }
 
   /** The value of key, or undefined. */
@@ -629,6 +629,42 @@ class RangeIterator<T> implements AsyncIterableIterator<T> {
     this.#isDone = true
     this.#chunk = undefined
     return Promise.resolve({ value: undefined, done: true })
+  }
+}
+
+/**
+ * The prefetch of a one-key write (Forest.write's `keys`), made only for a writer that will
+ * queue: run() takes a free mutex in the same step, and such a writer pages in nothing ahead.
+ */
+function aheadOf(forest: Forest, ref: TreeRef, key: Uint8Array): WriteKeys | undefined {
+  if (!(forest.mutex.isLocked || forest.unsafePrefetchBeforeQueue)) return undefined
+  return (visit) => visit(ref.root, key)
+}
+
+/** insert() or remove() of one key as a Forest.run() job: its plan and answer are methods. */
+class KeyWrite implements WriteJob<Uint8Array | undefined, Uint8Array | undefined> {
+  constructor(
+    private readonly core: TreeCore,
+    private readonly key: Uint8Array,
+    private readonly value: Uint8Array | undefined,
+    private readonly opts: WriteOptions | undefined,
+  ) {}
+
+  plan(ctx: OpContext): Uint8Array | undefined {
+    const { forest, ref, config } = this.core
+    forest.checkTree(ref)
+    return writeKey(ctx, config, ref.root, this.key, this.value)
+  }
+
+  finish(done: WriteDone<Uint8Array | undefined>): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    const stable = settle(this.core, done.lsn, this.opts)
+    if (stable === undefined) return this.answer(done.value)
+    return stable.then(() => this.answer(done.value))
+  }
+
+  /** From the slab get() copies into: a backing store per returned value was a malloc per write. */
+  private answer(old: Uint8Array | undefined): Uint8Array | undefined {
+    return old === undefined ? undefined : this.core.forest.copies.copy(old)
   }
 }
 

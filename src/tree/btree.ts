@@ -58,8 +58,42 @@ export interface PathStep {
   slot: number
 }
 
+/**
+ * The steps of a descent, root first. A stack over pooled steps that is never truncated:
+ * `length = 0` on an array gives its backing store up, so every descent allocated one again.
+ */
+export class Path {
+  private readonly steps: PathStep[] = []
+  length = 0
+
+  push(pid: number, slot: number): void {
+    const step = this.steps[this.length]
+    if (step === undefined) this.steps.push({ pid, slot })
+    else {
+      step.pid = pid
+      step.slot = slot
+    }
+    this.length++
+  }
+
+  /** Takes the last step off (the step object stays pooled: read it before the next push). */
+  pop(): PathStep {
+    if (!(this.length > 0)) throw new InvariantError('a path step is popped from an empty path')
+    return this.steps[--this.length] as PathStep
+  }
+
+  at(i: number): PathStep {
+    if (!(i >= 0 && i < this.length)) throw new InvariantError(`path step ${i} of ${this.length}`)
+    return this.steps[i] as PathStep
+  }
+
+  clear(): void {
+    this.length = 0
+  }
+}
+
 export interface LeafHit {
-  path: PathStep[]
+  path: Path
   pid: number
   leaf: Leaf
   /** Lowest key the leaf may hold (undefined: unbounded). */
@@ -94,7 +128,7 @@ function tooDeep(root: number): never {
 export function descend(ctx: OpContext, root: number, key: Uint8Array | null, before = false): LeafHit {
   const hit = lastHit
   const path = hit.path
-  path.length = 0
+  path.clear()
   let lo: Uint8Array | undefined
   let hi: Uint8Array | undefined
   let pid = root
@@ -110,23 +144,14 @@ export function descend(ctx: OpContext, root: number, key: Uint8Array | null, be
     const slot = key === null ? node.keys.length : indexSlot(node, key, !before)
     if (slot > 0) lo = node.keys[slot - 1]
     if (slot < node.keys.length) hi = node.keys[slot]
-    let step = steps[depth]
-    if (step === undefined) {
-      step = { pid, slot }
-      steps[depth] = step
-    } else {
-      step.pid = pid
-      step.slot = slot
-    }
-    path.push(step)
+    path.push(pid, slot)
     pid = node.children[slot] as number
   }
   return tooDeep(root)
 }
 
-/** descend()'s one answer and the steps its paths are made of (by depth). */
-const lastHit: LeafHit = { path: [], pid: -1, leaf: EMPTY_LEAF, lo: undefined, hi: undefined }
-const steps: PathStep[] = []
+/** descend()'s one answer. */
+const lastHit: LeafHit = { path: new Path(), pid: -1, leaf: EMPTY_LEAF, lo: undefined, hi: undefined }
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
 export function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
@@ -259,11 +284,11 @@ function placeBlobEntry(
 function spliceIntoParent(
   ctx: OpContext,
   c: TreeConfig,
-  path: PathStep[],
+  path: Path,
   pids: readonly number[],
   lowKeys: readonly Uint8Array[],
 ): void {
-  const step = path.pop() as PathStep
+  const step = path.pop()
   const parent = nodeAt(ctx, step.pid) as Index
   if (parent.kind !== 'index') throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
   const node = spliceIndex(parent, step.slot, pids, lowKeys)
@@ -272,7 +297,7 @@ function spliceIntoParent(
 }
 
 /** Restores the invariants from a changed node up to the root: splits, merges, collapses. */
-function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number, node: Node): void {
+function rebalance(ctx: OpContext, c: TreeConfig, path: Path, pid: number, node: Node): void {
   for (;;) {
     if (needsSplit(node, c)) {
       if (KILL_ODDS) maybeKill('tree.split')
@@ -290,7 +315,7 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       }
       const pids = [pid, ...pieces.slice(1).map(() => ctx.newPid())]
       putPieces(ctx, pids, pieces)
-      const step = path.pop() as PathStep
+      const step = path.pop()
       const parent = nodeAt(ctx, step.pid) as Index
       if (parent.kind !== 'index')
         throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
@@ -327,16 +352,16 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
     if (path.length === 1 && !isBlobLeaf(node, c)) {
       // Only a root over a blob leaf has one child; once the child is no blob leaf any more,
       // the root takes it over (above).
-      const root = nodeAt(ctx, (path[0] as PathStep).pid) as Index
+      const root = nodeAt(ctx, path.at(0).pid) as Index
       if (root.kind === 'index' && root.children.length === 1) {
-        pid = (path.pop() as PathStep).pid
+        pid = path.pop().pid
         node = root
         continue
       }
     }
     if (!isUnderfull(node, c)) return
     if (KILL_ODDS) maybeKill('tree.merge')
-    const step = path[path.length - 1] as PathStep
+    const step = path.at(path.length - 1)
     const parent = nodeAt(ctx, step.pid) as Index
     if (!(parent.kind === 'index' && parent.children.length >= 2))
       throw new InvariantError(`index ${step.pid} has two children or more`)

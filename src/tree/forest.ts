@@ -52,6 +52,16 @@ export interface WriteDone<R> {
 
 const asIs = <R>(done: WriteDone<R>): WriteDone<R> => done
 
+/** A write for Forest.run(). */
+export interface WriteJob<R, T> {
+  /** Plans the write; may run several times (once per page-in), no side effects but ctx. */
+  plan(ctx: OpContext): R
+  /** Runs under the mutex, in the step that committed. */
+  afterCommit?: AfterCommit<R> | undefined
+  /** The write's answer, once committed and the mutex released. */
+  finish(done: WriteDone<R>): T | PromiseLike<T>
+}
+
 /** A tree's identity. Handles share it; dropTree() marks it dropped for all of them. */
 export interface TreeRef {
   /** null for the default tree. */
@@ -250,41 +260,33 @@ export class Forest {
     afterCommit?: AfterCommit<R>,
     keys?: WriteKeys,
   ): Promise<WriteDone<R>> {
-    return this.writeThen(plan, afterCommit, keys, asIs)
+    return this.run({ plan, afterCommit, finish: asIs }, keys)
   }
 
   /**
-   * write() answering `then(done)` (run once the mutex is released), in the step that
-   * committed when the commit needed no page-in: a caller that goes on after the write (to
-   * settle it) saves a promise and a turn of the microtask queue per write.
+   * write() of a job: its plan, what runs under the mutex after the commit, and `finish`,
+   * which answers the write once the mutex is released, in the step that committed when the
+   * commit needed no page-in. A caller with a job object of its own (Tree.insert) makes no
+   * closure per write, and its continuation (settling) costs no promise of its own.
    */
-  writeThen<R, T>(
-    plan: (ctx: OpContext) => R,
-    afterCommit: AfterCommit<R> | undefined,
-    keys: WriteKeys | undefined,
-    then: (done: WriteDone<R>) => T | PromiseLike<T>,
-  ): Promise<T> {
+  run<R, T>(job: WriteJob<R, T>, keys?: WriteKeys): Promise<T> {
     if (this.isClosed || this.unsafePrefetchBeforeQueue || !this.mutex.tryLock())
-      return this.writeQueued(plan, afterCommit, keys).then(then)
+      return this.writeQueued(job, keys)
     // The mutex is ours from this step on: writes still commit in call order.
-    return this.store.whenWritable().then(
-      () => {
-        const done = this.runLocked(plan, afterCommit)
-        return done instanceof Promise ? done.then(then) : then(done)
-      },
-      (e: unknown) => {
-        this.mutex.unlock()
-        throw e
-      },
-    )
+    return this.store.whenWritable().then(() => {
+      const done = this.runLocked(job)
+      return done instanceof Promise ? done.then((d) => job.finish(d)) : job.finish(done)
+    }, this.unlockAndThrow)
   }
 
-  /** write() for a writer that must queue for the mutex (or meets a closed forest). */
-  private async writeQueued<R>(
-    plan: (ctx: OpContext) => R,
-    afterCommit: AfterCommit<R> | undefined,
-    keys: WriteKeys | undefined,
-  ): Promise<WriteDone<R>> {
+  /** The mutex taken by run() goes back when the store refuses to become writable. */
+  private readonly unlockAndThrow = (e: unknown): never => {
+    this.mutex.unlock()
+    throw e
+  }
+
+  /** run() for a writer that must queue for the mutex (or meets a closed forest). */
+  private async writeQueued<R, T>(job: WriteJob<R, T>, keys: WriteKeys | undefined): Promise<T> {
     this.checkOpen()
     // Queue for the mutex before any await: writes commit in call order. Waiting for
     // backpressure first let a later call overtake an earlier one whose wait took a turn
@@ -304,7 +306,7 @@ export class Forest {
       this.mutex.unlock()
       throw e
     }
-    return this.runLocked(plan, afterCommit)
+    return job.finish(await this.runLocked(job))
   }
 
   /**
@@ -312,28 +314,25 @@ export class Forest {
    * no page-in and the commit no staged large page (the common case), else when its promise
    * settles.
    */
-  private runLocked<R>(
-    plan: (ctx: OpContext) => R,
-    afterCommit: AfterCommit<R> | undefined,
-  ): WriteDone<R> | Promise<WriteDone<R>> {
+  private runLocked<R>(job: WriteJob<R, unknown>): WriteDone<R> | Promise<WriteDone<R>> {
     let isHandedOn = false
     try {
       this.checkOpen()
       const ctx = this.writeContext.reset(NOTHING_FETCHED)
       let value: R
       try {
-        value = plan(ctx)
+        value = job.plan(ctx)
       } catch (e) {
         if (!(e instanceof NeedPage)) throw e
         isHandedOn = true
-        return this.runPagingIn(plan, afterCommit, e.pid)
+        return this.runPagingIn(job, e.pid)
       }
       const prepared = this.prepareCommit(ctx)
       if (prepared !== undefined && prepared.large.length > 0) {
         isHandedOn = true
-        return this.commitLarge(ctx, prepared, value, afterCommit)
+        return this.commitLarge(ctx, prepared, value, job)
       }
-      return this.land(ctx, prepared, value, afterCommit)
+      return this.land(ctx, prepared, value, job)
     } finally {
       if (!isHandedOn) {
         // Drops the operation's pages: a freed blob leaf is not kept alive until the next write.
@@ -344,11 +343,7 @@ export class Forest {
   }
 
   /** runLocked() after its plan met page `missing` not resident; releases the mutex. */
-  private async runPagingIn<R>(
-    plan: (ctx: OpContext) => R,
-    afterCommit: AfterCommit<R> | undefined,
-    missing: number,
-  ): Promise<WriteDone<R>> {
+  private async runPagingIn<R>(job: WriteJob<R, unknown>, missing: number): Promise<WriteDone<R>> {
     let isHandedOn = false
     try {
       const fetched = new Map<number, TreePage>()
@@ -370,7 +365,7 @@ export class Forest {
         const ctx = new OpContext(this.store, fetched, this.deltaSlab)
         let value: R
         try {
-          value = plan(ctx)
+          value = job.plan(ctx)
         } catch (e) {
           if (!(e instanceof NeedPage)) throw e
           missing = e.pid
@@ -379,9 +374,9 @@ export class Forest {
         const prepared = this.prepareCommit(ctx)
         isHandedOn = true
         if (prepared !== undefined && prepared.large.length > 0)
-          return await this.commitLarge(ctx, prepared, value, afterCommit)
+          return await this.commitLarge(ctx, prepared, value, job)
         try {
-          return this.land(ctx, prepared, value, afterCommit)
+          return this.land(ctx, prepared, value, job)
         } finally {
           this.mutex.unlock()
         }
@@ -401,13 +396,13 @@ export class Forest {
     ctx: OpContext,
     prepared: PreparedCommit,
     value: R,
-    afterCommit: AfterCommit<R> | undefined,
+    job: WriteJob<R, unknown>,
   ): Promise<WriteDone<R>> {
     try {
       await this.stageLarge(prepared)
       if (KILL_ODDS) maybeKill('tree.commit.large-staged')
       try {
-        return this.land(ctx, prepared, value, afterCommit)
+        return this.land(ctx, prepared, value, job)
       } catch (e) {
         await this.dropStaged(prepared)
         throw e
@@ -422,17 +417,17 @@ export class Forest {
     ctx: OpContext,
     prepared: PreparedCommit | undefined,
     value: R,
-    afterCommit: AfterCommit<R> | undefined,
+    job: WriteJob<R, unknown>,
   ): WriteDone<R> {
     if (prepared === undefined) {
-      afterCommit?.(value, { lsn: undefined, allocated: NONE_ALLOCATED })
+      job.afterCommit?.(value, { lsn: undefined, allocated: NONE_ALLOCATED })
       return { value, lsn: undefined }
     }
     const c = ctx.finish(prepared)
     this.version++
     if (c.lsn !== undefined) this.lastLsn = c.lsn
     if (KILL_ODDS) maybeKill('tree.commit.appended')
-    afterCommit?.(value, c)
+    job.afterCommit?.(value, c)
     return { value, lsn: c.lsn }
   }
 
