@@ -26,6 +26,8 @@ import {
   type TreeRef,
   treeCodec,
   valueBytesMax,
+  type WriteDone,
+  type WriteJob,
   type WriteKeys,
   writeKey,
 } from './tree/index.js'
@@ -230,25 +232,68 @@ export class Tree {
     }, beforeWait)
   }
 
-  /** Runs a write plan; `key`, when given, is the one key it changes (paged in ahead). */
-  private async write<R>(
+  /**
+   * Runs a write plan; `key`, when given, is the one key it changes (paged in ahead). Not
+   * async, and one continuation for settling: each async layer of a write was a promise and
+   * a frame more (docs/DESIGN.md, "Tree: write path"). Every error still comes back as a
+   * rejection.
+   */
+  private write<R>(
     plan: (root: number, ctx: OpContext) => R,
     opts: WriteOptions | undefined,
     key?: Uint8Array,
-  ): Promise<R> {
-    const { forest, ref } = this.#core
-    forest.checkTree(ref)
-    const keys: WriteKeys | undefined = key === undefined ? undefined : (visit) => visit(ref.root, key)
-    const { value, lsn } = await forest.write(
-      (ctx) => {
-        forest.checkTree(ref)
-        return plan(ref.root, ctx)
+  ): Promise<R>
+  private write<R, T>(
+    plan: (root: number, ctx: OpContext) => R,
+    opts: WriteOptions | undefined,
+    key: Uint8Array | undefined,
+    answer: (r: R) => T,
+  ): Promise<T>
+  private write<R, T>(
+    plan: (root: number, ctx: OpContext) => R,
+    opts: WriteOptions | undefined,
+    key?: Uint8Array,
+    answer?: (r: R) => T,
+  ): Promise<R | T> {
+    const core = this.#core
+    const { forest, ref } = core
+    try {
+      forest.checkTree(ref)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return forest.run(
+      {
+        plan: (ctx) => {
+          forest.checkTree(ref)
+          return plan(ref.root, ctx)
+        },
+        finish: (done): R | T | Promise<R | T> => {
+          const stable = settle(core, done.lsn, opts)
+          if (answer === undefined) return stable === undefined ? done.value : stable.then(() => done.value)
+          return stable === undefined ? answer(done.value) : stable.then(() => answer(done.value))
+        },
       },
-      undefined,
-      keys,
+      key === undefined ? undefined : aheadOf(forest, ref, key),
     )
-    await settle(this.#core, lsn, opts)
-    return value
+  }
+
+  /**
+   * A write of one key (insert() and remove()), answering a copy of its previous value: one
+   * job object, no closures (docs/DESIGN.md, "Tree: write path").
+   */
+  private writeOne(
+    k: Uint8Array,
+    v: Uint8Array | undefined,
+    opts: WriteOptions | undefined,
+  ): Promise<Uint8Array | undefined> {
+    const core = this.#core
+    try {
+      core.forest.checkTree(core.ref)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return core.forest.run(new KeyWrite(core, k, v, opts), aheadOf(core.forest, core.ref, k))
   }
 
   /** The value of key, or undefined. */
@@ -278,14 +323,18 @@ export class Tree {
   }
 
   /** Sets key to value; returns the previous value. */
-  async insert(key: Bytes, value: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
-    const k = this.key(key)
-    const v = this.value(value)
-    const o = checkWriteOptions(opts)
-    const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, v), o, k)
-    // From the slab get() copies into: a backing store per returned value was a malloc per write.
-    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
+  insert(key: Bytes, value: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    let k: Uint8Array
+    let v: Uint8Array
+    let o: WriteOptions | undefined
+    try {
+      k = this.key(key)
+      v = this.value(value)
+      o = checkWriteOptions(opts)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.writeOne(k, v, o)
   }
 
   /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
@@ -296,12 +345,16 @@ export class Tree {
   }
 
   /** Removes key; returns the value it had. */
-  async remove(key: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
-    const k = this.key(key)
-    const o = checkWriteOptions(opts)
-    const { config } = this.#core
-    const old = await this.write((root, ctx) => writeKey(ctx, config, root, k, undefined), o, k)
-    return old === undefined ? undefined : this.#core.forest.copies.copy(old)
+  remove(key: Bytes, opts?: WriteOptions): Promise<Uint8Array | undefined> {
+    let k: Uint8Array
+    let o: WriteOptions | undefined
+    try {
+      k = this.key(key)
+      o = checkWriteOptions(opts)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.writeOne(k, undefined, o)
   }
 
   async containsKey(key: Bytes): Promise<boolean> {
@@ -587,17 +640,57 @@ class RangeIterator<T> implements AsyncIterableIterator<T> {
   }
 }
 
-/** Waits for durability when the mode or the call asks for it. */
-async function settle(
+/**
+ * The prefetch of a one-key write (Forest.write's `keys`), made only for a writer that will
+ * queue: run() takes a free mutex in the same step, and such a writer pages in nothing ahead.
+ */
+function aheadOf(forest: Forest, ref: TreeRef, key: Uint8Array): WriteKeys | undefined {
+  if (!(forest.mutex.isLocked || forest.unsafePrefetchBeforeQueue)) return undefined
+  return (visit) => visit(ref.root, key)
+}
+
+/** insert() or remove() of one key as a Forest.run() job: its plan and answer are methods. */
+class KeyWrite implements WriteJob<Uint8Array | undefined, Uint8Array | undefined> {
+  constructor(
+    private readonly core: TreeCore,
+    private readonly key: Uint8Array,
+    private readonly value: Uint8Array | undefined,
+    private readonly opts: WriteOptions | undefined,
+  ) {}
+
+  plan(ctx: OpContext): Uint8Array | undefined {
+    const { forest, ref, config } = this.core
+    forest.checkTree(ref)
+    return writeKey(ctx, config, ref.root, this.key, this.value)
+  }
+
+  finish(done: WriteDone<Uint8Array | undefined>): Uint8Array | undefined | Promise<Uint8Array | undefined> {
+    const stable = settle(this.core, done.lsn, this.opts)
+    if (stable === undefined) return this.answer(done.value)
+    return stable.then(() => this.answer(done.value))
+  }
+
+  /** From the slab get() copies into: a backing store per returned value was a malloc per write. */
+  private answer(old: Uint8Array | undefined): Uint8Array | undefined {
+    return old === undefined ? undefined : this.core.forest.copies.copy(old)
+  }
+}
+
+/**
+ * Waits for durability when the mode or the call asks for it: the promise to wait for, or
+ * undefined when there is nothing to wait for (no promise made for a write that does not wait).
+ */
+function settle(
   core: TreeCore,
   lsn: number | undefined,
   opts: WriteOptions | undefined,
-): Promise<void> {
-  if (!(core.isSync || opts?.durable === true)) return
+): Promise<void> | undefined {
+  if (!(core.isSync || opts?.durable === true)) return undefined
   // A write that changed nothing still waits for the writes whose state it observed.
   const target = lsn ?? core.forest.lastLsn
-  if (target >= 0) await core.forest.store.makeStable(target)
-  if (KILL_ODDS) maybeKill('db.write.stable-unacked')
+  const stable = target >= 0 ? core.forest.store.makeStable(target) : undefined
+  if (KILL_ODDS) return (stable ?? Promise.resolve()).then(() => maybeKill('db.write.stable-unacked'))
+  return stable
 }
 
 interface BatchOp {

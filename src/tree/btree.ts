@@ -45,6 +45,7 @@ import {
   type Node,
   needsSplit,
   type Piece,
+  spliceIndex,
   splitNode,
 } from './node.js'
 
@@ -57,8 +58,42 @@ export interface PathStep {
   slot: number
 }
 
+/**
+ * The steps of a descent, root first. A stack over pooled steps that is never truncated:
+ * `length = 0` on an array gives its backing store up, so every descent allocated one again.
+ */
+export class Path {
+  private readonly steps: PathStep[] = []
+  length = 0
+
+  push(pid: number, slot: number): void {
+    const step = this.steps[this.length]
+    if (step === undefined) this.steps.push({ pid, slot })
+    else {
+      step.pid = pid
+      step.slot = slot
+    }
+    this.length++
+  }
+
+  /** Takes the last step off (the step object stays pooled: read it before the next push). */
+  pop(): PathStep {
+    if (!(this.length > 0)) throw new InvariantError('a path step is popped from an empty path')
+    return this.steps[--this.length] as PathStep
+  }
+
+  at(i: number): PathStep {
+    if (!(i >= 0 && i < this.length)) throw new InvariantError(`path step ${i} of ${this.length}`)
+    return this.steps[i] as PathStep
+  }
+
+  clear(): void {
+    this.length = 0
+  }
+}
+
 export interface LeafHit {
-  path: PathStep[]
+  path: Path
   pid: number
   leaf: Leaf
   /** Lowest key the leaf may hold (undefined: unbounded). */
@@ -85,23 +120,38 @@ function tooDeep(root: number): never {
 /**
  * Descends to the leaf whose range holds `key` (before = false: lo ≤ key < hi), or the leaf
  * holding the keys just below it (before = true: lo < key ≤ hi). key null means +∞.
+ *
+ * The answer, its path and its steps are one reused set of objects, valid until the next
+ * descend(): every caller is synchronous planning that uses a hit before it descends again
+ * (a path array and an object per level were allocated by every write).
  */
 export function descend(ctx: OpContext, root: number, key: Uint8Array | null, before = false): LeafHit {
-  const path: PathStep[] = []
+  const hit = lastHit
+  const path = hit.path
+  path.clear()
   let lo: Uint8Array | undefined
   let hi: Uint8Array | undefined
   let pid = root
   for (let depth = 0; depth < DEPTH_MAX; depth++) {
     const node = nodeAt(ctx, pid)
-    if (node.kind === 'leaf') return { path, pid, leaf: node, lo, hi }
+    if (node.kind === 'leaf') {
+      hit.pid = pid
+      hit.leaf = node
+      hit.lo = lo
+      hit.hi = hi
+      return hit
+    }
     const slot = key === null ? node.keys.length : indexSlot(node, key, !before)
     if (slot > 0) lo = node.keys[slot - 1]
     if (slot < node.keys.length) hi = node.keys[slot]
-    path.push({ pid, slot })
+    path.push(pid, slot)
     pid = node.children[slot] as number
   }
   return tooDeep(root)
 }
+
+/** descend()'s one answer. */
+const lastHit: LeafHit = { path: new Path(), pid: -1, leaf: EMPTY_LEAF, lo: undefined, hi: undefined }
 
 /** The leaf whose range holds key (descend() without the path and bounds, for reads). */
 export function findLeaf(ctx: OpContext, root: number, key: Uint8Array): Leaf {
@@ -234,24 +284,20 @@ function placeBlobEntry(
 function spliceIntoParent(
   ctx: OpContext,
   c: TreeConfig,
-  path: PathStep[],
+  path: Path,
   pids: readonly number[],
   lowKeys: readonly Uint8Array[],
 ): void {
-  const step = path.pop() as PathStep
+  const step = path.pop()
   const parent = nodeAt(ctx, step.pid) as Index
   if (parent.kind !== 'index') throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
-  const keys = parent.keys.slice()
-  const children = parent.children.slice()
-  keys.splice(step.slot, 0, ...lowKeys)
-  children.splice(step.slot, 1, ...pids)
-  const node = makeIndex(keys, children)
+  const node = spliceIndex(parent, step.slot, pids, lowKeys)
   ctx.put(step.pid, node)
   rebalance(ctx, c, path, step.pid, node)
 }
 
 /** Restores the invariants from a changed node up to the root: splits, merges, collapses. */
-function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number, node: Node): void {
+function rebalance(ctx: OpContext, c: TreeConfig, path: Path, pid: number, node: Node): void {
   for (;;) {
     if (needsSplit(node, c)) {
       if (KILL_ODDS) maybeKill('tree.split')
@@ -269,13 +315,16 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
       }
       const pids = [pid, ...pieces.slice(1).map(() => ctx.newPid())]
       putPieces(ctx, pids, pieces)
-      const step = path.pop() as PathStep
+      const step = path.pop()
       const parent = nodeAt(ctx, step.pid) as Index
-      const keys = parent.keys.slice()
-      const children = parent.children.slice()
-      keys.splice(step.slot, 0, ...pieces.slice(1).map((p) => p.lowKey as Uint8Array))
-      children.splice(step.slot, 1, ...pids)
-      node = makeIndex(keys, children)
+      if (parent.kind !== 'index')
+        throw new InvariantError(`page ${step.pid} on a descent path is an index node`)
+      node = spliceIndex(
+        parent,
+        step.slot,
+        pids,
+        pieces.slice(1).map((p) => p.lowKey as Uint8Array),
+      )
       pid = step.pid
       ctx.put(pid, node)
       continue
@@ -303,16 +352,16 @@ function rebalance(ctx: OpContext, c: TreeConfig, path: PathStep[], pid: number,
     if (path.length === 1 && !isBlobLeaf(node, c)) {
       // Only a root over a blob leaf has one child; once the child is no blob leaf any more,
       // the root takes it over (above).
-      const root = nodeAt(ctx, (path[0] as PathStep).pid) as Index
+      const root = nodeAt(ctx, path.at(0).pid) as Index
       if (root.kind === 'index' && root.children.length === 1) {
-        pid = (path.pop() as PathStep).pid
+        pid = path.pop().pid
         node = root
         continue
       }
     }
     if (!isUnderfull(node, c)) return
     if (KILL_ODDS) maybeKill('tree.merge')
-    const step = path[path.length - 1] as PathStep
+    const step = path.at(path.length - 1)
     const parent = nodeAt(ctx, step.pid) as Index
     if (!(parent.kind === 'index' && parent.children.length >= 2))
       throw new InvariantError(`index ${step.pid} has two children or more`)

@@ -11,7 +11,7 @@ import { CopySlab } from '../util/copy-slab.js'
 import { KILL_ODDS, maybeKill } from '../util/kill-points.js'
 import { treePids as btreePids, findLeaf, getValueCopy } from './btree.js'
 import { encodePage } from './codec.js'
-import { type CommitResult, NeedPage, OpContext, type PreparedCommit } from './context.js'
+import { type CommitResult, NeedPage, NONE_ALLOCATED, OpContext, type PreparedCommit } from './context.js'
 import type { TreeConfig } from './limits.js'
 import { Mutex } from './mutex.js'
 import { EMPTY_LEAF, type Meta, type TreePage } from './node.js'
@@ -42,6 +42,26 @@ const PREFETCH_PAGES_MAX = 1024
  */
 export type WriteKeys = (visit: (root: number, key: Uint8Array) => void) => void
 
+/** Called under the writer mutex, in the step that committed the write. */
+export type AfterCommit<R> = (r: R, c: CommitResult) => void
+
+export interface WriteDone<R> {
+  value: R
+  lsn: Lsn | undefined
+}
+
+const asIs = <R>(done: WriteDone<R>): WriteDone<R> => done
+
+/** A write for Forest.run(). */
+export interface WriteJob<R, T> {
+  /** Plans the write; may run several times (once per page-in), no side effects but ctx. */
+  plan(ctx: OpContext): R
+  /** Runs under the mutex, in the step that committed. */
+  afterCommit?: AfterCommit<R> | undefined
+  /** The write's answer, once committed and the mutex released. */
+  finish(done: WriteDone<R>): T | PromiseLike<T>
+}
+
 /** A tree's identity. Handles share it; dropTree() marks it dropped for all of them. */
 export interface TreeRef {
   /** null for the default tree. */
@@ -63,6 +83,8 @@ export class Forest {
   private readonly deltaSlab = new CopySlab()
   /** The context of every read's first attempt: resident pages only, never changed. */
   private readonly residentView: OpContext
+  /** The context of every write planned in one synchronous step (runLocked()). */
+  private readonly writeContext: OpContext
   /** Bumped by every commit: a reader's fetched pages are current while it is unchanged. */
   private version = 0
   private readonly refs = new Map<string, TreeRef>()
@@ -94,6 +116,7 @@ export class Forest {
     idLimit: number,
   ) {
     this.residentView = new OpContext(store, NOTHING_FETCHED)
+    this.writeContext = new OpContext(store, NOTHING_FETCHED, this.deltaSlab)
     this.defaultTree = { name: null, root: meta.defaultRoot, isDropped: false }
     this.nextId = idLimit
     this.idLimit = idLimit
@@ -224,12 +247,46 @@ export class Forest {
    * Runs a write plan under the writer mutex and commits it in the same synchronous step as
    * its last (successful) planning attempt. The plan may run several times (once per page-in)
    * and must not have side effects besides the context.
+   *
+   * A writer that finds the mutex free takes it in the calling step and, once the store is
+   * writable, plans and commits in one synchronous step on the forest's one reused context:
+   * one promise here besides the store's whenWritable(), where the general path (an async
+   * function awaiting a lock, a Map of fetched pages and a context per attempt) made five
+   * and ~3 KB per write (docs/DESIGN.md, "Tree: write path"). A plan that needs a page-in or
+   * a commit with large pages goes on in the general path, still holding the mutex.
    */
-  async write<R>(
+  write<R>(
     plan: (ctx: OpContext) => R,
-    afterCommit?: (r: R, c: CommitResult) => void,
+    afterCommit?: AfterCommit<R>,
     keys?: WriteKeys,
-  ): Promise<{ value: R; lsn: Lsn | undefined }> {
+  ): Promise<WriteDone<R>> {
+    return this.run({ plan, afterCommit, finish: asIs }, keys)
+  }
+
+  /**
+   * write() of a job: its plan, what runs under the mutex after the commit, and `finish`,
+   * which answers the write once the mutex is released, in the step that committed when the
+   * commit needed no page-in. A caller with a job object of its own (Tree.insert) makes no
+   * closure per write, and its continuation (settling) costs no promise of its own.
+   */
+  run<R, T>(job: WriteJob<R, T>, keys?: WriteKeys): Promise<T> {
+    if (this.isClosed || this.unsafePrefetchBeforeQueue || !this.mutex.tryLock())
+      return this.writeQueued(job, keys)
+    // The mutex is ours from this step on: writes still commit in call order.
+    return this.store.whenWritable().then(() => {
+      const done = this.runLocked(job)
+      return done instanceof Promise ? done.then((d) => job.finish(d)) : job.finish(done)
+    }, this.unlockAndThrow)
+  }
+
+  /** The mutex taken by run() goes back when the store refuses to become writable. */
+  private readonly unlockAndThrow = (e: unknown): never => {
+    this.mutex.unlock()
+    throw e
+  }
+
+  /** run() for a writer that must queue for the mutex (or meets a closed forest). */
+  private async writeQueued<R, T>(job: WriteJob<R, T>, keys: WriteKeys | undefined): Promise<T> {
     this.checkOpen()
     // Queue for the mutex before any await: writes commit in call order. Waiting for
     // backpressure first let a later call overtake an earlier one whose wait took a turn
@@ -242,58 +299,136 @@ export class Forest {
     // writers on a freshly opened database got 6-16 writes per datasync instead of ~50
     // (docs/DESIGN.md, "Tree: write path").
     if (keys !== undefined && isQueued) void this.prefetch(keys)
-    const release = await turn
+    await turn
     try {
       await this.store.whenWritable()
+    } catch (e) {
+      this.mutex.unlock()
+      throw e
+    }
+    return job.finish(await this.runLocked(job))
+  }
+
+  /**
+   * Plans and commits under the mutex, which it releases: synchronously when the plan needs
+   * no page-in and the commit no staged large page (the common case), else when its promise
+   * settles.
+   */
+  private runLocked<R>(job: WriteJob<R, unknown>): WriteDone<R> | Promise<WriteDone<R>> {
+    let isHandedOn = false
+    try {
+      this.checkOpen()
+      const ctx = this.writeContext.reset(NOTHING_FETCHED)
+      let value: R
+      try {
+        value = job.plan(ctx)
+      } catch (e) {
+        if (!(e instanceof NeedPage)) throw e
+        isHandedOn = true
+        return this.runPagingIn(job, e.pid)
+      }
+      const prepared = this.prepareCommit(ctx)
+      if (prepared !== undefined && prepared.large.length > 0) {
+        isHandedOn = true
+        return this.commitLarge(ctx, prepared, value, job)
+      }
+      return this.land(ctx, prepared, value, job)
+    } finally {
+      if (!isHandedOn) {
+        // Drops the operation's pages: a freed blob leaf is not kept alive until the next write.
+        this.writeContext.reset(NOTHING_FETCHED)
+        this.mutex.unlock()
+      }
+    }
+  }
+
+  /** runLocked() after its plan met page `missing` not resident; releases the mutex. */
+  private async runPagingIn<R>(job: WriteJob<R, unknown>, missing: number): Promise<WriteDone<R>> {
+    let isHandedOn = false
+    try {
       const fetched = new Map<number, TreePage>()
       let joined = -1
       for (;;) {
+        const ahead = this.prefetches.get(missing)
+        if (ahead !== undefined && joined !== missing) {
+          // Its page-in started before our turn: a write may have landed after it read,
+          // so its page is not ours to keep. It warms the cache; the plan peeks again.
+          joined = missing
+          await ahead
+        } else {
+          // Only writers change pages and we hold the mutex: what we fetch stays current.
+          const page = await this.store.get(missing)
+          if (page === undefined) OpContext.missing(missing)
+          fetched.set(missing, page)
+        }
         this.checkOpen()
         const ctx = new OpContext(this.store, fetched, this.deltaSlab)
         let value: R
         try {
-          value = plan(ctx)
+          value = job.plan(ctx)
         } catch (e) {
           if (!(e instanceof NeedPage)) throw e
-          const ahead = this.prefetches.get(e.pid)
-          if (ahead !== undefined && joined !== e.pid) {
-            // Its page-in started before our turn: a write may have landed after it read,
-            // so its page is not ours to keep. It warms the cache; the plan peeks again.
-            joined = e.pid
-            await ahead
-            continue
-          }
-          // Only writers change pages and we hold the mutex: what we fetch stays current.
-          const page = await this.store.get(e.pid)
-          if (page === undefined) OpContext.missing(e.pid)
-          fetched.set(e.pid, page)
+          missing = e.pid
           continue
         }
-        if (!ctx.hasChanges) {
-          afterCommit?.(value, { lsn: undefined, allocated: new Map() })
-          return { value, lsn: undefined }
-        }
-        const prepared = ctx.prepare()
-        if (prepared.large.length > 0) {
-          await this.stageLarge(prepared)
-          if (KILL_ODDS) maybeKill('tree.commit.large-staged')
-        }
-        let c: CommitResult
+        const prepared = this.prepareCommit(ctx)
+        isHandedOn = true
+        if (prepared !== undefined && prepared.large.length > 0)
+          return await this.commitLarge(ctx, prepared, value, job)
         try {
-          c = ctx.finish(prepared)
-        } catch (e) {
-          await this.dropStaged(prepared)
-          throw e
+          return this.land(ctx, prepared, value, job)
+        } finally {
+          this.mutex.unlock()
         }
-        this.version++
-        if (c.lsn !== undefined) this.lastLsn = c.lsn
-        if (KILL_ODDS) maybeKill('tree.commit.appended')
-        afterCommit?.(value, c)
-        return { value, lsn: c.lsn }
       }
     } finally {
-      release()
+      if (!isHandedOn) this.mutex.unlock()
     }
+  }
+
+  /** The operation's store writes; undefined when it changed nothing. */
+  private prepareCommit(ctx: OpContext): PreparedCommit | undefined {
+    return ctx.hasChanges ? ctx.prepare() : undefined
+  }
+
+  /** Stages an operation's large pages, then lands it; releases the mutex. */
+  private async commitLarge<R>(
+    ctx: OpContext,
+    prepared: PreparedCommit,
+    value: R,
+    job: WriteJob<R, unknown>,
+  ): Promise<WriteDone<R>> {
+    try {
+      await this.stageLarge(prepared)
+      if (KILL_ODDS) maybeKill('tree.commit.large-staged')
+      try {
+        return this.land(ctx, prepared, value, job)
+      } catch (e) {
+        await this.dropStaged(prepared)
+        throw e
+      }
+    } finally {
+      this.mutex.unlock()
+    }
+  }
+
+  /** Writes the prepared operation to the store (synchronous), under the mutex. */
+  private land<R>(
+    ctx: OpContext,
+    prepared: PreparedCommit | undefined,
+    value: R,
+    job: WriteJob<R, unknown>,
+  ): WriteDone<R> {
+    if (prepared === undefined) {
+      job.afterCommit?.(value, { lsn: undefined, allocated: NONE_ALLOCATED })
+      return { value, lsn: undefined }
+    }
+    const c = ctx.finish(prepared)
+    this.version++
+    if (c.lsn !== undefined) this.lastLsn = c.lsn
+    if (KILL_ODDS) maybeKill('tree.commit.appended')
+    job.afterCommit?.(value, c)
+    return { value, lsn: c.lsn }
   }
 
   /**
@@ -489,13 +624,13 @@ export class Forest {
 
   async close(): Promise<void> {
     if (this.isClosed) return
-    const release = await this.mutex.lock()
+    await this.mutex.lock()
     try {
       if (this.isClosed) return
       this.isClosed = true
       await this.store.close()
     } finally {
-      release()
+      this.mutex.unlock()
     }
   }
 }

@@ -11,7 +11,15 @@ export {
 } from './btree.js'
 export { treeCodec } from './codec.js'
 export type { OpContext } from './context.js'
-export { COUNTER_PID, Forest, META_PID, type TreeRef, type WriteKeys } from './forest.js'
+export {
+  COUNTER_PID,
+  Forest,
+  META_PID,
+  type TreeRef,
+  type WriteDone,
+  type WriteJob,
+  type WriteKeys,
+} from './forest.js'
 export { compareBytes, equalBytes, prefixEnd } from './keys.js'
 export {
   DEFAULT_ID_PERSIST_INTERVAL,

@@ -345,22 +345,26 @@ export function leafPut(l: Leaf, key: Uint8Array, value: Uint8Array | undefined,
     (value === undefined ? 0 : entryBytes(key, value)) -
     varintBytes(l.count) +
     varintBytes(count)
-  const keys = l.ovKeys.slice()
-  const vals = l.ovVals.slice()
+  // New overlay arrays of their exact size: slice() then splice() grew the copy and made a
+  // result array besides, per write.
+  let keys: Uint8Array[]
+  let vals: (Uint8Array | undefined)[]
   let ovBytes = l.ovBytes
   if (j >= 0) {
-    ovBytes -= (keys[j] as Uint8Array).length + (vals[j]?.length ?? 0)
+    ovBytes -= (l.ovKeys[j] as Uint8Array).length + (l.ovVals[j]?.length ?? 0)
     if (value === undefined && !inBase) {
-      keys.splice(j, 1)
-      vals.splice(j, 1)
+      keys = withoutAt(l.ovKeys, j)
+      vals = withoutAt(l.ovVals, j)
     } else {
+      keys = l.ovKeys.slice()
+      vals = l.ovVals.slice()
       keys[j] = key
       vals[j] = value
       ovBytes += key.length + (value?.length ?? 0)
     }
   } else {
-    keys.splice(~j, 0, key)
-    vals.splice(~j, 0, value)
+    keys = withAt(l.ovKeys, ~j, key)
+    vals = withAt(l.ovVals, ~j, value)
     ovBytes += key.length + (value?.length ?? 0)
   }
   if (keys.length > OVERLAY_MAX) {
@@ -369,6 +373,25 @@ export function leafPut(l: Leaf, key: Uint8Array, value: Uint8Array | undefined,
     return m
   }
   return new Leaf(l.buf, l.offs, l.cpl, keys, vals, ovBytes, count, bytes)
+}
+
+/** A copy of `a` with x inserted at index at. */
+function withAt<T>(a: readonly T[], at: number, x: T): T[] {
+  const n = a.length
+  const out = new Array<T>(n + 1)
+  for (let i = 0; i < at; i++) out[i] = a[i] as T
+  out[at] = x
+  for (let i = at; i < n; i++) out[i + 1] = a[i] as T
+  return out
+}
+
+/** A copy of `a` without index at. */
+function withoutAt<T>(a: readonly T[], at: number): T[] {
+  const n = a.length
+  const out = new Array<T>(n - 1)
+  for (let i = 0; i < at; i++) out[i] = a[i] as T
+  for (let i = at + 1; i < n; i++) out[i - 1] = a[i] as T
+  return out
 }
 
 /**

@@ -84,6 +84,65 @@ export function makeIndex(keys: readonly Uint8Array[], children: readonly number
 }
 
 /**
+ * `node` with its child at `slot` replaced by `pids`, separated by `lowKeys` (each in that
+ * child's range, ascending): makeIndex() of the spliced arrays, but with the size and the
+ * words carried over from `node` where its first and last separators, and so the prefix
+ * they share, stay. A split of a leaf under a wide index rebuilt every word and size of it.
+ */
+export function spliceIndex(
+  node: Index,
+  slot: number,
+  pids: readonly number[],
+  lowKeys: readonly Uint8Array[],
+): Index {
+  assert(pids.length === lowKeys.length + 1, 'one more child than separators in a splice')
+  const n = node.keys.length
+  const add = lowKeys.length
+  const keys = new Array<Uint8Array>(n + add)
+  const children = new Array<number>(n + 1 + add)
+  for (let i = 0; i < slot; i++) {
+    keys[i] = node.keys[i] as Uint8Array
+    children[i] = node.children[i] as number
+  }
+  for (let i = 0; i < add; i++) keys[slot + i] = lowKeys[i] as Uint8Array
+  for (let i = 0; i <= add; i++) children[slot + i] = pids[i] as number
+  for (let i = slot; i < n; i++) {
+    keys[i + add] = node.keys[i] as Uint8Array
+    children[i + 1 + add] = node.children[i + 1] as number
+  }
+  if (slot === 0 || slot >= n) return makeIndex(keys, children)
+  let bytes =
+    node.bytes - varintBytes(n + 1) + varintBytes(n + 1 + add) - pidBytes(node.children[slot] as number)
+  for (let i = 0; i <= add; i++) bytes += pidBytes(pids[i] as number)
+  const words = new Uint32Array(n + add)
+  words.set(node.words.subarray(0, slot), 0)
+  const cpl = node.cpl
+  for (let i = 0; i < add; i++) {
+    const k = lowKeys[i] as Uint8Array
+    bytes += varintBytes(k.length) + k.length
+    words[slot + i] = wordAt(k, cpl, k.length)
+  }
+  words.set(node.words.subarray(slot), slot + add)
+  return { kind: 'index', keys, children, bytes, words, cpl }
+}
+
+/**
+ * `node` with each placeholder child (< 0) replaced by its real page id: the separators, and
+ * so the words, stay; only the size of those children changes. makeIndex() rebuilt every
+ * word of every index a batch gave a new child, at each commit.
+ */
+export function resolveChildren(node: Index, real: (pid: number) => number): Index {
+  let bytes = node.bytes
+  const children = node.children.map((ch) => {
+    if (ch >= 0) return ch
+    const pid = real(ch)
+    bytes += pidBytes(pid) - pidBytes(ch)
+    return pid
+  })
+  return { kind: 'index', keys: node.keys, children, bytes, words: node.words, cpl: node.cpl }
+}
+
+/**
  * The child of `node` whose range holds key: the number of separators ≤ key (upper = true),
  * or the child holding the keys just below it: the number of separators < key (upper =
  * false). The words decide most steps; whole separators are compared only on a tie.
