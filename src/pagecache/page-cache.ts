@@ -102,6 +102,12 @@ export interface PageCacheOptions extends LogOptions {
    * catch pages built from overwritten bytes.
    */
   unsafeWarmOneScratch?: boolean
+  /**
+   * TEST ONLY — a mutation switch: a cleaning pass appends all its copies without letting
+   * the log's rounds go out between slices (CLEAN_ROUND_BYTES). The cleaning tests turn it
+   * on to prove they catch a durable writer left behind a whole pass.
+   */
+  unsafeUnpacedCleaning?: boolean
 }
 
 /** PageCache.memoryStats(): bytes held in memory now. */
@@ -224,6 +230,17 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
+ * Bytes a cleaning pass copies to the log's tip before it makes them durable and lets the
+ * event loop run: stability is a prefix, so a durable writer's round carries every byte
+ * appended before its record, and a pass of resident pages used to append its 6-7 MB in one
+ * synchronous stretch, then the writer's round waited for all of it. Paced, a writer's
+ * record is behind at most one such slice (docs/DESIGN.md, "Segment cleaning", "Paced").
+ * Above INLINE_MAX_BYTES, so the slice's own round goes to the pool, off the main thread.
+ */
+export const CLEAN_ROUND_BYTES = 128 * 1024
+/** Main-thread time a cleaning pass runs before it lets the event loop turn (page-ins, IO). */
+const CLEAN_SLICE_MS = 1
+/**
  * Memory of a resident page beyond what the codec reports (a page that is an object has
  * an entry in the resident list's Map; an arena page has no object of its own). Kept at
  * its value from when every resident page had a Map entry, which errs high: the bench's
@@ -337,6 +354,15 @@ export class PageCache<T> implements PageStore<T> {
   private cleaningRun: Promise<void> | undefined
   /** True while clean() runs: one run at a time (cleaningRun is the promise of it). */
   private isCleaning = false
+  /**
+   * Bytes the pass in flight has copied to the tip: they take log space until its drained
+   * segments go, and are not writes running ahead of cleaning (isHeldByCleaning).
+   */
+  private passCopyBytes = 0
+  /** Bytes cleaning copied since it last made its copies durable (pace()). */
+  private unpacedBytes = 0
+  /** When the cleaning pass last let the event loop turn (pace()). */
+  private sliceStart = 0
   /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
   private cleaningWaiters: Array<() => void> = []
   private checkpointRun: Promise<void> | undefined
@@ -411,6 +437,7 @@ export class PageCache<T> implements PageStore<T> {
         | 'warmCache'
         | 'unsafeWarmIgnoresVersion'
         | 'unsafeWarmOneScratch'
+        | 'unsafeUnpacedCleaning'
       >
     >,
   ) {
@@ -452,6 +479,7 @@ export class PageCache<T> implements PageStore<T> {
       warmCache = true,
       unsafeWarmIgnoresVersion,
       unsafeWarmOneScratch,
+      unsafeUnpacedCleaning,
       ...logOptions
     } = options
     checkCount('cacheCapacity', cacheCapacity, 0)
@@ -506,6 +534,7 @@ export class PageCache<T> implements PageStore<T> {
       warmCache,
       unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
       unsafeWarmOneScratch: unsafeWarmOneScratch === true,
+      unsafeUnpacedCleaning: unsafeUnpacedCleaning === true,
     })
     try {
       await pc.recover(found)
@@ -1649,9 +1678,18 @@ export class PageCache<T> implements PageStore<T> {
     }
   }
 
-  /** Writes have run ahead of cleaning: two segments past the trigger. */
+  /**
+   * Writes have run ahead of cleaning: two segments past the trigger, not counting the
+   * copies of the pass in flight. Those are cleaning's own (they stay live at the tip, and
+   * its drained segments go when it ends); counted, a pass that moved more than two
+   * segments' worth held a durable writer until its end, truncation included: 140-190 ms
+   * right after reopening a bulk-loaded store (docs/DESIGN.md, "Segment cleaning"). Space
+   * counts whole segments: the copies take the segments their bytes fill, plus the one they
+   * end in (record heads and segment-end padding are not in passCopyBytes).
+   */
   private isHeldByCleaning(): boolean {
-    return this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2)
+    const copies = this.passCopyBytes === 0 ? 0 : Math.ceil(this.passCopyBytes / this.S) + 1
+    return this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2 + copies)
   }
 
   /** Lets the writers held by whenWritable() look again (a pass or a run ended). */
@@ -1759,6 +1797,7 @@ export class PageCache<T> implements PageStore<T> {
       await this.cleanRun(trigger, stop, compact)
     } finally {
       this.isCleaning = false
+      this.passCopyBytes = 0
     }
   }
 
@@ -1795,6 +1834,7 @@ export class PageCache<T> implements PageStore<T> {
         return
       }
       this.counters.cleaningPasses++
+      this.passCopyBytes = 0
       const end = (picked[picked.length - 1]?.base as number) + this.S
       const before = this.sa.spaceBytes
       await this.drain(end)
@@ -1803,7 +1843,10 @@ export class PageCache<T> implements PageStore<T> {
       // miss a fragment, but accounting is what decides that the slot may go).
       if (picked.some((s) => (this.sa.get(s.base)?.liveFragments ?? 0) > 0)) {
         this.counters.cleaningRescans++
-        for (let pid = 0; pid < this.nextPid && !this.closing; pid++) await this.relocate(pid, end)
+        for (let pid = 0; pid < this.nextPid && !this.closing; pid++) {
+          await this.relocate(pid, end)
+          await this.pace()
+        }
       }
       if (this.closing) return
       if (KILL_ODDS) maybeKill('pagecache.clean.drained')
@@ -1813,6 +1856,7 @@ export class PageCache<T> implements PageStore<T> {
       await this.waitUnpinned(end)
       await this.log.truncateBefore(end)
       if (KILL_ODDS) maybeKill('pagecache.clean.truncated')
+      this.passCopyBytes = 0
       this.trackLogSegments()
       let freed = 0
       for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
@@ -1849,9 +1893,32 @@ export class PageCache<T> implements PageStore<T> {
     }
     // Oldest first, as a scan of the segments met them: pages written together move together.
     below.sort((a, b) => this.baseLsnOf(a) - this.baseLsnOf(b))
+    this.sliceStart = performance.now()
     for (const pid of below) {
       if (this.closing) return
       await this.relocate(pid, end)
+      await this.pace()
+    }
+  }
+
+  /**
+   * Paces a pass beside durable writers. A resident page relocates without a single wait,
+   * so a pass used to append all its copies (6-7 MB at 1 MiB segments) as one stretch of
+   * microtasks, and the next durable round, stability being a prefix, had to write and sync
+   * all of it. Every CLEAN_ROUND_BYTES the copies so far are made durable (their own round,
+   * which also lets the event loop run), so a writer's record is never behind more than
+   * one slice; and the event loop turns after every CLEAN_SLICE_MS of main-thread work
+   * (docs/DESIGN.md, "Segment cleaning", "Paced").
+   */
+  private async pace(): Promise<void> {
+    if (this.opts.unsafeUnpacedCleaning || this.closing || this.log.failure !== undefined) return
+    if (this.unpacedBytes >= CLEAN_ROUND_BYTES) {
+      this.unpacedBytes = 0
+      await this.log.flush()
+      this.sliceStart = performance.now()
+    } else if (performance.now() - this.sliceStart >= CLEAN_SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      this.sliceStart = performance.now()
     }
   }
 
@@ -1933,6 +2000,8 @@ export class PageCache<T> implements PageStore<T> {
   private counted(bytes: number): void {
     this.counters.pagesRelocated++
     this.counters.bytesRelocated += bytes
+    this.passCopyBytes += bytes
+    this.unpacedBytes += bytes
   }
 
   /**
