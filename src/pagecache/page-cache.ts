@@ -230,14 +230,19 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
- * Bytes a cleaning pass copies to the log's tip before it makes them durable and lets the
- * event loop run: stability is a prefix, so a durable writer's round carries every byte
- * appended before its record, and a pass of resident pages used to append its 6-7 MB in one
- * synchronous stretch, then the writer's round waited for all of it. Paced, a writer's
- * record is behind at most one such slice (docs/DESIGN.md, "Segment cleaning", "Paced").
- * Above INLINE_MAX_BYTES, so the slice's own round goes to the pool, off the main thread.
+ * Most bytes of cleaning's copies that a durable round may have to carry. Stability is a
+ * prefix, so a writer's round writes and syncs every byte appended before its record, and
+ * a pass of resident pages used to append its 6-7 MB in one synchronous stretch. Paced, the
+ * copies go out in slices (CLEAN_SLICE_BYTES), and the pass goes on only once its unstable
+ * copies are under this (docs/DESIGN.md, "Segment cleaning", "Paced").
  */
 export const CLEAN_ROUND_BYTES = 128 * 1024
+/**
+ * A slice of a pass: after it the pass lets the event loop turn, so a durable writer woken
+ * meanwhile logs its record after the slice and its round carries the slice (one write
+ * under INLINE_MAX_BYTES: on the main thread, not a second round in the pool).
+ */
+const CLEAN_SLICE_BYTES = 48 * 1024
 /** Main-thread time a cleaning pass runs before it lets the event loop turn (page-ins, IO). */
 const CLEAN_SLICE_MS = 1
 /**
@@ -359,8 +364,10 @@ export class PageCache<T> implements PageStore<T> {
    * segments go, and are not writes running ahead of cleaning (isHeldByCleaning).
    */
   private passCopyBytes = 0
-  /** Bytes cleaning copied since it last made its copies durable (pace()). */
+  /** Bytes cleaning copied since its last slice ended (pace()). */
   private unpacedBytes = 0
+  /** Bytes of cleaning's earlier slices not known to be stable (pace()). */
+  private unstableCopyBytes = 0
   /** When the cleaning pass last let the event loop turn (pace()). */
   private sliceStart = 0
   /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
@@ -1835,6 +1842,8 @@ export class PageCache<T> implements PageStore<T> {
       }
       this.counters.cleaningPasses++
       this.passCopyBytes = 0
+      this.unpacedBytes = 0
+      this.unstableCopyBytes = 0
       const end = (picked[picked.length - 1]?.base as number) + this.S
       const before = this.sa.spaceBytes
       await this.drain(end)
@@ -1905,16 +1914,30 @@ export class PageCache<T> implements PageStore<T> {
    * Paces a pass beside durable writers. A resident page relocates without a single wait,
    * so a pass used to append all its copies (6-7 MB at 1 MiB segments) as one stretch of
    * microtasks, and the next durable round, stability being a prefix, had to write and sync
-   * all of it. Every CLEAN_ROUND_BYTES the copies so far are made durable (their own round,
-   * which also lets the event loop run), so a writer's record is never behind more than
-   * one slice; and the event loop turns after every CLEAN_SLICE_MS of main-thread work
-   * (docs/DESIGN.md, "Segment cleaning", "Paced").
+   * all of it. Now after every CLEAN_SLICE_BYTES of copies the event loop turns: a writer
+   * woken meanwhile logs after the slice, and its round carries it. The pass then waits
+   * for the slice to be stable when someone waits for stability (the writer's round, or a
+   * round of its own just for the slice), or once its unstable copies would reach
+   * CLEAN_ROUND_BYTES; with nobody waiting (a bulk load, close) it goes on unpaced up to
+   * that. So a durable round carries at most CLEAN_ROUND_BYTES of copies, and the event
+   * loop also turns after every CLEAN_SLICE_MS of main-thread work (docs/DESIGN.md,
+   * "Segment cleaning", "Paced").
    */
   private async pace(): Promise<void> {
     if (this.opts.unsafeUnpacedCleaning || this.closing || this.log.failure !== undefined) return
-    if (this.unpacedBytes >= CLEAN_ROUND_BYTES) {
+    if (this.unpacedBytes >= CLEAN_SLICE_BYTES) {
+      this.unstableCopyBytes += this.unpacedBytes
       this.unpacedBytes = 0
-      await this.log.flush()
+      const mark = this.log.maxReservedLsn
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      if (this.log.stableLsn >= mark) this.unstableCopyBytes = 0
+      else if (
+        this.log.isStabilityAwaited ||
+        this.unstableCopyBytes + CLEAN_SLICE_BYTES > CLEAN_ROUND_BYTES
+      ) {
+        await this.log.makeStable(mark)
+        this.unstableCopyBytes = 0
+      }
       this.sliceStart = performance.now()
     } else if (performance.now() - this.sliceStart >= CLEAN_SLICE_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve))
