@@ -103,9 +103,9 @@ export interface PageCacheOptions extends LogOptions {
    */
   unsafeWarmOneScratch?: boolean
   /**
-   * TEST ONLY — a mutation switch: a cleaning pass appends all its copies without letting
-   * the log's rounds go out between slices (CLEAN_ROUND_BYTES). The cleaning tests turn it
-   * on to prove they catch a durable writer left behind a whole pass.
+   * TEST ONLY — a mutation switch: a cleaning pass appends all its copies without pacing
+   * (CLEAN_ROUND_BYTES). The cleaning tests turn it on to prove they catch a durable writer
+   * left behind a whole pass.
    */
   unsafeUnpacedCleaning?: boolean
 }
@@ -230,21 +230,21 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
- * Most bytes of cleaning's copies that a durable round may have to carry. Stability is a
- * prefix, so a writer's round writes and syncs every byte appended before its record, and
- * a pass of resident pages used to append its 6-7 MB in one synchronous stretch. Paced, the
- * copies go out in slices (CLEAN_SLICE_BYTES), and the pass goes on only once its unstable
- * copies are under this (docs/DESIGN.md, "Segment cleaning", "Paced").
+ * Most bytes of cleaning's copies that a durable round may have to carry (one segment's
+ * worth when segments are smaller). Stability is a prefix, so a writer's round writes and
+ * syncs every byte appended before its record, and a pass of resident pages used to append
+ * its 6-7 MB in one synchronous stretch, then the next round carried all of it. Paced, a
+ * pass goes on only once its copies not yet stable are under this (docs/DESIGN.md,
+ * "Segment cleaning", "Paced").
  */
-export const CLEAN_ROUND_BYTES = 128 * 1024
+export const CLEAN_ROUND_BYTES = 1024 * 1024
 /**
- * A slice of a pass: after it the pass lets the event loop turn, so a durable writer woken
- * meanwhile logs its record after the slice and its round carries the slice (one write
- * under INLINE_MAX_BYTES: on the main thread, not a second round in the pool).
+ * After a slice of half that, a pass lets the event loop turn: a durable writer woken
+ * meanwhile logs its record after the slice and its round carries it. Measured against
+ * slices of 48 and 128 KiB and a turn after every 1 ms: those cost a durable writer beside
+ * cleaning 5-10 % of its inserts, this one nothing measurable (docs/DESIGN.md).
  */
-const CLEAN_SLICE_BYTES = 48 * 1024
-/** Main-thread time a cleaning pass runs before it lets the event loop turn (page-ins, IO). */
-const CLEAN_SLICE_MS = 1
+const CLEAN_SLICE_FRACTION = 2
 /**
  * Memory of a resident page beyond what the codec reports (a page that is an object has
  * an entry in the resident list's Map; an arena page has no object of its own). Kept at
@@ -368,8 +368,8 @@ export class PageCache<T> implements PageStore<T> {
   private unpacedBytes = 0
   /** Bytes of cleaning's earlier slices not known to be stable (pace()). */
   private unstableCopyBytes = 0
-  /** When the cleaning pass last let the event loop turn (pace()). */
-  private sliceStart = 0
+  /** CLEAN_ROUND_BYTES, or one segment when that is less. */
+  private readonly cleanRoundBytes: number
   /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
   private cleaningWaiters: Array<() => void> = []
   private checkpointRun: Promise<void> | undefined
@@ -456,6 +456,7 @@ export class PageCache<T> implements PageStore<T> {
       log.shareSegmentMemory({ give: (buf) => void arena.adoptSlab(buf) })
     }
     this.S = log.segmentBytes
+    this.cleanRoundBytes = Math.min(CLEAN_ROUND_BYTES, this.S)
     // The largest record body, less the kind byte and the longest page-id varint.
     this.maxPageBytes = log.maxInlineBytes - 9
     this.maxLargePageBytes = Math.max(this.maxPageBytes, log.maxBlobBytes - 9)
@@ -1902,7 +1903,6 @@ export class PageCache<T> implements PageStore<T> {
     }
     // Oldest first, as a scan of the segments met them: pages written together move together.
     below.sort((a, b) => this.baseLsnOf(a) - this.baseLsnOf(b))
-    this.sliceStart = performance.now()
     for (const pid of below) {
       if (this.closing) return
       await this.relocate(pid, end)
@@ -1913,35 +1913,26 @@ export class PageCache<T> implements PageStore<T> {
   /**
    * Paces a pass beside durable writers. A resident page relocates without a single wait,
    * so a pass used to append all its copies (6-7 MB at 1 MiB segments) as one stretch of
-   * microtasks, and the next durable round, stability being a prefix, had to write and sync
-   * all of it. Now after every CLEAN_SLICE_BYTES of copies the event loop turns: a writer
-   * woken meanwhile logs after the slice, and its round carries it. The pass then waits
-   * for the slice to be stable when someone waits for stability (the writer's round, or a
-   * round of its own just for the slice), or once its unstable copies would reach
-   * CLEAN_ROUND_BYTES; with nobody waiting (a bulk load, close) it goes on unpaced up to
-   * that. So a durable round carries at most CLEAN_ROUND_BYTES of copies, and the event
-   * loop also turns after every CLEAN_SLICE_MS of main-thread work (docs/DESIGN.md,
-   * "Segment cleaning", "Paced").
+   * microtasks (12 ms), and the next durable round, stability being a prefix, had to write
+   * and sync all of it. Now after every slice (half of cleanRoundBytes, ~1 ms of resident
+   * relocations) the event loop turns: a writer woken meanwhile logs after the slice and its
+   * round carries it. When the copies not yet stable would pass cleanRoundBytes with the
+   * next slice, the pass makes them stable first (a round of its own if no writer's round
+   * took them). A durable round thus carries at most cleanRoundBytes of copies
+   * (docs/DESIGN.md, "Segment cleaning", "Paced").
    */
   private async pace(): Promise<void> {
     if (this.opts.unsafeUnpacedCleaning || this.closing || this.log.failure !== undefined) return
-    if (this.unpacedBytes >= CLEAN_SLICE_BYTES) {
-      this.unstableCopyBytes += this.unpacedBytes
-      this.unpacedBytes = 0
-      const mark = this.log.maxReservedLsn
-      await new Promise<void>((resolve) => setImmediate(resolve))
-      if (this.log.stableLsn >= mark) this.unstableCopyBytes = 0
-      else if (
-        this.log.isStabilityAwaited ||
-        this.unstableCopyBytes + CLEAN_SLICE_BYTES > CLEAN_ROUND_BYTES
-      ) {
-        await this.log.makeStable(mark)
-        this.unstableCopyBytes = 0
-      }
-      this.sliceStart = performance.now()
-    } else if (performance.now() - this.sliceStart >= CLEAN_SLICE_MS) {
-      await new Promise<void>((resolve) => setImmediate(resolve))
-      this.sliceStart = performance.now()
+    const slice = this.cleanRoundBytes / CLEAN_SLICE_FRACTION
+    if (this.unpacedBytes < slice) return
+    this.unstableCopyBytes += this.unpacedBytes
+    this.unpacedBytes = 0
+    const mark = this.log.maxReservedLsn
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    if (this.log.stableLsn >= mark) this.unstableCopyBytes = 0
+    else if (this.unstableCopyBytes + slice > this.cleanRoundBytes) {
+      await this.log.makeStable(mark)
+      this.unstableCopyBytes = 0
     }
   }
 
