@@ -1917,9 +1917,11 @@ export class PageCache<T> implements PageStore<T> {
    * and sync all of it. Now after every slice (half of cleanRoundBytes, ~1 ms of resident
    * relocations) the event loop turns: a writer woken meanwhile logs after the slice and its
    * round carries it. When the copies not yet stable would pass cleanRoundBytes with the
-   * next slice, the pass makes them stable first (a round of its own if no writer's round
-   * took them). A durable round thus carries at most cleanRoundBytes of copies
-   * (docs/DESIGN.md, "Segment cleaning", "Paced").
+   * next slice and someone waits for stability, the pass makes them stable first (a round
+   * of its own if no writer's round took them). A durable writer's round thus carries at
+   * most cleanRoundBytes of copies. With nobody waiting (a bulk load, overwrites without
+   * durability, close) nobody is behind the copies, and a round per cleanRoundBytes cost
+   * bench:pagecache's overwrites 10-15 % (docs/DESIGN.md, "Segment cleaning", "Paced").
    */
   private async pace(): Promise<void> {
     if (this.opts.unsafeUnpacedCleaning || this.closing || this.log.failure !== undefined) return
@@ -1930,7 +1932,7 @@ export class PageCache<T> implements PageStore<T> {
     const mark = this.log.maxReservedLsn
     await new Promise<void>((resolve) => setImmediate(resolve))
     if (this.log.stableLsn >= mark) this.unstableCopyBytes = 0
-    else if (this.unstableCopyBytes + slice > this.cleanRoundBytes) {
+    else if (this.unstableCopyBytes + slice > this.cleanRoundBytes && this.log.isStabilityAwaited) {
       await this.log.makeStable(mark)
       this.unstableCopyBytes = 0
     }
