@@ -235,14 +235,14 @@ const CLEAN_NOW_SPACE_RATIO = 1.1
  * syncs every byte appended before its record, and a pass of resident pages used to append
  * its 6-7 MB in one synchronous stretch, then the next round carried all of it. Paced, a
  * pass goes on only once its copies not yet stable are under this (docs/DESIGN.md,
- * "Segment cleaning", "Paced").
+ * "Segment cleaning", "Beside a durable writer").
  */
 export const CLEAN_ROUND_BYTES = 1024 * 1024
 /**
  * After a slice of half that, a pass lets the event loop turn: a durable writer woken
  * meanwhile logs its record after the slice and its round carries it. Measured against
  * slices of 48 and 128 KiB and a turn after every 1 ms: those cost a durable writer beside
- * cleaning 5-10 % of its inserts, this one nothing measurable (docs/DESIGN.md).
+ * cleaning 5-10 % of its throughput, this one nothing measurable (docs/DESIGN.md).
  */
 const CLEAN_SLICE_FRACTION = 2
 /**
@@ -1919,9 +1919,10 @@ export class PageCache<T> implements PageStore<T> {
    * round carries it. When the copies not yet stable would pass cleanRoundBytes with the
    * next slice and someone waits for stability, the pass makes them stable first (a round
    * of its own if no writer's round took them). A durable writer's round thus carries at
-   * most cleanRoundBytes of copies. With nobody waiting (a bulk load, overwrites without
+   * most cleanRoundBytes of copies (its first may carry what the pass copied before anyone
+   * waited). With nobody waiting (a bulk load, overwrites without
    * durability, close) nobody is behind the copies, and a round per cleanRoundBytes cost
-   * bench:pagecache's overwrites 10-15 % (docs/DESIGN.md, "Segment cleaning", "Paced").
+   * bench:pagecache's overwrites 10-15 % (docs/DESIGN.md, "Segment cleaning", "Beside a durable writer").
    */
   private async pace(): Promise<void> {
     if (this.opts.unsafeUnpacedCleaning || this.closing || this.log.failure !== undefined) return
