@@ -703,6 +703,11 @@ export class Log {
     return asLsn(this.commit.stableLsn)
   }
 
+  /** True while someone waits for bytes to become stable (makeStable(), flush()). */
+  get isStabilityAwaited(): boolean {
+    return this.commit.stableWaiters.size > 0
+  }
+
   /** Largest record appendLarge() and stageBlob() take. */
   get maxBlobBytes(): number {
     return this.options.maxBlobBytes

@@ -2,6 +2,7 @@
 
 export { type ArenaStats, POISON_BYTE } from './arena.js'
 export {
+  CLEAN_ROUND_BYTES,
   PageCache,
   type PageCacheMemory,
   type PageCacheOptions,

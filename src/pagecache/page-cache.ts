@@ -111,6 +111,12 @@ export interface PageCacheOptions extends LogOptions {
    * catch pages built from overwritten bytes.
    */
   unsafeWarmOneScratch?: boolean
+  /**
+   * TEST ONLY — a mutation switch: a cleaning pass appends all its copies without pacing
+   * (CLEAN_ROUND_BYTES). The cleaning tests turn it on to prove they catch a durable writer
+   * left behind a whole pass.
+   */
+  unsafeUnpacedCleaning?: boolean
 }
 
 /** PageCache.memoryStats(): bytes held in memory now. */
@@ -248,6 +254,22 @@ const DEFAULT_CLEAN_AT_SPACE_RATIO = 1.2
 const DEFAULT_CLEAN_TO_SPACE_RATIO = 1.12
 const CLEAN_NOW_SPACE_RATIO = 1.1
 /**
+ * Most bytes of cleaning's copies that a durable round may have to carry (one segment's
+ * worth when segments are smaller). Stability is a prefix, so a writer's round writes and
+ * syncs every byte appended before its record, and a pass of resident pages used to append
+ * its 6-7 MB in one synchronous stretch, then the next round carried all of it. Paced, a
+ * pass goes on only once its copies not yet stable are under this (docs/DESIGN.md,
+ * "Segment cleaning", "Beside a durable writer").
+ */
+export const CLEAN_ROUND_BYTES = 1024 * 1024
+/**
+ * After a slice of half that, a pass lets the event loop turn: a durable writer woken
+ * meanwhile logs its record after the slice and its round carries it. Measured against
+ * slices of 48 and 128 KiB and a turn after every 1 ms: those cost a durable writer beside
+ * cleaning 5-10 % of its throughput, this one nothing measurable (docs/DESIGN.md).
+ */
+const CLEAN_SLICE_FRACTION = 2
+/**
  * Memory of a resident page beyond what the codec reports (a page that is an object has
  * an entry in the resident list's Map; an arena page has no object of its own). Kept at
  * its value from when every resident page had a Map entry, which errs high: the bench's
@@ -371,6 +393,17 @@ export class PageCache<T> implements PageStore<T> {
   private cleaningRun: Promise<void> | undefined
   /** True while clean() runs: one run at a time (cleaningRun is the promise of it). */
   private isCleaning = false
+  /**
+   * Bytes the pass in flight has copied to the tip: they take log space until its drained
+   * segments go, and are not writes running ahead of cleaning (isHeldByCleaning).
+   */
+  private passCopyBytes = 0
+  /** Bytes cleaning copied since its last slice ended (pace()). */
+  private unpacedBytes = 0
+  /** Bytes of cleaning's earlier slices not known to be stable (pace()). */
+  private unstableCopyBytes = 0
+  /** CLEAN_ROUND_BYTES, or one segment when that is less. */
+  private readonly cleanRoundBytes: number
   /** Writers held by whenWritable(), woken when a cleaning pass or the run ends. */
   private cleaningWaiters: Array<() => void> = []
   private checkpointRun: Promise<void> | undefined
@@ -453,6 +486,7 @@ export class PageCache<T> implements PageStore<T> {
         | 'inlineReads'
         | 'unsafeWarmIgnoresVersion'
         | 'unsafeWarmOneScratch'
+        | 'unsafeUnpacedCleaning'
       >
     >,
   ) {
@@ -464,6 +498,7 @@ export class PageCache<T> implements PageStore<T> {
       log.shareSegmentMemory({ give: (buf) => void arena.adoptSlab(buf) })
     }
     this.S = log.segmentBytes
+    this.cleanRoundBytes = Math.min(CLEAN_ROUND_BYTES, this.S)
     // The largest record body, less the kind byte and the longest page-id varint.
     this.maxPageBytes = log.maxInlineBytes - 9
     this.maxLargePageBytes = Math.max(this.maxPageBytes, log.maxBlobBytes - 9)
@@ -495,6 +530,7 @@ export class PageCache<T> implements PageStore<T> {
       inlineReads = true,
       unsafeWarmIgnoresVersion,
       unsafeWarmOneScratch,
+      unsafeUnpacedCleaning,
       ...logOptions
     } = options
     checkCount('cacheCapacity', cacheCapacity, 0)
@@ -551,6 +587,7 @@ export class PageCache<T> implements PageStore<T> {
       inlineReads,
       unsafeWarmIgnoresVersion: unsafeWarmIgnoresVersion === true,
       unsafeWarmOneScratch: unsafeWarmOneScratch === true,
+      unsafeUnpacedCleaning: unsafeUnpacedCleaning === true,
     })
     try {
       await pc.recover(found)
@@ -1758,9 +1795,18 @@ export class PageCache<T> implements PageStore<T> {
     }
   }
 
-  /** Writes have run ahead of cleaning: two segments past the trigger. */
+  /**
+   * Writes have run ahead of cleaning: two segments past the trigger, not counting the
+   * copies of the pass in flight. Those are cleaning's own (they stay live at the tip, and
+   * its drained segments go when it ends); counted, a pass that moved more than two
+   * segments' worth held a durable writer until its end, truncation included: 140-190 ms
+   * right after reopening a bulk-loaded store (docs/DESIGN.md, "Segment cleaning"). Space
+   * counts whole segments: the copies take the segments their bytes fill, plus the one they
+   * end in (record heads and segment-end padding are not in passCopyBytes).
+   */
   private isHeldByCleaning(): boolean {
-    return this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2)
+    const copies = this.passCopyBytes === 0 ? 0 : Math.ceil(this.passCopyBytes / this.S) + 1
+    return this.sa.overBudget(this.opts.cleanAtSpaceRatio, 2 + copies)
   }
 
   /** Lets the writers held by whenWritable() look again (a pass or a run ended). */
@@ -1868,6 +1914,7 @@ export class PageCache<T> implements PageStore<T> {
       await this.cleanRun(trigger, stop, compact)
     } finally {
       this.isCleaning = false
+      this.passCopyBytes = 0
     }
   }
 
@@ -1904,6 +1951,9 @@ export class PageCache<T> implements PageStore<T> {
         return
       }
       this.counters.cleaningPasses++
+      this.passCopyBytes = 0
+      this.unpacedBytes = 0
+      this.unstableCopyBytes = 0
       const end = (picked[picked.length - 1]?.base as number) + this.S
       const before = this.sa.spaceBytes
       await this.drain(end)
@@ -1912,7 +1962,10 @@ export class PageCache<T> implements PageStore<T> {
       // miss a fragment, but accounting is what decides that the slot may go).
       if (picked.some((s) => (this.sa.get(s.base)?.liveFragments ?? 0) > 0)) {
         this.counters.cleaningRescans++
-        for (let pid = 0; pid < this.nextPid && !this.closing; pid++) await this.relocate(pid, end)
+        for (let pid = 0; pid < this.nextPid && !this.closing; pid++) {
+          await this.relocate(pid, end)
+          await this.pace()
+        }
       }
       if (this.closing) return
       if (KILL_ODDS) maybeKill('pagecache.clean.drained')
@@ -1922,6 +1975,7 @@ export class PageCache<T> implements PageStore<T> {
       await this.waitUnpinned(end)
       await this.log.truncateBefore(end)
       if (KILL_ODDS) maybeKill('pagecache.clean.truncated')
+      this.passCopyBytes = 0
       this.trackLogSegments()
       let freed = 0
       for (const s of picked) if (this.sa.get(s.base) === undefined) freed++
@@ -1961,6 +2015,36 @@ export class PageCache<T> implements PageStore<T> {
     for (const pid of below) {
       if (this.closing) return
       await this.relocate(pid, end)
+      await this.pace()
+    }
+  }
+
+  /**
+   * Paces a pass beside durable writers. A resident page relocates without a single wait,
+   * so a pass used to append all its copies (6-7 MB at 1 MiB segments) as one stretch of
+   * microtasks (12 ms), and the next durable round, stability being a prefix, had to write
+   * and sync all of it. Now after every slice (half of cleanRoundBytes, ~1 ms of resident
+   * relocations) the event loop turns: a writer woken meanwhile logs after the slice and its
+   * round carries it. When the copies not yet stable would pass cleanRoundBytes with the
+   * next slice and someone waits for stability, the pass makes them stable first (a round
+   * of its own if no writer's round took them). A durable writer's round thus carries at
+   * most cleanRoundBytes of copies (its first may carry what the pass copied before anyone
+   * waited). With nobody waiting (a bulk load, overwrites without
+   * durability, close) nobody is behind the copies, and a round per cleanRoundBytes cost
+   * bench:pagecache's overwrites 10-15 % (docs/DESIGN.md, "Segment cleaning", "Beside a durable writer").
+   */
+  private async pace(): Promise<void> {
+    if (this.opts.unsafeUnpacedCleaning || this.closing || this.log.failure !== undefined) return
+    const slice = this.cleanRoundBytes / CLEAN_SLICE_FRACTION
+    if (this.unpacedBytes < slice) return
+    this.unstableCopyBytes += this.unpacedBytes
+    this.unpacedBytes = 0
+    const mark = this.log.maxReservedLsn
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    if (this.log.stableLsn >= mark) this.unstableCopyBytes = 0
+    else if (this.unstableCopyBytes + slice > this.cleanRoundBytes && this.log.isStabilityAwaited) {
+      await this.log.makeStable(mark)
+      this.unstableCopyBytes = 0
     }
   }
 
@@ -2042,6 +2126,8 @@ export class PageCache<T> implements PageStore<T> {
   private counted(bytes: number): void {
     this.counters.pagesRelocated++
     this.counters.bytesRelocated += bytes
+    this.passCopyBytes += bytes
+    this.unpacedBytes += bytes
   }
 
   /**

@@ -6,7 +6,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { test } from 'node:test'
 import { InvalidArgumentError, LimitError } from '../../src/errors.js'
-import { PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
+import { CLEAN_ROUND_BYTES, PageCache, type PageCacheOptions } from '../../src/pagecache/index.js'
 import { MAX_PICK } from '../../src/segments/index.js'
 import { deltaOf, type ListPage, listCodec } from '../helpers/list-codec.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -230,6 +230,142 @@ test('a writer held back by cleaning goes on after the pass that brings the spac
   pc = await open(dir)
   await assertRound(pc, pids, 3)
   await pc.close()
+})
+
+/** A 4 KB page (the pacing tests: a pass moves megabytes). */
+const bigPage = (round: number, i: number): ListPage => ({ items: [`r${round}-p${i}-${'b'.repeat(4000)}`] })
+
+/**
+ * A store whose head is all live and whose space is far over the cleaning trigger: 1,500
+ * pages of 4 KB written once, then the last 900 overwritten, in 256 KiB segments with
+ * cleaning off, closed. A pass then moves MAX_PICK whole segments (2 MiB: 8 rounds' worth
+ * of copies, a round being one segment here).
+ */
+async function liveHeadStore(
+  dir: string,
+  S: number,
+): Promise<{ pids: number[]; segments: number; liveBytes: number }> {
+  const pc = await open(dir, { segmentBytes: S, cleaning: false, checkpointEveryBytes: 0 })
+  const pids: number[] = []
+  for (let i = 0; i < 1500; i++) pids.push(pc.allocate())
+  for (const [i, p] of pids.entries()) pc.replace(p, bigPage(0, i))
+  for (const [i, p] of pids.entries()) if (i >= 600) pc.replace(p, bigPage(1, i))
+  await pc.close()
+  const again = await open(dir, { segmentBytes: S, cleaning: false })
+  const { segments, liveBytes } = again.stats()
+  await again.close()
+  return { pids, segments, liveBytes }
+}
+
+/**
+ * One durable writer beside a cleaning pass of resident pages: awaits whenWritable(),
+ * replaces a page, awaits its flush, until the first pass has freed its segments. Returns
+ * the most log bytes a write of it was behind (its record's end less the stable LSN when
+ * it wrote), the writes done while the space, the pass's copies included, was over
+ * `holdBytes`, and the bytes relocated meanwhile.
+ */
+async function writerBesidePass(
+  pc: PageCache<ListPage>,
+  pids: readonly number[],
+  S: number,
+  holdBytes: number,
+): Promise<{ behind: number; writesOverHold: number; relocated: number; writes: number }> {
+  for (const p of pids) await pc.get(p)
+  assert.equal(pc.stats().residentPages, pids.length, 'every page resident: a pass relocates without a wait')
+  const start = pc.stats()
+  const w = pc.allocate()
+  let behind = 0
+  let writesOverHold = 0
+  let writes = 0
+  for (; writes < 20_000; writes++) {
+    await pc.whenWritable()
+    const stable = pc.stableLsn
+    pc.replace(w, { items: [`w${writes}`] })
+    // flush() takes its target (the last reserved byte: this record's end) synchronously.
+    const target = await pc.flush()
+    behind = Math.max(behind, target - stable)
+    const st = pc.stats()
+    if (st.segmentsCleaned > start.segmentsCleaned) break
+    if (st.cleaningPasses > start.cleaningPasses && st.segments * S > holdBytes) writesOverHold++
+  }
+  const end = pc.stats()
+  assert.equal(end.backgroundError, undefined)
+  assert.ok(
+    end.segmentsCleaned > start.segmentsCleaned,
+    `a pass ended within the writer's loop: ${JSON.stringify(end)}`,
+  )
+  return { behind, writesOverHold, relocated: end.bytesRelocated - start.bytesRelocated, writes }
+}
+
+/**
+ * Opens a liveHeadStore() with the hold level (ratio × live + 4 segments) half a segment
+ * over its space: the run starts at once (over ratio × live + 2 segments) with a writer
+ * that is not held, and the pass (down to 1 × live) drains MAX_PICK segments, whose first
+ * copies take the space over the hold level.
+ */
+async function openBesidePass(
+  dir: string,
+  S: number,
+  o: PageCacheOptions = {},
+): Promise<{ pc: PageCache<ListPage>; pids: number[]; holdBytes: number }> {
+  const { pids, segments, liveBytes } = await liveHeadStore(dir, S)
+  const holdBytes = segments * S + S / 2
+  const pc = await open(dir, {
+    segmentBytes: S,
+    warmCache: false,
+    checkpointEveryBytes: 0,
+    cacheCapacity: 64 * 1024 * 1024,
+    cleanAtSpaceRatio: (holdBytes - 4 * S) / liveBytes,
+    cleanToSpaceRatio: 1,
+    ...o,
+  })
+  return { pc, pids, holdBytes }
+}
+
+async function assertBigPages(dir: string, S: number, pids: readonly number[]): Promise<void> {
+  const pc = await open(dir, { segmentBytes: S })
+  for (const [i, p] of pids.entries()) assert.deepEqual(await pc.get(p), bigPage(i >= 600 ? 1 : 0, i))
+  await pc.close()
+}
+
+test("a durable writer beside a cleaning pass is behind one round's worth of copies at most, not the whole pass", async (t) => {
+  const S = 256 * 1024
+  for (const unpaced of [false, true]) {
+    const dir = (await tempDir('pc-paced')).path
+    const { pc, pids, holdBytes } = await openBesidePass(dir, S, { unsafeUnpacedCleaning: unpaced })
+    const r = await writerBesidePass(pc, pids, S, holdBytes)
+    t.diagnostic(`unpaced=${unpaced}: ${JSON.stringify(r)}`)
+    // The bound is one segment's worth when segments are under CLEAN_ROUND_BYTES.
+    const round = Math.min(CLEAN_ROUND_BYTES, S)
+    assert.ok(r.relocated >= 6 * round, `the pass moved many rounds' worth: ${JSON.stringify(r)}`)
+    // A slice ends with the page that crossed its size; a segment's end padding (less than
+    // one record) and the writer's own record come on top.
+    const bound = round + 16 * 1024
+    if (unpaced) {
+      // The mutation: the whole pass lands before the writer's next record.
+      assert.ok(r.behind > 4 * round, `unpaced, a round carried the pass: ${JSON.stringify(r)}`)
+    } else {
+      assert.ok(r.writes >= 8, `the writer wrote beside the pass: ${JSON.stringify(r)}`)
+      assert.ok(r.behind <= bound, `a durable round was ${r.behind} bytes behind (bound ${bound})`)
+    }
+    await pc.close()
+    await assertBigPages(dir, S, pids)
+  }
+})
+
+test("a writer is not held by a cleaning pass's own copies, only by writes run ahead of cleaning", async () => {
+  const S = 256 * 1024
+  const dir = (await tempDir('pc-copies-hold')).path
+  const { pc, pids, holdBytes } = await openBesidePass(dir, S)
+  const r = await writerBesidePass(pc, pids, S, holdBytes)
+  // Held by the copies, the writer waited from the first slice over the level to the end of
+  // the pass (truncation included) and wrote nothing meanwhile.
+  assert.ok(
+    r.writesOverHold >= 5,
+    `the writer went on while the pass's copies were over the level: ${JSON.stringify(r)}`,
+  )
+  await pc.close()
+  await assertBigPages(dir, S, pids)
 })
 
 test('close finishes cleaning: a burst left over its budget reopens within it, and its first writer is not held', async () => {
