@@ -46,3 +46,23 @@ export class ForwardingStorage implements Storage {
     return this.inner.lock()
   }
 }
+
+/**
+ * A StorageFile that hands the required calls to `f`, with `overrides` in their place or
+ * beside them. The optional main-thread calls (readNow, writeSyncedNow) are not forwarded
+ * unless an override gives them: a probe that watches the asynchronous path must not let
+ * the caller go around it.
+ */
+export function forwardFile(f: StorageFile, overrides: Partial<StorageFile> = {}): StorageFile {
+  return {
+    name: f.name,
+    read: (b, o, l, p) => f.read(b, o, l, p),
+    write: (b, o, l, p) => f.write(b, o, l, p),
+    writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
+    datasync: () => f.datasync(),
+    truncate: (n) => f.truncate(n),
+    size: () => f.size(),
+    close: () => f.close(),
+    ...overrides,
+  }
+}

@@ -13,7 +13,7 @@ import {
   INLINE_SLOW_MS,
   INLINE_SLOW_TRIP,
 } from '../../src/log/segment-writer.js'
-import { ForwardingStorage } from '../helpers/forwarding-storage.js'
+import { ForwardingStorage, forwardFile } from '../helpers/forwarding-storage.js'
 
 const S = 256 * 1024
 
@@ -26,11 +26,7 @@ class SlowInlineStorage extends ForwardingStorage {
     const f = await this.inner.openFile(name, mode)
     const now = f.writeSyncedNow?.bind(f)
     assert.ok(now !== undefined)
-    return {
-      name: f.name,
-      read: (b, o, l, p) => f.read(b, o, l, p),
-      write: (b, o, l, p) => f.write(b, o, l, p),
-      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
+    return forwardFile(f, {
       writeSyncedNow: (b, o, l, p) => {
         if (this.isSlow && name === 'log') {
           this.slowCalls++
@@ -41,11 +37,7 @@ class SlowInlineStorage extends ForwardingStorage {
         }
         return now(b, o, l, p)
       },
-      datasync: () => f.datasync(),
-      truncate: (n) => f.truncate(n),
-      size: () => f.size(),
-      close: () => f.close(),
-    }
+    })
   }
 }
 

@@ -9,7 +9,7 @@ import { ClosedError, CorruptionError, InvalidArgumentError, IoError } from '../
 import { SimDisk, type Storage, type StorageFile } from '../../src/io/index.js'
 import { Log, type LogRecord } from '../../src/log/index.js'
 import { Prng } from '../../src/util/prng.js'
-import { ForwardingStorage } from '../helpers/forwarding-storage.js'
+import { ForwardingStorage, forwardFile } from '../helpers/forwarding-storage.js'
 
 const S = 32 * 1024
 
@@ -23,16 +23,7 @@ const recordOf = (n: number, seed: number): Uint8Array => {
 class NoReadNow extends ForwardingStorage {
   override async openFile(name: string, mode: Parameters<Storage['openFile']>[1]): Promise<StorageFile> {
     const f = await this.inner.openFile(name, mode)
-    return {
-      name: f.name,
-      read: (b, o, l, p) => f.read(b, o, l, p),
-      write: (b, o, l, p) => f.write(b, o, l, p),
-      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
-      datasync: () => f.datasync(),
-      truncate: (n) => f.truncate(n),
-      size: () => f.size(),
-      close: () => f.close(),
-    }
+    return forwardFile(f)
   }
 }
 

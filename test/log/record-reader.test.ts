@@ -11,7 +11,7 @@ import { CorruptionError, InvalidArgumentError } from '../../src/errors.js'
 import { FileStorage, SimDisk, type Storage, type StorageFile } from '../../src/io/index.js'
 import { Log, messageHeaderBytes } from '../../src/log/index.js'
 import { READ_WINDOW_BYTES } from '../../src/log/record-reader.js'
-import { ForwardingStorage } from '../helpers/forwarding-storage.js'
+import { ForwardingStorage, forwardFile } from '../helpers/forwarding-storage.js'
 
 const dirs: string[] = []
 after(() => {
@@ -63,8 +63,7 @@ class ReadProbe extends ForwardingStorage {
   override async openFile(name: string, mode: Parameters<Storage['openFile']>[1]): Promise<StorageFile> {
     const f = await this.inner.openFile(name, mode)
     if (name !== 'log') return f
-    return {
-      name: f.name,
+    return forwardFile(f, {
       read: async (buffer, offset, length, position) => {
         if (this.isWatching) {
           const k = this.reads.length
@@ -76,13 +75,7 @@ class ReadProbe extends ForwardingStorage {
         }
         return f.read(buffer, offset, length, position)
       },
-      write: (b, o, l, p) => f.write(b, o, l, p),
-      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
-      datasync: () => f.datasync(),
-      truncate: (n) => f.truncate(n),
-      size: () => f.size(),
-      close: () => f.close(),
-    }
+    })
   }
 }
 

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test'
 import { FileStorage, type OpenMode, type Storage, type StorageFile } from '../../src/io/index.js'
 import { PageCache, type PageCodec } from '../../src/pagecache/index.js'
 import { appendCodec, bytesOf, plainAppendCodec } from '../helpers/append-codec.js'
-import { ForwardingStorage } from '../helpers/forwarding-storage.js'
+import { ForwardingStorage, forwardFile } from '../helpers/forwarding-storage.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 /** Counts the log file's reads by path, and can make each synchronous one slow. */
@@ -28,8 +28,7 @@ class ReadCounter extends ForwardingStorage {
     if (name !== 'log') return f
     const readNow = f.readNow?.bind(f)
     const writeSyncedNow = f.writeSyncedNow?.bind(f)
-    return {
-      name: f.name,
+    return forwardFile(f, {
       read: (b, o, l, p) => {
         this.reads++
         return f.read(b, o, l, p)
@@ -47,13 +46,7 @@ class ReadCounter extends ForwardingStorage {
             },
           }),
       ...(writeSyncedNow === undefined ? {} : { writeSyncedNow }),
-      write: (b, o, l, p) => f.write(b, o, l, p),
-      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
-      datasync: () => f.datasync(),
-      truncate: (n) => f.truncate(n),
-      size: () => f.size(),
-      close: () => f.close(),
-    }
+    })
   }
 }
 

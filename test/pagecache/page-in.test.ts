@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm'
 import { FileStorage, type OpenMode, type Storage, type StorageFile } from '../../src/io/index.js'
 import { PageCache, type PageCodec } from '../../src/pagecache/index.js'
 import { bytesOf, plainAppendCodec } from '../helpers/append-codec.js'
-import { ForwardingStorage } from '../helpers/forwarding-storage.js'
+import { ForwardingStorage, forwardFile } from '../helpers/forwarding-storage.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 const bytesCodec = plainAppendCodec
@@ -26,19 +26,12 @@ class LogReads extends ForwardingStorage {
   override async openFile(name: string, mode: OpenMode): Promise<StorageFile> {
     const f = await this.inner.openFile(name, mode)
     if (name !== 'log') return f
-    return {
-      name: f.name,
+    return forwardFile(f, {
       read: (buffer, offset, length, position) => {
         if (this.isWatching) this.reads.push({ position, length })
         return f.read(buffer, offset, length, position)
       },
-      write: (b, o, l, p) => f.write(b, o, l, p),
-      writeSynced: (b, o, l, p) => f.writeSynced(b, o, l, p),
-      datasync: () => f.datasync(),
-      truncate: (n) => f.truncate(n),
-      size: () => f.size(),
-      close: () => f.close(),
-    }
+    })
   }
 }
 
