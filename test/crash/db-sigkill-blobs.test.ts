@@ -81,11 +81,17 @@ async function killLoop(kills: number, baseSeed: number, mutation = false): Prom
       sum.childMs += t1 - t0
       const replay = `kill ${kill} seed=${seed} (replay: BOBSLED_SEED=${seed - (kill % KILLS_PER_FOLDER)})`
       assert.deepEqual(wrong, [], `${replay}: the child saw a wrong answer`)
-      // The page cache open() would build (same options), kept at hand for its log.
+      // The page cache open() would build, kept at hand for its log, with cleaning off: the
+      // census walks the log, and a pass truncating a segment under the walk would fail it
+      // ("lies in a truncated segment") or move a blob pointer past the walk's end.
       let pc: PageCache<TreePage>
       let db: Db
       try {
-        pc = await PageCache.open<TreePage>(dir, treeCodec, { segmentBytes: 16 * 1024, flushEveryMs: 0 })
+        pc = await PageCache.open<TreePage>(dir, treeCodec, {
+          segmentBytes: 16 * 1024,
+          flushEveryMs: 0,
+          cleaning: false,
+        })
         db = await openOn(pc)
       } catch (e) {
         sum.reopenFailures++
