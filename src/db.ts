@@ -369,12 +369,20 @@ export class Tree {
 
   /** The entry with the greatest key below key. */
   getLt(key: Bytes): Promise<[Uint8Array, Uint8Array] | undefined> {
-    return this.one(undefined, { key: this.key(key), inclusive: false }, true)
+    try {
+      return this.one(undefined, { key: this.key(key), inclusive: false }, true)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** The entry with the least key above key. */
   getGt(key: Bytes): Promise<[Uint8Array, Uint8Array] | undefined> {
-    return this.one({ key: this.key(key), inclusive: false }, undefined, false)
+    try {
+      return this.one({ key: this.key(key), inclusive: false }, undefined, false)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   first(): Promise<[Uint8Array, Uint8Array] | undefined> {
@@ -386,7 +394,12 @@ export class Tree {
   }
 
   private pop(reverse: boolean, opts?: WriteOptions): Promise<[Uint8Array, Uint8Array] | undefined> {
-    const o = checkWriteOptions(opts)
+    let o: WriteOptions | undefined
+    try {
+      o = checkWriteOptions(opts)
+    } catch (e) {
+      return Promise.reject(e)
+    }
     const { config } = this.#core
     return this.write((root, ctx) => {
       const e = readChunk(ctx, root, undefined, undefined, reverse, 1).entries[0]
@@ -799,7 +812,7 @@ export class Db extends Tree {
   }
 
   /** Names of the named trees, sorted (the default tree is not listed). */
-  treeNames(): Promise<string[]> {
+  async treeNames(): Promise<string[]> {
     this.#c.forest.checkOpen()
     return this.#c.forest.treeNames()
   }

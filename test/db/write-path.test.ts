@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { InvalidArgumentError, IoError, LimitError } from '../../src/index.js'
+import { ClosedError, InvalidArgumentError, IoError, LimitError } from '../../src/index.js'
 import { Mutex } from '../../src/tree/mutex.js'
 import { dbFixture, dec, eachBackend, enc } from './fixtures.js'
 
@@ -51,6 +51,49 @@ eachBackend(
     )
     assert.equal(await db.getString('k'), 'v')
     assert.equal(dec(await settlesSoon(db.insert('k', 'w'), 'the next insert')), 'v')
+  },
+)
+
+eachBackend(
+  'bad options, bad keys and a closed database are typed rejections from every method, never throws',
+  async (backend) => {
+    const { db } = await dbFixture(backend)
+    await db.insert('k', 'v')
+    const bad = 'no' as never
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['popMin', () => db.popMin(bad)],
+      ['popMax', () => db.popMax(bad)],
+      ['compareAndSwap', () => db.compareAndSwap('k', 'v', 'w', bad)],
+      ['compareAndSwap key', () => db.compareAndSwap(null as never, 'v', 'w')],
+      ['updateAndFetch', () => db.updateAndFetch('k', 'not a function' as never)],
+      ['fetchAndUpdate', () => db.fetchAndUpdate('k', (old) => old, bad)],
+      ['applyBatch', () => db.applyBatch('not a function' as never)],
+      ['applyBatch opts', () => db.applyBatch((b) => b.insert('k', 'x'), bad)],
+      ['insertJSON', () => db.insertJSON('k', 1, bad)],
+      ['clear', () => db.clear(bad)],
+    ]
+    for (const [what, call] of calls) {
+      await assert.rejects(callAsync(call), InvalidArgumentError, what)
+    }
+    assert.equal(await db.getString('k'), 'v')
+    assert.equal(await db.len(), 1)
+    // The reads that take a key, and the calls that only check the database is open.
+    for (const [what, call] of [
+      ['getLt', () => db.getLt(null as never)],
+      ['getGt', () => db.getGt(null as never)],
+      ['containsKey', () => db.containsKey(null as never)],
+    ] as Array<[string, () => Promise<unknown>]>) {
+      await assert.rejects(callAsync(call), InvalidArgumentError, what)
+    }
+    await db.close()
+    for (const [what, call] of [
+      ['treeNames', () => db.treeNames()],
+      ['generateId', () => db.generateId()],
+      ['popMin', () => db.popMin()],
+      ['getLt', () => db.getLt('k')],
+    ] as Array<[string, () => Promise<unknown>]>) {
+      await assert.rejects(callAsync(call), ClosedError, what)
+    }
   },
 )
 
