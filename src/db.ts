@@ -268,11 +268,7 @@ export class Tree {
           forest.checkTree(ref)
           return plan(ref.root, ctx)
         },
-        finish: (done): R | T | Promise<R | T> => {
-          const stable = settle(core, done.lsn, opts)
-          if (answer === undefined) return stable === undefined ? done.value : stable.then(() => done.value)
-          return stable === undefined ? answer(done.value) : stable.then(() => answer(done.value))
-        },
+        finish: (done): R | T | Promise<R | T> => settleThen<R, R | T>(core, done, opts, answer ?? asIs),
       },
       key === undefined ? undefined : aheadOf(forest, ref, key),
     )
@@ -678,15 +674,32 @@ class KeyWrite implements WriteJob<Uint8Array | undefined, Uint8Array | undefine
   }
 
   finish(done: WriteDone<Uint8Array | undefined>): Uint8Array | undefined | Promise<Uint8Array | undefined> {
-    const stable = settle(this.core, done.lsn, this.opts)
-    if (stable === undefined) return this.answer(done.value)
-    return stable.then(() => this.answer(done.value))
+    return settleThen(this.core, done, this.opts, copyOut)
   }
+}
 
-  /** From the slab get() copies into: a backing store per returned value was a malloc per write. */
-  private answer(old: Uint8Array | undefined): Uint8Array | undefined {
-    return old === undefined ? undefined : this.core.forest.copies.copy(old)
-  }
+const asIs = <R>(value: R): R => value
+
+/**
+ * The previous value insert()/remove() answer, from the slab get() copies into: a backing
+ * store per returned value was a malloc per write. A module function, not a closure per write.
+ */
+const copyOut = (old: Uint8Array | undefined, core: TreeCore): Uint8Array | undefined =>
+  old === undefined ? undefined : core.forest.copies.copy(old)
+
+/**
+ * A committed write's answer, once it is durable if the mode or the call asks for that: the
+ * value itself when there is nothing to wait for (no promise made for a write that does not
+ * wait), else a promise of it.
+ */
+function settleThen<R, T>(
+  core: TreeCore,
+  done: WriteDone<R>,
+  opts: WriteOptions | undefined,
+  answer: (value: R, core: TreeCore) => T,
+): T | Promise<T> {
+  const stable = settle(core, done.lsn, opts)
+  return stable === undefined ? answer(done.value, core) : stable.then(() => answer(done.value, core))
 }
 
 /**
