@@ -56,6 +56,58 @@ export class RepairedFile implements StorageFile {
       if (r === 0) break
       got += r
     }
+    for (const [into, at] of this.overlay(buffer, offset, position, n, got)) {
+      await readFully(this.journal as StorageFile, into, at)
+    }
+    return n
+  }
+
+  /**
+   * read() on the calling thread, when the log file and the journal both can: the first
+   * page-ins after open come through this view until the open is accepted, and without it
+   * each fell back to the pool (stats().store.inlineReads.fallbacks).
+   */
+  get readNow(): StorageFile['readNow'] {
+    const base = this.base
+    const journal = this.journal
+    if (
+      (base !== undefined && base.readNow === undefined) ||
+      (journal !== undefined && journal.readNow === undefined)
+    ) {
+      return undefined
+    }
+    return (buffer, offset, length, position) => {
+      const n = Math.max(0, Math.min(length, this.sizeBytes - position))
+      let got = 0
+      while (base !== undefined && got < n) {
+        const r = (base.readNow as NonNullable<StorageFile['readNow']>)(
+          buffer,
+          offset + got,
+          n - got,
+          position + got,
+        )
+        if (r === 0) break
+        got += r
+      }
+      for (const [into, at] of this.overlay(buffer, offset, position, n, got)) {
+        readFullyNow(journal as StorageFile, into, at)
+      }
+      return n
+    }
+  }
+
+  /**
+   * Lays the planned repairs over `n` bytes read at `position` (`got` of them from the base):
+   * zeros past the base's end and for zeroed ranges; for each replayed extent, yields where
+   * in `buffer` its bytes go and where they lie in the journal, for the caller to read.
+   */
+  private *overlay(
+    buffer: Uint8Array,
+    offset: number,
+    position: number,
+    n: number,
+    got: number,
+  ): Generator<[Uint8Array, number]> {
     // Past the base's end, up to a replayed extent's end: zeros, as a write there would leave.
     buffer.fill(0, offset + got, offset + n)
     // In order: a later patch wins, as a later write would.
@@ -65,9 +117,8 @@ export class RepairedFile implements StorageFile {
       if (lo >= hi) continue
       const into = buffer.subarray(offset + lo - position, offset + hi - position)
       if (p.at < 0) into.fill(0)
-      else await readFully(this.journal as StorageFile, into, p.at + lo - p.position)
+      else yield [into, p.at + lo - p.position]
     }
-    return n
   }
 
   write(): Promise<void> {
@@ -101,6 +152,15 @@ async function readFully(f: StorageFile, into: Uint8Array, position: number): Pr
   let got = 0
   while (got < into.length) {
     const n = await f.read(into, got, into.length - got, position + got)
+    if (n === 0) throw new InvariantError(`the tail journal ended inside an extent checked at open`)
+    got += n
+  }
+}
+
+function readFullyNow(f: StorageFile, into: Uint8Array, position: number): void {
+  let got = 0
+  while (got < into.length) {
+    const n = (f.readNow as NonNullable<StorageFile['readNow']>)(into, got, into.length - got, position + got)
     if (n === 0) throw new InvariantError(`the tail journal ended inside an extent checked at open`)
     got += n
   }
