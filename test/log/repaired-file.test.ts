@@ -69,12 +69,20 @@ describe('RepairedFile', () => {
     assert.ok(readNow !== undefined)
     assert.equal(readNow(out, 0, 200, 4000), 196)
     assert.deepEqual(out.subarray(0, 96), new Uint8Array(96).fill(1), 'the base')
-    assert.deepEqual(out.subarray(96, 196), new Uint8Array(100).fill(2), 'an extent past the base, from the journal')
+    assert.deepEqual(
+      out.subarray(96, 196),
+      new Uint8Array(100).fill(2),
+      'an extent past the base, from the journal',
+    )
     const mid = new Uint8Array(60)
     assert.equal(readNow(mid, 0, 60, 95), 60)
     assert.deepEqual([...mid.subarray(0, 5)], [1, 1, 1, 1, 1])
     assert.deepEqual([...mid.subarray(5, 25)], new Array(20).fill(2), 'the extent')
-    assert.deepEqual([...mid.subarray(25, 35)], new Array(10).fill(0), 'zeroed over the extent: the later patch wins')
+    assert.deepEqual(
+      [...mid.subarray(25, 35)],
+      new Array(10).fill(0),
+      'zeroed over the extent: the later patch wins',
+    )
     assert.deepEqual([...mid.subarray(35, 55)], new Array(20).fill(2))
     assert.deepEqual([...mid.subarray(55, 60)], [1, 1, 1, 1, 1])
   })
@@ -86,6 +94,9 @@ describe('RepairedFile', () => {
     assert.equal(new RepairedFile(forwardFile(base), 100, journal).readNow, undefined)
     assert.equal(new RepairedFile(base, 100, forwardFile(journal)).readNow, undefined)
     assert.ok(new RepairedFile(base, 100, undefined).readNow !== undefined, 'no journal: the base decides')
-    assert.ok(new RepairedFile(undefined, 0, undefined).readNow !== undefined, 'no log file yet: reads as empty')
+    assert.ok(
+      new RepairedFile(undefined, 0, undefined).readNow !== undefined,
+      'no log file yet: reads as empty',
+    )
   })
 })
