@@ -308,4 +308,33 @@ describe('--json and errors', () => {
     assert.equal(noTree.code, 2)
     assert.match(noTree.stderr, /no tree named "nope".*\[BOBSLED_INVALID_ARGUMENT\]/)
   })
+
+  test('a path through a file is a typed error with no stack trace, for database commands and bench', async () => {
+    const file = join(root.path, 'plain.txt')
+    writeFileSync(file, 'not a folder')
+    for (const args of [
+      ['get', '--dir', join(file, 'db'), 'k'],
+      ['stats', '--dir', join(file, 'db')],
+      ['verify', '--dir', join(file, 'db')],
+    ]) {
+      const r = await cliJson(args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(
+        (r.doc as { error: { code: string } }).error.code,
+        'BOBSLED_NOT_A_DATABASE',
+        args.join(' '),
+      )
+      assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')} printed a stack trace`)
+    }
+    for (const dir of [file, join(file, 'x')]) {
+      const r = await cliJson(['bench', '-n', '10', '--dir', dir])
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal((r.doc as { error: { code: string } }).error.code, 'BOBSLED_INVALID_ARGUMENT')
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'bench printed a stack trace')
+    }
+    const demo = await cliJson(['demo', '--dir', dirOf('demo-small'), '-s', '2'])
+    assert.equal(demo.code, 2, demo.stderr)
+    assert.equal((demo.doc as { error: { code: string } }).error.code, 'BOBSLED_INVALID_ARGUMENT')
+    assert.doesNotMatch(demo.stderr, /\n\s+at /, 'demo printed a stack trace')
+  })
 })
