@@ -309,6 +309,18 @@ describe('--json and errors', () => {
     assert.match(noTree.stderr, /no tree named "nope".*\[BOBSLED_INVALID_ARGUMENT\]/)
   })
 
+  test('info never creates a log: a missing or empty folder is BOBSLED_NOT_A_DATABASE', async () => {
+    const missing = dirOf('info-missing')
+    const r = await cliJson(['info', missing])
+    assert.equal(r.code, 2, r.stderr)
+    assert.equal((r.doc as { error: { code: string } }).error.code, 'BOBSLED_NOT_A_DATABASE')
+    await assert.rejects(fs.stat(missing), 'info created the folder')
+    const empty = dirOf('info-empty')
+    await fs.mkdir(empty)
+    assert.equal((await cli(['info', empty])).code, 2)
+    assert.deepEqual(readdirSync(empty), [], 'info wrote into the empty folder')
+  })
+
   test('a path through a file is a typed error with no stack trace, for database commands and bench', async () => {
     const file = join(root.path, 'plain.txt')
     writeFileSync(file, 'not a folder')
@@ -316,6 +328,7 @@ describe('--json and errors', () => {
       ['get', '--dir', join(file, 'db'), 'k'],
       ['stats', '--dir', join(file, 'db')],
       ['verify', '--dir', join(file, 'db')],
+      ['info', join(file, 'db')],
     ]) {
       const r = await cliJson(args)
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
