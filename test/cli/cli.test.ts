@@ -350,4 +350,27 @@ describe('--json and errors', () => {
     assert.equal((demo.doc as { error: { code: string } }).error.code, 'BOBSLED_INVALID_ARGUMENT')
     assert.doesNotMatch(demo.stderr, /\n\s+at /, 'demo printed a stack trace')
   })
+
+  test('a refused put creates no database: bad encoding, over-limit key, value or tree name', async () => {
+    const d = dirOf('put-refused')
+    const value = join(root.path, 'over.bin')
+    writeFileSync(value, '')
+    await fs.truncate(value, 64 * 1024 * 1024 + 1)
+    for (const [args, code] of [
+      [['-e', 'hex', 'zz', '00'], 'BOBSLED_INVALID_ARGUMENT'],
+      [['-e', 'hex', '00', 'not-hex'], 'BOBSLED_INVALID_ARGUMENT'],
+      [['k'.repeat(4097), 'v'], 'BOBSLED_LIMIT'],
+      [['-t', 't'.repeat(129), 'k', 'v'], 'BOBSLED_LIMIT'],
+      [['k', '--value-file', value], 'BOBSLED_LIMIT'],
+    ] as const) {
+      const r = await cliJson(['put', '--dir', d, ...args])
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal((r.doc as { error: { code: string } }).error.code, code, args.join(' ').slice(0, 80))
+      await assert.rejects(fs.stat(d), `put ${args.join(' ').slice(0, 80)} created the database`)
+    }
+    // At the limits it is accepted, and the key reads back.
+    const atLimit = await cli(['put', '--dir', d, '-t', 't'.repeat(128), 'k'.repeat(4096), 'v'])
+    assert.equal(atLimit.code, 0, atLimit.stderr)
+    assert.equal((await cli(['get', '--dir', d, '-t', 't'.repeat(128), 'k'.repeat(4096)])).stdout, 'v\n')
+  })
 })
