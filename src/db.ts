@@ -335,7 +335,13 @@ export class Tree {
 
   /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
   async insertJSON(key: Bytes, value: unknown, opts?: WriteOptions): Promise<Uint8Array | undefined> {
-    const text = JSON.stringify(value)
+    let text: string | undefined
+    try {
+      text = JSON.stringify(value)
+    } catch (e) {
+      // A BigInt, a cycle or a throwing toJSON(): wrongly typed input, so a typed error.
+      throw new InvalidArgumentError(`value has no JSON form: ${(e as Error)?.message ?? String(e)}`)
+    }
     if (text === undefined) throw new InvalidArgumentError('value has no JSON form')
     return this.insert(key, text, opts)
   }
@@ -466,6 +472,8 @@ export class Tree {
 
   /** Entries whose key starts with prefix, in key order. */
   scanPrefix(prefix: Bytes, opts: { reverse?: boolean; limit?: number } = {}): RangeIterable {
+    if (opts === null || typeof opts !== 'object')
+      throw new InvalidArgumentError('scanPrefix options must be an object')
     const p = this.key(prefix, 'prefix')
     const end = prefixEnd(p)
     const lower: Bound = { key: p, inclusive: true }

@@ -68,6 +68,16 @@ eachBackend('wrong types and over-limit input throw typed errors and change noth
       InvalidArgumentError,
     ],
     ['durable(lsn) not a number', () => db.durable('5' as unknown as number), InvalidArgumentError],
+    ['insertJSON of a BigInt', () => db.insertJSON('k', 1n), InvalidArgumentError],
+    [
+      'insertJSON of a cycle',
+      () => {
+        const o: { self?: unknown } = {}
+        o.self = o
+        return db.insertJSON('k', o)
+      },
+      InvalidArgumentError,
+    ],
   ]
   for (const [name, call, type] of cases) {
     await assert.rejects(call(), type, name)
@@ -77,6 +87,8 @@ eachBackend('wrong types and over-limit input throw typed errors and change noth
   }
   assert.throws(() => db.range({ gte: 3 as unknown as string }), InvalidArgumentError)
   assert.throws(() => db.scanPrefix(bigKey), LimitError)
+  assert.throws(() => db.scanPrefix('a', null as never), InvalidArgumentError)
+  assert.throws(() => db.scanPrefix('a', 'reverse' as never), InvalidArgumentError)
   assert.deepEqual(await db.treeNames(), ['t'])
   await f.verify()
 })
