@@ -963,6 +963,24 @@ function checkOpenOptions(o: unknown): OpenOptions {
       throw new InvalidArgumentError(`${name} must be an integer ≥ 0`)
     }
   }
+  // The tree's own options, checked here as makeTreeConfig() checks them (bar nodeMaxBytes'
+  // upper bound, the page size, known only once the store is open): a refused open must not
+  // have created the folder and its log first.
+  const intOption = (
+    name: 'nodeMaxBytes' | 'nodeMaxEntries' | 'idPersistInterval',
+    min: number,
+    max?: number,
+  ) => {
+    const v = opts[name]
+    if (v === undefined) return
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || (max !== undefined && v > max)) {
+      const range = max === undefined ? `≥ ${min}` : `in ${min}..${max}`
+      throw new InvalidArgumentError(`${name} must be an integer ${range}, got ${String(v)}`)
+    }
+  }
+  intOption('nodeMaxBytes', 16)
+  intOption('nodeMaxEntries', 4, 1 << 20)
+  intOption('idPersistInterval', 1)
   for (const name of ['warmCache', 'inlineSyncedWrites', 'inlineReads'] as const) {
     const v = opts[name]
     if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean`)

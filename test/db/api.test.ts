@@ -1,8 +1,11 @@
 // The public API's behaviour, one call at a time.
 
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'node:test'
-import { ClosedError, InvalidArgumentError, open } from '../../src/index.js'
+import { ClosedError, InvalidArgumentError, type OpenOptions, open } from '../../src/index.js'
+import { tempDir } from '../helpers/temp-dir.js'
 import { collect, dbFixture, dec, eachBackend, enc, TINY } from './fixtures.js'
 
 eachBackend(
@@ -210,7 +213,37 @@ eachBackend('stats, sizeOnDisk and limits are reported', async (backend) => {
 
 test('open() validates its arguments before touching the disk', async () => {
   await assert.rejects(open(42 as unknown as string), InvalidArgumentError)
-  await assert.rejects(open('/tmp/x', { durability: 'always' as 'sync' }), InvalidArgumentError)
+  const root = await tempDir('open-args')
+  try {
+    // Each refused open names a folder that does not exist: it must still not exist after.
+    const bad: Array<[string, OpenOptions]> = [
+      ['durability', { durability: 'always' as 'sync' }],
+      ['cacheCapacity', { cacheCapacity: -1 }],
+      ['segmentBytes', { segmentBytes: 3000 }],
+      ['nodeMaxBytes', { nodeMaxBytes: 'big' as unknown as number }],
+      ['nodeMaxBytes', { nodeMaxBytes: 15 }],
+      ['nodeMaxEntries', { nodeMaxEntries: 1 }],
+      ['nodeMaxEntries', { nodeMaxEntries: 2 ** 20 + 1 }],
+      ['idPersistInterval', { idPersistInterval: 0 }],
+      ['idPersistInterval', { idPersistInterval: 1.5 }],
+      ['warmCache', { warmCache: 'yes' as unknown as boolean }],
+    ]
+    for (const [i, [name, options]] of bad.entries()) {
+      const dir = join(root.path, `db${i}`)
+      await assert.rejects(open(dir, options), InvalidArgumentError, name)
+      assert.equal(existsSync(dir), false, `a refused ${name} created ${dir}`)
+    }
+    // The same options in range open, so the refusals above were the options' doing.
+    const db = await open(join(root.path, 'ok'), {
+      nodeMaxBytes: 16,
+      nodeMaxEntries: 4,
+      idPersistInterval: 1,
+    })
+    await db.insert('k', 'v')
+    await db.close()
+  } finally {
+    await root.remove()
+  }
 })
 
 eachBackend(
