@@ -1,13 +1,13 @@
 // The `bobsled` CLI end to end: the real binary on real folders (README "CLI").
 
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { tempDir } from '../helpers/temp-dir.js'
-import { cli, cliJson, INDEX } from './run-cli.js'
+import { cli, cliJson, INDEX, MAIN } from './run-cli.js'
 
 let root: { path: string; remove: () => Promise<void> }
 before(async () => {
@@ -372,5 +372,58 @@ describe('--json and errors', () => {
     const atLimit = await cli(['put', '--dir', d, '-t', 't'.repeat(128), 'k'.repeat(4096), 'v'])
     assert.equal(atLimit.code, 0, atLimit.stderr)
     assert.equal((await cli(['get', '--dir', d, '-t', 't'.repeat(128), 'k'.repeat(4096)])).stdout, 'v\n')
+  })
+})
+
+/** util-linux `script`: runs a command on a pseudo-terminal (the progress bar's condition). */
+const hasScript = ((): boolean => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** `bobsled <args>` on a pseudo-terminal: stdout and stderr both land in the returned text. */
+function cliOnTerminal(args: string[]): Promise<{ code: number | null; text: string }> {
+  const quote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`
+  const command = [process.execPath, MAIN, ...args].map(quote).join(' ')
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let text = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      text += d
+    })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      text += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, text }))
+  })
+}
+
+describe('progress bars', () => {
+  test('long work shows a bar on a terminal only, never with --no-progress or --json', {
+    skip: !hasScript && 'no `script` (util-linux) to make a terminal',
+  }, async () => {
+    const d = dirOf('progress')
+    const bar = /inserting \[=+\] 100% 3000\/3000/
+    const onTerminal = await cliOnTerminal(['demo', '--dir', d, '-n', '3000'])
+    assert.equal(onTerminal.code, 0, onTerminal.text)
+    assert.match(onTerminal.text, bar, 'no progress bar on a terminal')
+    const exp = await cliOnTerminal(['export', '--dir', d, '-o', join(root.path, 'progress.ndjson')])
+    assert.equal(exp.code, 0, exp.text)
+    assert.match(exp.text, /exporting \[=+\] 100% 3000\/3000/, 'no progress bar for export on a terminal')
+
+    const off = await cliOnTerminal(['demo', '--dir', d, '-n', '3000', '--no-progress'])
+    assert.equal(off.code, 0, off.text)
+    assert.doesNotMatch(off.text, /inserting \[/, '--no-progress showed a bar')
+    const json = await cliOnTerminal(['demo', '--dir', d, '-n', '3000', '--json'])
+    assert.equal(json.code, 0, json.text)
+    assert.doesNotMatch(json.text, /inserting \[/, '--json showed a bar')
+    const piped = await cli(['demo', '--dir', d, '-n', '3000'])
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '', 'a bar (or anything) on stderr off a terminal')
   })
 })
