@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { InvalidArgumentError, LimitError } from './errors.js'
 import type { Storage } from './io/index.js'
-import { PageCache, type PageCacheOptions, type PageStore } from './pagecache/index.js'
+import { PageCache, type PageCacheOptions, type PageCacheStats, type PageStore } from './pagecache/index.js'
 import {
   type Bound,
   type Chunk,
@@ -115,6 +115,28 @@ export interface Limits {
   maxTrees: number
   maxTreeNameBytes: number
   maxBatchOps: number
+}
+
+/** What db.stats() reports (README "API"; `bobsled stats` explains the space and memory figures). */
+export interface DbStats {
+  /** Named trees (the default tree is not counted). */
+  trees: number
+  /** LSN of the last write of this session (-1: none yet). */
+  lastLsn: number
+  /** Every write up to this LSN is on disk. */
+  stableLsn: number
+  durability: 'flush' | 'sync'
+  /** Reads that restarted because a write landed while they waited for a page-in. */
+  readRestarts: number
+  /** Reads that took the writer mutex after too many restarts. */
+  readsUnderMutex: number
+  /** Pages writers read in while they waited for the writer mutex. */
+  pagesPrefetched: number
+  nodeMaxBytes: number
+  nodeMaxEntries: number
+  limits: Limits
+  /** The page cache's figures: pages, cache bytes, space, cleaning, recovery, warm-up, syncs. */
+  store: PageCacheStats | undefined
 }
 
 /** A page store the Db can run on; the page cache adds sizeOnDisk() and stats(). */
@@ -921,7 +943,8 @@ export class Db extends Tree {
     return this.#c.forest.generateId()
   }
 
-  async stats(): Promise<object> {
+  /** Space, memory and activity figures (DbStats). */
+  async stats(): Promise<DbStats> {
     const c = this.#c
     c.forest.checkOpen()
     const s = c.forest.store as DbStore
@@ -936,7 +959,8 @@ export class Db extends Tree {
       nodeMaxBytes: c.config.nodeMaxBytes,
       nodeMaxEntries: c.config.nodeMaxEntries,
       limits: this.limits,
-      store: s.stats?.(),
+      // open() always runs on the page cache; openOn()'s test stores report their own shape.
+      store: s.stats?.() as PageCacheStats | undefined,
     }
   }
 

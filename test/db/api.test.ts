@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { ClosedError, InvalidArgumentError, type OpenOptions, open } from '../../src/index.js'
+import { ClosedError, type DbStats, InvalidArgumentError, type OpenOptions, open } from '../../src/index.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { collect, dbFixture, dec, eachBackend, enc, TINY } from './fixtures.js'
 
@@ -203,8 +203,18 @@ eachBackend('stats, sizeOnDisk and limits are reported', async (backend) => {
   const { db } = await dbFixture(backend)
   await db.insert('a', '1')
   assert.ok((await db.sizeOnDisk()) > 0)
-  const s = (await db.stats()) as { trees: number; limits: { maxKeyBytes: number } }
+  // Typed: no cast (tsc fails this file if stats() loses its DbStats type).
+  const s: DbStats = await db.stats()
   assert.equal(s.trees, 0)
+  assert.equal(s.durability, 'flush')
+  assert.ok(s.lastLsn >= 0, `lastLsn ${s.lastLsn}`)
+  if (backend === 'file') {
+    // The page cache's space and memory figures, as `bobsled stats` explains them.
+    assert.ok(s.store !== undefined)
+    assert.ok(s.store.pages >= 1 && s.store.residentPages <= s.store.pages)
+    assert.ok(s.store.cacheBytes > 0 && s.store.cacheBytes <= s.store.cacheCapacity)
+    assert.ok(s.store.liveBytes > 0)
+  }
   // 4 KiB on the memory store's large pages; the page size caps it on small segments.
   assert.equal(s.limits.maxKeyBytes, backend === 'memory' ? 4096 : db.limits.maxKeyBytes)
   assert.ok(s.limits.maxKeyBytes >= 1024, `key limit ${s.limits.maxKeyBytes}`)
