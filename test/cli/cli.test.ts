@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { crc32 as zlibCrc32 } from 'node:zlib'
 import { tempDir } from '../helpers/temp-dir.js'
 import { cli, cliJson, INDEX, MAIN } from './run-cli.js'
 
@@ -128,6 +129,127 @@ describe('export and import', () => {
     assert.equal(alt.code, 1)
     assert.match(alt.stderr, /checksum/)
     await assert.rejects(fs.stat(dst), 'nothing was created')
+  })
+})
+
+/**
+ * An export file with the given entries and a correct trailer (count and checksum computed
+ * here, independently of the CLI), so that each broken rule below is caught by its own check.
+ */
+function exportText(
+  header: Record<string, unknown>,
+  entries: Array<[string, string, string]>,
+  extra = '',
+): string {
+  const trees = header.trees as string[]
+  let crc = 0
+  const feed = (b: Buffer): void => {
+    const frame = Buffer.alloc(4)
+    frame.writeUInt32BE(b.length)
+    crc = zlibCrc32(frame, crc)
+    if (b.length > 0) crc = zlibCrc32(b, crc)
+  }
+  // The checksum covers every tree of the header in its order, then each tree's entries as
+  // they appear: entries out of place still give a trailer that matches them.
+  const byTree = new Map(trees.map((t) => [t, [] as Array<[string, string]>]))
+  for (const [t, k, v] of entries) byTree.get(t)?.push([k, v])
+  for (const t of trees) {
+    feed(Buffer.from(t))
+    for (const [k, v] of byTree.get(t) ?? []) {
+      feed(Buffer.from(k))
+      feed(Buffer.from(v))
+    }
+  }
+  const lines = [JSON.stringify({ format: 'bobsled-export', version: 1, allTrees: true, ...header })]
+  for (const [t, k, v] of entries)
+    lines.push(
+      JSON.stringify({ t, k: Buffer.from(k).toString('base64'), v: Buffer.from(v).toString('base64') }),
+    )
+  lines.push(JSON.stringify({ end: true, records: entries.length, checksum: crc >>> 0 }))
+  return `${lines.join('\n')}\n${extra}`
+}
+
+describe('export format rules', () => {
+  test('import refuses another version or format and each broken rule, writing nothing; a well-formed file loads', async () => {
+    const dst = dirOf('rules-dst')
+    const file = join(root.path, 'rules.ndjson')
+    const good: Array<[string, string, string]> = [
+      ['', 'a', '1'],
+      ['', 'b', '2'],
+      ['users', 'u1', 'ada'],
+    ]
+    const cases: Array<[string, string, number, string, RegExp]> = [
+      [
+        'version 2',
+        exportText({ trees: ['', 'users'], version: 2 }, good),
+        2,
+        'BOBSLED_VERSION',
+        /version 2/,
+      ],
+      [
+        'another format',
+        exportText({ trees: ['', 'users'], format: 'csv' }, good),
+        2,
+        'BOBSLED_INVALID_ARGUMENT',
+        /not a bobsled export/,
+      ],
+      [
+        'keys out of order',
+        exportText({ trees: ['', 'users'] }, [good[1], good[0], good[2]] as never),
+        1,
+        'BOBSLED_CORRUPTION',
+        /strictly ascending/,
+      ],
+      [
+        'a repeated key',
+        exportText({ trees: ['', 'users'] }, [good[0], good[0], good[2]] as never),
+        1,
+        'BOBSLED_CORRUPTION',
+        /strictly ascending/,
+      ],
+      [
+        'trees interleaved',
+        exportText({ trees: ['', 'users'] }, [good[0], good[2], good[1]] as never),
+        1,
+        'BOBSLED_CORRUPTION',
+        /again after a later tree/,
+      ],
+      [
+        'a tree not in the header',
+        exportText({ trees: [''] }, good),
+        1,
+        'BOBSLED_CORRUPTION',
+        /not in the header/,
+      ],
+      [
+        'repeated tree names in the header',
+        exportText({ trees: ['', 'users', 'users'] }, good),
+        1,
+        'BOBSLED_CORRUPTION',
+        /distinct names/,
+      ],
+      [
+        'data after the trailer',
+        exportText({ trees: ['', 'users'] }, good, '{"t":"","k":"eg==","v":"eg=="}\n'),
+        1,
+        'BOBSLED_CORRUPTION',
+        /after the trailer/,
+      ],
+    ]
+    for (const [name, text, exit, code, message] of cases) {
+      writeFileSync(file, text)
+      const r = await cliJson(['import', '--dir', dst, file])
+      assert.equal(r.code, exit, `${name}: ${r.stderr}`)
+      assert.equal((r.doc as { error: { code: string } }).error.code, code, name)
+      assert.match(r.stderr, message, name)
+      await assert.rejects(fs.stat(dst), `${name}: the database was created`)
+    }
+    // The control: the same helper's well-formed file imports, checksum and all.
+    writeFileSync(file, exportText({ trees: ['', 'users'] }, good))
+    const ok = await cliJson(['import', '--dir', dst, file])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal((ok.doc as { checksumVerified: boolean }).checksumVerified, true)
+    assert.equal((await cli(['get', '--dir', dst, '-t', 'users', 'u1'])).stdout, 'ada\n')
   })
 })
 
