@@ -356,6 +356,39 @@ describe('verify', () => {
   })
 })
 
+describe('corruption met by any command', () => {
+  test('get, dump, stats, scan, export, put and info on a damaged log exit 1 with BOBSLED_CORRUPTION, changing nothing', async () => {
+    const d = dirOf('damaged')
+    const marker = 'DAMAGED-0123456789abcdef'
+    assert.equal((await cli(['put', '--dir', d, 'k1', marker])).code, 0)
+    assert.equal((await cli(['put', '--dir', d, 'k2', 'v2'])).code, 0)
+    const log = join(d, 'log')
+    const bytes = readFileSync(log)
+    const at = bytes.indexOf(marker)
+    assert.ok(at > 0, 'the value is stored in the log')
+    bytes[at + 3] = (bytes[at + 3] as number) ^ 0x01
+    writeFileSync(log, bytes)
+    const before = folderBytes(d)
+    for (const args of [
+      ['get', '--dir', d, 'k2'],
+      ['dump', '--dir', d],
+      ['stats', '--dir', d],
+      ['scan', '--dir', d],
+      ['export', '--dir', d, '-o', join(root.path, 'damaged.ndjson')],
+      ['put', '--dir', d, 'k3', 'v3'],
+      ['info', d],
+    ]) {
+      const r = await cliJson(args)
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`)
+      const error = (r.doc as { error: { code: string; file?: string } }).error
+      assert.equal(error.code, 'BOBSLED_CORRUPTION', args[0])
+      assert.equal(error.file, log, `${args[0]} names the damaged file`)
+      assert.match(r.stderr, /\[BOBSLED_CORRUPTION\]/, args[0])
+    }
+    assert.deepEqual(folderBytes(d), before, 'a refused open changed the damaged folder')
+  })
+})
+
 describe('--json and errors', () => {
   test('every command prints one JSON document', async () => {
     const d = dirOf('json')
