@@ -389,6 +389,33 @@ describe('corruption met by any command', () => {
   })
 })
 
+describe('verify notes a skipped checkpoint', () => {
+  test('a checkpoint with a flipped byte is a note (exit 0, the data intact), not damage', async () => {
+    const d = dirOf('bad-checkpoint')
+    assert.equal((await cli(['put', '--dir', d, 'k1', 'v1'])).code, 0)
+    assert.equal((await cli(['put', '--dir', d, '-t', 't', 'k2', 'v2'])).code, 0)
+    const clean = await cliJson(['verify', '--dir', d])
+    assert.deepEqual((clean.doc as { notes: string[] }).notes, [], 'a clean folder has no notes')
+    const [checkpoint] = readdirSync(d).filter((f) => f.startsWith('checkpoint-'))
+    assert.ok(checkpoint !== undefined, 'a clean close wrote a checkpoint')
+    const path = join(d, checkpoint)
+    const b = readFileSync(path)
+    b[b.length >> 1] = (b[b.length >> 1] as number) ^ 0x10
+    writeFileSync(path, b)
+    const r = await cliJson(['verify', '--dir', d])
+    assert.equal(r.code, 0, r.stdout)
+    const doc = r.doc as { ok: boolean; notes: string[]; trees: Array<{ entries: number }> }
+    assert.equal(doc.ok, true)
+    assert.equal(doc.notes.length, 1, JSON.stringify(doc.notes))
+    assert.match(doc.notes[0] as string, new RegExp(`checkpoint skipped.*${checkpoint}`))
+    assert.deepEqual(
+      doc.trees.map((t) => t.entries),
+      [1, 1],
+    )
+    assert.equal((await cli(['get', '--dir', d, '-t', 't', 'k2'])).stdout, 'v2\n')
+  })
+})
+
 describe('--json and errors', () => {
   test('every command prints one JSON document', async () => {
     const d = dirOf('json')
