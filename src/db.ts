@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { InvalidArgumentError, LimitError } from './errors.js'
 import type { Storage } from './io/index.js'
-import { PageCache, type PageCacheOptions, type PageStore } from './pagecache/index.js'
+import { PageCache, type PageCacheOptions, type PageCacheStats, type PageStore } from './pagecache/index.js'
 import {
   type Bound,
   type Chunk,
@@ -115,6 +115,28 @@ export interface Limits {
   maxTrees: number
   maxTreeNameBytes: number
   maxBatchOps: number
+}
+
+/** What db.stats() reports (README "API"; `bobsled stats` explains the space and memory figures). */
+export interface DbStats {
+  /** Named trees (the default tree is not counted). */
+  trees: number
+  /** LSN of the last write of this session (-1: none yet). */
+  lastLsn: number
+  /** Every write up to this LSN is on disk. */
+  stableLsn: number
+  durability: 'flush' | 'sync'
+  /** Reads that restarted because a write landed while they waited for a page-in. */
+  readRestarts: number
+  /** Reads that took the writer mutex after too many restarts. */
+  readsUnderMutex: number
+  /** Pages writers read in while they waited for the writer mutex. */
+  pagesPrefetched: number
+  nodeMaxBytes: number
+  nodeMaxEntries: number
+  limits: Limits
+  /** The page cache's figures: pages, cache bytes, space, cleaning, recovery, warm-up, syncs. */
+  store: PageCacheStats | undefined
 }
 
 /** A page store the Db can run on; the page cache adds sizeOnDisk() and stats(). */
@@ -335,7 +357,13 @@ export class Tree {
 
   /** Stores JSON.stringify(value) as UTF-8; returns the previous value. */
   async insertJSON(key: Bytes, value: unknown, opts?: WriteOptions): Promise<Uint8Array | undefined> {
-    const text = JSON.stringify(value)
+    let text: string | undefined
+    try {
+      text = JSON.stringify(value)
+    } catch (e) {
+      // A BigInt, a cycle or a throwing toJSON(): wrongly typed input, so a typed error.
+      throw new InvalidArgumentError(`value has no JSON form: ${(e as Error)?.message ?? String(e)}`)
+    }
     if (text === undefined) throw new InvalidArgumentError('value has no JSON form')
     return this.insert(key, text, opts)
   }
@@ -466,6 +494,8 @@ export class Tree {
 
   /** Entries whose key starts with prefix, in key order. */
   scanPrefix(prefix: Bytes, opts: { reverse?: boolean; limit?: number } = {}): RangeIterable {
+    if (opts === null || typeof opts !== 'object')
+      throw new InvalidArgumentError('scanPrefix options must be an object')
     const p = this.key(prefix, 'prefix')
     const end = prefixEnd(p)
     const lower: Bound = { key: p, inclusive: true }
@@ -913,7 +943,8 @@ export class Db extends Tree {
     return this.#c.forest.generateId()
   }
 
-  async stats(): Promise<object> {
+  /** Space, memory and activity figures (DbStats). */
+  async stats(): Promise<DbStats> {
     const c = this.#c
     c.forest.checkOpen()
     const s = c.forest.store as DbStore
@@ -928,7 +959,8 @@ export class Db extends Tree {
       nodeMaxBytes: c.config.nodeMaxBytes,
       nodeMaxEntries: c.config.nodeMaxEntries,
       limits: this.limits,
-      store: s.stats?.(),
+      // open() always runs on the page cache; openOn()'s test stores report their own shape.
+      store: s.stats?.() as PageCacheStats | undefined,
     }
   }
 
@@ -955,6 +987,24 @@ function checkOpenOptions(o: unknown): OpenOptions {
       throw new InvalidArgumentError(`${name} must be an integer ≥ 0`)
     }
   }
+  // The tree's own options, checked here as makeTreeConfig() checks them (bar nodeMaxBytes'
+  // upper bound, the page size, known only once the store is open): a refused open must not
+  // have created the folder and its log first.
+  const intOption = (
+    name: 'nodeMaxBytes' | 'nodeMaxEntries' | 'idPersistInterval',
+    min: number,
+    max?: number,
+  ) => {
+    const v = opts[name]
+    if (v === undefined) return
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || (max !== undefined && v > max)) {
+      const range = max === undefined ? `≥ ${min}` : `in ${min}..${max}`
+      throw new InvalidArgumentError(`${name} must be an integer ${range}, got ${String(v)}`)
+    }
+  }
+  intOption('nodeMaxBytes', 16)
+  intOption('nodeMaxEntries', 4, 1 << 20)
+  intOption('idPersistInterval', 1)
   for (const name of ['warmCache', 'inlineSyncedWrites', 'inlineReads'] as const) {
     const v = opts[name]
     if (v !== undefined && typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be a boolean`)

@@ -4,6 +4,7 @@ export {
   type Bytes,
   type CasResult,
   Db,
+  type DbStats,
   type Limits,
   type OpenOptions,
   open,

@@ -10,6 +10,7 @@ import {
   type OpenOptions,
   open,
   type Tree,
+  wrapIoError,
 } from '../index.js'
 
 /**
@@ -48,9 +49,14 @@ export function checkExists(dir: string): void {
     if (!statSync(dir).isDirectory()) throw new NotADatabaseError(`${dir} is not a folder`, { file: dir })
     entries = readdirSync(dir)
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT')
+    const code = (e as { code?: string }).code
+    if (code === 'ENOENT')
       throw new NotADatabaseError(`no database at ${dir} (the folder does not exist)`, { file: dir })
-    throw e
+    // A file where the path needs a folder (`--dir some.txt/db`): not a database either.
+    if (code === 'ENOTDIR')
+      throw new NotADatabaseError(`no database at ${dir} (a part of the path is a file)`, { file: dir })
+    // Anything else the OS says (EACCES, ELOOP, EIO) is a typed error, not a stack trace.
+    throw wrapIoError(e, 'inspecting the database folder', dir)
   }
   if (entries.length === 0)
     throw new NotADatabaseError(`no database at ${dir} (the folder is empty)`, { file: dir })
@@ -176,8 +182,11 @@ export function checkEmptyOrMissing(dir: string): void {
   try {
     entries = readdirSync(dir)
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return
-    throw e
+    const code = (e as { code?: string }).code
+    if (code === 'ENOENT') return
+    if (code === 'ENOTDIR')
+      throw new InvalidArgumentError(`${dir} is not a folder (a part of the path is a file)`)
+    throw wrapIoError(e, 'inspecting the benchmark folder', dir)
   }
   if (entries.length > 0)
     throw new InvalidArgumentError(`${dir} is not empty: give a new folder (the benchmark writes over it)`)

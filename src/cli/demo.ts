@@ -1,6 +1,7 @@
 // `bobsled demo`, the README's main job: write records into a real database, flush, close,
 // reopen (running recovery), read every record back and check it, and say how fast.
 
+import { InvalidArgumentError } from '../index.js'
 import { type CommonOptions, emit, fmt, mib, openOrCreate, perSec, progress } from './common.js'
 
 export interface DemoOptions extends CommonOptions {
@@ -23,7 +24,8 @@ function recordValue(i: number, into: Uint8Array): Uint8Array {
 }
 
 export async function runDemo(o: DemoOptions): Promise<void> {
-  if (o.sizeBytes < 4) throw new RangeError('--size must be at least 4 bytes (each value carries its index)')
+  if (o.sizeBytes < 4)
+    throw new InvalidArgumentError('--size must be at least 4 bytes (each value carries its index)')
   let db = await openOrCreate(o.dir)
   let tree = await db.openTree(DEMO_TREE)
   await tree.clear()

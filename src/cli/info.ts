@@ -1,6 +1,9 @@
 import { Log } from '../index.js'
+import { checkExists } from './common.js'
 
 export async function runInfo(o: { dir: string; json: boolean }): Promise<void> {
+  // Log.open creates a missing log: a command that only reports must never make one.
+  checkExists(o.dir)
   const log = await Log.open(o.dir, { flushEveryMs: 0 })
   try {
     const m = log.metrics()

@@ -1,7 +1,15 @@
 // The point commands: get, put, del, and scan over a range of one tree.
 
 import { readFile, stat } from 'node:fs/promises'
-import { InvalidArgumentError, LimitError, type RangeOptions, wrapIoError } from '../index.js'
+import {
+  InvalidArgumentError,
+  LimitError,
+  MAX_KEY_BYTES,
+  MAX_TREE_NAME_BYTES,
+  MAX_VALUE_BYTES_CAP,
+  type RangeOptions,
+  wrapIoError,
+} from '../index.js'
 import {
   type ArgEncoding,
   argBytes,
@@ -44,14 +52,21 @@ export async function runPut(
 ): Promise<void> {
   if ((value === undefined) === (o.valueFile === undefined))
     throw new InvalidArgumentError('put takes a value argument or --value-file, one of them')
+  // Every argument is decoded and held to the published limits before the folder is opened:
+  // put creates the database, and a refused put must not leave a new one behind. The
+  // database checks again (its key limit is lower on small segments; such a folder exists).
+  const k = argBytes(key, o.encoding, 'key')
+  if (k.length > MAX_KEY_BYTES) throw new LimitError('key bytes', MAX_KEY_BYTES, k.length)
+  const v =
+    o.valueFile === undefined
+      ? argBytes(value as string, o.encoding, 'value')
+      : await readValueFile(o.valueFile, MAX_VALUE_BYTES_CAP)
+  if (v.length > MAX_VALUE_BYTES_CAP) throw new LimitError('value bytes', MAX_VALUE_BYTES_CAP, v.length)
+  const nameBytes = Buffer.byteLength(o.tree ?? '')
+  if (nameBytes > MAX_TREE_NAME_BYTES) throw new LimitError('tree name bytes', MAX_TREE_NAME_BYTES, nameBytes)
   const db = await openOrCreate(o.dir)
   try {
     const t = await pickTree(db, o.tree, true)
-    const k = argBytes(key, o.encoding, 'key')
-    const v =
-      o.valueFile === undefined
-        ? argBytes(value as string, o.encoding, 'value')
-        : await readValueFile(o.valueFile, db.limits.maxValueBytes)
     const old = await t.insert(k, v, { durable: true })
     emit(o, { tree: t.name, key, replaced: old !== undefined }, () =>
       old === undefined ? 'inserted' : `replaced ${showBytes(old)}`,

@@ -4,6 +4,8 @@
 // recovery checks the CRC of every message, then read end to end, which checks every record
 // and blob; (2) the database, which reads every key of every tree, checks that keys come in
 // strictly increasing order, then computes db.checksum(). Damage is reported, not repaired.
+// A checkpoint the open skipped (bad CRC, foreign) is a note, not damage: it is a redundant
+// snapshot, the log it summarises was checked, and the closing checkpoint replaces it.
 
 import { isBobsledError, Log } from '../index.js'
 import { type CommonOptions, checkExists, EXIT_DAMAGE, emit, fmt, openExisting, progress } from './common.js'
@@ -59,11 +61,15 @@ export async function runVerify(o: CommonOptions & { progress: boolean }): Promi
   }
 
   const trees: Array<{ name: string; entries: number }> = []
+  // Not damage: what the open skipped and rebuilt from the log (a checkpoint with a bad CRC).
+  const notes: string[] = []
   let checksum: number | undefined
   if (problems.length === 0) {
     try {
       const db = await openExisting(o.dir)
       try {
+        for (const skipped of (await db.stats()).store?.recovery.skippedCheckpoints ?? [])
+          notes.push(`checkpoint skipped at open, the log replayed instead: ${skipped}`)
         const names = ['', ...(await db.treeNames())]
         const bar = progress(o, 'verifying trees', names.length)
         for (const [i, name] of names.entries()) {
@@ -110,6 +116,7 @@ export async function runVerify(o: CommonOptions & { progress: boolean }): Promi
     trees,
     checksum: checksum ?? null,
     problems,
+    notes,
     ms: Math.round(performance.now() - t0),
   }
   emit(o, doc, () => {
@@ -121,6 +128,7 @@ export async function runVerify(o: CommonOptions & { progress: boolean }): Promi
     for (const t of trees)
       lines.push(`tree    ${t.name === '' ? '(default)' : t.name}: ${fmt(t.entries)} entries in order`)
     if (checksum !== undefined) lines.push(`checksum ${checksum.toString(16).padStart(8, '0')}`)
+    for (const n of notes) lines.push(`note    ${n}`)
     for (const p of problems) {
       const where = [
         p.tree !== undefined ? `tree ${JSON.stringify(p.tree)}` : undefined,

@@ -1,13 +1,14 @@
 // The `bobsled` CLI end to end: the real binary on real folders (README "CLI").
 
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { crc32 as zlibCrc32 } from 'node:zlib'
 import { tempDir } from '../helpers/temp-dir.js'
-import { cli, cliJson, INDEX } from './run-cli.js'
+import { cli, cliJson, INDEX, MAIN } from './run-cli.js'
 
 let root: { path: string; remove: () => Promise<void> }
 before(async () => {
@@ -131,6 +132,127 @@ describe('export and import', () => {
   })
 })
 
+/**
+ * An export file with the given entries and a correct trailer (count and checksum computed
+ * here, independently of the CLI), so that each broken rule below is caught by its own check.
+ */
+function exportText(
+  header: Record<string, unknown>,
+  entries: Array<[string, string, string]>,
+  extra = '',
+): string {
+  const trees = header.trees as string[]
+  let crc = 0
+  const feed = (b: Buffer): void => {
+    const frame = Buffer.alloc(4)
+    frame.writeUInt32BE(b.length)
+    crc = zlibCrc32(frame, crc)
+    if (b.length > 0) crc = zlibCrc32(b, crc)
+  }
+  // The checksum covers every tree of the header in its order, then each tree's entries as
+  // they appear: entries out of place still give a trailer that matches them.
+  const byTree = new Map(trees.map((t) => [t, [] as Array<[string, string]>]))
+  for (const [t, k, v] of entries) byTree.get(t)?.push([k, v])
+  for (const t of trees) {
+    feed(Buffer.from(t))
+    for (const [k, v] of byTree.get(t) ?? []) {
+      feed(Buffer.from(k))
+      feed(Buffer.from(v))
+    }
+  }
+  const lines = [JSON.stringify({ format: 'bobsled-export', version: 1, allTrees: true, ...header })]
+  for (const [t, k, v] of entries)
+    lines.push(
+      JSON.stringify({ t, k: Buffer.from(k).toString('base64'), v: Buffer.from(v).toString('base64') }),
+    )
+  lines.push(JSON.stringify({ end: true, records: entries.length, checksum: crc >>> 0 }))
+  return `${lines.join('\n')}\n${extra}`
+}
+
+describe('export format rules', () => {
+  test('import refuses another version or format and each broken rule, writing nothing; a well-formed file loads', async () => {
+    const dst = dirOf('rules-dst')
+    const file = join(root.path, 'rules.ndjson')
+    const good: Array<[string, string, string]> = [
+      ['', 'a', '1'],
+      ['', 'b', '2'],
+      ['users', 'u1', 'ada'],
+    ]
+    const cases: Array<[string, string, number, string, RegExp]> = [
+      [
+        'version 2',
+        exportText({ trees: ['', 'users'], version: 2 }, good),
+        2,
+        'BOBSLED_VERSION',
+        /version 2/,
+      ],
+      [
+        'another format',
+        exportText({ trees: ['', 'users'], format: 'csv' }, good),
+        2,
+        'BOBSLED_INVALID_ARGUMENT',
+        /not a bobsled export/,
+      ],
+      [
+        'keys out of order',
+        exportText({ trees: ['', 'users'] }, [good[1], good[0], good[2]] as never),
+        1,
+        'BOBSLED_CORRUPTION',
+        /strictly ascending/,
+      ],
+      [
+        'a repeated key',
+        exportText({ trees: ['', 'users'] }, [good[0], good[0], good[2]] as never),
+        1,
+        'BOBSLED_CORRUPTION',
+        /strictly ascending/,
+      ],
+      [
+        'trees interleaved',
+        exportText({ trees: ['', 'users'] }, [good[0], good[2], good[1]] as never),
+        1,
+        'BOBSLED_CORRUPTION',
+        /again after a later tree/,
+      ],
+      [
+        'a tree not in the header',
+        exportText({ trees: [''] }, good),
+        1,
+        'BOBSLED_CORRUPTION',
+        /not in the header/,
+      ],
+      [
+        'repeated tree names in the header',
+        exportText({ trees: ['', 'users', 'users'] }, good),
+        1,
+        'BOBSLED_CORRUPTION',
+        /distinct names/,
+      ],
+      [
+        'data after the trailer',
+        exportText({ trees: ['', 'users'] }, good, '{"t":"","k":"eg==","v":"eg=="}\n'),
+        1,
+        'BOBSLED_CORRUPTION',
+        /after the trailer/,
+      ],
+    ]
+    for (const [name, text, exit, code, message] of cases) {
+      writeFileSync(file, text)
+      const r = await cliJson(['import', '--dir', dst, file])
+      assert.equal(r.code, exit, `${name}: ${r.stderr}`)
+      assert.equal((r.doc as { error: { code: string } }).error.code, code, name)
+      assert.match(r.stderr, message, name)
+      await assert.rejects(fs.stat(dst), `${name}: the database was created`)
+    }
+    // The control: the same helper's well-formed file imports, checksum and all.
+    writeFileSync(file, exportText({ trees: ['', 'users'] }, good))
+    const ok = await cliJson(['import', '--dir', dst, file])
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal((ok.doc as { checksumVerified: boolean }).checksumVerified, true)
+    assert.equal((await cli(['get', '--dir', dst, '-t', 'users', 'u1'])).stdout, 'ada\n')
+  })
+})
+
 describe('large values', () => {
   test('put --value-file (file and stdin), get --raw, export/import and verify with 2 MiB values; over the limit exits 2', async () => {
     const d = dirOf('large')
@@ -234,6 +356,66 @@ describe('verify', () => {
   })
 })
 
+describe('corruption met by any command', () => {
+  test('get, dump, stats, scan, export, put and info on a damaged log exit 1 with BOBSLED_CORRUPTION, changing nothing', async () => {
+    const d = dirOf('damaged')
+    const marker = 'DAMAGED-0123456789abcdef'
+    assert.equal((await cli(['put', '--dir', d, 'k1', marker])).code, 0)
+    assert.equal((await cli(['put', '--dir', d, 'k2', 'v2'])).code, 0)
+    const log = join(d, 'log')
+    const bytes = readFileSync(log)
+    const at = bytes.indexOf(marker)
+    assert.ok(at > 0, 'the value is stored in the log')
+    bytes[at + 3] = (bytes[at + 3] as number) ^ 0x01
+    writeFileSync(log, bytes)
+    const before = folderBytes(d)
+    for (const args of [
+      ['get', '--dir', d, 'k2'],
+      ['dump', '--dir', d],
+      ['stats', '--dir', d],
+      ['scan', '--dir', d],
+      ['export', '--dir', d, '-o', join(root.path, 'damaged.ndjson')],
+      ['put', '--dir', d, 'k3', 'v3'],
+      ['info', d],
+    ]) {
+      const r = await cliJson(args)
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`)
+      const error = (r.doc as { error: { code: string; file?: string } }).error
+      assert.equal(error.code, 'BOBSLED_CORRUPTION', args[0])
+      assert.equal(error.file, log, `${args[0]} names the damaged file`)
+      assert.match(r.stderr, /\[BOBSLED_CORRUPTION\]/, args[0])
+    }
+    assert.deepEqual(folderBytes(d), before, 'a refused open changed the damaged folder')
+  })
+})
+
+describe('verify notes a skipped checkpoint', () => {
+  test('a checkpoint with a flipped byte is a note (exit 0, the data intact), not damage', async () => {
+    const d = dirOf('bad-checkpoint')
+    assert.equal((await cli(['put', '--dir', d, 'k1', 'v1'])).code, 0)
+    assert.equal((await cli(['put', '--dir', d, '-t', 't', 'k2', 'v2'])).code, 0)
+    const clean = await cliJson(['verify', '--dir', d])
+    assert.deepEqual((clean.doc as { notes: string[] }).notes, [], 'a clean folder has no notes')
+    const [checkpoint] = readdirSync(d).filter((f) => f.startsWith('checkpoint-'))
+    assert.ok(checkpoint !== undefined, 'a clean close wrote a checkpoint')
+    const path = join(d, checkpoint)
+    const b = readFileSync(path)
+    b[b.length >> 1] = (b[b.length >> 1] as number) ^ 0x10
+    writeFileSync(path, b)
+    const r = await cliJson(['verify', '--dir', d])
+    assert.equal(r.code, 0, r.stdout)
+    const doc = r.doc as { ok: boolean; notes: string[]; trees: Array<{ entries: number }> }
+    assert.equal(doc.ok, true)
+    assert.equal(doc.notes.length, 1, JSON.stringify(doc.notes))
+    assert.match(doc.notes[0] as string, new RegExp(`checkpoint skipped.*${checkpoint}`))
+    assert.deepEqual(
+      doc.trees.map((t) => t.entries),
+      [1, 1],
+    )
+    assert.equal((await cli(['get', '--dir', d, '-t', 't', 'k2'])).stdout, 'v2\n')
+  })
+})
+
 describe('--json and errors', () => {
   test('every command prints one JSON document', async () => {
     const d = dirOf('json')
@@ -307,5 +489,123 @@ describe('--json and errors', () => {
     const noTree = await cli(['get', '--dir', dirOf('json'), '-t', 'nope', 'a'])
     assert.equal(noTree.code, 2)
     assert.match(noTree.stderr, /no tree named "nope".*\[BOBSLED_INVALID_ARGUMENT\]/)
+  })
+
+  test('info never creates a log: a missing or empty folder is BOBSLED_NOT_A_DATABASE', async () => {
+    const missing = dirOf('info-missing')
+    const r = await cliJson(['info', missing])
+    assert.equal(r.code, 2, r.stderr)
+    assert.equal((r.doc as { error: { code: string } }).error.code, 'BOBSLED_NOT_A_DATABASE')
+    await assert.rejects(fs.stat(missing), 'info created the folder')
+    const empty = dirOf('info-empty')
+    await fs.mkdir(empty)
+    assert.equal((await cli(['info', empty])).code, 2)
+    assert.deepEqual(readdirSync(empty), [], 'info wrote into the empty folder')
+  })
+
+  test('a path through a file is a typed error with no stack trace, for database commands and bench', async () => {
+    const file = join(root.path, 'plain.txt')
+    writeFileSync(file, 'not a folder')
+    for (const args of [
+      ['get', '--dir', join(file, 'db'), 'k'],
+      ['stats', '--dir', join(file, 'db')],
+      ['verify', '--dir', join(file, 'db')],
+      ['info', join(file, 'db')],
+    ]) {
+      const r = await cliJson(args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(
+        (r.doc as { error: { code: string } }).error.code,
+        'BOBSLED_NOT_A_DATABASE',
+        args.join(' '),
+      )
+      assert.doesNotMatch(r.stderr, /\n\s+at /, `${args.join(' ')} printed a stack trace`)
+    }
+    for (const dir of [file, join(file, 'x')]) {
+      const r = await cliJson(['bench', '-n', '10', '--dir', dir])
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal((r.doc as { error: { code: string } }).error.code, 'BOBSLED_INVALID_ARGUMENT')
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'bench printed a stack trace')
+    }
+    const demo = await cliJson(['demo', '--dir', dirOf('demo-small'), '-s', '2'])
+    assert.equal(demo.code, 2, demo.stderr)
+    assert.equal((demo.doc as { error: { code: string } }).error.code, 'BOBSLED_INVALID_ARGUMENT')
+    assert.doesNotMatch(demo.stderr, /\n\s+at /, 'demo printed a stack trace')
+  })
+
+  test('a refused put creates no database: bad encoding, over-limit key, value or tree name', async () => {
+    const d = dirOf('put-refused')
+    const value = join(root.path, 'over.bin')
+    writeFileSync(value, '')
+    await fs.truncate(value, 64 * 1024 * 1024 + 1)
+    for (const [args, code] of [
+      [['-e', 'hex', 'zz', '00'], 'BOBSLED_INVALID_ARGUMENT'],
+      [['-e', 'hex', '00', 'not-hex'], 'BOBSLED_INVALID_ARGUMENT'],
+      [['k'.repeat(4097), 'v'], 'BOBSLED_LIMIT'],
+      [['-t', 't'.repeat(129), 'k', 'v'], 'BOBSLED_LIMIT'],
+      [['k', '--value-file', value], 'BOBSLED_LIMIT'],
+    ] as const) {
+      const r = await cliJson(['put', '--dir', d, ...args])
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal((r.doc as { error: { code: string } }).error.code, code, args.join(' ').slice(0, 80))
+      await assert.rejects(fs.stat(d), `put ${args.join(' ').slice(0, 80)} created the database`)
+    }
+    // At the limits it is accepted, and the key reads back.
+    const atLimit = await cli(['put', '--dir', d, '-t', 't'.repeat(128), 'k'.repeat(4096), 'v'])
+    assert.equal(atLimit.code, 0, atLimit.stderr)
+    assert.equal((await cli(['get', '--dir', d, '-t', 't'.repeat(128), 'k'.repeat(4096)])).stdout, 'v\n')
+  })
+})
+
+/** util-linux `script`: runs a command on a pseudo-terminal (the progress bar's condition). */
+const hasScript = ((): boolean => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** `bobsled <args>` on a pseudo-terminal: stdout and stderr both land in the returned text. */
+function cliOnTerminal(args: string[]): Promise<{ code: number | null; text: string }> {
+  const quote = (a: string): string => `'${a.replaceAll("'", "'\\''")}'`
+  const command = [process.execPath, MAIN, ...args].map(quote).join(' ')
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let text = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      text += d
+    })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      text += d
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, text }))
+  })
+}
+
+describe('progress bars', () => {
+  test('long work shows a bar on a terminal only, never with --no-progress or --json', {
+    skip: !hasScript && 'no `script` (util-linux) to make a terminal',
+  }, async () => {
+    const d = dirOf('progress')
+    const bar = /inserting \[=+\] 100% 3000\/3000/
+    const onTerminal = await cliOnTerminal(['demo', '--dir', d, '-n', '3000'])
+    assert.equal(onTerminal.code, 0, onTerminal.text)
+    assert.match(onTerminal.text, bar, 'no progress bar on a terminal')
+    const exp = await cliOnTerminal(['export', '--dir', d, '-o', join(root.path, 'progress.ndjson')])
+    assert.equal(exp.code, 0, exp.text)
+    assert.match(exp.text, /exporting \[=+\] 100% 3000\/3000/, 'no progress bar for export on a terminal')
+
+    const off = await cliOnTerminal(['demo', '--dir', d, '-n', '3000', '--no-progress'])
+    assert.equal(off.code, 0, off.text)
+    assert.doesNotMatch(off.text, /inserting \[/, '--no-progress showed a bar')
+    const json = await cliOnTerminal(['demo', '--dir', d, '-n', '3000', '--json'])
+    assert.equal(json.code, 0, json.text)
+    assert.doesNotMatch(json.text, /inserting \[/, '--json showed a bar')
+    const piped = await cli(['demo', '--dir', d, '-n', '3000'])
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal(piped.stderr, '', 'a bar (or anything) on stderr off a terminal')
   })
 })

@@ -1,9 +1,12 @@
 // The public API's behaviour, one call at a time.
 
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'node:test'
-import { ClosedError, InvalidArgumentError, open } from '../../src/index.js'
-import { collect, dbFixture, dec, eachBackend, enc, TINY } from './fixtures.js'
+import { ClosedError, type DbStats, InvalidArgumentError, type OpenOptions, open } from '../../src/index.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { collect, dbFixture, dec, eachBackend, enc, hex, TINY } from './fixtures.js'
 
 eachBackend(
   'keys and values are copied at the call: one array refilled between calls and batch inserts lands as written',
@@ -126,6 +129,54 @@ eachBackend('range bounds, reverse, limit, keys()/values() and scanPrefix', asyn
   assert.equal((await collect(r)).length, 3)
 })
 
+eachBackend(
+  'keys order bytewise (unsigned, UTF-8 bytes), in scans, neighbours, first/last and prefixes',
+  async (backend) => {
+    const { db } = await dbFixture(backend)
+    // Unsigned bytes around the sign bit, a prefix before its extensions, the empty key, and
+    // strings whose UTF-8 order differs from JavaScript's UTF-16 order ('\u{1F600}' sorts
+    // before '\uFFFF' as UTF-16 code units, after it as UTF-8 bytes).
+    const keys: Uint8Array[] = [
+      new Uint8Array([]),
+      new Uint8Array([0x00]),
+      new Uint8Array([0x00, 0x00]),
+      new Uint8Array([0x7f]),
+      new Uint8Array([0x80]),
+      new Uint8Array([0x80, 0x00]),
+      new Uint8Array([0xfe, 0xff]),
+      new Uint8Array([0xff]),
+      new Uint8Array([0xff, 0xff, 0x01]),
+      enc('a'),
+      enc('\u00e9'),
+      enc('\uffff'),
+      enc('\u{1f600}'),
+      // Equal in their first 4 bytes, so a leaf's word compare ties and the byte loop decides.
+      new Uint8Array([0x61, 0x61, 0x61, 0x61, 0x7f]),
+      new Uint8Array([0x61, 0x61, 0x61, 0x61, 0x80]),
+      new Uint8Array([0x61, 0x61, 0x61, 0x61, 0xff, 0x00]),
+    ]
+    const shuffled = [...keys].sort((a, b) => hex(a).length - hex(b).length || (hex(a) < hex(b) ? 1 : -1))
+    for (const [i, k] of shuffled.entries()) await db.insert(k, `v${i}`)
+    const want = [...keys].sort(Buffer.compare).map(hex)
+    for (const k of keys) assert.notEqual(await db.get(k), undefined, `get ${hex(k)}`)
+    assert.deepEqual((await collect(db.range().keys())).map(hex), want)
+    assert.deepEqual((await collect(db.range({ reverse: true }).keys())).map(hex), [...want].reverse())
+    assert.equal(hex((await db.first())?.[0] as Uint8Array), want[0])
+    assert.equal(hex((await db.last())?.[0] as Uint8Array), want.at(-1))
+    assert.equal(hex((await db.getGt(new Uint8Array([0x7f])))?.[0] as Uint8Array), '80')
+    assert.equal(hex((await db.getLt(new Uint8Array([0x80])))?.[0] as Uint8Array), '7f')
+    assert.equal(hex((await db.getLt(enc('\u{1f600}')))?.[0] as Uint8Array), hex(enc('\uffff')))
+    assert.deepEqual(
+      (await collect(db.range({ gte: new Uint8Array([0x7f]), lt: new Uint8Array([0xff]) }).keys())).map(hex),
+      // é is c3a9, U+FFFF efbfbf, U+1F600 f09f9880: all below feff.
+      ['7f', '80', '8000', hex(enc('\u00e9')), hex(enc('\uffff')), hex(enc('\u{1f600}')), 'feff'],
+    )
+    // A prefix of 0xff has no upper bound key: the scan runs to the end of the tree.
+    assert.deepEqual((await collect(db.scanPrefix(new Uint8Array([0xff])).keys())).map(hex), ['ff', 'ffff01'])
+    assert.deepEqual((await collect(db.scanPrefix(new Uint8Array([0x80])).keys())).map(hex), ['80', '8000'])
+  },
+)
+
 eachBackend('named trees: openTree/treeNames/dropTree, handles of a dropped tree reject', async (backend) => {
   const f = await dbFixture(backend)
   const { db } = f
@@ -200,8 +251,18 @@ eachBackend('stats, sizeOnDisk and limits are reported', async (backend) => {
   const { db } = await dbFixture(backend)
   await db.insert('a', '1')
   assert.ok((await db.sizeOnDisk()) > 0)
-  const s = (await db.stats()) as { trees: number; limits: { maxKeyBytes: number } }
+  // Typed: no cast (tsc fails this file if stats() loses its DbStats type).
+  const s: DbStats = await db.stats()
   assert.equal(s.trees, 0)
+  assert.equal(s.durability, 'flush')
+  assert.ok(s.lastLsn >= 0, `lastLsn ${s.lastLsn}`)
+  if (backend === 'file') {
+    // The page cache's space and memory figures, as `bobsled stats` explains them.
+    assert.ok(s.store !== undefined)
+    assert.ok(s.store.pages >= 1 && s.store.residentPages <= s.store.pages)
+    assert.ok(s.store.cacheBytes > 0 && s.store.cacheBytes <= s.store.cacheCapacity)
+    assert.ok(s.store.liveBytes > 0)
+  }
   // 4 KiB on the memory store's large pages; the page size caps it on small segments.
   assert.equal(s.limits.maxKeyBytes, backend === 'memory' ? 4096 : db.limits.maxKeyBytes)
   assert.ok(s.limits.maxKeyBytes >= 1024, `key limit ${s.limits.maxKeyBytes}`)
@@ -210,7 +271,37 @@ eachBackend('stats, sizeOnDisk and limits are reported', async (backend) => {
 
 test('open() validates its arguments before touching the disk', async () => {
   await assert.rejects(open(42 as unknown as string), InvalidArgumentError)
-  await assert.rejects(open('/tmp/x', { durability: 'always' as 'sync' }), InvalidArgumentError)
+  const root = await tempDir('open-args')
+  try {
+    // Each refused open names a folder that does not exist: it must still not exist after.
+    const bad: Array<[string, OpenOptions]> = [
+      ['durability', { durability: 'always' as 'sync' }],
+      ['cacheCapacity', { cacheCapacity: -1 }],
+      ['segmentBytes', { segmentBytes: 3000 }],
+      ['nodeMaxBytes', { nodeMaxBytes: 'big' as unknown as number }],
+      ['nodeMaxBytes', { nodeMaxBytes: 15 }],
+      ['nodeMaxEntries', { nodeMaxEntries: 1 }],
+      ['nodeMaxEntries', { nodeMaxEntries: 2 ** 20 + 1 }],
+      ['idPersistInterval', { idPersistInterval: 0 }],
+      ['idPersistInterval', { idPersistInterval: 1.5 }],
+      ['warmCache', { warmCache: 'yes' as unknown as boolean }],
+    ]
+    for (const [i, [name, options]] of bad.entries()) {
+      const dir = join(root.path, `db${i}`)
+      await assert.rejects(open(dir, options), InvalidArgumentError, name)
+      assert.equal(existsSync(dir), false, `a refused ${name} created ${dir}`)
+    }
+    // The same options in range open, so the refusals above were the options' doing.
+    const db = await open(join(root.path, 'ok'), {
+      nodeMaxBytes: 16,
+      nodeMaxEntries: 4,
+      idPersistInterval: 1,
+    })
+    await db.insert('k', 'v')
+    await db.close()
+  } finally {
+    await root.remove()
+  }
 })
 
 eachBackend(

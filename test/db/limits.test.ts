@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import {
   InvalidArgumentError,
   LimitError,
+  MAX_BATCH_OPS,
   MAX_KEY_BYTES,
   MAX_TREE_NAME_BYTES,
   MAX_TREES,
@@ -68,6 +69,16 @@ eachBackend('wrong types and over-limit input throw typed errors and change noth
       InvalidArgumentError,
     ],
     ['durable(lsn) not a number', () => db.durable('5' as unknown as number), InvalidArgumentError],
+    ['insertJSON of a BigInt', () => db.insertJSON('k', 1n), InvalidArgumentError],
+    [
+      'insertJSON of a cycle',
+      () => {
+        const o: { self?: unknown } = {}
+        o.self = o
+        return db.insertJSON('k', o)
+      },
+      InvalidArgumentError,
+    ],
   ]
   for (const [name, call, type] of cases) {
     await assert.rejects(call(), type, name)
@@ -77,6 +88,8 @@ eachBackend('wrong types and over-limit input throw typed errors and change noth
   }
   assert.throws(() => db.range({ gte: 3 as unknown as string }), InvalidArgumentError)
   assert.throws(() => db.scanPrefix(bigKey), LimitError)
+  assert.throws(() => db.scanPrefix('a', null as never), InvalidArgumentError)
+  assert.throws(() => db.scanPrefix('a', 'reverse' as never), InvalidArgumentError)
   assert.deepEqual(await db.treeNames(), ['t'])
   await f.verify()
 })
@@ -158,3 +171,38 @@ eachBackend('pages too small for the tree are refused at open', async (backend) 
     InvalidArgumentError,
   )
 })
+
+eachBackend(
+  'applyBatch takes MAX_BATCH_OPS operations; one more is a LimitError with nothing written',
+  async (backend) => {
+    const f = await dbFixture(backend)
+    const { db } = f
+    assert.equal(db.limits.maxBatchOps, MAX_BATCH_OPS)
+    const t = await db.openTree('t')
+    await db.insert('before', 'x')
+    const sum = await db.checksum()
+    const lsn = db.lastLsn
+    const writes = f.writes()
+    const key = (i: number): string => `k${String(i).padStart(6, '0')}`
+    // One over, across two trees: refused while build() queues it, before anything is written.
+    await assert.rejects(
+      db.applyBatch((b) => {
+        for (let i = 0; i < MAX_BATCH_OPS; i++) b.insert(key(i), 'v', i % 2 === 0 ? db : t)
+        b.remove('before')
+      }),
+      (e: unknown) =>
+        e instanceof LimitError && e.maximum === MAX_BATCH_OPS && e.actual === MAX_BATCH_OPS + 1,
+    )
+    assert.equal(await db.checksum(), sum, 'contents unchanged')
+    assert.equal(db.lastLsn, lsn, 'nothing written')
+    assert.equal(f.writes(), writes, 'no store write')
+    // Exactly the limit lands whole.
+    await db.applyBatch((b) => {
+      for (let i = 0; i < MAX_BATCH_OPS - 1; i++) b.insert(key(i), 'v', i % 2 === 0 ? db : t)
+      b.remove('before')
+    })
+    assert.equal((await db.len()) + (await t.len()), MAX_BATCH_OPS - 1)
+    assert.equal(await db.get('before'), undefined)
+    await f.verify()
+  },
+)
