@@ -83,7 +83,7 @@ export class FileStorage implements Storage {
     if (!isPresent) {
       let firstCreated: string | undefined
       try {
-        firstCreated = await fsp.mkdir(root, { recursive: true, mode: this.dirMode })
+        firstCreated = await makeFolders(root, this.dirMode)
         // mkdir's mode is masked by the umask; the folder's mode must not depend on it.
         if (firstCreated !== undefined) await fsp.chmod(root, this.dirMode)
       } catch (e) {
@@ -486,4 +486,34 @@ class RealFile implements StorageFile {
     const results = await Promise.allSettled([this.handle.close(), second?.close()])
     for (const r of results) if (r.status === 'rejected') throw wrapIoError(r.reason, 'close', this.name)
   }
+}
+
+/**
+ * mkdir -p, one level at a time from the deepest folder that exists: returns the first
+ * folder it created (undefined if none). Node's own recursive mkdir never settles where a
+ * parent exists but refuses new entries with ENOENT (under /proc, seen on Node 20): it
+ * retries the parent forever. Here that is an ENOENT like any other.
+ */
+async function makeFolders(root: string, mode: number): Promise<string | undefined> {
+  const missing: string[] = []
+  for (let dir = root; ; dir = path.dirname(dir)) {
+    try {
+      await fsp.stat(dir)
+      break
+    } catch (e) {
+      if (errnoCode(e) !== 'ENOENT' || path.dirname(dir) === dir) throw e
+      missing.push(dir)
+    }
+  }
+  let first: string | undefined
+  for (const dir of missing.reverse()) {
+    try {
+      await fsp.mkdir(dir, { mode })
+      first ??= dir
+    } catch (e) {
+      // Another process made it meanwhile: as mkdir -p, that is fine.
+      if (errnoCode(e) !== 'EEXIST') throw e
+    }
+  }
+  return first
 }

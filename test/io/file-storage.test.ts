@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { constants as fsConstants } from 'node:fs'
+import { existsSync, constants as fsConstants } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -356,6 +356,23 @@ describe('FileStorage', () => {
     await s.ensureRoot()
     await (await s.openFile('x', 'create')).close()
     assert.deepEqual(await s.list(''), ['x'])
+  })
+
+  test("a parent that refuses new folders is a typed ENOENT, not a hang (Node's recursive mkdir loops under /proc)", {
+    skip: !existsSync('/proc/self'),
+  }, async () => {
+    for (const root of ['/proc/bobsled-nope', '/proc/bobsled-nope/a/b']) {
+      const s = new FileStorage(root)
+      const outcome = await Promise.race([
+        s.ensureRoot().then(
+          () => 'created',
+          (e) => e,
+        ),
+        new Promise((resolve) => setTimeout(() => resolve('hung'), 3000).unref()),
+      ])
+      assert.ok(outcome instanceof IoError, `${root}: ${String(outcome)}`)
+      assert.equal(outcome.syscallCode, 'ENOENT', root)
+    }
   })
 
   test('argument checks are typed', async () => {
