@@ -335,11 +335,7 @@ describe('verify', () => {
 
     // The database is closed: find the value's bytes in the log and flip one.
     const log = join(d, 'log')
-    const bytes = readFileSync(log)
-    const at = bytes.indexOf(marker)
-    assert.ok(at > 0, 'the value is stored in the log')
-    bytes[at + 5] = (bytes[at + 5] as number) ^ 0x01
-    writeFileSync(log, bytes)
+    const bytes = flipInLog(log, marker, 5)
     // Junk past the last message of the log's last segment: recovery would zero it.
     writeFileSync(log, Buffer.concat([bytes, Buffer.alloc(64, 0x5a)]))
     const before = folderBytes(d)
@@ -356,6 +352,16 @@ describe('verify', () => {
   })
 })
 
+/** Flips one bit `offset` bytes into the first copy of `marker` in a closed database's log; returns the new bytes. */
+function flipInLog(log: string, marker: string, offset: number): Buffer {
+  const bytes = readFileSync(log)
+  const at = bytes.indexOf(marker)
+  assert.ok(at > 0, 'the value is stored in the log')
+  bytes[at + offset] = (bytes[at + offset] as number) ^ 0x01
+  writeFileSync(log, bytes)
+  return bytes
+}
+
 describe('corruption met by any command', () => {
   test('get, dump, stats, scan, export, put and info on a damaged log exit 1 with BOBSLED_CORRUPTION, changing nothing', async () => {
     const d = dirOf('damaged')
@@ -363,11 +369,7 @@ describe('corruption met by any command', () => {
     assert.equal((await cli(['put', '--dir', d, 'k1', marker])).code, 0)
     assert.equal((await cli(['put', '--dir', d, 'k2', 'v2'])).code, 0)
     const log = join(d, 'log')
-    const bytes = readFileSync(log)
-    const at = bytes.indexOf(marker)
-    assert.ok(at > 0, 'the value is stored in the log')
-    bytes[at + 3] = (bytes[at + 3] as number) ^ 0x01
-    writeFileSync(log, bytes)
+    flipInLog(log, marker, 3)
     const before = folderBytes(d)
     for (const args of [
       ['get', '--dir', d, 'k2'],
