@@ -19,6 +19,7 @@ export {
   type TraceRecord,
 } from './sim-storage.js'
 export type { OpenMode, Storage, StorageFile, StorageLock } from './storage.js'
+export { readNowUpTo } from './storage.js'
 
 /** Real-file storage for the database folder at `path` (relative paths resolve against cwd). */
 export function openStorage(path: string, options?: FileStorageOptions): Storage {

@@ -92,3 +92,25 @@ export interface Storage {
    */
   lock(): Promise<StorageLock>
 }
+
+/**
+ * Reads into `buffer[offset, offset + length)` from `position` with `file.readNow`, looping
+ * on short reads until the range is full or the file ends; returns the bytes read. The
+ * caller checked that the file has readNow.
+ */
+export function readNowUpTo(
+  file: StorageFile,
+  buffer: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): number {
+  const readNow = file.readNow as NonNullable<StorageFile['readNow']>
+  let got = 0
+  while (got < length) {
+    const n = readNow.call(file, buffer, offset + got, length - got, position + got)
+    if (n === 0) break
+    got += n
+  }
+  return got
+}

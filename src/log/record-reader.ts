@@ -4,7 +4,7 @@
 // facade) has checked the instance is open and the LSN is a safe integer.
 
 import { CorruptionError, InvalidArgumentError, wrapIoError } from '../errors.js'
-import type { Storage } from '../io/index.js'
+import { readNowUpTo, type Storage } from '../io/index.js'
 import { assert } from '../util/assert.js'
 import { asLsn } from '../util/brand.js'
 import { type BlobRef, readBlob } from './blob.js'
@@ -73,22 +73,12 @@ async function runSteps<R>(ctx: LogContext, steps: Generator<ReadStep, R, void>)
 
 /** runSteps() on the calling thread through StorageFile.readNow (which the caller checked is there). */
 function runStepsNow<R>(ctx: LogContext, steps: Generator<ReadStep, R, void>): R {
-  const file = ctx.file
   for (let s = steps.next(); ; s = steps.next()) {
     if (s.done === true) return s.value
     const { into, position } = s.value
-    let got = 0
+    let got: number
     try {
-      while (got < into.length) {
-        const n = (file.readNow as NonNullable<typeof file.readNow>)(
-          into,
-          got,
-          into.length - got,
-          position + got,
-        )
-        if (n === 0) break
-        got += n
-      }
+      got = readNowUpTo(ctx.file, into, 0, into.length, position)
     } catch (e) {
       throw wrapIoError(e, 'reading the log', ctx.fileLabel)
     }

@@ -5,7 +5,7 @@
 // size is the size after the planned truncation. Nothing can be written through it.
 
 import { InvariantError } from '../errors.js'
-import type { StorageFile } from '../io/index.js'
+import { readNowUpTo, type StorageFile } from '../io/index.js'
 
 /** `length` bytes at log offset `position` that read from `journal` at `at`, or as zeros. */
 interface Patch {
@@ -26,7 +26,10 @@ export class RepairedFile implements StorageFile {
     private readonly base: StorageFile | undefined,
     private sizeBytes: number,
     private readonly journal: StorageFile | undefined,
-  ) {}
+  ) {
+    const canReadNow = (f: StorageFile | undefined) => f === undefined || f.readNow !== undefined
+    this.readNow = canReadNow(base) && canReadNow(journal) ? this.readRepairedNow.bind(this) : undefined
+  }
 
   get name(): string {
     return this.base?.name ?? 'log'
@@ -63,37 +66,21 @@ export class RepairedFile implements StorageFile {
   }
 
   /**
-   * read() on the calling thread, when the log file and the journal both can: the first
-   * page-ins after open come through this view until the open is accepted, and without it
-   * each fell back to the pool (stats().store.inlineReads.fallbacks).
+   * read() on the calling thread, when the log file and the journal both can (set once, in
+   * the constructor): the first page-ins after open come through this view until the open
+   * is accepted, and without it each fell back to the pool (stats().store.inlineReads.fallbacks).
    */
-  get readNow(): StorageFile['readNow'] {
-    const base = this.base
-    const journal = this.journal
-    if (
-      (base !== undefined && base.readNow === undefined) ||
-      (journal !== undefined && journal.readNow === undefined)
-    ) {
-      return undefined
-    }
-    return (buffer, offset, length, position) => {
-      const n = Math.max(0, Math.min(length, this.sizeBytes - position))
-      let got = 0
-      while (base !== undefined && got < n) {
-        const r = (base.readNow as NonNullable<StorageFile['readNow']>)(
-          buffer,
-          offset + got,
-          n - got,
-          position + got,
-        )
-        if (r === 0) break
-        got += r
+  readonly readNow: StorageFile['readNow']
+
+  private readRepairedNow(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    const n = Math.max(0, Math.min(length, this.sizeBytes - position))
+    const got = this.base === undefined ? 0 : readNowUpTo(this.base, buffer, offset, n, position)
+    for (const [into, at] of this.overlay(buffer, offset, position, n, got)) {
+      if (readNowUpTo(this.journal as StorageFile, into, 0, into.length, at) < into.length) {
+        throw new InvariantError(`the tail journal ended inside an extent checked at open`)
       }
-      for (const [into, at] of this.overlay(buffer, offset, position, n, got)) {
-        readFullyNow(journal as StorageFile, into, at)
-      }
-      return n
     }
+    return n
   }
 
   /**
@@ -152,15 +139,6 @@ async function readFully(f: StorageFile, into: Uint8Array, position: number): Pr
   let got = 0
   while (got < into.length) {
     const n = await f.read(into, got, into.length - got, position + got)
-    if (n === 0) throw new InvariantError(`the tail journal ended inside an extent checked at open`)
-    got += n
-  }
-}
-
-function readFullyNow(f: StorageFile, into: Uint8Array, position: number): void {
-  let got = 0
-  while (got < into.length) {
-    const n = (f.readNow as NonNullable<StorageFile['readNow']>)(into, got, into.length - got, position + got)
     if (n === 0) throw new InvariantError(`the tail journal ended inside an extent checked at open`)
     got += n
   }
